@@ -1,0 +1,29 @@
+# Two commands: `make run` serves the API on the embedded default,
+# `make test` runs the whole suite against MariaDB, Redis and SQLite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test migrate clean
+
+$(VENV)/.runtime: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime
+	@echo "Serving on http://$(HOST):$(PORT) (embedded SQLite in data/). Try:"
+	@echo "  curl -s -X POST 'http://$(HOST):$(PORT)/register?user_name=shir'"
+	$(VENV)/bin/chalice local --host $(HOST) --port $(PORT) --stage dev
+
+test: $(VENV)/.runtime
+	./scripts/ensure-services.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+migrate: $(VENV)/.runtime
+	$(PY) -m chalicelib.migrate
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .hypothesis

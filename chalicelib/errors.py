@@ -1,0 +1,65 @@
+"""Domain errors. Each carries the stable code of the API contract; the HTTP
+status that goes with a code is decided only at the edge (app.py)."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "DomainError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(DomainError):
+    code = "BadRequest"
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(f"{parameter}: {problem}")
+        self.parameter = parameter
+
+
+class Unauthorized(DomainError):
+    code = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    code = "Forbidden"
+
+
+class Blocked(DomainError):
+    code = "Blocked"
+
+
+class NotAMember(DomainError):
+    code = "NotAMember"
+
+
+class UserNotFound(DomainError):
+    code = "UserNotFound"
+
+
+class GroupNotFound(DomainError):
+    code = "GroupNotFound"
+
+
+class GroupFull(DomainError):
+    code = "GroupFull"
+
+
+class IdempotencyConflict(DomainError):
+    code = "IdempotencyConflict"
+
+
+class PayloadTooLarge(DomainError):
+    code = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(DomainError):
+    code = "UnsupportedMediaType"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency the request needs (the database) cannot be reached."""
+
+    code = "ServiceUnavailable"

@@ -1,0 +1,90 @@
+"""Versioned schema migrations: `python -m chalicelib.migrate`.
+
+Applies every `migrations/NNNN_name.sql` not yet recorded in
+`schema_migrations`, in order, to the database named by DATABASE_URL (which
+must exist). Idempotent; never run per request. Run one at a time: MySQL DDL
+commits by itself, so a migration is not atomic there.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Tuple
+
+from .db import Database, Tx, to_db_time
+from .settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
+
+log = logging.getLogger(__name__)
+
+
+def available() -> List[Tuple[int, str, List[str]]]:
+    """(version, name, statements) for each migration file, in order."""
+    found = []
+    for path in sorted(MIGRATIONS_DIR.iterdir()):
+        match = _FILE.fullmatch(path.name)
+        if not match:
+            continue
+        text = "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("--")
+        )
+        statements = [s.strip() for s in text.split(";") if s.strip()]
+        found.append((int(match.group(1)), path.stem, statements))
+    return found
+
+
+def _ddl(db: Database, statement: str) -> str:
+    if statement.upper().startswith("CREATE TABLE"):
+        return statement + db.dialect.table_options
+    return statement
+
+
+def apply_migrations(db: Database) -> List[str]:
+    """Apply what is missing; return the names applied."""
+    applied_now: List[str] = []
+
+    def bootstrap(tx: Tx) -> None:
+        tx.execute(
+            _ddl(
+                db,
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INT NOT NULL, name VARCHAR(200) NOT NULL,"
+                " applied_at DATETIME(6) NOT NULL, PRIMARY KEY (version))",
+            )
+        )
+
+    db.run(bootstrap, write=True)
+    for version, name, statements in available():
+
+        def step(tx: Tx) -> bool:
+            if tx.one("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)):
+                return False
+            for statement in statements:
+                tx.execute(_ddl(db, statement))
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                (version, name, to_db_time(datetime.now(timezone.utc))),
+            )
+            return True
+
+        if db.run(step, write=True):
+            applied_now.append(name)
+            log.info("applied migration %s", name)
+    return applied_now
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    db = Database(Settings.from_env())
+    applied = apply_migrations(db)
+    print(f"{db.kind}: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

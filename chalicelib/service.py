@@ -1,0 +1,260 @@
+"""The use cases. Each is one unit of work against the database; rules that
+the contract states (blocking, membership, idempotency, the cursor) live
+here and raise domain errors, which the edge maps to HTTP."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+from .auth import TokenSigner
+from .db import Database, DuplicateKey, MissingReference, Tx
+from .errors import (
+    BadRequest,
+    Blocked,
+    Forbidden,
+    GroupFull,
+    GroupNotFound,
+    IdempotencyConflict,
+    NotAMember,
+    UserNotFound,
+)
+from .repositories import Blocks, Groups, Inbox, InboxCounters, InboxEntry, Members, Messages, StoredMessage, Users
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _message_item(entry: InboxEntry) -> Dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "message_id": entry.message_id,
+        "kind": "group" if entry.group_id else "direct",
+        "sender_id": entry.sender_id,
+        "group_id": entry.group_id,
+        "text": entry.body,
+        "sent_at": iso(entry.sent_at),
+    }
+
+
+class Messaging:
+    def __init__(self, *, db: Database, signer: TokenSigner, auth_enabled: bool, max_group_members: int) -> None:
+        self._db = db
+        self._signer = signer
+        self._auth_enabled = auth_enabled
+        self._max_group_members = max_group_members
+
+    # ------------------------------------------------------------------ auth
+
+    def authenticate(self, authorization: Optional[str]) -> Optional[str]:
+        """The caller's user id from a Bearer token; None when auth is off."""
+        if not self._auth_enabled:
+            return None
+        return self._signer.user_from_header(authorization)
+
+    def _act_as(self, caller: Optional[str], parameter: str, user_id: str) -> None:
+        if caller is not None and caller != user_id:
+            raise Forbidden(f"{parameter} must be the user the token was issued to")
+
+    # ------------------------------------------------------------------ users
+
+    def register(self, *, user_name: str) -> Dict[str, Any]:
+        user_id = str(uuid.uuid4())
+
+        def work(tx: Tx) -> None:
+            Users(tx).add(user_id=user_id, name=user_name, created_at=_now())
+            InboxCounters(tx).add(user_id=user_id)
+
+        self._db.run(work, write=True)
+        return {"user_id": user_id, "user_name": user_name, "token": self._signer.issue(user_id)}
+
+    def set_block(self, *, caller: Optional[str], blocking_user_id: str, blocked_user_id: str, block: bool) -> Dict[str, Any]:
+        self._act_as(caller, "blocking_user_id", blocking_user_id)
+        if blocking_user_id == blocked_user_id:
+            raise BadRequest("blocked_user_id", "a user cannot block themselves")
+
+        def work(tx: Tx) -> None:
+            blocks = Blocks(tx)
+            if block:
+                try:
+                    blocks.add(blocker_id=blocking_user_id, blocked_id=blocked_user_id, created_at=_now())
+                except DuplicateKey:
+                    pass  # already blocked: blocking is idempotent
+                except MissingReference:
+                    self._raise_unknown_users(tx, blocking_user_id=blocking_user_id, blocked_user_id=blocked_user_id)
+            elif blocks.remove(blocker_id=blocking_user_id, blocked_id=blocked_user_id) == 0:
+                self._raise_unknown_users(tx, blocking_user_id=blocking_user_id, blocked_user_id=blocked_user_id)
+
+        self._db.run(work, write=True)
+        return {"blocking_user_id": blocking_user_id, "blocked_user_id": blocked_user_id, "blocked": block}
+
+    @staticmethod
+    def _raise_unknown_users(tx: Tx, **users: str) -> None:
+        """Raise UserNotFound for the first unknown user among `users`."""
+        for parameter, user_id in users.items():
+            if not Users(tx).exists(user_id=user_id):
+                raise UserNotFound(f"{parameter}: no user {user_id}")
+
+    # ------------------------------------------------------------------ groups
+
+    def create_group(self, *, group_name: str) -> Dict[str, Any]:
+        group_id = str(uuid.uuid4())
+        self._db.run(lambda tx: Groups(tx).add(group_id=group_id, name=group_name, created_at=_now()), write=True)
+        return {"group_id": group_id, "group_name": group_name}
+
+    def set_membership(self, *, caller: Optional[str], user_id: str, group_id: str, member: bool) -> Dict[str, Any]:
+        self._act_as(caller, "user_id", user_id)
+
+        def join(tx: Tx) -> None:
+            groups, members = Groups(tx), Members(tx)
+            if not groups.take_seat(group_id=group_id, capacity=self._max_group_members):
+                if not groups.exists(group_id=group_id):
+                    raise GroupNotFound(f"group_id: no group {group_id}")
+                if members.is_member(group_id=group_id, user_id=user_id):
+                    return
+                raise GroupFull(f"group {group_id} has {self._max_group_members} members, the maximum")
+            try:
+                members.add(group_id=group_id, user_id=user_id, joined_at=_now())
+            except DuplicateKey:
+                groups.free_seat(group_id=group_id)  # already a member: joining is idempotent
+            except MissingReference:
+                raise UserNotFound(f"user_id: no user {user_id}") from None
+
+        def leave(tx: Tx) -> None:
+            if Members(tx).remove(group_id=group_id, user_id=user_id) == 1:
+                Groups(tx).free_seat(group_id=group_id)
+                return
+            if not Groups(tx).exists(group_id=group_id):
+                raise GroupNotFound(f"group_id: no group {group_id}")
+            self._raise_unknown_users(tx, user_id=user_id)
+
+        self._db.run(join if member else leave, write=True)
+        return {"group_id": group_id, "user_id": user_id, "member": member}
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self, *, caller: Optional[str], sender_id: str, recipient_id: str, text: str, client_message_id: Optional[str]
+    ) -> Dict[str, Any]:
+        self._act_as(caller, "sending_user_id", sender_id)
+
+        def work(tx: Tx) -> Dict[str, Any]:
+            message = StoredMessage(str(uuid.uuid4()), sender_id, recipient_id, None, text, _now())
+            try:
+                Messages(tx).add(message=message, client_message_id=client_message_id)
+            except DuplicateKey:
+                return self._replay(tx, message, client_message_id)
+            except MissingReference:
+                self._raise_unknown_users(tx, receiving_user_id=recipient_id, sending_user_id=sender_id)
+                raise
+            seq = InboxCounters(tx).advance_unless_blocked(user_id=recipient_id, sender_id=sender_id)
+            if seq is None:
+                raise Blocked("the receiving user has blocked the sending user")
+            Inbox(tx).add(message_id=message.id, sent_at=message.sent_at, seqs={recipient_id: seq})
+            return {"message_id": message.id, "sent_at": iso(message.sent_at), "duplicate": False}
+
+        return self._db.run(work, write=True)
+
+    def send_group(
+        self, *, caller: Optional[str], sender_id: str, group_id: str, text: str, client_message_id: Optional[str]
+    ) -> Dict[str, Any]:
+        self._act_as(caller, "sending_user_id", sender_id)
+
+        def work(tx: Tx) -> Dict[str, Any]:
+            message = StoredMessage(str(uuid.uuid4()), sender_id, None, group_id, text, _now())
+            try:
+                Messages(tx).add(message=message, client_message_id=client_message_id)
+            except DuplicateKey:
+                return self._replay(tx, message, client_message_id)
+            except MissingReference:
+                if not Groups(tx).exists(group_id=group_id):
+                    raise GroupNotFound(f"group_id: no group {group_id}") from None
+                self._raise_unknown_users(tx, sending_user_id=sender_id)
+                raise
+            members = Members(tx).with_block_flags(group_id=group_id, sender_id=sender_id)
+            if not any(user_id == sender_id for user_id, _ in members):
+                raise NotAMember("only members of the group can send to it")
+            recipients = [user_id for user_id, blocks_sender in members if user_id != sender_id and not blocks_sender]
+            if recipients:
+                seqs = InboxCounters(tx).advance(user_ids=recipients)
+                Inbox(tx).add(message_id=message.id, sent_at=message.sent_at, seqs=seqs)
+            return {
+                "message_id": message.id,
+                "sent_at": iso(message.sent_at),
+                "recipients": len(recipients),
+                "duplicate": False,
+            }
+
+        return self._db.run(work, write=True)
+
+    @staticmethod
+    def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) -> Dict[str, Any]:
+        """The answer to a send whose idempotency key is already used."""
+        original = Messages(tx).by_client_id(sender_id=attempt.sender_id, client_message_id=client_message_id or "")
+        if original is None:  # the key's row vanished between the two statements
+            raise IdempotencyConflict("client_message_id: the earlier send with this key is not readable")
+        same = (
+            original.body == attempt.body
+            and original.recipient_id == attempt.recipient_id
+            and original.group_id == attempt.group_id
+        )
+        if not same:
+            raise IdempotencyConflict(
+                "client_message_id: already used by this sender for a different message or recipient"
+            )
+        result: Dict[str, Any] = {"message_id": original.id, "sent_at": iso(original.sent_at)}
+        if original.group_id is not None:
+            result["recipients"] = Inbox(tx).deliveries(message_id=original.id)
+        result["duplicate"] = True
+        return result
+
+    # ------------------------------------------------------------------ reading
+
+    def read(
+        self,
+        *,
+        caller: Optional[str],
+        user_id: str,
+        after: Optional[int],
+        since: Optional[datetime],
+        limit: int,
+    ) -> Dict[str, Any]:
+        self._act_as(caller, "user_id", user_id)
+        if (after is None) == (since is None):
+            raise BadRequest("after", "give exactly one of after and min_timestamp")
+
+        def work(tx: Tx) -> Dict[str, Any]:
+            inbox = Inbox(tx)
+            if after is not None:
+                entries = inbox.after(user_id=user_id, after=after, limit=limit + 1)
+            else:
+                entries = inbox.since(user_id=user_id, since=since, limit=limit + 1)
+            page: List[InboxEntry] = entries[:limit]
+            if page:
+                next_after = page[-1].seq
+            else:
+                # Nothing to return: tell an unknown user apart, and hand a
+                # timestamp reader the newest seq so it can switch to the cursor.
+                last_seq = InboxCounters(tx).last_seq(user_id=user_id)
+                if last_seq is None:
+                    raise UserNotFound(f"user_id: no user {user_id}")
+                next_after = after if after is not None else last_seq
+            return {
+                "messages": [_message_item(e) for e in page],
+                "next_after": next_after,
+                "has_more": len(entries) > limit,
+            }
+
+        return self._db.run(work, write=False)
+
+    def health(self) -> Dict[str, Any]:
+        database = "ok" if self._db.ping() else "unavailable"
+        return {"status": "ok" if database == "ok" else "unavailable", "database": database, "cache": "off"}

@@ -1,0 +1,85 @@
+"""Configuration: every environment variable the app reads, read once, here."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Local state of the embedded default (SQLite file, dev signing secret); git-ignored.
+DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'messaging.sqlite3'}"
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the app cannot run with."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    db_secret_arn: Optional[str]
+    db_connect_timeout: float
+    db_read_timeout: float
+    db_write_timeout: float
+    redis_url: Optional[str]
+    cache_size: int
+    cache_ttl_seconds: int
+    auth_mode: str
+    auth_secret: Optional[str]
+    auth_secret_arn: Optional[str]
+    max_group_members: int
+    in_lambda: bool
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_mode == "token"
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if env is None else env
+        auth_mode = env.get("AUTH_MODE", "token").strip().lower() or "token"
+        if auth_mode not in ("token", "none"):
+            raise ConfigError(f"AUTH_MODE must be 'token' or 'none', got {auth_mode!r}")
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            db_secret_arn=env.get("DB_SECRET_ARN", "").strip() or None,
+            db_connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 3.0),
+            db_read_timeout=_float(env, "DB_READ_TIMEOUT", 10.0),
+            db_write_timeout=_float(env, "DB_WRITE_TIMEOUT", 10.0),
+            redis_url=env.get("REDIS_URL", "").strip() or None,
+            cache_size=_int(env, "CACHE_SIZE", 100, 1, 100_000),
+            cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 3600, 1, 30 * 86400),
+            auth_mode=auth_mode,
+            auth_secret=env.get("AUTH_SECRET", "").strip() or None,
+            auth_secret_arn=env.get("AUTH_SECRET_ARN", "").strip() or None,
+            max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1000, 2, 1_000_000),
+            in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
+        )

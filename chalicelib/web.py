@@ -1,0 +1,96 @@
+"""The HTTP edge: request parameters in, JSON responses and the error
+envelope out. The only module that knows status codes."""
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+import uuid
+from typing import Any, Callable, Dict
+
+from chalice import Response
+
+from .errors import DomainError
+from .params import RequestParams
+
+log = logging.getLogger(__name__)
+
+STATUS: Dict[str, int] = {
+    "BadRequest": 400,
+    "Unauthorized": 401,
+    "Forbidden": 403,
+    "Blocked": 403,
+    "NotAMember": 403,
+    "UserNotFound": 404,
+    "GroupNotFound": 404,
+    "GroupFull": 409,
+    "IdempotencyConflict": 409,
+    "PayloadTooLarge": 413,
+    "UnsupportedMediaType": 415,
+    "ServiceUnavailable": 503,
+}
+RETRY_AFTER_SECONDS = "2"
+# Chalice answers 415 itself for other media types; a missing one counts as JSON.
+BODY_TYPES = ["application/json", "application/x-www-form-urlencoded"]
+
+
+def params(request: Any) -> RequestParams:
+    query = request.query_params
+    return RequestParams.from_request(
+        {name: query.getlist(name) for name in query} if query else {},
+        request.raw_body,
+        request.headers.get("content-type"),
+    )
+
+
+def created(result: Dict[str, Any]) -> Response:
+    """201 for a new message, 200 for an idempotent replay."""
+    return Response(body=result, status_code=200 if result.get("duplicate") else 201)
+
+
+def error_response(error: DomainError) -> Response:
+    status = STATUS.get(error.code, 500)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else {}
+    return Response(body={"Code": error.code, "Message": error.message}, status_code=status, headers=headers)
+
+
+def _request_id(app: Any) -> str:
+    context = getattr(app, "lambda_context", None)
+    return getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+
+
+def _log_unexpected(request_id: str, exc: BaseException) -> None:
+    # Exception messages can quote SQL values (message text, names): log the
+    # types, driver error codes and code locations only.
+    chain = []
+    while exc is not None:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        chain.append(type(exc).__name__ + (f"({code})" if code is not None else ""))
+        where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+        chain.append(" <- ".join(reversed(where)))
+        exc = exc.__cause__ or exc.__context__
+    log.error("unhandled error request_id=%s %s", request_id, " | ".join(chain))
+
+
+def handled(app: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn domain errors into the error envelope and anything else into a
+    500 that carries only a request id."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except DomainError as error:
+                return error_response(error)
+            except Exception as exc:  # noqa: BLE001 - the edge of the app
+                request_id = _request_id(app)
+                _log_unexpected(request_id, exc)
+                return Response(
+                    body={"Code": "InternalServerError", "Message": f"internal error, request id {request_id}"},
+                    status_code=500,
+                )
+
+        return wrapper
+
+    return decorate

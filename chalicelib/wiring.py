@@ -1,0 +1,58 @@
+"""The service object of this container: built lazily on first use from the
+settings, then reused by every request (and its connections with it)."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Optional
+
+from .auth import TokenSigner, development_secret
+from .db import Database
+from .service import Messaging
+from .settings import DATA_DIR, ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_service: Optional[Messaging] = None
+_db: Optional[Database] = None
+
+
+def _signing_secrets(settings: Settings) -> list:
+    if settings.auth_secret:
+        return settings.auth_secret.split()  # newest first; older ones still verify
+    if settings.in_lambda:
+        raise ConfigError("AUTH_SECRET or AUTH_SECRET_ARN must be set in Lambda")
+    log.warning("AUTH_SECRET is unset: signing tokens with a local development secret in %s", DATA_DIR)
+    return [development_secret(DATA_DIR)]
+
+
+def build(settings: Settings) -> Messaging:
+    global _db
+    if not settings.auth_enabled:
+        log.warning("AUTH_MODE=none: authentication is OFF; any caller can act as any user")
+    _db = Database(settings, auto_migrate=settings.database_url.startswith("sqlite:///"))
+    return Messaging(
+        db=_db,
+        signer=TokenSigner(_signing_secrets(settings)),
+        auth_enabled=settings.auth_enabled,
+        max_group_members=settings.max_group_members,
+    )
+
+
+def service() -> Messaging:
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = build(Settings.from_env())
+    return _service
+
+
+def reset() -> None:
+    """Forget the service so the next request rebuilds it from the environment."""
+    global _service, _db
+    with _lock:
+        if _db is not None:
+            _db.close()
+        _service, _db = None, None
