@@ -119,9 +119,15 @@ class MySQLDialect:
                 init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
                 **tls,
             )
+            with conn.cursor() as cur:
+                # End lock waits (as a retryable error) well before the socket read timeout.
+                cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (self.lock_wait_seconds(),))
         except self._pymysql.err.MySQLError as exc:
             raise ServiceUnavailable("the database cannot be reached") from exc
         return conn
+
+    def lock_wait_seconds(self) -> int:
+        return max(1, int(self._settings.db_read_timeout / 2))
 
     def begin(self, conn: Any) -> None:
         # autocommit is off: the first statement opens the transaction.

@@ -80,6 +80,6 @@ class Settings:
             auth_mode=auth_mode,
             auth_secret=env.get("AUTH_SECRET", "").strip() or None,
             auth_secret_arn=env.get("AUTH_SECRET_ARN", "").strip() or None,
-            max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1000, 2, 1_000_000),
+            max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1000, 2, 10_000),
             in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         )
