@@ -87,14 +87,14 @@ def send_group():
 @edge
 def read_messages():
     caller, p = _caller(), params(app.current_request)
-    limit = p.optional_int("limit", 1, MAX_PAGE)
-    return service().read(
+    page, cache = service().read(
         caller=caller,
         user_id=p.id("user_id"),
         after=p.optional_int("after", 0, MAX_SEQ),
         since=p.optional_timestamp("min_timestamp"),
-        limit=DEFAULT_PAGE if limit is None else limit,
+        limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE,
     )
+    return Response(body=page, headers={"X-Cache": cache})
 
 
 @route("/health", methods=["GET"])

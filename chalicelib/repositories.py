@@ -22,11 +22,7 @@ class StoredMessage:
 @dataclass(frozen=True)
 class InboxEntry:
     seq: int
-    message_id: str
-    sender_id: str
-    group_id: Optional[str]
-    body: str
-    sent_at: datetime
+    message: StoredMessage
 
 
 class Users:
@@ -179,7 +175,7 @@ class Inbox:
         self._tx = tx
 
     _PAGE = (
-        "SELECT i.seq, m.id, m.sender_id, m.group_id, m.body, m.sent_at"
+        "SELECT i.seq, m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at"
         " FROM inbox i JOIN messages m ON m.id = i.message_id"
     )
 
@@ -208,6 +204,6 @@ class Inbox:
 
     def _entries(self, sql: str, params: Sequence[object]) -> List[InboxEntry]:
         return [
-            InboxEntry(int(seq), mid, sender, group, body, from_db_time(sent))
-            for seq, mid, sender, group, body, sent in self._tx.all(sql, params)
+            InboxEntry(int(seq), StoredMessage(mid, sender, recipient, group, body, from_db_time(sent)))
+            for seq, mid, sender, recipient, group, body, sent in self._tx.all(sql, params)
         ]

@@ -3,12 +3,14 @@ the contract states (blocking, membership, idempotency, the cursor) live
 here and raise domain errors, which the edge maps to HTTP."""
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .auth import TokenSigner
+from .cache import Hit, InboxCache
 from .db import Database, DuplicateKey, MissingReference, Tx
 from .errors import (
     BadRequest,
@@ -20,7 +22,7 @@ from .errors import (
     NotAMember,
     UserNotFound,
 )
-from .repositories import Blocks, Groups, Inbox, InboxCounters, InboxEntry, Members, Messages, StoredMessage, Users
+from .repositories import Blocks, Groups, Inbox, InboxCounters, Members, Messages, StoredMessage, Users
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +35,39 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _message_item(entry: InboxEntry) -> Dict[str, Any]:
+def _message_item(seq: int, message: StoredMessage) -> Dict[str, Any]:
+    """One message as /read_messages returns it (and as the cache stores it)."""
     return {
-        "seq": entry.seq,
-        "message_id": entry.message_id,
-        "kind": "group" if entry.group_id else "direct",
-        "sender_id": entry.sender_id,
-        "group_id": entry.group_id,
-        "text": entry.body,
-        "sent_at": iso(entry.sent_at),
+        "seq": seq,
+        "message_id": message.id,
+        "kind": "group" if message.group_id else "direct",
+        "sender_id": message.sender_id,
+        "group_id": message.group_id,
+        "text": message.body,
+        "sent_at": iso(message.sent_at),
     }
 
 
+def _entry_json(item: Dict[str, Any]) -> str:
+    return json.dumps(item, separators=(",", ":"))
+
+
+# What a send's transaction hands back: the response, and each recipient's seq.
+_Sent = Tuple[Dict[str, Any], Dict[str, int], Optional[StoredMessage]]
+
+
 class Messaging:
-    def __init__(self, *, db: Database, signer: TokenSigner, auth_enabled: bool, max_group_members: int) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        signer: TokenSigner,
+        auth_enabled: bool,
+        max_group_members: int,
+        cache: Optional[InboxCache] = None,
+    ) -> None:
         self._db = db
+        self._cache = cache
         self._signer = signer
         self._auth_enabled = auth_enabled
         self._max_group_members = max_group_members
@@ -146,12 +166,12 @@ class Messaging:
     ) -> Dict[str, Any]:
         self._act_as(caller, "sending_user_id", sender_id)
 
-        def work(tx: Tx) -> Dict[str, Any]:
+        def work(tx: Tx) -> _Sent:
             message = StoredMessage(str(uuid.uuid4()), sender_id, recipient_id, None, text, _now())
             try:
                 Messages(tx).add(message=message, client_message_id=client_message_id)
             except DuplicateKey:
-                return self._replay(tx, message, client_message_id)
+                return self._replay(tx, message, client_message_id), {}, None
             except MissingReference:
                 self._raise_unknown_users(tx, receiving_user_id=recipient_id, sending_user_id=sender_id)
                 raise
@@ -159,21 +179,21 @@ class Messaging:
             if seq is None:
                 raise Blocked("the receiving user has blocked the sending user")
             Inbox(tx).add(message_id=message.id, sent_at=message.sent_at, seqs={recipient_id: seq})
-            return {"message_id": message.id, "sent_at": iso(message.sent_at), "duplicate": False}
+            return {"message_id": message.id, "sent_at": iso(message.sent_at), "duplicate": False}, {recipient_id: seq}, message
 
-        return self._db.run(work, write=True)
+        return self._deliver(self._db.run(work, write=True))
 
     def send_group(
         self, *, caller: Optional[str], sender_id: str, group_id: str, text: str, client_message_id: Optional[str]
     ) -> Dict[str, Any]:
         self._act_as(caller, "sending_user_id", sender_id)
 
-        def work(tx: Tx) -> Dict[str, Any]:
+        def work(tx: Tx) -> _Sent:
             message = StoredMessage(str(uuid.uuid4()), sender_id, None, group_id, text, _now())
             try:
                 Messages(tx).add(message=message, client_message_id=client_message_id)
             except DuplicateKey:
-                return self._replay(tx, message, client_message_id)
+                return self._replay(tx, message, client_message_id), {}, None
             except MissingReference:
                 if not Groups(tx).exists(group_id=group_id):
                     raise GroupNotFound(f"group_id: no group {group_id}") from None
@@ -183,17 +203,27 @@ class Messaging:
             if not any(user_id == sender_id for user_id, _ in members):
                 raise NotAMember("only members of the group can send to it")
             recipients = [user_id for user_id, blocks_sender in members if user_id != sender_id and not blocks_sender]
-            if recipients:
-                seqs = InboxCounters(tx).advance(user_ids=recipients)
+            seqs = InboxCounters(tx).advance(user_ids=recipients) if recipients else {}
+            if seqs:
                 Inbox(tx).add(message_id=message.id, sent_at=message.sent_at, seqs=seqs)
-            return {
+            result = {
                 "message_id": message.id,
                 "sent_at": iso(message.sent_at),
                 "recipients": len(recipients),
                 "duplicate": False,
             }
+            return result, seqs, message
 
-        return self._db.run(work, write=True)
+        return self._deliver(self._db.run(work, write=True))
+
+    def _deliver(self, sent: _Sent) -> Dict[str, Any]:
+        """After the commit: write each new inbox entry through to the cache."""
+        result, seqs, message = sent
+        if self._cache is not None and message is not None and seqs:
+            # Serialize the shared part once; only the seq differs per recipient.
+            shared = _entry_json(_message_item(0, message))[len('{"seq":0,'):]
+            self._cache.add({user_id: (seq, f'{{"seq":{seq},{shared}') for user_id, seq in seqs.items()})
+        return result
 
     @staticmethod
     def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) -> Dict[str, Any]:
@@ -226,35 +256,53 @@ class Messaging:
         after: Optional[int],
         since: Optional[datetime],
         limit: int,
-    ) -> Dict[str, Any]:
+    ) -> Tuple[Dict[str, Any], str]:
+        """A page of the user's inbox, and which path served it:
+        "hit" (cache), "miss" (database, cache consulted) or "off" (no cache)."""
         self._act_as(caller, "user_id", user_id)
         if (after is None) == (since is None):
             raise BadRequest("after", "give exactly one of after and min_timestamp")
+        ticket = None
+        # Timestamp reads cannot be proven complete from a seq window: database.
+        if self._cache is not None and after is not None:
+            cached = self._cache.read(user_id=user_id, after=after, limit=limit)
+            if isinstance(cached, Hit):
+                items = [json.loads(entry) for entry in cached.entries]
+                return _page(items, after, cached.newest > after + limit), "hit"
+            ticket = cached.ticket
 
-        def work(tx: Tx) -> Dict[str, Any]:
+        def work(tx: Tx) -> Tuple[List[Dict[str, Any]], bool, Optional[int]]:
             inbox = Inbox(tx)
             if after is not None:
                 entries = inbox.after(user_id=user_id, after=after, limit=limit + 1)
             else:
                 entries = inbox.since(user_id=user_id, since=since, limit=limit + 1)
-            page: List[InboxEntry] = entries[:limit]
-            if page:
-                next_after = page[-1].seq
-            else:
-                # Nothing to return: tell an unknown user apart, and hand a
-                # timestamp reader the newest seq so it can switch to the cursor.
-                last_seq = InboxCounters(tx).last_seq(user_id=user_id)
-                if last_seq is None:
-                    raise UserNotFound(f"user_id: no user {user_id}")
-                next_after = after if after is not None else last_seq
-            return {
-                "messages": [_message_item(e) for e in page],
-                "next_after": next_after,
-                "has_more": len(entries) > limit,
-            }
+            items = [_message_item(e.seq, e.message) for e in entries[:limit]]
+            has_more = len(entries) > limit
+            if items:
+                # A complete page reaches the user's newest entry.
+                return items, has_more, None if has_more else items[-1]["seq"]
+            last_seq = InboxCounters(tx).last_seq(user_id=user_id)
+            if last_seq is None:
+                raise UserNotFound(f"user_id: no user {user_id}")
+            return items, has_more, last_seq
 
-        return self._db.run(work, write=False)
+        items, has_more, newest = self._db.run(work, write=False)
+        if ticket is not None and newest is not None:
+            self._cache.refill(
+                user_id=user_id, ticket=ticket, newest=newest,
+                entries=[(item["seq"], _entry_json(item)) for item in items],
+            )
+        if after is None and not items:
+            # An empty timestamp read hands back the newest seq, to switch to the cursor.
+            return _page(items, newest, False), "off" if self._cache is None else "miss"
+        return _page(items, after, has_more), "off" if self._cache is None else "miss"
 
     def health(self) -> Dict[str, Any]:
         database = "ok" if self._db.ping() else "unavailable"
-        return {"status": "ok" if database == "ok" else "unavailable", "database": database, "cache": "off"}
+        cache = "off" if self._cache is None else "ok" if self._cache.ping() else "unavailable"
+        return {"status": "ok" if database == "ok" else "unavailable", "database": database, "cache": cache}
+
+
+def _page(items: List[Dict[str, Any]], after: Optional[int], has_more: bool) -> Dict[str, Any]:
+    return {"messages": items, "next_after": items[-1]["seq"] if items else after, "has_more": has_more}

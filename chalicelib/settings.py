@@ -50,8 +50,11 @@ class Settings:
     db_read_timeout: float
     db_write_timeout: float
     redis_url: Optional[str]
+    redis_connect_timeout: float
+    redis_timeout: float
     cache_size: int
     cache_ttl_seconds: int
+    cache_backoff_seconds: float
     auth_mode: str
     auth_secret: Optional[str]
     auth_secret_arn: Optional[str]
@@ -75,8 +78,11 @@ class Settings:
             db_read_timeout=_float(env, "DB_READ_TIMEOUT", 10.0),
             db_write_timeout=_float(env, "DB_WRITE_TIMEOUT", 10.0),
             redis_url=env.get("REDIS_URL", "").strip() or None,
-            cache_size=_int(env, "CACHE_SIZE", 100, 1, 100_000),
-            cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 3600, 1, 30 * 86400),
+            redis_connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", 0.1),
+            redis_timeout=_float(env, "REDIS_TIMEOUT", 0.1),
+            cache_size=_int(env, "CACHE_SIZE", 100, 1, 10_000),
+            cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 600, 1, 30 * 86400),
+            cache_backoff_seconds=_float(env, "CACHE_BACKOFF_SECONDS", 2.0),
             auth_mode=auth_mode,
             auth_secret=env.get("AUTH_SECRET", "").strip() or None,
             auth_secret_arn=env.get("AUTH_SECRET_ARN", "").strip() or None,

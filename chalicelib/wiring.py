@@ -7,6 +7,7 @@ import threading
 from typing import Optional
 
 from .auth import TokenSigner, development_secret
+from .cache import InboxCache
 from .db import Database
 from .service import Messaging
 from .settings import DATA_DIR, ConfigError, Settings
@@ -32,11 +33,22 @@ def build(settings: Settings) -> Messaging:
     if not settings.auth_enabled:
         log.warning("AUTH_MODE=none: authentication is OFF; any caller can act as any user")
     _db = Database(settings, auto_migrate=settings.database_url.startswith("sqlite:///"))
+    cache = None
+    if settings.redis_url:
+        cache = InboxCache.from_url(
+            settings.redis_url,
+            size=settings.cache_size,
+            ttl_seconds=settings.cache_ttl_seconds,
+            connect_timeout=settings.redis_connect_timeout,
+            timeout=settings.redis_timeout,
+            backoff_seconds=settings.cache_backoff_seconds,
+        )
     return Messaging(
         db=_db,
         signer=TokenSigner(_signing_secrets(settings)),
         auth_enabled=settings.auth_enabled,
         max_group_members=settings.max_group_members,
+        cache=cache,
     )
 
 
