@@ -1,0 +1,266 @@
+"""The Redis inbox cache against a real redis-server of the test's own."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Iterator
+
+import pytest
+import redis as redis_lib
+
+from chalicelib.cache import Hit, InboxCache, Miss, key_for
+from tests.support.servers import RedisServer, wait_until
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> redis_lib.Redis:
+    client = redis_lib.Redis.from_url(redis_server.url)
+    client.flushall()
+    return client
+
+
+@pytest.fixture
+def capi(app_env, monkeypatch, redis_server, redis_client):
+    """The `api` helper with the cache on."""
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import wiring
+    from tests.conftest import Api
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("REDIS_TIMEOUT", "1")  # loopback answers in well under that
+    wiring.reset()
+    with Client(app) as client:
+        yield Api(client)
+
+
+def raw_read(api, user, **params):
+    from urllib.parse import urlencode
+
+    query = urlencode({"user_id": user.id, **params})
+    r = api.client.http.post(f"/read_messages?{query}", headers={"Authorization": f"Bearer {user.token}"})
+    assert r.status_code == 200, r.body
+    return r.headers["X-Cache"], r.body
+
+
+def test_reads_say_x_cache_off_when_no_redis_is_configured(api):
+    bob = api.register("bob")
+    assert api.read(bob).headers["X-Cache"] == "off"
+
+
+def test_a_poll_right_after_a_send_is_a_cache_hit_that_returns_the_message(capi):
+    alice, bob = capi.register("alice"), capi.register("bob")
+    first = capi.read(bob)
+    assert first.headers["X-Cache"] == "miss" and first.body["messages"] == []  # a brand-new user
+    sent = capi.send(alice, bob, "hello from the cache")
+    r = capi.read(bob, after=first.body["next_after"])
+    assert r.headers["X-Cache"] == "hit"
+    assert [(m["seq"], m["message_id"], m["text"]) for m in r.body["messages"]] == [
+        (1, sent.body["message_id"], "hello from the cache")]
+    assert r.body["next_after"] == 1 and r.body["has_more"] is False
+    again = capi.read(bob, after=1)
+    assert again.headers["X-Cache"] == "hit" and again.body == {"messages": [], "next_after": 1, "has_more": False}
+
+
+def test_cache_and_database_answer_byte_for_byte_the_same_page_by_page(capi, redis_client):
+    alice, bob, carol = capi.register("alice"), capi.register("bob"), capi.register("carol 🐧")
+    capi.read(bob)  # bob polls, so his window exists before the messages come
+    group = capi.create_group(alice)
+    for user in (alice, bob, carol):
+        assert capi.join(user, group).status == 200
+    for i in range(24):
+        sender = (alice, carol)[i % 2]
+        r = (capi.send(sender, bob, f"direct {i} «ש»\n\"q\"") if i % 3 else capi.send_group(sender, group, f"group {i} 😀"))
+        assert r.status == 201
+
+    def pages():
+        out, after = [], 0
+        while True:
+            cache, body = raw_read(capi, bob, after=after, limit=7)
+            out.append((cache, body))
+            page = json.loads(body)
+            after = page["next_after"]
+            if not page["has_more"]:
+                return out
+
+    cached = pages()
+    redis_client.flushall()
+    from_db = pages()
+    assert [c for c, _ in cached] == ["hit"] * 4
+    assert [c for c, _ in from_db] == ["miss"] * 4
+    assert [b for _, b in cached] == [b for _, b in from_db]
+    assert [m["seq"] for _, b in cached for m in json.loads(b)["messages"]] == list(range(1, 25))
+
+
+def test_a_window_keeps_the_newest_entries_and_older_ones_come_from_the_database(capi, monkeypatch, redis_client):
+    from chalicelib import wiring
+
+    monkeypatch.setenv("CACHE_SIZE", "5")
+    wiring.reset()
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)
+    for i in range(12):
+        capi.send(alice, bob, f"m{i}")
+    fields = {k.decode() for k in redis_client.hkeys(key_for(bob.id))}
+    assert fields == {"b", "m", "8", "9", "10", "11", "12"}
+    assert 0 < redis_client.ttl(key_for(bob.id)) <= 600
+    old = capi.read(bob, after=0)
+    assert old.headers["X-Cache"] == "miss" and [m["text"] for m in old.body["messages"]] == [f"m{i}" for i in range(12)]
+    recent = capi.read(bob, after=7)
+    assert recent.headers["X-Cache"] == "hit" and [m["seq"] for m in recent.body["messages"]] == [8, 9, 10, 11, 12]
+
+
+def test_timestamp_reads_are_served_by_the_database(capi):
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)
+    capi.send(alice, bob, "hi")
+    r = capi.read(bob, min_timestamp="2024-07-01 09:10:00.0")
+    assert r.headers["X-Cache"] == "miss" and [m["text"] for m in r.body["messages"]] == ["hi"]
+
+
+def test_a_lost_cache_write_is_found_as_a_gap_when_the_next_message_arrives(capi, monkeypatch):
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)
+    original_add = InboxCache.add
+    monkeypatch.setattr(InboxCache, "add", lambda self, deliveries: None)  # the write after commit is lost
+    assert capi.send(alice, bob, "lost in the cache").status == 201
+    monkeypatch.setattr(InboxCache, "add", original_add)
+    assert capi.send(alice, bob, "written").status == 201
+    r = capi.read(bob, after=0)
+    assert r.headers["X-Cache"] == "miss"
+    assert [(m["seq"], m["text"]) for m in r.body["messages"]] == [(1, "lost in the cache"), (2, "written")]
+    assert capi.read(bob, after=2).headers["X-Cache"] == "hit"
+
+
+def test_a_lost_cache_write_of_the_newest_message_is_delivered_once_the_window_expires(capi, monkeypatch):
+    from chalicelib import wiring
+
+    monkeypatch.setenv("CACHE_TTL_SECONDS", "1")
+    wiring.reset()
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)
+    monkeypatch.setattr(InboxCache, "add", lambda self, deliveries: None)
+    assert capi.send(alice, bob, "late but once").status == 201
+    seen = []
+
+    def delivered() -> bool:
+        seen.extend(capi.read(bob, after=len(seen)).body["messages"])
+        return bool(seen)
+
+    wait_until(delivered, 10, "the message was not delivered after the window expired")
+    assert [m["text"] for m in seen] == ["late but once"]
+    assert capi.read(bob, after=1).body["messages"] == []
+
+
+def test_a_cache_write_that_fails_because_redis_stopped_after_the_commit_still_delivers_once(
+        capi, monkeypatch, redis_server):
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)
+    original_add = InboxCache.add
+
+    def stop_redis_then_add(self, deliveries):
+        redis_server.stop()
+        original_add(self, deliveries)
+
+    monkeypatch.setattr(InboxCache, "add", stop_redis_then_add)
+    try:
+        assert capi.send(alice, bob, "committed, not cached").status == 201
+    finally:
+        redis_server.start()
+    monkeypatch.setattr(InboxCache, "add", original_add)
+    messages = []
+    wait_until(lambda: messages.extend(capi.read(bob, after=0).body["messages"]) or messages, 10, "no delivery")
+    assert [m["text"] for m in messages] == ["committed, not cached"]
+
+
+def test_requests_keep_working_without_redis_and_hits_resume_when_it_is_back(capi, monkeypatch, redis_server, caplog):
+    from chalicelib import wiring
+
+    monkeypatch.setenv("REDIS_TIMEOUT", "0.05")
+    monkeypatch.setenv("REDIS_CONNECT_TIMEOUT", "0.05")
+    monkeypatch.setenv("CACHE_BACKOFF_SECONDS", "0.5")
+    wiring.reset()
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)
+    received, sent = [], []
+
+    def exchange(n: int) -> list:
+        states, slowest = [], 0.0
+        for i in range(n):
+            started = time.monotonic()
+            r = capi.send(alice, bob, f"m{len(sent)}")
+            assert r.status == 201
+            sent.append(r.body["message_id"])
+            page = capi.read(bob, after=len(received))
+            slowest = max(slowest, time.monotonic() - started)
+            received.extend(page.body["messages"])
+            states.append(page.headers["X-Cache"])
+        assert slowest < 1.0, f"a request took {slowest:.3f}s"
+        return states
+
+    assert set(exchange(5)) == {"hit"}
+    caplog.set_level(logging.WARNING, logger="chalicelib.cache")
+    redis_server.stop()
+    assert set(exchange(20)) == {"miss"}
+    assert capi.get("/health").body["cache"] == "unavailable"
+    downs = [r for r in caplog.records if "cache unavailable" in r.getMessage()]
+    assert len(downs) == 1, "one log line per state change, not per request"
+    redis_server.start()
+    wait_until(lambda: exchange(1) == ["hit"], 10, "hits did not resume after Redis came back")
+    assert [r.getMessage() for r in caplog.records].count("cache available again") == 1
+    assert [m["message_id"] for m in received] == sent
+    assert [m["seq"] for m in received] == list(range(1, len(sent) + 1))
+
+
+def test_writes_arriving_out_of_order_leave_a_gap_that_is_a_miss_not_a_wrong_answer(redis_server, redis_client):
+    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
+                                backoff_seconds=1)
+    user = "00000000-0000-4000-8000-000000000001"
+    miss = cache.read(user_id=user, after=0, limit=10)
+    assert isinstance(miss, Miss) and miss.ticket
+    cache.refill(user_id=user, ticket=miss.ticket, newest=0, entries=[])
+    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=0, entries=[])
+    cache.add({user: (2, '{"seq":2}')})
+    assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss)
+    assert cache.read(user_id=user, after=1, limit=10) == Hit(newest=2, entries=['{"seq":2}'])
+    cache.add({user: (1, '{"seq":1}')})
+    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=2, entries=['{"seq":1}', '{"seq":2}'])
+
+
+def test_a_refill_never_lowers_what_a_newer_write_put_in_the_window(redis_server, redis_client):
+    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
+                                backoff_seconds=1)
+    user = "00000000-0000-4000-8000-000000000002"
+    miss = cache.read(user_id=user, after=0, limit=10)
+    cache.add({user: (1, '{"seq":1}')})  # committed after the refill's database read
+    cache.refill(user_id=user, ticket=miss.ticket, newest=0, entries=[])
+    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=1, entries=['{"seq":1}'])
+
+
+def test_a_refill_whose_key_was_evicted_meanwhile_is_dropped(redis_server, redis_client):
+    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
+                                backoff_seconds=1)
+    user = "00000000-0000-4000-8000-000000000003"
+    miss = cache.read(user_id=user, after=0, limit=10)
+    cache.add({user: (1, '{"seq":1}')})
+    redis_client.delete(key_for(user))  # evicted, with the write above
+    cache.refill(user_id=user, ticket=miss.ticket, newest=0, entries=[])  # built before the write
+    assert redis_client.exists(key_for(user)) == 0
+    assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss)
+
+
+def test_a_write_to_a_user_without_a_window_creates_nothing(redis_server, redis_client):
+    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
+                                backoff_seconds=1)
+    user = "00000000-0000-4000-8000-000000000004"
+    cache.add({user: (5, '{"seq":5}')})
+    assert redis_client.exists(key_for(user)) == 0
