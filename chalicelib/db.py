@@ -176,8 +176,11 @@ class SQLiteDialect:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves for writes.
         conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None)
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # WAL lets readers run beside the writer; the mode is stored in the
+        # file, so only the first connection to a new file switches it.
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
         return conn
 
     def begin(self, conn: Any) -> None:
@@ -270,9 +273,9 @@ class Tx:
 class Database:
     def __init__(self, settings: Settings, *, auto_migrate: bool = False) -> None:
         self.dialect = dialect_for(settings)
+        self._settings = settings
         self._local = threading.local()
-        self._auto_migrate = auto_migrate
-        self._migrated = False
+        self._migrated = not auto_migrate
         self._migrate_lock = threading.Lock()
 
     @property
@@ -282,16 +285,26 @@ class Database:
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            if not self._migrated:
+                self._migrate_once()
             conn = self.dialect.connect()
             self._local.conn = conn
-            if self._auto_migrate and not self._migrated:
-                with self._migrate_lock:
-                    if not self._migrated:
-                        self._migrated = True
-                        from .migrate import apply_migrations
-
-                        apply_migrations(self)
         return conn
+
+    def _migrate_once(self) -> None:
+        """The embedded default migrates itself; every other thread waits
+        until the schema is there, and a failed attempt is tried again."""
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            from .migrate import apply_migrations
+
+            own = Database(self._settings)
+            try:
+                apply_migrations(own)
+            finally:
+                own.close()
+            self._migrated = True
 
     def _discard(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -6,10 +6,14 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
+from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional
 from urllib.parse import urlencode, quote
 
 import pytest
+from chalice.config import Config
+from chalice.local import LocalChalice, LocalGateway, LocalGatewayException
+from chalice.test import HTTPResponse
 
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
 TEST_AUTH_SECRET = "test-signing-secret-0123456789abcdef"
@@ -171,3 +175,58 @@ def api(app_env: Dict[str, str]) -> Iterator[Api]:
 
     with Client(app) as client:
         yield Api(client)
+
+
+# --------------------------------------------------------------------------- many threads at once
+# chalice.test.Client swaps the process-wide os.environ per request, which
+# races between threads, and a plain Chalice app keeps `current_request` in
+# one attribute. Threads therefore go through chalice.local.LocalGateway
+# (what `chalice local` runs per request thread) on an app that, for the
+# test, has the thread-local `current_request` of `chalice local`.
+
+
+class GatewayHttp:
+    """The `client.http` interface of chalice.test.Client, without its
+    os.environ swapping, so several threads can use it at once."""
+
+    def __init__(self, app: Any) -> None:
+        self._gateway = LocalGateway(app, Config.create())
+
+    def request(self, method: str, path: str, headers: Dict[str, str] = None, body: bytes = b"") -> HTTPResponse:
+        try:
+            response = self._gateway.handle_request(method=method, path=path, headers=headers or {}, body=body)
+        except LocalGatewayException as e:
+            return HTTPResponse(headers=e.headers, body=e.body or b"", status_code=e.CODE)
+        return HTTPResponse.create_from_dict(response)
+
+    def post(self, path: str, **kwargs: Any) -> HTTPResponse:
+        return self.request("POST", path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> HTTPResponse:
+        return self.request("GET", path, **kwargs)
+
+
+class GatewayClient:
+    def __init__(self, app: Any) -> None:
+        self.http = GatewayHttp(app)
+
+
+@contextmanager
+def thread_local_requests(app: Any) -> Iterator[None]:
+    original = app.__class__
+    app.__class__ = type("ThreadLocalRequestChalice", (LocalChalice, original), {})
+    try:
+        yield
+    finally:
+        app.__class__ = original
+
+
+@pytest.fixture
+def tapi(api):
+    """The `api` helper (same environment and backend), callable from many threads."""
+    from app import app
+
+    with thread_local_requests(app):
+        yield type(api)(GatewayClient(app))
+
+

@@ -264,3 +264,74 @@ def test_a_write_to_a_user_without_a_window_creates_nothing(redis_server, redis_
     user = "00000000-0000-4000-8000-000000000004"
     cache.add({user: (5, '{"seq":5}')})
     assert redis_client.exists(key_for(user)) == 0
+
+
+@pytest.fixture
+def evicting_redis(tmp_path):
+    """A Redis with room for about 1 MB of data beyond its own baseline."""
+    server = RedisServer(tmp_path, ["--maxmemory-policy", "allkeys-lru"]).start()
+    client = redis_lib.Redis.from_url(server.url)
+    client.config_set("maxmemory", client.info("memory")["used_memory"] + 1_000_000)
+    yield server
+    server.stop()
+
+
+def test_reads_stay_exact_while_a_tiny_redis_evicts_windows_under_concurrent_senders(
+        tapi, monkeypatch, evicting_redis):
+    import random
+    import threading
+    from collections import Counter
+
+    from chalicelib import wiring
+
+    monkeypatch.setenv("REDIS_URL", evicting_redis.url)
+    monkeypatch.setenv("REDIS_TIMEOUT", "1")
+    wiring.reset()
+    threads, readers_per_thread, sends_per_thread = 4, 5, 100
+    senders = [tapi.register(f"sender{i}") for i in range(threads)]
+    readers = [tapi.register(f"reader{i}") for i in range(threads * readers_per_thread)]
+    acknowledged = {r.id: set() for r in readers}
+    received = {r.id: [] for r in readers}
+    states, errors, lock = Counter(), [], threading.Lock()
+
+    def poll(reader) -> None:
+        page = tapi.read(reader, after=len(received[reader.id]), limit=10)
+        if page.status != 200:
+            errors.append(page)
+            return
+        received[reader.id].extend(page.body["messages"])
+        with lock:
+            states[page.headers["X-Cache"]] += 1
+
+    def work(t: int) -> None:
+        rng = random.Random(t)
+        mine = readers[t * readers_per_thread:(t + 1) * readers_per_thread]
+        for i in range(sends_per_thread):
+            to = rng.choice(readers)
+            r = tapi.send(senders[t], to, f"{t}-{i} " + "x" * 4000)  # big entries fill the room fast
+            if r.status != 201:
+                errors.append(r)
+                continue
+            with lock:
+                acknowledged[to.id].add(r.body["message_id"])
+            poll(rng.choice(mine))
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    for reader in readers:  # drain
+        while True:
+            before = len(received[reader.id])
+            poll(reader)
+            if len(received[reader.id]) == before:
+                break
+    assert errors == []
+    for reader in readers:
+        got = received[reader.id]
+        assert [m["seq"] for m in got] == list(range(1, len(got) + 1))
+        assert Counter(m["message_id"] for m in got) == Counter(acknowledged[reader.id])
+    info = redis_lib.Redis.from_url(evicting_redis.url).info("stats")
+    assert info["evicted_keys"] > 0, "the test must make Redis evict"
+    assert states["hit"] > 0 and states["miss"] > 0, states
