@@ -335,3 +335,50 @@ def test_reads_stay_exact_while_a_tiny_redis_evicts_windows_under_concurrent_sen
     info = redis_lib.Redis.from_url(evicting_redis.url).info("stats")
     assert info["evicted_keys"] > 0, "the test must make Redis evict"
     assert states["hit"] > 0 and states["miss"] > 0, states
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory):
+    """A Redis that speaks only TLS and lets in one ACL user with a password."""
+    import subprocess
+
+    tmp_path = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "1", "-subj", "/CN=test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "1", "-extfile", "ext")
+    server = RedisServer(tmp_path)
+    server.extra_args = [
+        "--port", "0", "--tls-port", str(server.port),
+        "--tls-cert-file", str(tmp_path / "server.crt"), "--tls-key-file", str(tmp_path / "server.key"),
+        "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no",
+        "--user", "default", "off", "--user", "inbox-app", "on", ">app-password", "~inbox:*", "+@all",
+    ]
+    server.start()
+    yield server, tmp_path / "ca.crt"
+    server.stop()
+
+
+def test_the_cache_works_over_tls_with_an_acl_user_and_password_from_the_url(capi, monkeypatch, tls_redis):
+    from chalicelib import wiring
+
+    server, ca = tls_redis
+    monkeypatch.setenv("REDIS_URL", f"rediss://inbox-app:app-password@127.0.0.1:{server.port}/0?ssl_ca_certs={ca}")
+    wiring.reset()
+    alice, bob = capi.register("alice"), capi.register("bob")
+    assert capi.read(bob).headers["X-Cache"] == "miss"
+    capi.send(alice, bob, "over tls")
+    r = capi.read(bob)
+    assert r.headers["X-Cache"] == "hit" and [m["text"] for m in r.body["messages"]] == ["over tls"]
+    monkeypatch.setenv("REDIS_URL", f"rediss://inbox-app:wrong@127.0.0.1:{server.port}/0?ssl_ca_certs={ca}")
+    wiring.reset()
+    refused = capi.read(bob)
+    assert refused.status == 200 and refused.headers["X-Cache"] == "miss"
+    assert capi.get("/health").body["cache"] == "unavailable"
