@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test migrate clean
+.PHONY: run test bench migrate clean
 
 $(VENV)/.runtime: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(VENV)/.runtime
 test: $(VENV)/.runtime
 	./scripts/ensure-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.runtime
+	./scripts/ensure-services.sh
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 migrate: $(VENV)/.runtime
 	$(PY) -m chalicelib.migrate
