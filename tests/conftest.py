@@ -3,51 +3,26 @@ SQLite default and a real MariaDB (a fresh database per run, dropped after)."""
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from dataclasses import dataclass, field
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, Optional
-from urllib.parse import urlencode, quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from chalice.config import Config
 from chalice.local import LocalChalice, LocalGateway, LocalGatewayException
 from chalice.test import HTTPResponse
 
-TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
 TEST_AUTH_SECRET = "test-signing-secret-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     """A new, migrated MariaDB database for this run."""
-    import pymysql
+    from tests.support.mysql import fresh_database
 
-    from chalicelib.db import Database, parse_mysql_url
-    from chalicelib.migrate import apply_migrations
-    from chalicelib.settings import Settings
-
-    name = f"messaging_test_{uuid.uuid4().hex[:12]}"
-    target = parse_mysql_url(TEST_MYSQL_URL + "/")
-
-    def admin_sql(sql: str) -> None:
-        conn = pymysql.connect(host=target.host, port=target.port, user=target.user, password=target.password,
-                               ssl_disabled=True, autocommit=True)
-        try:
-            conn.cursor().execute(sql)
-        finally:
-            conn.close()
-
-    admin_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    url = f"{TEST_MYSQL_URL}/{name}"
-    db = Database(Settings.from_env({"DATABASE_URL": url}))
-    apply_migrations(db)
-    db.close()
-    try:
+    with fresh_database("messaging_test") as (url, _):
         yield url
-    finally:
-        admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture(scope="session")

@@ -9,42 +9,20 @@ import time
 import uuid
 from typing import Any, Dict, Iterator, List, Tuple
 
-import pymysql
 import pytest
 
-from chalicelib.db import Database, parse_mysql_url
-from chalicelib.migrate import apply_migrations
+from chalicelib.db import Database
 from chalicelib.settings import Settings
+from tests.support.mysql import admin_connection, fresh_database
 
 AUTH_SECRET = "test-signing-secret-0123456789abcdef"
 
 
-def _admin(server_url: str) -> pymysql.connections.Connection:
-    t = parse_mysql_url(server_url + "/")
-    return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password,
-                           ssl_disabled=True, autocommit=True)
-
-
 @pytest.fixture
-def server_url(mysql_url: str) -> str:
-    return mysql_url.rsplit("/", 1)[0]
-
-
-@pytest.fixture
-def database_url(server_url: str) -> Iterator[str]:
+def database_url(mysql_url: str) -> Iterator[str]:
     """A database of its own (MariaDB only), so every connection to it is the app's."""
-    name = f"messaging_conn_{uuid.uuid4().hex[:12]}"
-    admin = _admin(server_url)
-    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    url = f"{server_url}/{name}"
-    db = Database(Settings.from_env({"DATABASE_URL": url}))
-    apply_migrations(db)
-    db.close()
-    try:
+    with fresh_database("messaging_conn") as (url, _):
         yield url
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
 
 
 def _app_connections(admin: Any, database: str) -> List[int]:
@@ -53,11 +31,11 @@ def _app_connections(admin: Any, database: str) -> List[int]:
     return sorted(row[0] for row in cur.fetchall())
 
 
-def test_a_connection_the_server_killed_is_replaced_and_the_next_requests_succeed(api, database_url, server_url):
+def test_a_connection_the_server_killed_is_replaced_and_the_next_requests_succeed(api, database_url):
     database = database_url.rsplit("/", 1)[1]
     alice, bob = api.register("alice"), api.register("bob")
     assert api.send(alice, bob, "before").status == 201
-    admin = _admin(server_url)
+    admin = admin_connection()
     try:
         first = _app_connections(admin, database)
         assert len(first) == 1, first  # one lazily opened connection, reused by every request

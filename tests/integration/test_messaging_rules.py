@@ -3,12 +3,7 @@ notes to self."""
 from __future__ import annotations
 
 from chalicelib import wiring
-
-
-def assert_bad_request(r, parameter: str) -> None:
-    assert r.status == 400, r
-    assert r.code == "BadRequest", r
-    assert parameter in r.body["Message"], r
+from tests.support.http import assert_bad_request
 
 
 def texts(api, user) -> list:

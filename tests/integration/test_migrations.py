@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
@@ -17,30 +16,18 @@ from chalicelib import repositories as r
 from chalicelib.db import Database, MySQLDialect, Tx, parse_mysql_url
 from chalicelib.migrate import apply_migrations, available
 from chalicelib.settings import Settings
+from tests.support.mysql import admin_connection, fresh_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"users", "inbox_counters", "blocks", "chat_groups", "group_members", "messages", "inbox",
           "schema_migrations"}
 
 
-def _admin(server_url: str) -> Any:
-    t = parse_mysql_url(server_url + "/")
-    return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password,
-                           ssl_disabled=True, autocommit=True)
-
-
 @pytest.fixture
 def empty_mysql_database(mysql_url: str) -> Iterator[Tuple[str, str]]:
     """(url, name) of a new MariaDB database with no tables; dropped after."""
-    server_url = mysql_url.rsplit("/", 1)[0]
-    name = f"messaging_mig_{uuid.uuid4().hex[:12]}"
-    admin = _admin(server_url)
-    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    try:
-        yield f"{server_url}/{name}", name
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
+    with fresh_database("messaging_mig", migrate=False) as created:
+        yield created
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -97,7 +84,7 @@ def test_the_migrate_command_creates_every_table_in_an_empty_mariadb_database_an
     assert first.returncode == 0, first.stderr
     assert f"applied {len(migrations)} migration(s): {', '.join(migrations)}" in first.stdout
 
-    admin = _admin(mysql_url.rsplit("/", 1)[0])
+    admin = admin_connection()
     try:
         cur = admin.cursor()
         cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (name,))

@@ -2,36 +2,14 @@
 comes back exactly as it was sent."""
 from __future__ import annotations
 
-import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
+from tests.support.http import assert_bad_request, raw_post
+
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class Raw:
-    """A response to a request sent exactly as written (no URL encoding)."""
-
-    def __init__(self, response: Any) -> None:
-        self.status = response.status_code
-        self.body = json.loads(response.body) if response.body else None
-        self.code = self.body.get("Code") if isinstance(self.body, dict) else None
-
-    def __repr__(self) -> str:
-        return f"Raw(status={self.status}, body={self.body!r})"
-
-
-def raw_post(api, path: str, token: Optional[str] = None) -> Raw:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return Raw(api.client.http.post(path, headers=headers, body=b""))
-
-
-def assert_bad_request(r, parameter: str) -> None:
-    assert r.status == 400, r
-    assert r.code == "BadRequest", r
-    assert parameter in r.body["Message"], r
 
 
 def parse_iso(value: str) -> datetime:

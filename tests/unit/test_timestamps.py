@@ -1,7 +1,8 @@
 from datetime import datetime
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.errors import BadRequest
 from chalicelib.params import parse_timestamp

@@ -1,0 +1,45 @@
+"""Databases of the test run's own on the MariaDB server under test."""
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator, Tuple
+
+import pymysql
+
+from chalicelib.db import Database, parse_mysql_url
+from chalicelib.migrate import apply_migrations
+from chalicelib.settings import Settings
+
+TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
+
+
+def admin_connection() -> Any:
+    t = parse_mysql_url(TEST_MYSQL_URL + "/")
+    return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password,
+                           ssl_disabled=True, autocommit=True)
+
+
+def _admin_sql(sql: str) -> None:
+    conn = admin_connection()
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def fresh_database(prefix: str, *, migrate: bool = True) -> Iterator[Tuple[str, str]]:
+    """(url, name) of a new database, migrated unless told not to; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _admin_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    url = f"{TEST_MYSQL_URL}/{name}"
+    try:
+        if migrate:
+            db = Database(Settings.from_env({"DATABASE_URL": url}))
+            apply_migrations(db)
+            db.close()
+        yield url, name
+    finally:
+        _admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
