@@ -4,7 +4,6 @@ here and raise domain errors, which the edge maps to HTTP."""
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
@@ -24,7 +23,6 @@ from .errors import (
 )
 from .repositories import Blocks, Groups, Inbox, InboxCounters, Members, Messages, StoredMessage, Users
 
-log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
