@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 4  # a deadlock or lost lock wait is retried this many times in all
-DB_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class DuplicateKey(Exception):
@@ -41,12 +40,14 @@ class _ConnectionLost(Exception):
 
 
 def to_db_time(moment: datetime) -> str:
-    # Always six fractional digits, so SQLite's text comparison orders correctly.
-    return moment.strftime(DB_TIME_FORMAT)
+    """UTC, always six fractional digits, so SQLite's text comparison orders correctly."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(sep=" ", timespec="microseconds")
 
 
 def from_db_time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.strptime(value, DB_TIME_FORMAT)
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 # --------------------------------------------------------------------------- dialects

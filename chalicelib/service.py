@@ -30,7 +30,7 @@ def _now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def _message_item(seq: int, message: StoredMessage) -> Dict[str, Any]:
