@@ -104,3 +104,9 @@ def health():
     if status["database"] == "ok":
         return status
     return Response(body=status, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+@app.lambda_function(name="migrate")
+def migrate(event, context):
+    """Applies pending schema migrations; `make deploy` invokes it once."""
+    return {"applied": wiring.migrate()}

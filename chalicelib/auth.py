@@ -13,7 +13,7 @@ import hmac
 import os
 import secrets as _secrets
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 from .errors import Unauthorized
 from .params import parse_id
@@ -33,7 +33,16 @@ def key_id(secret: str) -> str:
 
 
 class TokenSigner:
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(
+        self, secrets: Sequence[str], *, reload: Optional[Callable[[], Optional[Sequence[str]]]] = None
+    ) -> None:
+        """`reload`, if given, is asked for the current secrets when a token
+        names an unknown key id (a key added by rotation elsewhere); it may
+        answer None to say "not now"."""
+        self._reload = reload
+        self._use(secrets)
+
+    def _use(self, secrets: Sequence[str]) -> None:
         if not secrets:
             raise ConfigError("no token signing secret configured")
         for secret in secrets:
@@ -53,6 +62,10 @@ class TokenSigner:
     def verify(self, token: str) -> str:
         """The user id a token was issued to; Unauthorized for anything else."""
         parts = token.split(".")
+        if len(parts) == 4 and parts[1] not in self._keys and self._reload is not None:
+            fresh = self._reload()
+            if fresh:
+                self._use(fresh)
         if len(parts) != 4 or parts[0] != VERSION or parts[1] not in self._keys:
             raise Unauthorized("invalid token")
         _, kid, user_id, signature = parts

@@ -102,6 +102,19 @@ return redis.error_reply('unknown op')
 _SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
 
+class _SecretCredentials:
+    """redis-py credential provider: asked once per new connection."""
+
+    def __init__(self, fetch: Callable[[bool], Tuple[Optional[str], str]]) -> None:
+        self._fetch = fetch
+        self.refresh_next = False
+
+    def get_credentials(self) -> Tuple[str, ...]:
+        refresh, self.refresh_next = self.refresh_next, False
+        username, password = self._fetch(refresh)
+        return (username, password) if username else (password,)
+
+
 def key_for(user_id: str) -> str:
     return f"inbox:{{{user_id}}}"
 
@@ -130,15 +143,28 @@ class InboxCache:
         self._down_until = 0.0
         self._down = False
         self._state_lock = threading.Lock()
+        self._auth_error = redis.AuthenticationError
+        self._credentials: Optional[_SecretCredentials] = None
 
     @classmethod
     def from_url(
-        cls, url: str, *, size: int, ttl_seconds: int, connect_timeout: float, timeout: float, backoff_seconds: float
+        cls,
+        url: str,
+        *,
+        size: int,
+        ttl_seconds: int,
+        connect_timeout: float,
+        timeout: float,
+        backoff_seconds: float,
+        credentials: Optional[Callable[[bool], Tuple[Optional[str], str]]] = None,
     ) -> "InboxCache":
+        """`credentials(refresh)` gives (username or None, password) for each
+        new connection, when they come from a secret rather than the URL."""
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
+        provider = _SecretCredentials(credentials) if credentials else None
         client = redis.Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout,
@@ -146,8 +172,11 @@ class InboxCache:
             # No client-side retries: a failure opens the back-off instead.
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
+            credential_provider=provider,
         )
-        return cls(client, size=size, ttl_seconds=ttl_seconds, backoff_seconds=backoff_seconds)
+        cache = cls(client, size=size, ttl_seconds=ttl_seconds, backoff_seconds=backoff_seconds)
+        cache._credentials = provider
+        return cache
 
     # ------------------------------------------------------------- availability
 
@@ -162,6 +191,8 @@ class InboxCache:
         try:
             result = call()
         except self._errors as exc:
+            if isinstance(exc, self._auth_error) and self._credentials is not None:
+                self._credentials.refresh_next = True  # rotated? the next connection refetches
             with self._state_lock:
                 self._down_until = time.monotonic() + self._backoff
                 if not self._down:

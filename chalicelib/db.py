@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ServiceUnavailable
-from .settings import Settings
+from .secrets import SecretStore, database_credentials
+from .settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+RDS_CA_BUNDLE = "chalicelib/certs/rds-ca-bundle.pem"  # Amazon RDS CAs and Amazon root CAs (RDS Proxy)
 MAX_ATTEMPTS = 4  # a deadlock or lost lock wait is retried this many times in all
 
 
@@ -62,7 +65,7 @@ class MySQLTarget:
     database: str
     unix_socket: Optional[str]
     tls: str  # "off" | "verify"
-    tls_ca: Optional[str]
+    tls_ca: str  # CA bundle to verify the server against
 
 
 def parse_mysql_url(url: str) -> MySQLTarget:
@@ -74,6 +77,9 @@ def parse_mysql_url(url: str) -> MySQLTarget:
     tls = query.get("tls", "off" if loopback else "verify")
     if tls not in ("off", "verify"):
         raise ValueError("DATABASE_URL tls must be 'off' or 'verify'")
+    tls_ca = Path(query.get("tls_ca") or RDS_CA_BUNDLE)
+    if not tls_ca.is_absolute():  # relative to the project, as deployed
+        tls_ca = PROJECT_ROOT / tls_ca
     return MySQLTarget(
         host=host,
         port=parts.port or 3306,
@@ -82,7 +88,7 @@ def parse_mysql_url(url: str) -> MySQLTarget:
         database=parts.path.lstrip("/"),
         unix_socket=socket_path,
         tls=tls,
-        tls_ca=query.get("tls_ca"),
+        tls_ca=str(tls_ca),
     )
 
 
@@ -95,21 +101,46 @@ class MySQLDialect:
     # lost, gone away, killed, shut down, idle-disconnected
     _LOST = {2006, 2013, 2055, 1927, 1053, 4031, 0}
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, secrets: Optional[SecretStore] = None) -> None:
         import pymysql  # imported here so the SQLite default never loads it
 
         self._pymysql = pymysql
         self._settings = settings
+        self._secrets = secrets or SecretStore()
         self.target = parse_mysql_url(settings.database_url)
+        self._tls_context: Optional[ssl.SSLContext] = None
+
+    def _tls(self) -> Dict[str, Any]:
+        if self.target.tls == "off":
+            return {"ssl_disabled": True}
+        if self._tls_context is None:  # built once: a context per connect costs tens of ms
+            self._tls_context = ssl.create_default_context(cafile=self.target.tls_ca)
+        return {"ssl": self._tls_context}
+
+    def _credentials(self, *, refresh: bool) -> Tuple[str, str]:
+        if self._settings.db_secret_arn:
+            return database_credentials(self._secrets.get(self._settings.db_secret_arn, refresh=refresh))
+        return self.target.user, self.target.password
 
     def connect(self) -> Any:
+        try:
+            return self._connect(refresh=False)
+        except self._pymysql.err.OperationalError as exc:
+            # Access denied with a secret-managed password: it may have been
+            # rotated since we fetched it. Fetch it again, once.
+            if not (self._settings.db_secret_arn and exc.args and exc.args[0] == 1045):
+                raise ServiceUnavailable("the database cannot be reached") from exc
+        try:
+            return self._connect(refresh=True)
+        except self._pymysql.err.MySQLError as exc:
+            raise ServiceUnavailable("the database cannot be reached") from exc
+
+    def _connect(self, *, refresh: bool) -> Any:
         t, s = self.target, self._settings
-        tls: Dict[str, Any] = {"ssl_disabled": True}
-        if t.tls == "verify":
-            tls = {"ssl_ca": t.tls_ca, "ssl_verify_cert": True, "ssl_verify_identity": True}
+        user, password = self._credentials(refresh=refresh)
         try:
             conn = self._pymysql.connect(
-                host=t.host, port=t.port, user=t.user, password=t.password,
+                host=t.host, port=t.port, user=user, password=password,
                 database=t.database, unix_socket=t.unix_socket,
                 charset="utf8mb4", autocommit=False,
                 connect_timeout=s.db_connect_timeout,
@@ -118,11 +149,13 @@ class MySQLDialect:
                 sql_mode="STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
                 # Each statement sees the latest commits and takes no gap locks.
                 init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                **tls,
+                **self._tls(),
             )
             with conn.cursor() as cur:
                 # End lock waits (as a retryable error) well before the socket read timeout.
                 cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (self.lock_wait_seconds(),))
+        except self._pymysql.err.OperationalError:
+            raise
         except self._pymysql.err.MySQLError as exc:
             raise ServiceUnavailable("the database cannot be reached") from exc
         return conn
@@ -214,12 +247,12 @@ class SQLiteDialect:
         return dict(cur.fetchall())
 
 
-def dialect_for(settings: Settings):
+def dialect_for(settings: Settings, secrets: Optional[SecretStore] = None):
     url = settings.database_url
     if url.startswith("sqlite:///"):
         return SQLiteDialect(settings)
     if url.startswith("mysql://"):
-        return MySQLDialect(settings)
+        return MySQLDialect(settings, secrets)
     raise ValueError("DATABASE_URL must start with mysql:// or sqlite:///")
 
 
@@ -272,8 +305,10 @@ class Tx:
 
 
 class Database:
-    def __init__(self, settings: Settings, *, auto_migrate: bool = False) -> None:
-        self.dialect = dialect_for(settings)
+    def __init__(
+        self, settings: Settings, *, auto_migrate: bool = False, secrets: Optional[SecretStore] = None
+    ) -> None:
+        self.dialect = dialect_for(settings, secrets)
         self._settings = settings
         self._local = threading.local()
         self._migrated = not auto_migrate
@@ -300,7 +335,7 @@ class Database:
                 return
             from .migrate import apply_migrations
 
-            own = Database(self._settings)
+            own = Database(self._settings)  # SQLite only: no secrets involved
             try:
                 apply_migrations(own)
             finally:

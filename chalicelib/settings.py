@@ -50,6 +50,7 @@ class Settings:
     db_read_timeout: float
     db_write_timeout: float
     redis_url: Optional[str]
+    redis_secret_arn: Optional[str]
     redis_connect_timeout: float
     redis_timeout: float
     cache_size: int
@@ -78,6 +79,7 @@ class Settings:
             db_read_timeout=_float(env, "DB_READ_TIMEOUT", 10.0),
             db_write_timeout=_float(env, "DB_WRITE_TIMEOUT", 10.0),
             redis_url=env.get("REDIS_URL", "").strip() or None,
+            redis_secret_arn=env.get("REDIS_SECRET_ARN", "").strip() or None,
             redis_connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", 0.1),
             redis_timeout=_float(env, "REDIS_TIMEOUT", 0.1),
             cache_size=_int(env, "CACHE_SIZE", 100, 1, 10_000),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Optional
+from typing import List, Optional
 
 from .auth import TokenSigner, development_secret
 from .cache import InboxCache
 from .db import Database
+from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
 from .service import Messaging
 from .settings import DATA_DIR, ConfigError, Settings
 
@@ -19,22 +20,27 @@ _service: Optional[Messaging] = None
 _db: Optional[Database] = None
 
 
-def _signing_secrets(settings: Settings) -> list:
+def _signer(settings: Settings, secrets: SecretStore) -> TokenSigner:
     if settings.auth_secret:
-        return settings.auth_secret.split()  # newest first; older ones still verify
+        return TokenSigner(settings.auth_secret.split())  # newest first; older ones still verify
+    if settings.auth_secret_arn:
+        source = RefreshingSigningSecrets(secrets, settings.auth_secret_arn)
+        return TokenSigner(source.load(), reload=lambda: source.load(refresh=True))
     if settings.in_lambda:
         raise ConfigError("AUTH_SECRET or AUTH_SECRET_ARN must be set in Lambda")
     log.warning("AUTH_SECRET is unset: signing tokens with a local development secret in %s", DATA_DIR)
-    return [development_secret(DATA_DIR)]
+    return TokenSigner([development_secret(DATA_DIR)])
 
 
 def build(settings: Settings) -> Messaging:
     global _db
     if not settings.auth_enabled:
         log.warning("AUTH_MODE=none: authentication is OFF; any caller can act as any user")
-    _db = Database(settings, auto_migrate=settings.database_url.startswith("sqlite:///"))
+    secrets = SecretStore()
+    _db = Database(settings, auto_migrate=settings.database_url.startswith("sqlite:///"), secrets=secrets)
     cache = None
     if settings.redis_url:
+        arn = settings.redis_secret_arn
         cache = InboxCache.from_url(
             settings.redis_url,
             size=settings.cache_size,
@@ -42,14 +48,26 @@ def build(settings: Settings) -> Messaging:
             connect_timeout=settings.redis_connect_timeout,
             timeout=settings.redis_timeout,
             backoff_seconds=settings.cache_backoff_seconds,
+            credentials=(lambda refresh: redis_password(secrets.get(arn, refresh=refresh))) if arn else None,
         )
     return Messaging(
         db=_db,
-        signer=TokenSigner(_signing_secrets(settings)),
+        signer=_signer(settings, secrets),
         auth_enabled=settings.auth_enabled,
         max_group_members=settings.max_group_members,
         cache=cache,
     )
+
+
+def migrate() -> List[str]:
+    """Apply pending migrations to the configured database (the `migrate` Lambda)."""
+    from .migrate import apply_migrations
+
+    db = Database(Settings.from_env(), secrets=SecretStore())
+    try:
+        return apply_migrations(db)
+    finally:
+        db.close()
 
 
 def service() -> Messaging:

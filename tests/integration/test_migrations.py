@@ -219,3 +219,19 @@ def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(qu
         conn.rollback()
     finally:
         conn.close()
+
+
+def test_the_migrate_lambda_function_creates_the_schema_once(empty_mysql_database, monkeypatch):
+    from app import migrate
+
+    url, name = empty_mysql_database
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert migrate({}, None) == {"applied": [migration for _, migration, _ in available()]}
+    assert migrate({}, None) == {"applied": []}
+    admin = admin_connection()
+    try:
+        cur = admin.cursor()
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (name,))
+        assert {row[0] for row in cur.fetchall()} == TABLES
+    finally:
+        admin.close()

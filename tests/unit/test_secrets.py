@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from chalicelib import secrets as s
+from chalicelib.auth import TokenSigner
+from chalicelib.errors import Unauthorized
+
+UID = "2e86f3d2-9705-4acb-b1c7-980e5bb05ada"
+OLD, NEW = "old-signing-secret-0123456789", "new-signing-secret-0123456789"
+
+
+class Source:
+    """Stands in for Secrets Manager: a dict of ARN -> SecretString, counting fetches."""
+
+    def __init__(self, values):
+        self.values, self.fetches = dict(values), 0
+
+    def __call__(self, arn):
+        self.fetches += 1
+        return self.values[arn]
+
+
+def test_a_secret_is_fetched_once_and_again_only_when_asked_to_refresh():
+    source = Source({"arn:db": "v1"})
+    store = s.SecretStore(fetch=source)
+    assert store.get("arn:db") == store.get("arn:db") == "v1" and source.fetches == 1
+    source.values["arn:db"] = "v2"
+    assert store.get("arn:db") == "v1"
+    assert store.get("arn:db", refresh=True) == "v2" and source.fetches == 2
+
+
+def test_secret_formats_are_read_as_rds_elasticache_and_the_app_store_them():
+    assert s.database_credentials(json.dumps({"username": "admin", "password": "p"})) == ("admin", "p")
+    assert s.redis_password("plain-token") == (None, "plain-token")
+    assert s.redis_password(json.dumps({"auth_token": "t"})) == (None, "t")
+    assert s.redis_password(json.dumps({"username": "app", "password": "p"})) == ("app", "p")
+    assert s.signing_secrets(f"{NEW}\n{OLD}") == [NEW, OLD]
+    assert s.signing_secrets(json.dumps({"secrets": [NEW, OLD]})) == [NEW, OLD]
+
+
+def test_a_token_signed_with_a_key_added_by_rotation_verifies_after_one_refetch(monkeypatch):
+    source = Source({"arn:auth": OLD})
+    clock = [1000.0]
+    monkeypatch.setattr(s.time, "monotonic", lambda: clock[0])
+    signing = s.RefreshingSigningSecrets(s.SecretStore(fetch=source), "arn:auth")
+    signer = TokenSigner(signing.load(), reload=lambda: signing.load(refresh=True))
+    source.values["arn:auth"] = f"{NEW} {OLD}"  # rotated: another container signs with NEW
+    clock[0] += s.SIGNING_REFRESH_SECONDS + 1
+    assert signer.verify(TokenSigner([NEW]).issue(UID)) == UID
+    assert signer.verify(TokenSigner([OLD]).issue(UID)) == UID
+    assert source.fetches == 2
+
+
+def test_unknown_key_ids_refetch_at_most_once_a_minute(monkeypatch):
+    source = Source({"arn:auth": OLD})
+    clock = [1000.0]
+    monkeypatch.setattr(s.time, "monotonic", lambda: clock[0])
+    signing = s.RefreshingSigningSecrets(s.SecretStore(fetch=source), "arn:auth")
+    signer = TokenSigner(signing.load(), reload=lambda: signing.load(refresh=True))
+    forged = TokenSigner(["attacker-secret-0123456789"]).issue(UID)
+    for _ in range(5):
+        with pytest.raises(Unauthorized):
+            signer.verify(forged)
+    assert source.fetches == 1, "garbage tokens must not hammer Secrets Manager"
+    clock[0] += s.SIGNING_REFRESH_SECONDS + 1
+    with pytest.raises(Unauthorized):
+        signer.verify(forged)
+    assert source.fetches == 2
