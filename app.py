@@ -3,12 +3,17 @@ from chalice import Chalice, Response
 
 from chalicelib import wiring
 from chalicelib.params import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS
-from chalicelib.web import BODY_TYPES, RETRY_AFTER_SECONDS, created, handled, params
+from chalicelib.web import BODY_TYPES, RETRY_AFTER_SECONDS, created, handled, log_request, params
 
 app = Chalice(app_name="messaging")
 service = wiring.service
 route = app.route
 edge = handled(app)
+
+
+@app.middleware("http")
+def request_log(request, get_response):
+    return log_request(app, request, get_response)
 
 
 def _caller():

@@ -259,12 +259,40 @@ def dialect_for(settings: Settings, secrets: Optional[SecretStore] = None):
 # --------------------------------------------------------------------------- units of work
 
 
+_counts = threading.local()
+
+
+def statements_sent() -> int:
+    """Statements this thread has sent to the database (for request logs)."""
+    return getattr(_counts, "n", 0)
+
+
+def _count(n: int = 1) -> None:
+    _counts.n = statements_sent() + n
+
+
+class _CountingCursor:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        _count()
+        return self._cursor.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        _count()
+        return self._cursor.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:  # fetchone, fetchall, rowcount, lastrowid
+        return getattr(self._cursor, name)
+
+
 class Tx:
     """The statements of one unit of work. SQL is written with %s placeholders."""
 
     def __init__(self, conn: Any, dialect: Any) -> None:
         self._dialect = dialect
-        self._cur = conn.cursor()
+        self._cur = _CountingCursor(conn.cursor())
         self._sqlite = dialect.placeholder == "?"
 
     def _sql(self, sql: str) -> str:
@@ -373,6 +401,8 @@ class Database:
                     self.dialect.begin(conn)
                 result = work(Tx(conn, self.dialect))
                 committing = True
+                if getattr(conn, "in_transaction", True):  # SQLite reads have nothing to commit
+                    _count()
                 conn.commit()
                 return result
             except _Retryable:

@@ -3,17 +3,27 @@ envelope out. The only module that knows status codes."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import sys
+import time
 import traceback
 import uuid
 from typing import Any, Callable, Dict
 
 from chalice import Response
 
+from .db import statements_sent
 from .errors import DomainError
 from .params import RequestParams
 
 log = logging.getLogger(__name__)
+request_log = logging.getLogger("chalicelib.requests")
+request_log.setLevel(logging.INFO)
+if not logging.getLogger().handlers:  # chalice local: Lambda's runtime brings its own handler
+    _stderr = logging.StreamHandler(sys.stderr)
+    _stderr.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("chalicelib").addHandler(_stderr)
 
 STATUS: Dict[str, int] = {
     "BadRequest": 400,
@@ -94,3 +104,20 @@ def handled(app: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return wrapper
 
     return decorate
+
+
+def log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> Any:
+    """One JSON line per request: what happened and how long it took. Never
+    parameters, bodies or headers (tokens and message text live there)."""
+    started, statements = time.perf_counter(), statements_sent()
+    response = get_response(request)
+    request_log.info(json.dumps({
+        "request_id": _request_id(app),
+        "method": request.method,
+        "route": request.path,
+        "status": response.status_code,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "cache": response.headers.get("X-Cache"),
+        "db_statements": statements_sent() - statements,
+    }))
+    return response
