@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench migrate clean
+.PHONY: run test bench migrate deploy destroy clean
 
 $(VENV)/.runtime: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,23 @@ bench: $(VENV)/.runtime
 
 migrate: $(VENV)/.runtime
 	$(PY) -m chalicelib.migrate
+
+# Cloud: Terraform (infra/, its own state) -> .chalice/config.json prod stage
+# -> chalice deploy -> the migrate Lambda. Needs AWS credentials and terraform.
+STAGE ?= prod
+deploy: $(VENV)/.runtime
+	terraform -chdir=infra init -input=false
+	terraform -chdir=infra apply -input=false -var stage=$(STAGE)
+	terraform -chdir=infra output -json | $(PY) scripts/render_chalice_config.py - --stage $(STAGE)
+	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	$(VENV)/bin/chalice invoke --stage $(STAGE) --name migrate
+	@url=$$($(VENV)/bin/chalice url --stage $(STAGE)); \
+	  echo "API: $$url"; \
+	  echo "Try: curl -s -X POST \"$${url}register?user_name=shir\""
+
+destroy: $(VENV)/.runtime
+	$(VENV)/bin/chalice delete --stage $(STAGE)
+	terraform -chdir=infra destroy -input=false -var stage=$(STAGE)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis
