@@ -23,8 +23,13 @@ def _caller():
 @route("/register", methods=["POST"], content_types=BODY_TYPES)
 @edge
 def register():
-    p = params(app.current_request)
-    return Response(body=service().register(user_name=p.name("user_name", MAX_USER_NAME_CHARS)), status_code=201)
+    request = app.current_request
+    p = params(request)
+    user = service().register(
+        user_name=p.name("user_name", MAX_USER_NAME_CHARS),
+        source_ip=request.context.get("identity", {}).get("sourceIp", "unknown"),
+    )
+    return Response(body=user, status_code=201)
 
 
 @route("/block", methods=["POST"], content_types=BODY_TYPES)

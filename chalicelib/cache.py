@@ -207,12 +207,20 @@ class InboxCache:
         return result
 
     def _eval(self, user_id: str, *args: Any) -> Any:
-        key = key_for(user_id)
+        return self._evalsha(_SHA, _SCRIPT, key_for(user_id), *args)
+
+    def _evalsha(self, sha: str, script: str, key: str, *args: Any) -> Any:
         try:
-            return self._client.evalsha(_SHA, 1, key, *args)
-        except self._no_script:
-            self._client.script_load(_SCRIPT)
-            return self._client.evalsha(_SHA, 1, key, *args)
+            return self._client.evalsha(sha, 1, key, *args)
+        except self._no_script:  # a restarted or failed-over Redis forgot it
+            self._client.script_load(script)
+            return self._client.evalsha(sha, 1, key, *args)
+
+    def run_script(self, sha: str, script: str, key: str, *args: Any) -> Any:
+        """Another one-key script on this connection and back-off (rate limits);
+        None when Redis is skipped or failed."""
+        reply = self._guard(lambda: self._evalsha(sha, script, key, *args))
+        return None if reply is _SKIPPED else reply
 
     # ------------------------------------------------------------- operations
 

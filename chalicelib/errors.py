@@ -55,6 +55,14 @@ class PayloadTooLarge(DomainError):
     code = "PayloadTooLarge"
 
 
+class RateLimited(DomainError):
+    code = "RateLimited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class UnsupportedMediaType(DomainError):
     code = "UnsupportedMediaType"
 

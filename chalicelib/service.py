@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 from .auth import TokenSigner
 from .cache import Hit, InboxCache
 from .db import Database, DuplicateKey, MissingReference, Tx
+from .ratelimit import Limit, RateLimiter
 from .errors import (
     BadRequest,
     Blocked,
@@ -50,6 +52,15 @@ def _entry_json(item: Dict[str, Any]) -> str:
     return json.dumps(item, separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Rate limits per class of request; None = unlimited."""
+
+    sends: Optional[Limit] = None
+    reads: Optional[Limit] = None
+    registrations: Optional[Limit] = None
+
+
 # What a send's transaction hands back: the response, and each recipient's seq.
 _Sent = Tuple[Dict[str, Any], Dict[str, int], Optional[StoredMessage]]
 
@@ -63,9 +74,13 @@ class Messaging:
         auth_enabled: bool,
         max_group_members: int,
         cache: Optional[InboxCache] = None,
+        limits: Optional[Limits] = None,
     ) -> None:
         self._db = db
         self._cache = cache
+        self._limits = limits or Limits()
+        # Limits live in Redis; without a cache there is nothing to count in.
+        self._limiter = RateLimiter(cache) if cache is not None else None
         self._signer = signer
         self._auth_enabled = auth_enabled
         self._max_group_members = max_group_members
@@ -82,9 +97,14 @@ class Messaging:
         if caller is not None and caller != user_id:
             raise Forbidden(f"{parameter} must be the user the token was issued to")
 
+    def _limit(self, limit: Optional[Limit], subject: str) -> None:
+        if self._limiter is not None:
+            self._limiter.check(limit, subject)
+
     # ------------------------------------------------------------------ users
 
-    def register(self, *, user_name: str) -> Dict[str, Any]:
+    def register(self, *, user_name: str, source_ip: str) -> Dict[str, Any]:
+        self._limit(self._limits.registrations, f"ip:{source_ip}")
         user_id = str(uuid.uuid4())
 
         def work(tx: Tx) -> None:
@@ -163,6 +183,7 @@ class Messaging:
         self, *, caller: Optional[str], sender_id: str, recipient_id: str, text: str, client_message_id: Optional[str]
     ) -> Dict[str, Any]:
         self._act_as(caller, "sending_user_id", sender_id)
+        self._limit(self._limits.sends, sender_id)
 
         def work(tx: Tx) -> _Sent:
             message = StoredMessage(str(uuid.uuid4()), sender_id, recipient_id, None, text, _now())
@@ -185,6 +206,7 @@ class Messaging:
         self, *, caller: Optional[str], sender_id: str, group_id: str, text: str, client_message_id: Optional[str]
     ) -> Dict[str, Any]:
         self._act_as(caller, "sending_user_id", sender_id)
+        self._limit(self._limits.sends, sender_id)
 
         def work(tx: Tx) -> _Sent:
             message = StoredMessage(str(uuid.uuid4()), sender_id, None, group_id, text, _now())
@@ -260,6 +282,7 @@ class Messaging:
         self._act_as(caller, "user_id", user_id)
         if (after is None) == (since is None):
             raise BadRequest("after", "give exactly one of after and min_timestamp")
+        self._limit(self._limits.reads, user_id)
         ticket = None
         # Timestamp reads cannot be proven complete from a seq window: database.
         if self._cache is not None and after is not None:

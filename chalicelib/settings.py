@@ -60,6 +60,9 @@ class Settings:
     auth_secret: Optional[str]
     auth_secret_arn: Optional[str]
     max_group_members: int
+    rate_limit_sends_per_minute: int  # 0 = off
+    rate_limit_reads_per_minute: int
+    rate_limit_registrations_per_hour: int
     in_lambda: bool
 
     @property
@@ -89,5 +92,8 @@ class Settings:
             auth_secret=env.get("AUTH_SECRET", "").strip() or None,
             auth_secret_arn=env.get("AUTH_SECRET_ARN", "").strip() or None,
             max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1000, 2, 10_000),
+            rate_limit_sends_per_minute=_int(env, "RATE_LIMIT_SENDS_PER_MINUTE", 0, 0, 1_000_000),
+            rate_limit_reads_per_minute=_int(env, "RATE_LIMIT_READS_PER_MINUTE", 0, 0, 1_000_000),
+            rate_limit_registrations_per_hour=_int(env, "RATE_LIMIT_REGISTRATIONS_PER_HOUR", 0, 0, 1_000_000),
             in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         )

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict
 from chalice import Response
 
 from .db import statements_sent
-from .errors import DomainError
+from .errors import DomainError, RateLimited
 from .params import RequestParams
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ STATUS: Dict[str, int] = {
     "IdempotencyConflict": 409,
     "PayloadTooLarge": 413,
     "UnsupportedMediaType": 415,
+    "RateLimited": 429,
     "ServiceUnavailable": 503,
 }
 RETRY_AFTER_SECONDS = "2"
@@ -60,7 +61,11 @@ def created(result: Dict[str, Any]) -> Response:
 
 def error_response(error: DomainError) -> Response:
     status = STATUS.get(error.code, 500)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else {}
+    headers = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    elif status == 503:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
     return Response(body={"Code": error.code, "Message": error.message}, status_code=status, headers=headers)
 
 

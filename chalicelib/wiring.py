@@ -10,7 +10,8 @@ from .auth import TokenSigner, development_secret
 from .cache import InboxCache
 from .db import Database
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
-from .service import Messaging
+from .ratelimit import Limit
+from .service import Limits, Messaging
 from .settings import DATA_DIR, ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,18 @@ def build(settings: Settings) -> Messaging:
         auth_enabled=settings.auth_enabled,
         max_group_members=settings.max_group_members,
         cache=cache,
+        limits=_limits(settings),
+    )
+
+
+def _limits(settings: Settings) -> Limits:
+    def per(name: str, count: int, window_ms: int) -> Optional[Limit]:
+        return Limit(name, count, window_ms) if count else None
+
+    return Limits(
+        sends=per("sends", settings.rate_limit_sends_per_minute, 60_000),
+        reads=per("reads", settings.rate_limit_reads_per_minute, 60_000),
+        registrations=per("registrations", settings.rate_limit_registrations_per_hour, 3_600_000),
     )
 
 
