@@ -61,3 +61,41 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
         wait_until(lambda: not accepts_connections(self.port), 10, f"redis-server on port {self.port} did not stop")
+
+
+class MariaDBServer:
+    """A mariadbd of the test's own: its own datadir, a free port, root
+    without a password over TCP. Stopped with SIGKILL, like a crash."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.datadir = workdir / "data"
+        self.socket = workdir / "mysqld.sock"
+        self.log = workdir / "mysqld.log"
+        self.process: Optional[subprocess.Popen] = None
+        install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+        subprocess.run([install, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True, timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}"
+
+    def start(self) -> "MariaDBServer":
+        binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+                 f"--socket={self.socket}", "--bind-address=127.0.0.1", "--user=root", "--skip-log-bin",
+                 "--innodb-buffer-pool-size=32M"],
+                stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: accepts_connections(self.port), 60, f"mariadbd on port {self.port} did not start")
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+            self.process = None
+        wait_until(lambda: not accepts_connections(self.port), 10, f"mariadbd on port {self.port} did not stop")

@@ -74,3 +74,19 @@ def test_short_secrets_are_a_configuration_error():
         TokenSigner(["short"])
     with pytest.raises(ConfigError):
         TokenSigner([])
+
+
+def test_signatures_are_compared_in_constant_time(monkeypatch):
+    import hmac
+
+    from chalicelib import auth
+
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    signer = TokenSigner([NEW])
+    token = signer.issue(UID)
+    assert signer.verify(token) == UID
+    with pytest.raises(Unauthorized):
+        signer.verify(token[:-1] + ("A" if token[-1] != "A" else "B"))
+    assert len(calls) == 2 and all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in calls)
