@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench migrate deploy destroy clean
+.PHONY: run test bench check-infra migrate deploy destroy clean
 
 $(VENV)/.runtime: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(VENV)/.runtime
 bench: $(VENV)/.runtime
 	./scripts/ensure-services.sh
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+# Offline checks of the cloud side: checkov, HCL parsing, the config
+# renderer, and `chalice package` of the prod stage.
+check-infra: $(VENV)/.runtime
+	./scripts/check-infra.sh
 
 migrate: $(VENV)/.runtime
 	$(PY) -m chalicelib.migrate

@@ -1,0 +1,61 @@
+locals {
+  # Also the Lambda function name Chalice deploys ("<app_name>-<stage>"), so
+  # name_prefix should equal app_name in .chalice/config.json.
+  name = "${var.name_prefix}-${var.stage}"
+
+  tags = merge(
+    {
+      Project   = var.name_prefix
+      Stage     = var.stage
+      ManagedBy = "terraform"
+      Component = "messaging-backend"
+    },
+    var.tags,
+  )
+
+  # Pinned by name (default <region>a and <region>b), so a zone AWS adds later
+  # never moves a subnet; the data source below checks they exist and are up.
+  azs = length(var.availability_zones) > 0 ? var.availability_zones : [for suffix in ["a", "b"] : "${var.region}${suffix}"]
+
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  dns_suffix = data.aws_partition.current.dns_suffix
+
+  db_port    = 3306
+  redis_port = 6379
+
+  # ElastiCache default parameter group of the engine's major version:
+  # default.valkey7 / default.redis7 (cluster mode disabled).
+  redis_parameter_group = "default.${var.redis_engine}${split(".", var.redis_engine_version)[0]}"
+
+  # The RDS-managed master user secret (username/password JSON), rotated by RDS.
+  db_secret_arn = aws_rds_cluster.this.master_user_secret[0].secret_arn
+
+  app_secret_arns = [
+    local.db_secret_arn,
+    aws_secretsmanager_secret.redis_auth.arn,
+    aws_secretsmanager_secret.auth.arn,
+  ]
+
+  db_log_exports = ["audit", "error", "slowquery"]
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_availability_zones" "pinned" {
+  state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = local.azs
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.names) == var.az_count
+      error_message = "Every zone in availability_zones (default <region>a, <region>b) must exist and be available in this region."
+    }
+  }
+}

@@ -1,0 +1,77 @@
+# Read by scripts/render_chalice_config.py (terraform output -json). None is
+# secret: secrets stay in Secrets Manager and only their ARNs leave here.
+
+output "region" {
+  description = "AWS region everything was created in."
+  value       = var.region
+}
+
+output "stage" {
+  description = "Deployment stage; the Chalice stage the outputs are rendered into."
+  value       = var.stage
+}
+
+output "vpc_id" {
+  description = "ID of the VPC."
+  value       = aws_vpc.this.id
+}
+
+output "subnet_ids" {
+  description = "IDs of the two private subnets (one per AZ) for the Lambda's VPC config."
+  value       = aws_subnet.private[*].id
+}
+
+output "lambda_security_group_id" {
+  description = "Security group to attach to the Lambda: egress only to MySQL, Redis and the Secrets Manager endpoint."
+  value       = aws_security_group.lambda.id
+}
+
+output "db_endpoint" {
+  description = "Host name the app connects to: the RDS Proxy endpoint when enable_rds_proxy, else the cluster's writer endpoint."
+  value       = var.enable_rds_proxy ? aws_db_proxy.this[0].endpoint : aws_rds_cluster.this.endpoint
+}
+
+output "db_port" {
+  description = "MySQL port of db_endpoint."
+  value       = aws_rds_cluster.this.port
+}
+
+output "db_name" {
+  description = "Name of the application database."
+  value       = aws_rds_cluster.this.database_name
+}
+
+output "db_secret_arn" {
+  description = "ARN of the RDS-managed master user secret (JSON with username and password), for DB_SECRET_ARN."
+  value       = local.db_secret_arn
+}
+
+output "redis_endpoint" {
+  description = "Primary endpoint of the ElastiCache replication group (follows failovers)."
+  value       = aws_elasticache_replication_group.this.primary_endpoint_address
+}
+
+output "redis_port" {
+  description = "Port of redis_endpoint (TLS only)."
+  value       = aws_elasticache_replication_group.this.port
+}
+
+output "redis_secret_arn" {
+  description = "ARN of the secret holding the ElastiCache AUTH token (plain text), for REDIS_SECRET_ARN."
+  value       = aws_secretsmanager_secret.redis_auth.arn
+}
+
+output "auth_secret_arn" {
+  description = "ARN of the secret holding the API token signing secrets (whitespace-separated, newest first), for AUTH_SECRET_ARN."
+  value       = aws_secretsmanager_secret.auth.arn
+}
+
+output "kms_key_arn" {
+  description = "ARN of the customer managed KMS key that encrypts the secrets (the Lambda needs kms:Decrypt on it via Secrets Manager)."
+  value       = aws_kms_key.this.arn
+}
+
+output "lambda_log_group_name" {
+  description = "CloudWatch log group created for the Chalice Lambda \"<name_prefix>-<stage>\"."
+  value       = aws_cloudwatch_log_group.lambda.name
+}

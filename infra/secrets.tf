@@ -1,0 +1,106 @@
+# One customer managed key for everything at rest here: Aurora storage and
+# Performance Insights, the ElastiCache data, the Secrets Manager secrets
+# (including the RDS-managed master secret) and the CloudWatch log groups.
+# AWS services use it through grants made on the caller's behalf (allowed by
+# the account statement); CloudWatch Logs needs its own statement.
+
+resource "aws_kms_key" "this" {
+  description             = "${local.name}: Aurora, ElastiCache, Secrets Manager and CloudWatch Logs encryption"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = var.kms_deletion_window_days
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministersKeyThroughIam"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchLogsEncryptsThisAccountsLogGroups"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${var.region}.${local.dns_suffix}" }
+        Action = [
+          "kms:Encrypt",
+          "kms:Decrypt",
+          "kms:ReEncrypt*",
+          "kms:GenerateDataKey*",
+          "kms:Describe*",
+        ]
+        Resource = "*"
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:*"
+          }
+        }
+      },
+    ]
+  })
+
+  tags = { Name = local.name }
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${local.name}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+# ---------------------------------------------------------------- token-signing secret
+
+# AUTH_SECRET_ARN: the HMAC secrets that sign API tokens, as whitespace-separated
+# text, newest first (chalicelib/secrets.py also accepts {"secrets": [...]}).
+# Rotate by writing "<new> <old>" as a new version, then "<new>" once the old
+# tokens may expire; Terraform ignores later versions.
+resource "random_password" "auth" {
+  length  = 48
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "auth" {
+  #checkov:skip=CKV2_AWS_57:Rotation is an application procedure (prepend a new signing secret, keep the old one until its tokens lapse), not a Secrets Manager rotation Lambda; the app refetches on an unknown key id.
+  # A prefix, not a fixed name: a destroyed secret keeps its name for the
+  # recovery window, which would block the next apply.
+  name_prefix             = "${local.name}/auth-signing-secrets-"
+  description             = "${local.name}: API token signing secrets (whitespace-separated, newest first)"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "auth" {
+  secret_id     = aws_secretsmanager_secret.auth.id
+  secret_string = random_password.auth.result
+
+  lifecycle {
+    ignore_changes = [secret_string] # rotated outside Terraform
+  }
+}
+
+# ---------------------------------------------------------------- Redis AUTH token
+
+# REDIS_SECRET_ARN: the ElastiCache AUTH token as plain text. Letters and
+# digits only, so it needs no escaping anywhere (ElastiCache refuses @, " and /).
+resource "random_password" "redis_auth" {
+  length  = 64
+  special = false
+
+  keepers = {
+    generation = var.redis_auth_token_generation # bump to rotate
+  }
+}
+
+resource "aws_secretsmanager_secret" "redis_auth" {
+  #checkov:skip=CKV2_AWS_57:Rotated by Terraform, not a rotation Lambda: bumping redis_auth_token_generation makes a new token that is written to ElastiCache (ROTATE strategy: the old token stays valid meanwhile) and to this secret in the same apply.
+  name_prefix             = "${local.name}/redis-auth-token-"
+  description             = "${local.name}: ElastiCache AUTH token"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "redis_auth" {
+  secret_id     = aws_secretsmanager_secret.redis_auth.id
+  secret_string = random_password.redis_auth.result
+}

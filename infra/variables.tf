@@ -1,0 +1,270 @@
+# ---------------------------------------------------------------- general
+
+variable "region" {
+  description = "AWS region to deploy into, e.g. us-east-1. Must offer Aurora Serverless v2 and ElastiCache in at least two availability zones."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must look like us-east-1 or us-gov-west-1."
+  }
+}
+
+variable "stage" {
+  description = "Deployment stage; part of every resource name and must equal the Chalice stage the outputs are rendered into (prod)."
+  type        = string
+  default     = "prod"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.stage))
+    error_message = "stage must be 2-10 lowercase letters or digits, starting with a letter."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name. Keep it equal to app_name in .chalice/config.json: \"<name_prefix>-<stage>\" is the Lambda function name whose log group is created here."
+  type        = string
+  default     = "messaging"
+
+  validation {
+    # ElastiCache replication group ids are at most 40 characters: prefix + "-" + stage must fit.
+    condition     = can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$", var.name_prefix)) && length(var.name_prefix) <= 24
+    error_message = "name_prefix must be at most 24 lowercase letters, digits and single hyphens, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags merged into the provider default_tags of every resource."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------- network
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR of the VPC. Each of the two private subnets gets one sixteenth of it."
+  type        = string
+  default     = "10.42.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 22
+    error_message = "vpc_cidr must be a valid IPv4 CIDR with a prefix length from /16 to /22."
+  }
+}
+
+variable "az_count" {
+  description = "Number of availability zones (one private subnet each). Fixed at 2: the Aurora subnet group and the ElastiCache primary + replica span exactly two AZs."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.az_count == 2
+    error_message = "az_count is fixed at 2."
+  }
+}
+
+variable "availability_zones" {
+  description = "Availability zone names to use, exactly az_count of them; empty = \"<region>a\" and \"<region>b\". Pinned by name so subnets never move when AWS adds a zone."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.availability_zones) == 0 || length(var.availability_zones) == 2
+    error_message = "availability_zones must be empty or list exactly 2 zones."
+  }
+}
+
+# ---------------------------------------------------------------- Aurora MySQL
+
+variable "aurora_engine_version" {
+  description = "Aurora MySQL 3.x (MySQL 8.0 compatible) engine version, e.g. 8.0.mysql_aurora.3.08.2. Must support Serverless v2 in the region."
+  type        = string
+  default     = "8.0.mysql_aurora.3.08.2"
+
+  validation {
+    condition     = can(regex("^8\\.0\\.mysql_aurora\\.3\\.[0-9]{2}\\.[0-9]+$", var.aurora_engine_version))
+    error_message = "aurora_engine_version must be an Aurora MySQL 3.x version such as 8.0.mysql_aurora.3.08.2."
+  }
+}
+
+variable "aurora_min_acu" {
+  description = "Serverless v2 minimum capacity in Aurora capacity units (0.5 steps). 0.5 keeps idle cost low; raise it if cold scaling hurts latency."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.aurora_min_acu >= 0.5 && var.aurora_min_acu <= 256 && floor(var.aurora_min_acu * 2) == var.aurora_min_acu * 2
+    error_message = "aurora_min_acu must be between 0.5 and 256 in steps of 0.5."
+  }
+}
+
+variable "aurora_max_acu" {
+  description = "Serverless v2 maximum capacity in Aurora capacity units (0.5 steps); must be >= aurora_min_acu."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.aurora_max_acu >= 1 && var.aurora_max_acu <= 256 && floor(var.aurora_max_acu * 2) == var.aurora_max_acu * 2
+    error_message = "aurora_max_acu must be between 1 and 256 in steps of 0.5."
+  }
+}
+
+variable "aurora_instance_count" {
+  description = "Number of db.serverless instances (the first is the writer). 1 as specified; 2 puts a reader in the second AZ so a failover takes seconds instead of an instance rebuild."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.aurora_instance_count >= 1 && var.aurora_instance_count <= 3 && floor(var.aurora_instance_count) == var.aurora_instance_count
+    error_message = "aurora_instance_count must be 1, 2 or 3."
+  }
+}
+
+variable "db_name" {
+  description = "Name of the application database created in the cluster (the path of DATABASE_URL)."
+  type        = string
+  default     = "messaging"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,63}$", var.db_name))
+    error_message = "db_name must start with a letter and contain at most 64 letters, digits or underscores."
+  }
+}
+
+variable "db_master_username" {
+  description = "Master user name. Its password is generated, stored and rotated by RDS in Secrets Manager (manage_master_user_password); Terraform never sees it."
+  type        = string
+  default     = "app_admin"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,15}$", var.db_master_username)) && !contains(["rdsadmin", "root", "admin"], lower(var.db_master_username))
+    error_message = "db_master_username must be 1-16 letters, digits or underscores, start with a letter, and not be a reserved name (rdsadmin, root, admin)."
+  }
+}
+
+variable "backup_retention_days" {
+  description = "Days of automated Aurora backups (point-in-time restore window)."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.backup_retention_days >= 1 && var.backup_retention_days <= 35
+    error_message = "backup_retention_days must be between 1 and 35."
+  }
+}
+
+variable "db_backtrack_hours" {
+  description = "Aurora MySQL backtrack window in hours (rewind the cluster in minutes without a restore). Can only be turned on at cluster creation; 0 turns it off for good."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.db_backtrack_hours >= 0 && var.db_backtrack_hours <= 72 && floor(var.db_backtrack_hours) == var.db_backtrack_hours
+    error_message = "db_backtrack_hours must be a whole number from 0 to 72."
+  }
+}
+
+variable "db_monitoring_interval" {
+  description = "Enhanced Monitoring interval in seconds for the Aurora instances (0 disables it)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = contains([0, 1, 5, 10, 15, 30, 60], var.db_monitoring_interval)
+    error_message = "db_monitoring_interval must be one of 0, 1, 5, 10, 15, 30, 60."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the Aurora cluster from deletion. Set false (and apply) only right before an intended destroy."
+  type        = bool
+  default     = true
+}
+
+variable "enable_rds_proxy" {
+  description = "Put an RDS Proxy (TLS required, authenticating with the RDS-managed master secret) in front of the cluster for Lambda connection pooling. db_endpoint then points at the proxy."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------- ElastiCache
+
+variable "redis_engine" {
+  description = "ElastiCache engine: valkey (Redis OSS 7.2 compatible, cheaper) or redis."
+  type        = string
+  default     = "valkey"
+
+  validation {
+    condition     = contains(["valkey", "redis"], var.redis_engine)
+    error_message = "redis_engine must be valkey or redis."
+  }
+}
+
+variable "redis_engine_version" {
+  description = "Engine version, major.minor of the 7.x line (valkey 7.2, redis 7.1)."
+  type        = string
+  default     = "7.2"
+
+  validation {
+    condition     = can(regex("^7\\.[0-9]+$", var.redis_engine_version))
+    error_message = "redis_engine_version must be a 7.x major.minor version such as 7.2."
+  }
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type of the primary and the replica, e.g. cache.t4g.small."
+  type        = string
+  default     = "cache.t4g.small"
+
+  validation {
+    condition     = can(regex("^cache\\.[a-z0-9]+\\.[a-z0-9]+$", var.redis_node_type)) && !startswith(var.redis_node_type, "cache.t1.") && !startswith(var.redis_node_type, "cache.t2.")
+    error_message = "redis_node_type must be an ElastiCache node type (cache.<family>.<size>); t1/t2 cannot fail over automatically."
+  }
+}
+
+# ---------------------------------------------------------------- logs, keys, secrets
+
+variable "log_retention_days" {
+  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, Lambda log)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before the customer managed KMS key is deleted after a destroy."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_deletion_window_days >= 7 && var.kms_deletion_window_days <= 30
+    error_message = "kms_deletion_window_days must be between 7 and 30."
+  }
+}
+
+variable "redis_auth_token_generation" {
+  description = "Increase by one to rotate the ElastiCache AUTH token: a new token is generated, set on the replication group with the ROTATE strategy (old and new both valid) and stored in the secret."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.redis_auth_token_generation >= 1 && floor(var.redis_auth_token_generation) == var.redis_auth_token_generation
+    error_message = "redis_auth_token_generation must be a positive whole number."
+  }
+}
+
+variable "secret_recovery_window_days" {
+  description = "Days a deleted Secrets Manager secret (Redis AUTH token, token-signing secret) can still be restored."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.secret_recovery_window_days >= 7 && var.secret_recovery_window_days <= 30
+    error_message = "secret_recovery_window_days must be between 7 and 30."
+  }
+}

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Offline checks of the cloud side (infra/ and the Chalice prod stage); no AWS
+# account, no Terraform providers. Each tool lives in its own virtualenv under
+# .venv-infra/ (checkov and python-hcl2 ship clashing `hcl2` modules); the
+# first run installs them from PyPI, later runs reuse them.
+#
+#   0. terraform fmt -check            (only when a terraform binary is on PATH)
+#   a. checkov on infra/, default variables and with enable_rds_proxy = true:
+#      0 failed checks, 0 parsing errors; every skip is listed with its reason
+#   b. every .tf / .tfvars file parses with python-hcl2; every variable has a
+#      description and a type and is used, every output a description, every
+#      security group and rule a description, no rule uses a CIDR, no internet
+#      or NAT gateway exists, and every var./local./data./resource reference
+#      resolves (the part of `terraform validate` that needs no provider)
+#   c. tests/infra (scripts/render_chalice_config.py on the recorded sample)
+#   d. `chalice package --stage prod` of a temporary copy of the project with
+#      the sample rendered into it; sam.json must carry the VPC config, the
+#      environment and the policy, deployment.zip the RDS CA bundle
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+CHECKOV_VERSION=3.3.30
+HCL2_VERSION=8.1.4
+PYTHON=${PYTHON:-python3}
+VENVS=.venv-infra
+SAMPLE=infra/testdata/terraform-output.sample.json
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+started=$(date +%s)
+step() { printf '\n== %s\n' "$*"; step_started=$(date +%s); }
+done_step() { printf -- '-- ok (%ss)\n' "$(( $(date +%s) - step_started ))"; }
+
+# venv DIR PACKAGE==VERSION: create it, or reuse it when it already has that pin.
+venv() {
+  local dir=$1 spec=$2
+  if [[ -x $dir/bin/python && -f $dir/.installed && $(cat "$dir/.installed") == "$spec" ]]; then
+    return
+  fi
+  echo "installing $spec into $dir (one-time)"
+  rm -rf "$dir"
+  "$PYTHON" -m venv "$dir"
+  if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >"$work/pip.log" 2>&1; then
+    cat "$work/pip.log" >&2
+    exit 1
+  fi
+  echo "$spec" >"$dir/.installed"
+}
+
+# The project's own venv (chalice, pytest), as `make` builds it.
+if [[ ! -x .venv/bin/chalice || ! -x .venv/bin/python ]]; then
+  step "creating .venv from requirements-dev.txt"
+  "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  done_step
+fi
+
+# --------------------------------------------------------------------------- 0
+step "0. terraform fmt -check"
+if command -v terraform >/dev/null 2>&1; then
+  # fmt needs no providers and no init; silence the CLI-config warning.
+  TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff -recursive infra
+  done_step
+else
+  echo "-- skipped: no terraform binary on PATH (formatting is not a correctness check)"
+fi
+
+# --------------------------------------------------------------------------- a
+step "a. checkov (installing $CHECKOV_VERSION if needed)"
+venv "$VENVS/checkov" "checkov==$CHECKOV_VERSION"
+# Offline: do not fetch guidelines or policies from the vendor's API.
+export BC_SKIP_MAPPING=TRUE
+for variant in default rds-proxy; do
+  extra=()
+  [[ $variant == rds-proxy ]] && extra=(--var-file infra/testdata/checkov-rds-proxy.tfvars)
+  echo "-- variables: $variant"
+  set +e
+  "$VENVS/checkov/bin/checkov" -d infra --framework terraform --quiet --compact --skip-download \
+    "${extra[@]}" -o cli -o json --output-file-path "console,$work/checkov-$variant.json"
+  rc=$?
+  set -e
+  "$VENVS/checkov/bin/python" - "$work/checkov-$variant.json" "$rc" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+summary = report["summary"] if isinstance(report, dict) else report[0]["summary"]
+print(f"   passed {summary['passed']}, failed {summary['failed']}, skipped {summary['skipped']}, "
+      f"parsing errors {summary['parsing_errors']}, resources {summary['resource_count']}")
+if summary["failed"] or summary["parsing_errors"] or sys.argv[2] != "0" or not summary["passed"]:
+    sys.exit("checkov: failed checks or parsing errors")
+PY
+done
+echo "-- skips (each with its written reason):"
+grep -rn --include='*.tf' '#checkov:skip=' infra | sed -E 's/^([^:]+:[0-9]+):[[:space:]]*#checkov:skip=/   \1  /'
+done_step
+
+# --------------------------------------------------------------------------- b
+step "b. python-hcl2 parse (installing $HCL2_VERSION if needed)"
+venv "$VENVS/hcl2" "python-hcl2==$HCL2_VERSION"
+"$VENVS/hcl2/bin/python" - infra <<'PY'
+import sys
+from pathlib import Path
+
+import hcl2
+
+root = Path(sys.argv[1])
+files = sorted(list(root.rglob("*.tf")) + list(root.rglob("*.tfvars")) + list(root.rglob("*.tfvars.example")))
+problems, blocks = [], {}
+parsed = {}
+for path in files:
+    try:
+        with path.open() as f:
+            parsed[path] = hcl2.load(f)
+    except Exception as exc:  # any parse error fails the check
+        problems.append(f"{path}: does not parse: {exc}")
+        continue
+    for kind in ("resource", "data", "variable", "output", "locals", "terraform", "provider"):
+        blocks[kind] = blocks.get(kind, 0) + len(parsed[path].get(kind, []))
+
+
+def unquote(label):
+    # python-hcl2 keeps the quotes of block labels and string values.
+    return label[1:-1] if isinstance(label, str) and len(label) >= 2 and label[0] == label[-1] == '"' else label
+
+
+def each(kind):
+    for path, doc in parsed.items():
+        for block in doc.get(kind, []):
+            for name, body in block.items():
+                if kind in ("resource", "data"):
+                    body = {unquote(k): v for k, v in body.items()}
+                yield path, unquote(name), body
+
+
+for path, name, body in each("variable"):
+    if not unquote(body.get("description") or ""):
+        problems.append(f"{path}: variable {name} has no description")
+    if "type" not in body:
+        problems.append(f"{path}: variable {name} has no type")
+for path, name, body in each("output"):
+    if not unquote(body.get("description") or ""):
+        problems.append(f"{path}: output {name} has no description")
+for path, rtype, resources in each("resource"):
+    for name, body in resources.items():
+        if rtype in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule",
+                     "aws_security_group_rule", "aws_security_group"):
+            if not unquote(body.get("description") or ""):
+                problems.append(f"{path}: {rtype}.{name} has no description")
+            for key in ("cidr_ipv4", "cidr_ipv6", "cidr_blocks", "ipv6_cidr_blocks", "ingress", "egress"):
+                if key in body:
+                    problems.append(f"{path}: {rtype}.{name} uses {key}: rules must reference security groups")
+        if rtype in ("aws_internet_gateway", "aws_nat_gateway", "aws_egress_only_internet_gateway", "aws_eip"):
+            problems.append(f"{path}: {rtype}.{name}: the VPC must have no route to the internet")
+
+# Every reference resolves, every variable is used (what `terraform validate`
+# would catch without providers): strip comments, then match var.X, local.X,
+# data.T.N and T.N against what the files declare.
+import re
+
+declared = {"var": {n for _, n, _ in each("variable")}, "data": set(), "resource": set(),
+            "local": {k for _, doc in parsed.items() for block in doc.get("locals", []) for k in block}}
+for _, rtype, items in each("resource"):
+    declared["resource"] |= {f"{rtype}.{n}" for n in items}
+for _, dtype, items in each("data"):
+    declared["data"] |= {f"{dtype}.{n}" for n in items}
+used_vars = set()
+for path in files:
+    if path.suffix != ".tf":
+        continue
+    text = re.sub(r"(?m)^\s*#.*$|\s#(?![^\"]*\"[^\"]*$).*$", "", path.read_text())
+    for kind, name in re.findall(r"\b(var|local)\.([a-z0-9_]+)", text):
+        if kind == "var":
+            used_vars.add(name)
+        if name not in declared[kind]:
+            problems.append(f"{path}: {kind}.{name} is not declared")
+    for ref in re.findall(r"\bdata\.([a-z0-9_]+\.[a-z0-9_]+)", text):
+        if ref not in declared["data"]:
+            problems.append(f"{path}: data.{ref} is not declared")
+    for ref in re.findall(r"(?<![.\w])((?:aws|random)_[a-z0-9_]+\.[a-z0-9_]+)\b", text):
+        if ref not in declared["resource"]:
+            problems.append(f"{path}: {ref} is not declared")
+for name in sorted(declared["var"] - used_vars):
+    problems.append(f"variable {name} is never used")
+
+print(f"   {len(parsed)} of {len(files)} files parsed: " + ", ".join(f"{n} {k}" for k, n in sorted(blocks.items())))
+if problems:
+    sys.exit("\n".join(problems))
+PY
+done_step
+
+# --------------------------------------------------------------------------- c
+step "c. render script tests"
+.venv/bin/python -m pytest tests/infra -q -p no:cacheprovider
+done_step
+
+# --------------------------------------------------------------------------- d
+step "d. chalice package --stage prod of a temporary copy"
+config_sum=$(sha256sum .chalice/config.json)
+project=$work/project
+mkdir -p "$project/.chalice"
+cp app.py requirements.txt "$project/"
+cp .chalice/config.json "$project/.chalice/"
+tar -cf - --exclude='__pycache__' --exclude='*.pyc' chalicelib | tar -xf - -C "$project"
+[[ -d vendor ]] && cp -r vendor "$project/"
+"$PYTHON" scripts/render_chalice_config.py "$SAMPLE" --project-dir "$project"
+AWS_DEFAULT_REGION=us-east-1 .venv/bin/chalice --project-dir "$project" package --stage prod "$work/out"
+"$PYTHON" - "$project" "$work/out" "$SAMPLE" <<'PY'
+import json, sys, zipfile
+from pathlib import Path
+
+project, out, sample = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+values = {k: v["value"] for k, v in json.loads(sample.read_text()).items()}
+stage = json.loads((project / ".chalice/config.json").read_text())["stages"]["prod"]
+policy = json.loads((project / ".chalice/policy-prod.json").read_text())
+sam = json.loads((out / "sam.json").read_text())
+resources = sam["Resources"]
+
+# Every Lambda of the app (the API handler, the migrate function, ...) runs in
+# the VPC with the stage's environment and a role holding exactly the policy.
+functions = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+assert "APIHandler" in functions, list(functions)
+roles = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+for name, props in functions.items():
+    assert props["VpcConfig"] == {"SubnetIds": values["subnet_ids"],
+                                  "SecurityGroupIds": [values["lambda_security_group_id"]]}, (name, props["VpcConfig"])
+    env = props["Environment"]["Variables"]
+    assert env == stage["environment_variables"], (name, env)
+    for var in ("DATABASE_URL", "DB_SECRET_ARN", "REDIS_URL", "REDIS_SECRET_ARN", "AUTH_SECRET_ARN", "AUTH_MODE",
+                "RATE_LIMIT_SENDS_PER_MINUTE", "RATE_LIMIT_READS_PER_MINUTE", "RATE_LIMIT_REGISTRATIONS_PER_HOUR"):
+        assert env.get(var), (name, var)
+    role = props["Role"]["Fn::GetAtt"][0]
+    assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]} and role in roles, (name, props["Role"])
+    assert [p["PolicyDocument"] for p in roles[role]["Policies"]] == [policy], f"{role} is not policy-prod.json"
+    assert not roles[role].get("ManagedPolicyArns"), f"{role} has managed policies"
+api = functions["APIHandler"]
+assert (api["MemorySize"], api["Timeout"]) == (512, 10), (api["MemorySize"], api["Timeout"])
+assert len(roles) == len({f["Role"]["Fn::GetAtt"][0] for f in functions.values()}), "a role no function uses"
+
+ca = "chalicelib/certs/rds-ca-bundle.pem"
+with zipfile.ZipFile(out / "deployment.zip") as z:
+    names = set(z.namelist())
+    assert "app.py" in names
+    assert ca in names, f"{ca} is not packaged: the Lambda could not verify the database certificate"
+    bundle = z.read(ca)
+    assert bundle == (project / ca).read_bytes() and bundle.count(b"BEGIN CERTIFICATE") > 0
+    for package in ("pymysql/", "redis/"):
+        assert any(n.startswith(package) for n in names), f"{package} is not packaged"
+for name, props in functions.items():
+    print(f"   sam.json: {name} ({props['Runtime']}, {props['MemorySize']} MB, {props['Timeout']} s): "
+          f"VpcConfig {len(props['VpcConfig']['SubnetIds'])} subnets + 1 security group, "
+          f"{len(props['Environment']['Variables'])} environment variables, "
+          f"role {props['Role']['Fn::GetAtt'][0]} = policy-prod.json ({len(policy['Statement'])} statements)")
+print(f"   deployment.zip: {len(names)} files, {(out / 'deployment.zip').stat().st_size // 1024} KiB, "
+      f"CA bundle with {bundle.count(b'BEGIN CERTIFICATE')} certificates")
+PY
+[[ $(sha256sum .chalice/config.json) == "$config_sum" ]] || { echo "the real .chalice/config.json changed" >&2; exit 1; }
+done_step
+
+printf '\ncheck-infra: all green in %ss\n' "$(( $(date +%s) - started ))"
