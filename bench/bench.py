@@ -1,189 +1,147 @@
-"""In-process benchmark: calls the Lambda entry point, `app.app(event,
-context)`, with API Gateway proxy events, against MariaDB and Redis on
-loopback. Prints per-operation latency p50/p99 and, per request, database
-statements (the server's own `Questions` counter) and Redis round trips
-(counted at the client). Not a test: run `make bench`.
+"""`make bench`: the project's performance measurement (not a test).
+
+Calls the Lambda entry point in-process, `app.app(event, context)`, with API
+Gateway proxy events, against MariaDB and Redis on loopback, and measures:
+
+  endpoints  p50/p99 of every endpoint and of the three ways a read is answered
+  fanout     send_group latency as the group grows (2 .. 1000 members)
+  startup    cold start in a fresh interpreter, import profile, deployment zip size
+  rows       reads through the database as it grows to 10k, 100k, 1M messages,
+             with the EXPLAIN of each query they run
+
+Each latency is measured in interleaved rounds (see harness.Bench.run) with
+DB statements and Redis round trips per call. Writes bench/results/latest.json,
+the plots in docs/perf/, and prints one markdown table of everything.
+`--quick` runs a smaller version in about a minute.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
+import logging
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import endpoints
+import plots
+import report
+import scaling
+import startup
+from harness import (
+    AUTH_SECRET,
+    MYSQL_URL,
+    REDIS_URL,
+    ROOT,
+    Bench,
+    Counters,
+    admin_connection,
+    create_database,
+    drop_database,
+)
 
-MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-class Context:
-    function_name = "bench"
-    memory_limit_in_mb = 1024
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-
-class Counters:
-    """Database statements from the server, Redis round trips from the client."""
-
-    def __init__(self, admin: Any) -> None:
-        import redis.connection
-
-        self.admin = admin
-        self.redis_round_trips = 0
-        original = redis.connection.AbstractConnection.send_packed_command
-
-        def counting(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            self.redis_round_trips += 1
-            return original(conn, *args, **kwargs)
-
-        redis.connection.AbstractConnection.send_packed_command = counting
-
-    def questions(self) -> int:
-        with self.admin.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
-            return int(cur.fetchone()[1])
-
-
-class Bench:
-    def __init__(self, app: Any, counters: Counters) -> None:
-        self.app = app
-        self.counters = counters
-        self.results: Dict[str, Dict[str, float]] = {}
-
-    def call(self, path: str, params: Dict[str, Any], token: Optional[str] = None, method: str = "POST") -> Dict[str, Any]:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        event = {
-            "resource": path,
-            "path": path,
-            "httpMethod": method,
-            "headers": headers,
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "queryStringParameters": {k: str(v) for k, v in params.items()} or None,
-            "multiValueQueryStringParameters": {k: [str(v)] for k, v in params.items()} or None,
-            "pathParameters": None,
-            "stageVariables": None,
-            "requestContext": {"resourcePath": path, "httpMethod": method, "path": path, "stage": "api",
-                               "requestId": str(uuid.uuid4()), "identity": {"sourceIp": "127.0.0.1"}},
-            "body": None,
-            "isBase64Encoded": False,
-        }
-        response = self.app(event, Context())
-        response["json"] = json.loads(response["body"]) if response.get("body") else None
-        return response
-
-    def measure(self, name: str, request: Callable[[int], Dict[str, Any]], *, calls: int, warmup: int = 30,
-                expect: int = 200, before: Optional[Callable[[int], None]] = None) -> Dict[str, float]:
-        for i in range(warmup):
-            if before:
-                before(i)
-            assert request(i)["statusCode"] == expect
-        latencies: List[float] = []
-        q0, r0 = self.counters.questions(), self.counters.redis_round_trips
-        cache_states: Dict[str, int] = {}
-        for i in range(warmup, warmup + calls):
-            if before:  # set-up outside the timing and the counts
-                r_before = self.counters.redis_round_trips
-                before(i)
-                self.counters.redis_round_trips = r_before
-            started = time.perf_counter()
-            response = request(i)
-            latencies.append((time.perf_counter() - started) * 1000)
-            assert response["statusCode"] == expect, response
-            state = response["headers"].get("X-Cache")
-            if state:
-                cache_states[state] = cache_states.get(state, 0) + 1
-        q1 = self.counters.questions()
-        latencies.sort()
-        result = {
-            "p50_ms": round(statistics.median(latencies), 3),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 3),
-            "db_statements_per_call": round((q1 - q0 - 1) / calls, 2),  # less our own SHOW
-            "redis_round_trips_per_call": round((self.counters.redis_round_trips - r0) / calls, 2),
-            "calls": calls,
-        }
-        if cache_states:
-            result["x_cache"] = cache_states
-        self.results[name] = result
-        print(f"{name:34s} p50 {result['p50_ms']:7.3f} ms  p99 {result['p99_ms']:7.3f} ms  "
-              f"db {result['db_statements_per_call']:5.2f}  redis {result['redis_round_trips_per_call']:4.2f}"
-              + (f"  {cache_states}" if cache_states else ""), flush=True)
-        return result
+MODES: Dict[str, Dict[str, Any]] = {
+    "full": {"calls": 300, "rounds": 3, "warmup": 30, "rows": [10_000, 100_000, 1_000_000],
+             "groups": [2, 10, 100, 1000], "repeats": 5},
+    "quick": {"calls": 100, "rounds": 3, "warmup": 10, "rows": [10_000, 100_000],
+              "groups": [2, 10, 100], "repeats": 3},
+}
+# A 1000-member send takes ~130 ms: 100 calls a round (300 in all) keep
+# that part near a minute.
+FANOUT_CALLS = {1000: 100}
+PARTS = ("endpoints", "fanout", "startup", "rows")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=500)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="10k/100k rows, groups up to 100, fewer calls")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
+    parser.add_argument("--calls", type=int, help="calls per round (default 300, quick 100)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    parser.add_argument("--plots", default=str(ROOT / "docs" / "perf"), help="folder for the PNGs")
     args = parser.parse_args()
+    mode = MODES["quick" if args.quick else "full"]
+    if args.calls:
+        mode = {**mode, "calls": args.calls}
+    parts = [p for p in args.only.split(",") if p]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}")
 
-    import pymysql
     import redis
 
-    db_name = f"messaging_bench_{uuid.uuid4().hex[:8]}"
-    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True, ssl_disabled=True)
-    admin.cursor().execute(f"CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    os.environ.update({
-        "DATABASE_URL": f"{MYSQL_URL}/{db_name}",
-        "REDIS_URL": REDIS_URL,
-        "AUTH_SECRET": "bench-signing-secret-0123456789abcdef",
-        "AUTH_MODE": "token",
-    })
-    redis_admin = redis.Redis.from_url(REDIS_URL)
-    redis_admin.flushdb()
-    try:
-        from chalicelib.db import Database
-        from chalicelib.migrate import apply_migrations
-        from chalicelib.settings import Settings
-
-        apply_migrations(Database(Settings.from_env()))
-        from app import app
-
-        bench = Bench(app, Counters(admin))
-        run_cache_reads(bench, redis_admin, args.calls)
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{db_name}`")
-        redis_admin.flushdb()
+    started = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "results": bench.results,
-    }, indent=2) + "\n")
-    print(f"wrote {out}")
+    # The app logs one line per request. As in Lambda, where the runtime's
+    # handler ships them, the lines are still formatted and written, but to a
+    # file, not over the results.
+    logging.basicConfig(filename=out.parent / "app.log", filemode="w", format="%(message)s")
+    admin = admin_connection()
+    redis_admin = redis.Redis.from_url(REDIS_URL)
+    redis_admin.flushdb()
+    main_db = create_database(admin, "main")
+    from app import app
+
+    bench = Bench(app, Counters(admin), redis_admin)
+    # The settings of a deployed stage: MariaDB, Redis, token auth.
+    main_env = {"DATABASE_URL": f"{MYSQL_URL}/{main_db}", "REDIS_URL": REDIS_URL,
+                "AUTH_SECRET": AUTH_SECRET, "AUTH_MODE": "token"}
+    bench.configure(**main_env)
+    results: Dict[str, Any] = {
+        "machine": report.machine(admin, redis_admin),
+        "run": {"mode": "quick" if args.quick else "full", "parts": parts, **mode,
+                "fanout_calls_per_round": FANOUT_CALLS},
+    }
+    counts = {"rounds": mode["rounds"], "calls": mode["calls"], "warmup": mode["warmup"]}
+    try:
+        if "endpoints" in parts:
+            print("== endpoints", flush=True)
+            bench.configure(**main_env)
+            results["endpoints"] = endpoints.run(bench, **counts)
+        if "fanout" in parts:
+            print("== send_group vs group size", flush=True)
+            bench.configure(**main_env)
+            results["send_group_vs_group_size"] = scaling.send_group_vs_group_size(
+                bench, mode["groups"], calls_by_size=FANOUT_CALLS, **counts)
+        if "startup" in parts:
+            print("== cold start and deployment size", flush=True)
+            bench.configure(**main_env)
+            results["startup"] = startup.run(bench, repeats=mode["repeats"])
+        drop_database(admin, main_db)  # done with it: free the server's buffer pool for the big tables
+        if "rows" in parts:
+            print("== read latency vs database size (database path, no cache)", flush=True)
+            results["read_latency_vs_rows"] = scaling.read_latency_vs_rows(bench, admin, mode["rows"], **counts)
+    finally:
+        drop_database(admin, main_db)
+        redis_admin.flushdb()
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+
+    subtitle = (f"{results['machine']['cores']} cores {results['machine']['cpu']}, MariaDB "
+                f"{results['machine']['mariadb'].split('-')[0]}, Redis {results['machine']['redis']}, "
+                f"{results['machine']['date'][:10]}\nmedian of {mode['rounds']} round p50s, worst round p99")
+    plot_dir = Path(args.plots)
+    if "endpoints" in results:
+        plots.endpoints(results["endpoints"], subtitle, plot_dir / "endpoints.png")
+    if "read_latency_vs_rows" in results:
+        plots.read_latency_vs_rows(results["read_latency_vs_rows"], subtitle, plot_dir / "read_latency_vs_rows.png")
+    if "send_group_vs_group_size" in results:
+        plots.send_group_vs_group_size(results["send_group_vs_group_size"], subtitle,
+                                       plot_dir / "send_group_vs_group_size.png")
+
+    results["table_markdown"] = report.table(results)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(results["table_markdown"])
+    print(f"\nwrote {out} in {results['wall_seconds']:.0f} s")
+
+    scans = [e for at in results.get("read_latency_vs_rows", {}).get("sizes", {}).values()
+             for e in at["explain"] if e["full_scan"]]
+    if scans:
+        print(f"FAIL: {len(scans)} read queries scan a whole table (EXPLAIN type ALL)")
+        return 1
     return 0
-
-
-def run_cache_reads(bench: Bench, redis_admin: Any, calls: int) -> None:
-    from chalicelib import wiring
-    from chalicelib.cache import key_for
-
-    users = [bench.call("/register", {"user_name": n})["json"] for n in ("alice", "bob")]
-    alice, bob = users
-    bench.call("/read_messages", {"user_id": bob["user_id"], "after": 0}, bob["token"])
-    for i in range(20):
-        bench.call("/send", {"sending_user_id": alice["user_id"], "receiving_user_id": bob["user_id"],
-                             "message_text": f"message {i}"}, alice["token"])
-    # A poll that finds one new message (after = newest - 1).
-    read = lambda i: bench.call("/read_messages", {"user_id": bob["user_id"], "after": 19}, bob["token"])  # noqa: E731
-    bench.measure("read_messages (cache hit)", read, calls=calls)
-    bench.measure("read_messages (cache miss)", read, calls=calls,
-                  before=lambda i: redis_admin.delete(key_for(bob["user_id"])))
-    os.environ.pop("REDIS_URL")
-    wiring.reset()
-    bench.measure("read_messages (no cache)", read, calls=calls)
-    os.environ["REDIS_URL"] = REDIS_URL
-    wiring.reset()
 
 
 if __name__ == "__main__":

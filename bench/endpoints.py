@@ -1,0 +1,64 @@
+"""Latency of every endpoint, and of the three ways a read is answered: cache hit, miss, no cache."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from harness import Bench, Case
+
+
+def register(bench: Bench, name: str) -> Dict[str, Any]:
+    return bench.call("/register", {"user_name": name})["json"]
+
+
+def poll_once(bench: Bench, user: Dict[str, Any]) -> None:
+    """An active user has polled: that read's refill gives it a cache window,
+    so later sends write through to it."""
+    bench.call("/read_messages", {"user_id": user["user_id"], "after": 0}, user["token"])
+
+
+def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict[str, Any]]:
+    from chalicelib.cache import key_for
+
+    alice, bob = register(bench, "alice"), register(bench, "bob")
+    members = [alice] + [register(bench, f"member{i}") for i in range(4)]
+    for user in members + [bob]:
+        poll_once(bench, user)
+    five = bench.call("/create_group", {"group_name": "five"}, alice["token"])["json"]["group_id"]
+    join_leave = bench.call("/create_group", {"group_name": "join-leave"}, alice["token"])["json"]["group_id"]
+    for m in members:
+        bench.call("/update_group", {"user_id": m["user_id"], "group_id": five, "to_be_added": 1}, m["token"])
+
+    # The reads get their own pair, so the sends measured alongside do not
+    # change what a read returns: always one new message (after = newest - 1).
+    writer, reader = register(bench, "writer"), register(bench, "reader")
+    poll_once(bench, reader)
+    for i in range(20):
+        bench.call("/send", {"sending_user_id": writer["user_id"], "receiving_user_id": reader["user_id"],
+                             "message_text": f"message {i}"}, writer["token"])
+
+    def read(i: int) -> Dict[str, Any]:
+        return bench.call("/read_messages", {"user_id": reader["user_id"], "after": 19}, reader["token"])
+
+    def evict(i: int) -> None:
+        bench.redis.delete(key_for(reader["user_id"]))
+
+    cases = [
+        Case("register", lambda i: bench.call("/register", {"user_name": f"user{i}"}), expect=201),
+        Case("block", lambda i: bench.call("/block", {
+            "blocking_user_id": bob["user_id"], "blocked_user_id": alice["user_id"], "to_block": (i + 1) % 2},
+            bob["token"])),
+        Case("create_group", lambda i: bench.call("/create_group", {"group_name": f"g{i}"}, alice["token"]),
+             expect=201),
+        Case("update_group", lambda i: bench.call("/update_group", {
+            "user_id": bob["user_id"], "group_id": join_leave, "to_be_added": (i + 1) % 2}, bob["token"])),
+        Case("send", lambda i: bench.call("/send", {
+            "sending_user_id": alice["user_id"], "receiving_user_id": bob["user_id"], "message_text": f"hello {i}"},
+            alice["token"]), expect=201),
+        Case("send_group (5 members)", lambda i: bench.call("/send_group", {
+            "sending_user_id": alice["user_id"], "group_id": five, "message_text": f"hello group {i}"},
+            alice["token"]), expect=201),
+        Case("read_messages (cache hit)", read),
+        Case("read_messages (cache miss)", read, before=evict),
+        Case("read_messages (no cache)", read, env={"REDIS_URL": None}),
+    ]
+    return bench.run(cases, rounds=rounds, calls=calls, warmup=warmup, label="endpoints ")

@@ -1,0 +1,85 @@
+"""The machine a run was made on, and one markdown table of everything."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Any, Dict, List
+
+
+def machine(admin: Any, redis_admin: Any) -> Dict[str, Any]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    with admin.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        mariadb = cur.fetchone()[0]
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": platform.python_version(),
+        "mariadb": mariadb,
+        "redis": redis_admin.info("server")["redis_version"],
+    }
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def _row(name: str, r: Dict[str, Any]) -> str:
+    return (f"| {name} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {r['db_statements_per_call']:g} "
+            f"| {r['redis_round_trips_per_call']:g} |")
+
+
+def table(results: Dict[str, Any]) -> str:
+    m, run = results["machine"], results["run"]
+    header = (f"Benchmark {m['date']}: {m['cores']} cores, {m['cpu']}, {m['os']}, Python {m['python']}, "
+              f"MariaDB {m['mariadb']}, Redis {m['redis']} (loopback). Mode {run['mode']}: "
+              f"{run['rounds']} interleaved rounds of {run['calls']} calls (unless noted) after {run['warmup']} "
+              f"warm-up calls; p50 = median of the round p50s, p99 = worst round p99.")
+    lines: List[str] = [
+        header,
+        "",
+        "| measurement | p50 | p99 | DB statements/call | Redis round trips/call |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.get("endpoints", {}).items():
+        lines.append(_row(name, r))
+    rows = results.get("read_latency_vs_rows")
+    if rows:
+        for size, at in rows["sizes"].items():
+            for name, r in at["results"].items():
+                lines.append(_row(f"read, no cache, {int(size):,} msgs: {name}", r))
+    fanout = results.get("send_group_vs_group_size")
+    if fanout:
+        for size, r in fanout["sizes"].items():
+            n = r["recipients"]
+            calls = "" if r["calls"] == run["rounds"] * run["calls"] else f"; {r['calls']} calls"
+            lines.append(_row(f"send_group, {size} members ({n} recipient{'s' * (n != 1)}{calls})", r))
+    start = results.get("startup", {})
+    cold = start.get("cold_start")
+    if cold:
+        for name in (k for k, v in cold.items() if isinstance(v, dict)):
+            c = cold[name]
+            lines.append(f"| cold start, {name}: import app / first request / process total "
+                         f"(median of {cold['repeats']}) | {c['import_app_ms']:.0f} / {c['request_1_ms']:.0f} / "
+                         f"{c['process_ms']:.0f} ms | max first request {c['max_request_1_ms']:.0f} ms | | |")
+    package = start.get("package")
+    if package and "zip_bytes" in package:
+        biggest = ", ".join(f"{k} {v['zipped_bytes'] / 1024:.0f} KB"
+                            for k, v in list(package["by_top_level"].items())[:4])
+        lines.append(f"| deployment.zip (`chalice package`) | {package['zip_bytes']:,} bytes "
+                     f"({package['zip_bytes'] / 1024:.0f} KB), {package['entries']} files | {biggest} | | |")
+    if rows:
+        loads = ", ".join(f"{int(s):,} msgs {at['load']['total_s']:.1f} s" for s, at in rows["sizes"].items())
+        lines.append(f"| bulk load into empty tables ({rows['users']:,} users, LOAD DATA) | {loads} | | | |")
+        plans = [e for at in rows["sizes"].values() for e in at["explain"]]
+        scans = sum(e["full_scan"] for e in plans)
+        lines.append(f"| EXPLAIN of the read queries | {len(plans)} plans, {scans} with type ALL | | | |")
+    return "\n".join(lines)
