@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -108,12 +107,14 @@ class MySQLDialect:
         self._settings = settings
         self._secrets = secrets or SecretStore()
         self.target = parse_mysql_url(settings.database_url)
-        self._tls_context: Optional[ssl.SSLContext] = None
+        self._tls_context: Any = None
 
     def _tls(self) -> Dict[str, Any]:
         if self.target.tls == "off":
             return {"ssl_disabled": True}
         if self._tls_context is None:  # built once: a context per connect costs tens of ms
+            import ssl
+
             self._tls_context = ssl.create_default_context(cafile=self.target.tls_ca)
         return {"ssl": self._tls_context}
 
