@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench check-infra migrate deploy destroy clean
+.PHONY: run test bench check-infra fuzz migrate deploy destroy clean
 
 $(VENV)/.runtime: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ bench: $(VENV)/.runtime
 check-infra: $(VENV)/.runtime
 	./scripts/check-infra.sh
 
+# Schemathesis against `chalice local` (auth on, temp SQLite), driven by
+# openapi.yaml; schemathesis lives in .venv-fuzz. FUZZ_EXAMPLES, FUZZ_SEED.
+fuzz: $(VENV)/.runtime
+	./scripts/fuzz.sh $(FUZZ_ARGS)
+
 migrate: $(VENV)/.runtime
 	$(PY) -m chalicelib.migrate
 
@@ -52,4 +57,4 @@ destroy: $(VENV)/.runtime
 	terraform -chdir=infra destroy -input=false -var stage=$(STAGE)
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-infra .venv-fuzz data .pytest_cache .hypothesis

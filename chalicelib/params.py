@@ -24,10 +24,12 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _CLIENT_KEY = re.compile(r"[\x21-\x7e]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,19}")
+# re.ASCII: \d is 0-9 only, not every script's digits.
 _TIMESTAMP = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})"
     r"(?:[T ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?)?"
-    r"(?P<zone>Z|z|[+\- ]\d{2}(?::?\d{2})?)?"
+    r"(?P<zone>Z|z|[+\- ]\d{2}(?::?\d{2})?)?",
+    re.ASCII,
 )
 
 
@@ -110,12 +112,23 @@ def _parse_body(body: Optional[bytes], content_type: Optional[str]) -> Dict[str,
     if media_type != "application/json":
         raise UnsupportedMediaType(f"unsupported Content-Type {media_type!r}")
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = json.loads(text, object_pairs_hook=_Members, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # deep nesting overflows the parser
         raise BadRequest("body", "is not valid JSON") from None
-    if not isinstance(data, dict):
+    if not isinstance(data, _Members):
         raise BadRequest("body", "must be a JSON object")
-    return {name: [value] for name, value in data.items()}
+    values: Dict[str, List[Any]] = {}
+    for name, value in data:  # a repeated key counts as the name given twice
+        values.setdefault(name, []).append(value)
+    return values
+
+
+class _Members(list):
+    """A JSON object as its (name, value) pairs, duplicates kept."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _string(name: str, value: Any) -> str:
@@ -159,7 +172,9 @@ def parse_text(name: str, value: Any, max_chars: int) -> str:
         raise BadRequest(name, f"must be at most {max_chars} characters")
     bad = _FORBIDDEN_CHARS.search(value)
     if bad:
-        raise BadRequest(name, f"must not contain the control character U+{ord(bad.group()):04X}")
+        code = ord(bad.group())
+        kind = "an unpaired surrogate" if 0xD800 <= code <= 0xDFFF else "the control character"
+        raise BadRequest(name, f"must not contain {kind} U+{code:04X}")
     return value
 
 

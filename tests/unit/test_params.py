@@ -128,3 +128,25 @@ def test_any_query_string_parses_or_fails_with_a_named_bad_request(query):
             read()
         except BadRequest as err:
             assert err.parameter == name
+
+
+def test_a_deeply_nested_json_body_is_a_bad_request_not_a_crash():
+    with pytest.raises(BadRequest, match="body: is not valid JSON"):
+        from_parts({}, b"[" * 5000, "application/json")
+
+
+def test_a_key_repeated_in_a_json_body_counts_as_the_name_given_twice():
+    assert from_parts({}, b'{"to_block": "1", "to_block": 1}', "application/json").flag("to_block") is True
+    with pytest.raises(BadRequest, match="to_block: given more than once"):
+        from_parts({}, b'{"to_block": "1", "to_block": "0"}', "application/json").flag("to_block")
+
+
+def test_nan_and_infinity_are_not_json():
+    for body in (b'{"limit": NaN}', b'{"limit": Infinity}'):
+        with pytest.raises(BadRequest, match="body: is not valid JSON"):
+            from_parts({}, body, "application/json")
+
+
+def test_a_lone_surrogate_is_named_as_such():
+    with pytest.raises(BadRequest, match="unpaired surrogate U\\+D800"):
+        parse_text("message_text", "a\ud800", 4096)

@@ -67,3 +67,10 @@ def test_arbitrary_text_either_parses_or_is_a_bad_request(text):
         assert isinstance(ts(text), datetime)
     except BadRequest as err:
         assert err.parameter == "min_timestamp"
+
+
+@pytest.mark.parametrize("text", ["2024-07-01 ٠٩:١٠", "2024-07-01T09:10:00.١Z", "2024-07-01T09:10:00+٠٢:00",
+                                  "٢٠٢٤-07-01"])
+def test_digits_of_other_scripts_are_not_timestamps(text):
+    with pytest.raises(BadRequest):
+        ts(text)
