@@ -23,6 +23,16 @@ TABLES = {"users", "inbox_counters", "blocks", "chat_groups", "group_members", "
           "schema_migrations"}
 
 
+def tables_of(database: str) -> set:
+    admin = admin_connection()
+    try:
+        cur = admin.cursor()
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,))
+        return {row[0] for row in cur.fetchall()}
+    finally:
+        admin.close()
+
+
 @pytest.fixture
 def empty_mysql_database(mysql_url: str) -> Iterator[Tuple[str, str]]:
     """(url, name) of a new MariaDB database with no tables; dropped after."""
@@ -84,13 +94,7 @@ def test_the_migrate_command_creates_every_table_in_an_empty_mariadb_database_an
     assert first.returncode == 0, first.stderr
     assert f"applied {len(migrations)} migration(s): {', '.join(migrations)}" in first.stdout
 
-    admin = admin_connection()
-    try:
-        cur = admin.cursor()
-        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (name,))
-        assert {row[0] for row in cur.fetchall()} == TABLES
-    finally:
-        admin.close()
+    assert tables_of(name) == TABLES
 
     second = _migrate_command(url)
     assert second.returncode == 0, second.stderr
@@ -228,10 +232,4 @@ def test_the_migrate_lambda_function_creates_the_schema_once(empty_mysql_databas
     monkeypatch.setenv("DATABASE_URL", url)
     assert migrate({}, None) == {"applied": [migration for _, migration, _ in available()]}
     assert migrate({}, None) == {"applied": []}
-    admin = admin_connection()
-    try:
-        cur = admin.cursor()
-        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (name,))
-        assert {row[0] for row in cur.fetchall()} == TABLES
-    finally:
-        admin.close()
+    assert tables_of(name) == TABLES
