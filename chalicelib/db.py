@@ -126,7 +126,7 @@ class MySQLDialect:
     def connect(self) -> Any:
         try:
             return self._connect(refresh=False)
-        except self._pymysql.err.OperationalError as exc:
+        except self._pymysql.err.MySQLError as exc:
             # Access denied with a secret-managed password: it may have been
             # rotated since we fetched it. Fetch it again, once.
             if not (self._settings.db_secret_arn and exc.args and exc.args[0] == 1045):
@@ -139,26 +139,25 @@ class MySQLDialect:
     def _connect(self, *, refresh: bool) -> Any:
         t, s = self.target, self._settings
         user, password = self._credentials(refresh=refresh)
+        conn = self._pymysql.connect(
+            host=t.host, port=t.port, user=user, password=password,
+            database=t.database, unix_socket=t.unix_socket,
+            charset="utf8mb4", autocommit=False,
+            connect_timeout=s.db_connect_timeout,
+            read_timeout=s.db_read_timeout, write_timeout=s.db_write_timeout,
+            # Strict mode: too-long or invalid data is an error, never truncated.
+            sql_mode="STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
+            # Each statement sees the latest commits and takes no gap locks.
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            **self._tls(),
+        )
         try:
-            conn = self._pymysql.connect(
-                host=t.host, port=t.port, user=user, password=password,
-                database=t.database, unix_socket=t.unix_socket,
-                charset="utf8mb4", autocommit=False,
-                connect_timeout=s.db_connect_timeout,
-                read_timeout=s.db_read_timeout, write_timeout=s.db_write_timeout,
-                # Strict mode: too-long or invalid data is an error, never truncated.
-                sql_mode="STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
-                # Each statement sees the latest commits and takes no gap locks.
-                init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                **self._tls(),
-            )
             with conn.cursor() as cur:
                 # End lock waits (as a retryable error) well before the socket read timeout.
                 cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (self.lock_wait_seconds(),))
-        except self._pymysql.err.OperationalError:
+        except BaseException:
+            conn.close()
             raise
-        except self._pymysql.err.MySQLError as exc:
-            raise ServiceUnavailable("the database cannot be reached") from exc
         return conn
 
     def lock_wait_seconds(self) -> int:
@@ -268,8 +267,8 @@ def statements_sent() -> int:
     return getattr(_counts, "n", 0)
 
 
-def _count(n: int = 1) -> None:
-    _counts.n = statements_sent() + n
+def _count() -> None:
+    _counts.n = statements_sent() + 1
 
 
 class _CountingCursor:
@@ -406,16 +405,16 @@ class Database:
                     _count()
                 conn.commit()
                 return result
-            except _Retryable:
-                self._rollback(conn)
-                if attempt == MAX_ATTEMPTS:
-                    raise ServiceUnavailable("the database is busy") from None
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
             except Exception as exc:
-                lost = isinstance(exc, _ConnectionLost) or isinstance(
-                    self.dialect.translate(exc), _ConnectionLost
-                )
-                if not lost:
+                # One classification for every step: BEGIN, the work, COMMIT.
+                failure = exc if isinstance(exc, (_Retryable, _ConnectionLost)) else self.dialect.translate(exc)
+                if isinstance(failure, _Retryable):
+                    self._rollback(conn)
+                    if attempt == MAX_ATTEMPTS:
+                        raise ServiceUnavailable("the database is busy") from None
+                    time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                    continue
+                if not isinstance(failure, _ConnectionLost):
                     self._rollback(conn)
                     raise
                 self._discard()
