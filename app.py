@@ -3,7 +3,8 @@ from chalice import Chalice, Response
 
 from chalicelib import wiring
 from chalicelib.params import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS
-from chalicelib.web import BODY_TYPES, RETRY_AFTER_SECONDS, created, handled, log_request, params
+from chalicelib.errors import ServiceUnavailable
+from chalicelib.web import BODY_TYPES, created, handled, log_request, params
 
 app = Chalice(app_name="messaging")
 service = wiring.service
@@ -113,7 +114,9 @@ def health():
     status = service().health()
     if status["database"] == "ok":
         return status
-    return Response(body=status, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return Response(
+        body=status, status_code=503, headers={"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
+    )
 
 
 @app.lambda_function(name="migrate")

@@ -131,7 +131,15 @@ class Miss:
 
 
 class InboxCache:
-    def __init__(self, client: Any, *, size: int, ttl_seconds: int, backoff_seconds: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        size: int,
+        ttl_seconds: int,
+        backoff_seconds: float,
+        credentials: Optional[_SecretCredentials] = None,
+    ) -> None:
         import redis  # only loaded when a cache is configured
 
         self._errors = redis.RedisError
@@ -144,7 +152,7 @@ class InboxCache:
         self._down = False
         self._state_lock = threading.Lock()
         self._auth_error = redis.AuthenticationError
-        self._credentials: Optional[_SecretCredentials] = None
+        self._credentials = credentials
 
     @classmethod
     def from_url(
@@ -174,9 +182,9 @@ class InboxCache:
             health_check_interval=0,
             credential_provider=provider,
         )
-        cache = cls(client, size=size, ttl_seconds=ttl_seconds, backoff_seconds=backoff_seconds)
-        cache._credentials = provider
-        return cache
+        return cls(
+            client, size=size, ttl_seconds=ttl_seconds, backoff_seconds=backoff_seconds, credentials=provider
+        )
 
     # ------------------------------------------------------------- availability
 

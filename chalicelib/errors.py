@@ -1,10 +1,13 @@
 """Domain errors. Each carries the stable code of the API contract; the HTTP
-status that goes with a code is decided only at the edge (app.py)."""
+status that goes with a code is decided only at the edge (web.py)."""
 from __future__ import annotations
+
+from typing import Optional
 
 
 class DomainError(Exception):
     code = "DomainError"
+    retry_after_seconds: Optional[int] = None  # when set, the client may retry after this long
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -71,3 +74,4 @@ class ServiceUnavailable(DomainError):
     """A dependency the request needs (the database) cannot be reached."""
 
     code = "ServiceUnavailable"
+    retry_after_seconds = 2

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict
 from chalice import Response
 
 from .db import statements_sent
-from .errors import DomainError, RateLimited
+from .errors import DomainError
 from .params import RequestParams
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ STATUS: Dict[str, int] = {
     "RateLimited": 429,
     "ServiceUnavailable": 503,
 }
-RETRY_AFTER_SECONDS = "2"
 # Chalice answers 415 itself for other media types; a missing one counts as JSON.
 BODY_TYPES = ["application/json", "application/x-www-form-urlencoded"]
 
@@ -60,13 +59,10 @@ def created(result: Dict[str, Any]) -> Response:
 
 
 def error_response(error: DomainError) -> Response:
-    status = STATUS.get(error.code, 500)
-    headers = {}
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after_seconds)
-    elif status == 503:
-        headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return Response(body={"Code": error.code, "Message": error.message}, status_code=status, headers=headers)
+    headers = {} if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
+    return Response(
+        body={"Code": error.code, "Message": error.message}, status_code=STATUS.get(error.code, 500), headers=headers
+    )
 
 
 def _request_id(app: Any) -> str:
