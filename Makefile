@@ -8,41 +8,42 @@ PORT   ?= 8000
 
 .PHONY: run test bench check-infra fuzz migrate deploy destroy clean
 
-$(VENV)/.runtime: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+# .venv for one purpose (local: serving only; dev: tests; bench: plots too).
+# scripts/venv.sh refuses Python < 3.11, rebuilds a .venv made by another
+# interpreter and reinstalls only when a requirements file changed.
+venv-%:
+	@PYTHON=$(PYTHON) ./scripts/venv.sh $*
 
-run: $(VENV)/.runtime
-	@echo "Serving on http://$(HOST):$(PORT) (embedded SQLite in data/). Try:"
-	@echo "  curl -s -X POST 'http://$(HOST):$(PORT)/register?user_name=shir'"
-	$(VENV)/bin/chalice local --host $(HOST) --port $(PORT) --stage dev
+# The development server (devserver/): no reloader, so writes to the SQLite
+# file in data/ never restart it; stop it with Ctrl-C.
+run: venv-local
+	@$(PY) -m devserver --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.runtime
-	./scripts/ensure-services.sh
+test: venv-dev
+	@./scripts/ensure-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.runtime
-	./scripts/ensure-services.sh
+bench: venv-bench
+	@./scripts/ensure-services.sh
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
 # Offline checks of the cloud side: checkov, HCL parsing, the config
 # renderer, and `chalice package` of the prod stage.
-check-infra: $(VENV)/.runtime
+check-infra: venv-dev
 	./scripts/check-infra.sh
 
 # Schemathesis against `chalice local` (auth on, temp SQLite), driven by
 # openapi.yaml; schemathesis lives in .venv-fuzz. FUZZ_EXAMPLES, FUZZ_SEED.
-fuzz: $(VENV)/.runtime
+fuzz: venv-dev
 	./scripts/fuzz.sh $(FUZZ_ARGS)
 
-migrate: $(VENV)/.runtime
+migrate: venv-local
 	$(PY) -m chalicelib.migrate
 
 # Cloud: Terraform (infra/, its own state) -> .chalice/config.json prod stage
 # -> chalice deploy -> the migrate Lambda. Needs AWS credentials and terraform.
 STAGE ?= prod
-deploy: $(VENV)/.runtime
+deploy: venv-dev
 	terraform -chdir=infra init -input=false
 	terraform -chdir=infra apply -input=false -var stage=$(STAGE)
 	terraform -chdir=infra output -json | $(PY) scripts/render_chalice_config.py - --stage $(STAGE)
@@ -52,7 +53,7 @@ deploy: $(VENV)/.runtime
 	  echo "API: $$url"; \
 	  echo "Try: curl -s -X POST \"$${url}register?user_name=shir\""
 
-destroy: $(VENV)/.runtime
+destroy: venv-dev
 	$(VENV)/bin/chalice delete --stage $(STAGE)
 	terraform -chdir=infra destroy -input=false -var stage=$(STAGE)
 

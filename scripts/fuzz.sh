@@ -24,7 +24,7 @@ if ! "$FUZZ_VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHES
     || { cat "$log" >&2; exit 1; }
   rm -f "$log"
 fi
-[ -x .venv/bin/chalice ] || make --no-print-directory .venv/.runtime  # the app's own venv
+./scripts/venv.sh dev  # the app's own venv
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fuzz.XXXXXX")
 PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

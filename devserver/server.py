@@ -1,0 +1,163 @@
+"""One asyncio HTTP server (aiohttp) in front of Chalice's LocalGateway, the
+same gateway `chalice local` uses, so routes, events and responses are the
+ones `chalice local` produces. Each request runs in a thread of its own, as
+under `chalice local`, so a slow request never holds up another one.
+
+There is no reloader: `chalice local`'s reloader restarts the server on any
+file change under the project, and the embedded SQLite file lives there, so
+every write restarted it. Restart `make run` after changing code.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import logging
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, TypeVar
+from urllib.parse import parse_qs, urlparse
+
+from aiohttp import web
+from chalice.cli.factory import CLIFactory
+from chalice.local import (
+    CustomLocalChalice,
+    LambdaEventConverter,
+    LocalChalice,
+    LocalGateway,
+    LocalGatewayException,
+    MatchResult,
+    RouteMatcher,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+T = TypeVar("T")
+
+
+class PortInUse(Exception):
+    """Another process is listening on the address the server was asked for."""
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port), or PortInUse with one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not SO_REUSEPORT: a second server must fail
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(
+                f"port {port} on {host} is already in use (another `make run`?); "
+                f"stop that process or choose another port: make run PORT={port + 1}"
+            ) from None
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def load_app(stage: str) -> tuple[Any, Any]:
+    """The Chalice app and its config for `stage`, as `chalice local` loads them:
+    the stage's environment variables are applied before app.py is imported."""
+    factory = CLIFactory(project_dir=str(PROJECT_ROOT), environ=os.environ)
+    config = factory.create_config_obj(chalice_stage_name=stage)
+    app = config.chalice_app
+    # `chalice local`'s own patch: current_request becomes thread-local.
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    return app, config
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn` in a new daemon thread (a waiting request never delays exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def run() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, False, exc)
+        else:
+            loop.call_soon_threadsafe(settle, True, result)
+
+    threading.Thread(target=run, name="request", daemon=True).start()
+    return await future
+
+
+class GreedyRouteMatcher(RouteMatcher):
+    """Chalice's matcher, plus API Gateway's greedy `{name+}` for paths of
+    more than one segment (so the app's catch-all answers every unknown path)."""
+
+    def match_route(self, url: str) -> MatchResult:
+        try:
+            return super().match_route(url)
+        except ValueError:
+            parsed = urlparse(url)
+            for route in self.route_urls:
+                if route.endswith("+}"):
+                    prefix, _, name = route.rpartition("/{")
+                    if parsed.path.startswith(prefix + "/"):
+                        rest = parsed.path[len(prefix) + 1:]
+                        return MatchResult(route, {name[:-2]: rest}, parse_qs(parsed.query, keep_blank_values=True))
+            raise
+
+
+class HttpBridge:
+    """aiohttp request -> LocalGateway.handle_request -> aiohttp response."""
+
+    def __init__(self, app: Any, config: Any) -> None:
+        self._gateway = LocalGateway(app, config)
+        self._gateway.event_converter = LambdaEventConverter(GreedyRouteMatcher(list(app.routes)), app.api.binary_types)
+
+    def _handle(self, method: str, path: str, headers: Dict[str, str], body: Optional[bytes]) -> Dict[str, Any]:
+        try:
+            return self._gateway.handle_request(method=method, path=path, headers=headers, body=body)
+        except LocalGatewayException as exc:
+            return {"statusCode": exc.CODE, "headers": dict(exc.headers), "multiValueHeaders": {}, "body": exc.body}
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        response = await in_thread(self._handle, request.method, request.raw_path, dict(request.headers), body or None)
+        headers: Dict[str, Any] = dict(response.get("headers") or {})
+        content = response.get("body")
+        if response.get("isBase64Encoded"):
+            content = base64.b64decode(content)
+        elif isinstance(content, str):
+            content = content.encode("utf-8")
+        out = web.Response(status=response["statusCode"], body=content or b"")
+        out.headers.setdefault("Content-Type", headers.pop("Content-Type", "application/json"))
+        for name, value in headers.items():
+            out.headers[name] = value
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            for value in values:
+                out.headers.add(name, value)
+        return out
+
+
+def build(app: Any, config: Any) -> web.Application:
+    webapp = web.Application(client_max_size=MAX_BODY_BYTES)
+    webapp.router.add_route("*", "/{tail:.*}", HttpBridge(app, config))
+    return webapp
+
+
+def serve(*, host: str, port: int, stage: str) -> None:
+    sock = _bind(host, port)  # first, so a taken port fails before anything is loaded
+    # As under `chalice local` (and Lambda): the app's log lines on stdout.
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    app, config = load_app(stage)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Serving the API on http://{shown}:{port} (stage {stage}; Ctrl-C stops)", flush=True)
+    # access_log=None: an access log line would carry the query string, and
+    # with it message text; the app logs one line per request without it.
+    web.run_app(build(app, config), sock=sock, print=None, access_log=None, shutdown_timeout=1)

@@ -1,0 +1,181 @@
+"""`make run` as a new user meets it: it stays up while the embedded SQLite
+file in data/ is written, refuses a taken port with one line, and refuses or
+rebuilds what a wrong Python made."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, List, Optional, Tuple
+
+import pytest
+
+from tests.support.servers import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_DEADLINE_SECONDS = 60  # includes `scripts/venv.sh local` checking .venv
+# A real older interpreter: pyenv's or the system's, whichever this machine has.
+OLD_PYTHON = next((str(p) for p in sorted(Path("/root/.pyenv/versions").glob("3.10*/bin/python3"))
+                   + [Path("/usr/bin/python3.10"), Path("/usr/bin/python3.9")] if p.exists()), "python3.10")
+
+
+def _post(base: str, path: str, token: Optional[str] = None) -> Tuple[int, Any]:
+    request = urllib.request.Request(base + path, method="POST", data=b"")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def _environment(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "RATE_LIMIT_", "AUTH_", "DB_"))}
+    env.pop("DATABASE_URL", None)
+    env.pop("MAKEFLAGS", None)
+    env.update(extra)
+    return env
+
+
+class MakeRun:
+    """`make run` in a process group of its own; its output collected."""
+
+    def __init__(self, port: int, env: dict, log: Path) -> None:
+        self.log = log
+        self._out = open(log, "wb")
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", "run", f"PORT={port}", "HOST=127.0.0.1"],
+            cwd=PROJECT_ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_serving(self, port: int) -> None:
+        deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+        while "Serving the API on" not in self.output():
+            assert self.process.poll() is None, f"make run exited: {self.output()}"
+            assert time.monotonic() < deadline, f"make run did not start: {self.output()}"
+            try:
+                self.process.wait(timeout=0.1)  # returns at once if it died
+            except subprocess.TimeoutExpired:
+                pass
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._out.close()
+
+
+@pytest.fixture
+def make_run(tmp_path: Path) -> Iterator[Tuple[str, MakeRun]]:
+    # A database file inside the project's data/ folder, where `chalice
+    # local`'s reloader used to see every write.
+    database = PROJECT_ROOT / "data" / f"test-make-run-{uuid.uuid4().hex[:8]}.sqlite3"
+    port = free_port()
+    run = MakeRun(port, _environment(DATABASE_URL=f"sqlite:///{database}"), tmp_path / "make-run.log")
+    try:
+        run.wait_serving(port)
+        yield f"http://127.0.0.1:{port}", run
+    finally:
+        run.stop()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+
+
+def test_make_run_stays_up_and_acknowledges_50_sends_over_20_seconds(make_run):
+    base, run = make_run
+    status, alice = _post(base, "/register?user_name=alice")
+    assert status == 201, alice
+    status, bob = _post(base, "/register?user_name=bob")
+    assert status == 201, bob
+    acknowledged: List[int] = []
+    started = time.monotonic()
+    for i in range(50):
+        # Paced, not synchronizing: a user typing a message every 0.4 s.
+        time.sleep(max(0.0, started + i * 0.4 - time.monotonic()))
+        status, body = _post(base, f"/send?sending_user_id={alice['user_id']}&receiving_user_id={bob['user_id']}"
+                                   f"&message_text=message-{i}", alice["token"])
+        assert status == 201, (i, body)
+        acknowledged.append(i)
+    assert time.monotonic() - started >= 19.6
+    status, page = _post(base, f"/read_messages?user_id={bob['user_id']}&after=0", bob["token"])
+    assert status == 200 and [m["text"] for m in page["messages"]] == [f"message-{i}" for i in acknowledged]
+    assert run.output().count("Serving the API on") == 1, run.output()  # never restarted
+    assert run.process.poll() is None
+
+
+def test_make_run_on_a_taken_port_exits_at_once_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = subprocess.run(["make", "--no-print-directory", "run", f"PORT={port}", "HOST=127.0.0.1"],
+                                cwd=PROJECT_ROOT, env=_environment(), capture_output=True, text=True, timeout=60)
+        elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    ours = [line for line in (result.stdout + result.stderr).splitlines()
+            if line and not line.startswith(("make: ", "installing "))]
+    assert ours == [f"error: port {port} on 127.0.0.1 is already in use (another `make run`?); "
+                    f"stop that process or choose another port: make run PORT={port + 1}"], result
+    assert "Traceback" not in result.stderr
+    assert elapsed < 30, elapsed
+
+
+def _venv_sandbox(tmp_path: Path) -> Path:
+    """The venv script and empty requirements in a directory of their own,
+    so the project's own .venv is never touched."""
+    sandbox = tmp_path / "project"
+    (sandbox / "scripts").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "scripts" / "venv.sh", sandbox / "scripts" / "venv.sh")
+    for name in ("requirements.txt", "requirements-local.txt"):
+        (sandbox / name).write_text("# nothing to install\n")
+    return sandbox
+
+
+def _venv(sandbox: Path, python: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["scripts/venv.sh", "local"], cwd=sandbox, env={**_environment(), "PYTHON": python},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not Path(OLD_PYTHON).exists(), reason=f"no Python 3.10 at {OLD_PYTHON} to try")
+def test_a_python_older_than_3_11_is_refused_with_one_line(tmp_path):
+    result = _venv(_venv_sandbox(tmp_path), OLD_PYTHON)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: Python 3.11 or newer is needed; {OLD_PYTHON} is 3."), line
+    assert not (tmp_path / "project" / ".venv").exists()
+
+
+def test_a_venv_made_by_another_python_is_rebuilt(tmp_path):
+    first, second = "/usr/bin/python3.11", shutil.which("python3")
+    version = [subprocess.run([p, "-c", "import sys; print(sys.version)"], capture_output=True, text=True).stdout
+               for p in (first, second)]
+    if not Path(first).exists() or version[0] == version[1]:
+        pytest.skip("needs two different Python 3.11+ interpreters (Debian's python3.11 and another)")
+    sandbox = _venv_sandbox(tmp_path)
+    assert _venv(sandbox, first).returncode == 0
+    made_by = lambda: subprocess.run([sandbox / ".venv/bin/python", "-c", "import sys; print(sys.version)"],
+                                     capture_output=True, text=True).stdout
+    assert made_by() == version[0]
+    result = _venv(sandbox, second)
+    assert result.returncode == 0, result.stderr
+    assert "rebuilding .venv: it was made by another Python" in result.stdout
+    assert made_by() == version[1]
+    again = _venv(sandbox, second)  # nothing changed: nothing rebuilt or installed
+    assert again.returncode == 0 and again.stdout == "", again
