@@ -1,122 +1,69 @@
-"""Routes only: read the request, call one use case, return its result."""
-from chalice import Chalice, Response
+"""Routes only: each reads its parameters and calls one use case; the edge
+(chalicelib/web.py) authenticates, sets the status and maps errors."""
+from chalice import Chalice
 
 from chalicelib import wiring
 from chalicelib.params import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.web import BODY_TYPES, created, handled, log_request, params
+from chalicelib.web import Call, Edge, created, health_headers, health_status
 
 app = Chalice(app_name="messaging")
 service = wiring.service
-route = app.route
-edge = handled(app)
+edge = Edge(app, authenticate=lambda header: service().authenticate(header))
 
 
-@app.middleware("http")
-def request_log(request, get_response):
-    return log_request(app, request, get_response)
+@edge.route("/register", auth=False, status=201)
+def register(call: Call):
+    return service().register(user_name=call.params.name("user_name", MAX_USER_NAME_CHARS), source_ip=call.source_ip)
 
 
-def _caller():
-    return service().authenticate(app.current_request.headers.get("authorization"))
+@edge.route("/block")
+def block(call: Call):
+    p = call.params
+    return service().set_block(caller=call.caller, blocking_user_id=p.id("blocking_user_id"),
+                               blocked_user_id=p.id("blocked_user_id"), block=p.flag("to_block"))
 
 
-@route("/register", methods=["POST"], content_types=BODY_TYPES)
-@edge
-def register():
-    request = app.current_request
-    p = params(request)
-    user = service().register(
-        user_name=p.name("user_name", MAX_USER_NAME_CHARS),
-        source_ip=request.context.get("identity", {}).get("sourceIp", "unknown"),
-    )
-    return Response(body=user, status_code=201)
+@edge.route("/send", status=created)
+def send(call: Call):
+    p = call.params
+    return service().send(caller=call.caller, sender_id=p.id("sending_user_id"), recipient_id=p.id("receiving_user_id"),
+                          text=p.message_text(), client_message_id=p.client_message_id(call.header("idempotency-key")))
 
 
-@route("/block", methods=["POST"], content_types=BODY_TYPES)
-@edge
-def block():
-    caller, p = _caller(), params(app.current_request)
-    return service().set_block(
-        caller=caller,
-        blocking_user_id=p.id("blocking_user_id"),
-        blocked_user_id=p.id("blocked_user_id"),
-        block=p.flag("to_block"),
-    )
+@edge.route("/create_group", status=201)
+def create_group(call: Call):
+    return service().create_group(group_name=call.params.name("group_name", MAX_GROUP_NAME_CHARS))
 
 
-@route("/send", methods=["POST"], content_types=BODY_TYPES)
-@edge
-def send():
-    caller, p = _caller(), params(app.current_request)
-    return created(
-        service().send(
-            caller=caller,
-            sender_id=p.id("sending_user_id"),
-            recipient_id=p.id("receiving_user_id"),
-            text=p.message_text(),
-            client_message_id=p.client_message_id(app.current_request.headers.get("idempotency-key")),
-        )
-    )
+@edge.route("/update_group")
+def update_group(call: Call):
+    p = call.params
+    return service().set_membership(caller=call.caller, user_id=p.id("user_id"), group_id=p.id("group_id"),
+                                    member=p.flag("to_be_added"))
 
 
-@route("/create_group", methods=["POST"], content_types=BODY_TYPES)
-@edge
-def create_group():
-    _caller()
-    p = params(app.current_request)
-    return Response(
-        body=service().create_group(group_name=p.name("group_name", MAX_GROUP_NAME_CHARS)), status_code=201
-    )
+@edge.route("/send_group", status=created)
+def send_group(call: Call):
+    p = call.params
+    return service().send_group(caller=call.caller, sender_id=p.id("sending_user_id"), group_id=p.id("group_id"),
+                                text=p.message_text(),
+                                client_message_id=p.client_message_id(call.header("idempotency-key")))
 
 
-@route("/update_group", methods=["POST"], content_types=BODY_TYPES)
-@edge
-def update_group():
-    caller, p = _caller(), params(app.current_request)
-    return service().set_membership(
-        caller=caller, user_id=p.id("user_id"), group_id=p.id("group_id"), member=p.flag("to_be_added")
-    )
+@edge.route("/read_messages", headers=lambda page: {"X-Cache": page.cache})
+def read_messages(call: Call):
+    p = call.params
+    return service().read(caller=call.caller, user_id=p.id("user_id"), after=p.optional_int("after", 0, MAX_SEQ),
+                          since=p.optional_timestamp("min_timestamp"),
+                          limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE)
 
 
-@route("/send_group", methods=["POST"], content_types=BODY_TYPES)
-@edge
-def send_group():
-    caller, p = _caller(), params(app.current_request)
-    return created(
-        service().send_group(
-            caller=caller,
-            sender_id=p.id("sending_user_id"),
-            group_id=p.id("group_id"),
-            text=p.message_text(),
-            client_message_id=p.client_message_id(app.current_request.headers.get("idempotency-key")),
-        )
-    )
+@edge.route("/health", method="GET", auth=False, status=health_status, headers=health_headers)
+def health(call: Call):
+    return service().health()
 
 
-@route("/read_messages", methods=["POST"], content_types=BODY_TYPES)
-@edge
-def read_messages():
-    caller, p = _caller(), params(app.current_request)
-    page, cache = service().read(
-        caller=caller,
-        user_id=p.id("user_id"),
-        after=p.optional_int("after", 0, MAX_SEQ),
-        since=p.optional_timestamp("min_timestamp"),
-        limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE,
-    )
-    return Response(body=page, headers={"X-Cache": cache})
-
-
-@route("/health", methods=["GET"])
-@edge
-def health():
-    status = service().health()
-    if status["database"] == "ok":
-        return status
-    return Response(
-        body=status, status_code=503, headers={"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
-    )
+edge.unknown_routes()
 
 
 @app.lambda_function(name="migrate")

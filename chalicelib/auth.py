@@ -81,7 +81,7 @@ class TokenSigner:
 
     def user_from_header(self, authorization: Optional[str]) -> str:
         if not authorization:
-            raise Unauthorized("missing Authorization: Bearer <token> header")
+            raise Unauthorized("missing Authorization: Bearer <token> header", token_given=False)
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization header must be 'Bearer <token>'")

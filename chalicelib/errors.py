@@ -2,7 +2,7 @@
 status that goes with a code is decided only at the edge (web.py)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 
 class DomainError(Exception):
@@ -12,6 +12,11 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def details(self) -> Dict[str, Any]:
+        """Machine-readable fields the envelope carries beside Code and Message."""
+        return {}
 
 
 class BadRequest(DomainError):
@@ -25,6 +30,10 @@ class BadRequest(DomainError):
 class Unauthorized(DomainError):
     code = "Unauthorized"
 
+    def __init__(self, message: str, *, token_given: bool = True) -> None:
+        super().__init__(message)
+        self.token_given = token_given  # False: no credentials at all (RFC 6750 sends no error code)
+
 
 class Forbidden(DomainError):
     code = "Forbidden"
@@ -36,6 +45,38 @@ class Blocked(DomainError):
 
 class NotAMember(DomainError):
     code = "NotAMember"
+
+
+class NotFound(DomainError):
+    """No route serves this path."""
+
+    code = "NotFound"
+
+
+class MethodNotAllowed(DomainError):
+    code = "MethodNotAllowed"
+
+    def __init__(self, message: str, *, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class CursorAhead(DomainError):
+    """`after` is beyond the user's newest seq. Seqs never go down, so such a
+    cursor is a client's mistake (or a restore): it names the newest seq."""
+
+    code = "CursorAhead"
+
+    def __init__(self, *, after: int, newest_seq: int) -> None:
+        super().__init__(
+            f"after: {after} is beyond this user's newest seq {newest_seq}; seqs never go down, "
+            f"so read on from after={newest_seq} or less"
+        )
+        self.newest_seq = newest_seq
+
+    @property
+    def details(self) -> Dict[str, Any]:
+        return {"newest_seq": self.newest_seq}
 
 
 class UserNotFound(DomainError):

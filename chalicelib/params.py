@@ -23,7 +23,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _CLIENT_KEY = re.compile(r"[\x21-\x7e]{1,64}")
-_DIGITS = re.compile(r"[0-9]{1,19}")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 # re.ASCII: \d is 0-9 only, not every script's digits.
 _TIMESTAMP = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})"
@@ -155,12 +155,12 @@ def parse_flag(name: str, value: Any) -> bool:
 def parse_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool):
         raise BadRequest(name, "must be an integer")
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         value = int(value)
     if not isinstance(value, int):
         raise BadRequest(name, "must be an integer")
     if not lo <= value <= hi:
-        raise BadRequest(name, f"must be between {lo} and {hi}")
+        raise BadRequest(name, f"must be {lo} or more" if value < lo and hi >= 2**31 else f"must be between {lo} and {hi}")
     return value
 
 

@@ -10,12 +10,13 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 from .auth import TokenSigner
-from .cache import Hit, InboxCache
+from .cache import Hit, InboxCache, Miss
 from .db import Database, DuplicateKey, MissingReference, Tx
 from .ratelimit import Limit, RateLimiter
 from .errors import (
     BadRequest,
     Blocked,
+    CursorAhead,
     Forbidden,
     GroupFull,
     GroupNotFound,
@@ -50,6 +51,33 @@ def _message_item(seq: int, message: StoredMessage) -> Dict[str, Any]:
 
 def _entry_json(item: Dict[str, Any]) -> str:
     return json.dumps(item, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a user's inbox, and which path served it: "hit" (cache),
+    "miss" (database, cache consulted) or "off" (no cache)."""
+
+    messages: List[Dict[str, Any]]
+    next_after: int
+    has_more: bool
+    cache: str
+
+    def body(self) -> Dict[str, Any]:
+        return {"messages": self.messages, "next_after": self.next_after, "has_more": self.has_more}
+
+
+@dataclass(frozen=True)
+class Health:
+    database: str  # "ok" | "unavailable"
+    cache: str  # "ok" | "unavailable" | "off"
+
+    @property
+    def ok(self) -> bool:
+        return self.database == "ok"
+
+    def body(self) -> Dict[str, Any]:
+        return {"status": "ok" if self.ok else "unavailable", "database": self.database, "cache": self.cache}
 
 
 @dataclass(frozen=True)
@@ -276,9 +304,8 @@ class Messaging:
         after: Optional[int],
         since: Optional[datetime],
         limit: int,
-    ) -> Tuple[Dict[str, Any], str]:
-        """A page of the user's inbox, and which path served it:
-        "hit" (cache), "miss" (database, cache consulted) or "off" (no cache)."""
+    ) -> Page:
+        """A page of the user's inbox."""
         self._act_as(caller, "user_id", user_id)
         if (after is None) == (since is None):
             raise BadRequest("after", "give exactly one of after and min_timestamp")
@@ -287,10 +314,11 @@ class Messaging:
         # Timestamp reads cannot be proven complete from a seq window: database.
         if self._cache is not None and after is not None:
             cached = self._cache.read(user_id=user_id, after=after, limit=limit)
-            if isinstance(cached, Hit):
+            # A cursor past the window's newest seq may be a lost cache write: the database decides.
+            if isinstance(cached, Hit) and after <= cached.newest:
                 items = [json.loads(entry) for entry in cached.entries]
-                return _page(items, after, cached.newest > after + limit), "hit"
-            ticket = cached.ticket
+                return _page(items, after, cached.newest > after + limit, "hit")
+            ticket = cached.ticket if isinstance(cached, Miss) else None
 
         def work(tx: Tx) -> Tuple[List[Dict[str, Any]], bool, Optional[int]]:
             inbox = Inbox(tx)
@@ -306,6 +334,8 @@ class Messaging:
             last_seq = InboxCounters(tx).last_seq(user_id=user_id)
             if last_seq is None:
                 raise UserNotFound(f"user_id: no user {user_id}")
+            if after is not None and after > last_seq:
+                raise CursorAhead(after=after, newest_seq=last_seq)
             return items, has_more, last_seq
 
         items, has_more, newest = self._db.run(work, write=False)
@@ -314,16 +344,17 @@ class Messaging:
                 user_id=user_id, ticket=ticket, newest=newest,
                 entries=[(item["seq"], _entry_json(item)) for item in items],
             )
+        path = "off" if self._cache is None else "miss"
         if after is None and not items:
             # An empty timestamp read hands back the newest seq, to switch to the cursor.
-            return _page(items, newest, False), "off" if self._cache is None else "miss"
-        return _page(items, after, has_more), "off" if self._cache is None else "miss"
+            return _page(items, newest, False, path)
+        return _page(items, after, has_more, path)
 
-    def health(self) -> Dict[str, Any]:
+    def health(self) -> Health:
         database = "ok" if self._db.ping() else "unavailable"
         cache = "off" if self._cache is None else "ok" if self._cache.ping() else "unavailable"
-        return {"status": "ok" if database == "ok" else "unavailable", "database": database, "cache": cache}
+        return Health(database=database, cache=cache)
 
 
-def _page(items: List[Dict[str, Any]], after: Optional[int], has_more: bool) -> Dict[str, Any]:
-    return {"messages": items, "next_after": items[-1]["seq"] if items else after, "has_more": has_more}
+def _page(items: List[Dict[str, Any]], after: Optional[int], has_more: bool, cache: str) -> Page:
+    return Page(messages=items, next_after=items[-1]["seq"] if items else after, has_more=has_more, cache=cache)

@@ -1,5 +1,5 @@
-"""The HTTP edge: request parameters in, JSON responses and the error
-envelope out. The only module that knows status codes."""
+"""The HTTP edge: routing, request parameters, the caller's token, JSON
+responses and the error envelope. The only module that knows status codes."""
 from __future__ import annotations
 
 import functools
@@ -9,18 +9,18 @@ import sys
 import time
 import traceback
 import uuid
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from chalice import Response
 
 from .db import statements_sent
-from .errors import DomainError
+from .errors import DomainError, MethodNotAllowed, NotFound, ServiceUnavailable, Unauthorized
 from .params import RequestParams
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("chalicelib.requests")
 request_log.setLevel(logging.INFO)
-if not logging.getLogger().handlers:  # chalice local: Lambda's runtime brings its own handler
+if not logging.getLogger().handlers:  # Lambda's runtime and the dev server bring their own handler
     _stderr = logging.StreamHandler(sys.stderr)
     _stderr.setFormatter(logging.Formatter("%(message)s"))
     logging.getLogger("chalicelib").addHandler(_stderr)
@@ -31,8 +31,11 @@ STATUS: Dict[str, int] = {
     "Forbidden": 403,
     "Blocked": 403,
     "NotAMember": 403,
+    "NotFound": 404,
     "UserNotFound": 404,
     "GroupNotFound": 404,
+    "MethodNotAllowed": 405,
+    "CursorAhead": 409,
     "GroupFull": 409,
     "IdempotencyConflict": 409,
     "PayloadTooLarge": 413,
@@ -42,26 +45,148 @@ STATUS: Dict[str, int] = {
 }
 # Chalice answers 415 itself for other media types; a missing one counts as JSON.
 BODY_TYPES = ["application/json", "application/x-www-form-urlencoded"]
+# Every method API Gateway routes: a route answers 405 for all but its own,
+# so a wrong method never reaches API Gateway's "Missing Authentication Token".
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+REALM = 'Bearer realm="messaging"'
 
 
-def params(request: Any) -> RequestParams:
-    query = request.query_params
-    return RequestParams.from_request(
-        {name: query.getlist(name) for name in query} if query else {},
-        request.raw_body,
-        request.headers.get("content-type"),
-    )
+class Call:
+    """What a route sees of its request: parameters, headers, the caller."""
+
+    def __init__(self, request: Any, caller: Optional[str]) -> None:
+        self._request = request
+        self.caller = caller
+
+    @functools.cached_property
+    def params(self) -> RequestParams:
+        query = self._request.query_params
+        return RequestParams.from_request(
+            {name: query.getlist(name) for name in query} if query else {},
+            self._request.raw_body,
+            self._request.headers.get("content-type"),
+        )
+
+    def header(self, name: str) -> Optional[str]:
+        return self._request.headers.get(name)
+
+    @property
+    def source_ip(self) -> str:
+        return self._request.context.get("identity", {}).get("sourceIp", "unknown")
 
 
-def created(result: Dict[str, Any]) -> Response:
+def created(result: Dict[str, Any]) -> int:
     """201 for a new message, 200 for an idempotent replay."""
-    return Response(body=result, status_code=200 if result.get("duplicate") else 201)
+    return 200 if result.get("duplicate") else 201
+
+
+def health_status(health: Any) -> int:
+    """503 when the database does not answer (a cache that is down is only reported)."""
+    return 200 if health.ok else 503
+
+
+def health_headers(health: Any) -> Dict[str, str]:
+    return {} if health.ok else {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
+
+
+def _body(result: Any) -> Any:
+    """A result's JSON body: dicts as they are, result objects by their body()."""
+    return result.body() if hasattr(result, "body") else result
+
+
+class Edge:
+    """Registers the app's routes. Each view takes a Call and returns its
+    result; the edge authenticates, sets the status and maps errors."""
+
+    def __init__(self, app: Any, authenticate: Callable[[Optional[str]], Optional[str]]) -> None:
+        self._app = app
+        self._authenticate = authenticate
+        self.operations: Dict[str, str] = {}  # path -> the one method it serves
+        app.middleware("http")(functools.partial(_log_request, app))
+
+    def route(
+        self,
+        path: str,
+        *,
+        method: str = "POST",
+        auth: bool = True,
+        status: "int | Callable[[Any], int]" = 200,
+        headers: Optional[Callable[[Any], Dict[str, str]]] = None,
+        content_types: Optional[list] = None,
+    ) -> Callable[[Callable[[Call], Any]], Callable[[], Response]]:
+        """`status` is a code or a function of the result; `headers` a
+        function of the result giving response headers."""
+        allowed = f"{method}, HEAD" if method == "GET" else method
+
+        def register(view: Callable[[Call], Any]) -> Callable[[], Response]:
+            @functools.wraps(view)
+            def handler(**_path_params: Any) -> Response:
+                request = self._app.current_request
+                if request.method == "OPTIONS":
+                    return Response(body="", status_code=204, headers={"Allow": allowed})
+                if request.method not in (method, "HEAD" if method == "GET" else method):
+                    raise MethodNotAllowed(f"{path} allows {allowed}, not {request.method}", allowed=allowed)
+                caller = self._authenticate(request.headers.get("authorization")) if auth else None
+                result = view(Call(request, caller))
+                code = status(result) if callable(status) else status
+                return Response(body=_body(result), status_code=code, headers=headers(result) if headers else {})
+
+            self.operations[path] = method
+            guarded = self._guarded(handler)
+            self._app.route(path, methods=ALL_METHODS, content_types=content_types or BODY_TYPES)(guarded)
+            return guarded
+
+        return register
+
+    def unknown_routes(self) -> None:
+        """A 404 in the error envelope for every path no route serves."""
+
+        @self._guarded
+        def not_found(**_path_params: Any) -> Response:
+            request = self._app.current_request
+            path = request.to_original_event().get("path") or request.context.get("path", "")
+            raise NotFound(f"no route {request.method} {path}")
+
+        self._app.route("/{proxy+}", methods=ALL_METHODS, content_types=["*/*"])(not_found)
+        # Chalice would pass the greedy parameter as a keyword argument named
+        # "proxy+", which API Gateway never sends: the view takes none.
+        for entry in self._app.routes["/{proxy+}"].values():
+            entry.view_args = []
+
+    def _guarded(self, handler: Callable[..., Response]) -> Callable[..., Response]:
+        """Domain errors become the error envelope, anything else a 500 that
+        carries only a request id."""
+
+        @functools.wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            try:
+                return handler(*args, **kwargs)
+            except DomainError as error:
+                return error_response(error)
+            except Exception as exc:  # noqa: BLE001 - the edge of the app
+                request_id = _request_id(self._app)
+                _log_unexpected(request_id, exc)
+                return Response(
+                    body={"Code": "InternalServerError", "Message": f"internal error, request id {request_id}"},
+                    status_code=500,
+                )
+
+        return wrapper
 
 
 def error_response(error: DomainError) -> Response:
-    headers = {} if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
+    headers: Dict[str, str] = {}
+    if error.retry_after_seconds is not None:
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, Unauthorized):
+        # RFC 6750: the scheme to use; error="invalid_token" when one was given.
+        headers["WWW-Authenticate"] = REALM + (', error="invalid_token"' if error.token_given else "")
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = error.allowed
     return Response(
-        body={"Code": error.code, "Message": error.message}, status_code=STATUS.get(error.code, 500), headers=headers
+        body={"Code": error.code, "Message": error.message, **error.details},
+        status_code=STATUS.get(error.code, 500),
+        headers=headers,
     )
 
 
@@ -70,7 +195,7 @@ def _request_id(app: Any) -> str:
     return getattr(context, "aws_request_id", None) or str(uuid.uuid4())
 
 
-def _log_unexpected(request_id: str, exc: BaseException) -> None:
+def _log_unexpected(request_id: str, exc: Optional[BaseException]) -> None:
     # Exception messages can quote SQL values (message text, names): log the
     # types, driver error codes and code locations only.
     chain = []
@@ -83,31 +208,7 @@ def _log_unexpected(request_id: str, exc: BaseException) -> None:
     log.error("unhandled error request_id=%s %s", request_id, " | ".join(chain))
 
 
-def handled(app: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Turn domain errors into the error envelope and anything else into a
-    500 that carries only a request id."""
-
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return view(*args, **kwargs)
-            except DomainError as error:
-                return error_response(error)
-            except Exception as exc:  # noqa: BLE001 - the edge of the app
-                request_id = _request_id(app)
-                _log_unexpected(request_id, exc)
-                return Response(
-                    body={"Code": "InternalServerError", "Message": f"internal error, request id {request_id}"},
-                    status_code=500,
-                )
-
-        return wrapper
-
-    return decorate
-
-
-def log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> Any:
+def _log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> Any:
     """One JSON line per request: what happened and how long it took. Never
     parameters, bodies or headers (tokens and message text live there)."""
     started, statements = time.perf_counter(), statements_sent()

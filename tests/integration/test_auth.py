@@ -97,6 +97,7 @@ def test_a_call_without_a_token_is_a_401_and_the_same_call_with_the_token_succee
     alice, _, _, calls = _setup(api)
     r = api.post(path, calls[path])
     assert r.status == 401 and r.code == "Unauthorized", r
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="messaging"', r  # RFC 6750: no error without a token
     r = api.post(path, calls[path], token=alice.token)
     assert r.status == AUTHENTICATED[path], r
 
@@ -115,6 +116,7 @@ def test_a_forged_token_for_the_acting_user_is_a_401(api, path):
     for how, forged in _forged_tokens(alice, bob).items():
         r = api.post(path, calls[path], token=forged)
         assert r.status == 401 and r.code == "Unauthorized", (how, r)
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="messaging", error="invalid_token"', (how, r)
 
 
 def test_a_forged_direct_message_is_not_delivered(api):

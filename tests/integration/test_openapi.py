@@ -89,12 +89,13 @@ def assert_conforms(path: str, method: str, r: Any, status: int) -> None:
 
 
 def test_the_spec_is_openapi_3_1_and_its_operations_are_exactly_the_apps_routes():
-    from app import app
+    from app import app, edge
 
     assert SPEC["openapi"].startswith("3.1.")
     spec_routes = {(path, method.upper()) for path, method, _ in _operations()}
-    app_routes = {(path, method) for path, methods in app.routes.items() for method in methods}
-    assert spec_routes == app_routes
+    assert spec_routes == set(edge.operations.items())
+    # Every other path and method is registered too, only to answer 404 / 405.
+    assert set(app.routes) == set(edge.operations) | {"/{proxy+}"}
     for schema in SPEC["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
 
@@ -133,7 +134,39 @@ def _spec_codes_by_status() -> dict[str, set[str]]:
             response, _ = _resolve(response, "")
             schema = response.get("content", {}).get("application/json", {}).get("schema", {})
             found.setdefault(status, set()).update(_codes(schema))
+    # Answered on every path rather than by one operation.
+    for name, status in ROUTE_RESPONSES.items():
+        schema = SPEC["components"]["responses"][name]["content"]["application/json"]["schema"]
+        found.setdefault(status, set()).update(_codes(schema))
     return found
+
+
+ROUTE_RESPONSES = {"NotFound": "404", "MethodNotAllowed": "405"}
+
+
+def assert_route_response(name: str, r: Any) -> None:
+    """A 404/405 answered on any path validates against its component response."""
+    assert str(r.status) == ROUTE_RESPONSES[name], (name, r)
+    pointer = _pointer("components", "responses", name)
+    errors = list(_validator(pointer + _pointer("content", "application/json", "schema")).iter_errors(r.body))
+    assert not errors, (name, [e.message for e in errors], r.body)
+    for header, spec in SPEC["components"]["responses"][name].get("headers", {}).items():
+        assert not spec.get("required") or header in r.headers, (name, header, r.headers)
+
+
+def test_unknown_routes_and_wrong_methods_answer_the_envelope_of_the_spec(api):
+    alice = api.register("alice")
+    for r in (api.post("/nope"), api.post("/nope", token=alice.token), api.get("/registerx")):
+        assert_route_response("NotFound", r)
+        assert r.code == "NotFound" and "/" in r.body["Message"], r
+    r = api.get("/send")
+    assert_route_response("MethodNotAllowed", r)
+    assert r.headers["Allow"] == "POST" and "GET" in r.body["Message"], r
+    r = api.post("/health")
+    assert_route_response("MethodNotAllowed", r)
+    assert r.headers["Allow"] == "GET, HEAD", r
+    r = api.client.http.request("OPTIONS", "/send")
+    assert (r.status_code, r.headers["Allow"]) == (204, "POST"), r
 
 
 def test_every_error_code_the_app_can_answer_is_in_the_spec_under_its_status():

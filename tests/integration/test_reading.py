@@ -85,13 +85,30 @@ def test_a_page_that_ends_exactly_at_the_newest_message_has_no_more(api):
     assert r.body["next_after"] == 3
 
 
-def test_reading_after_the_last_seq_returns_nothing_with_next_after_unchanged(api):
+def test_reading_at_the_last_seq_returns_nothing_with_next_after_unchanged(api):
     alice, bob = api.register("alice"), api.register("bob")
     send_many(api, alice, bob, 2)
-    for after in (2, 7):
-        r = api.read(bob, after=after)
-        assert r.status == 200, r
-        assert r.body == {"messages": [], "next_after": after, "has_more": False}
+    r = api.read(bob, after=2)
+    assert r.status == 200, r
+    assert r.body == {"messages": [], "next_after": 2, "has_more": False}
+
+
+def test_a_cursor_beyond_the_newest_seq_is_a_409_cursor_ahead_naming_the_newest_seq(api):
+    alice, bob = api.register("alice"), api.register("bob")
+    send_many(api, alice, bob, 2)
+    r = api.read(bob, after=7)
+    assert (r.status, r.code, r.body["newest_seq"]) == (409, "CursorAhead", 2), r
+    assert "after" in r.body["Message"] and "2" in r.body["Message"]
+    # Nothing else changed: the cursor at the newest seq still reads, and a new message arrives after it.
+    send_many(api, alice, bob, 1)
+    assert [m["seq"] for m in api.read(bob, after=2).body["messages"]] == [3]
+
+
+def test_a_negative_cursor_says_it_must_be_0_or_more(api):
+    bob = api.register("bob")
+    r = api.read(bob, after=-1)
+    assert_bad_request(r, "after")
+    assert "0 or more" in r.body["Message"], r
 
 
 def test_a_new_user_reads_an_empty_inbox_with_next_after_0(api):
