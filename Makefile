@@ -24,7 +24,7 @@ test: venv-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv-bench
-	@./scripts/ensure-services.sh
+	@./scripts/ensure-services.sh bench
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
 # Offline checks of the cloud side: checkov, HCL parsing, the config

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make sure a MySQL-protocol server (127.0.0.1:3306) and Redis (127.0.0.1:6379)
-# answer: use running ones, else start the installed ones, else install
-# mariadb-server / redis-server with apt-get when running as root.
+# Make sure a MySQL-protocol server answers on 127.0.0.1:3306 with the suite's
+# own user, and redis-server is installed (for `make bench`, also running on
+# 127.0.0.1:6379): use running ones, else start the installed ones, else
+# install mariadb-server / redis-server with apt-get when running as root.
 set -euo pipefail
 
 MYSQL_PORT=${TEST_MYSQL_PORT:-3306}
@@ -42,21 +43,50 @@ else
   fi
   wait_up MariaDB "$MYSQL_PORT"
 fi
-# The suite logs in as root without a password over TCP, as this machine's
-# MariaDB allows; a fresh Debian install only lets root in over the socket.
-if command -v mariadb >/dev/null && ! mariadb -h127.0.0.1 -P"$MYSQL_PORT" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ] && mariadb -uroot -e 'SELECT 1' >/dev/null 2>&1; then
-    mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
-      GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
-  else
-    echo "warning: root cannot log in to 127.0.0.1:$MYSQL_PORT without a password; set TEST_MYSQL_URL" >&2
+# The suite logs in as a user of its own, never as root: messaging_test with
+# a generated password, kept in .venv/test-mysql-url (owner-only). It may
+# create, use and drop the databases whose names start with messaging (and grant on them),
+# and create the users the credential-rotation and least-privilege tests need.
+# Created once, through the socket as the server's root; TEST_MYSQL_URL
+# names another server or user instead.
+URL_FILE=.venv/test-mysql-url
+if [ -z "${TEST_MYSQL_URL:-}" ]; then
+  login_ok() {  # the URL in the file still logs in
+    [ -s "$URL_FILE" ] && .venv/bin/python - "$URL_FILE" <<'PY' 2>/dev/null
+import sys
+from urllib.parse import unquote, urlsplit
+import pymysql
+u = urlsplit(open(sys.argv[1]).read().strip())
+pymysql.connect(host=u.hostname, port=u.port, user=unquote(u.username), password=unquote(u.password),
+                ssl_disabled=True, connect_timeout=3).close()
+PY
+  }
+  if ! login_ok; then
+    if ! mariadb -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+      echo "error: cannot create the test user: the server's root does not log in through the socket here;" \
+           "create a user with rights on messaging_% databases and set TEST_MYSQL_URL=mysql://user:pass@127.0.0.1:$MYSQL_PORT" >&2
+      exit 1
+    fi
+    password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    for host in 127.0.0.1 localhost; do
+      mariadb -uroot -e "CREATE USER IF NOT EXISTS 'messaging_test'@'$host';
+        ALTER USER 'messaging_test'@'$host' IDENTIFIED BY '$password';
+        GRANT ALL PRIVILEGES ON \`messaging%\`.* TO 'messaging_test'@'$host' WITH GRANT OPTION;
+        GRANT CREATE USER ON *.* TO 'messaging_test'@'$host';"
+    done
+    (umask 077 && echo "mysql://messaging_test:$password@127.0.0.1:$MYSQL_PORT" >"$URL_FILE")
+    echo "created the MariaDB user messaging_test (URL in $URL_FILE)"
   fi
 fi
 
-if up 127.0.0.1 "$REDIS_PORT"; then
-  echo "Redis is up on 127.0.0.1:$REDIS_PORT"
-else
-  command -v redis-server >/dev/null || install_pkg redis-server
-  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >/dev/null
-  wait_up Redis "$REDIS_PORT"
+# The suite starts redis-servers of its own on free ports; only `make bench`
+# (`ensure-services.sh bench`) uses one on $REDIS_PORT.
+command -v redis-server >/dev/null || install_pkg redis-server
+if [ "${1:-}" = bench ]; then
+  if up 127.0.0.1 "$REDIS_PORT"; then
+    echo "Redis is up on 127.0.0.1:$REDIS_PORT"
+  else
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >/dev/null
+    wait_up Redis "$REDIS_PORT"
+  fi
 fi

@@ -26,6 +26,16 @@ def mysql_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def session_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A redis-server of the run's own (the suite never needs the one on 6379)."""
+    from tests.support.servers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("session-redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'messaging.sqlite3'}"
 

@@ -26,8 +26,6 @@ MESSAGES_PER_THREAD = 25
 DIRECT_SENDERS = 4
 GROUP_SENDERS = 4
 DEADLINE_SECONDS = 60
-# The running Redis; every key the app writes names a user made by the test.
-REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
 def _run_together(count: int, work: Callable[[int], Any]) -> List[Any]:
@@ -44,11 +42,11 @@ def _run_together(count: int, work: Callable[[int], Any]) -> List[Any]:
 
 @pytest.mark.parametrize("cache", ["no_cache", "redis_cache"])
 def test_a_reader_polling_with_the_cursor_gets_every_message_of_eight_concurrent_writers_exactly_once_in_seq_order(
-        tapi, cache, monkeypatch):
+        tapi, cache, monkeypatch, request):
     if cache == "redis_cache":
         from chalicelib import wiring
 
-        monkeypatch.setenv("REDIS_URL", REDIS_URL)
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("session_redis").url)
         monkeypatch.setenv("REDIS_TIMEOUT", "1")
         monkeypatch.setenv("CACHE_SIZE", "16")  # small, so the window slides while the reader lags
         wiring.reset()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Tuple
 
 import pymysql
@@ -12,7 +13,21 @@ from chalicelib.db import Database, parse_mysql_url
 from chalicelib.migrate import apply_migrations
 from chalicelib.settings import Settings
 
-TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306").rstrip("/")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The suite's own MariaDB user, made by scripts/ensure-services.sh (`make test`).
+URL_FILE = PROJECT_ROOT / ".venv" / "test-mysql-url"
+
+
+def _test_mysql_url() -> str:
+    if os.environ.get("TEST_MYSQL_URL"):
+        return os.environ["TEST_MYSQL_URL"].rstrip("/")
+    try:
+        return URL_FILE.read_text().strip().rstrip("/")
+    except FileNotFoundError:
+        raise RuntimeError(f"no {URL_FILE}: run the suite with `make test` (it creates the test user)") from None
+
+
+TEST_MYSQL_URL = _test_mysql_url()
 
 
 def admin_connection() -> Any:
