@@ -4,6 +4,7 @@ validate against the spec's response schemas and headers."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +298,14 @@ def test_429_responses_conform_to_the_spec(api, monkeypatch, tmp_path):
     finally:
         wiring.reset()
         redis_server.stop()
+
+
+def test_the_prose_reference_lists_every_route_and_every_error_code_under_its_status():
+    from app import edge
+
+    reference = (SPEC_PATH.parent / "docs" / "api.md").read_text()
+    for path, method in edge.operations.items():
+        assert f"`{method} {path}`" in reference, f"docs/api.md does not list {method} {path}"
+    rows = {(status, code) for status, codes in re.findall(r"^\| (\d{3}) \| (.+?) \|", reference, flags=re.M)
+            for code in re.findall(r"`(\w+)`", codes)}
+    assert rows == {(str(s), c) for c, s in {**STATUS, "InternalServerError": 500}.items()}, rows
