@@ -4,63 +4,65 @@ from chalice import Chalice
 
 from chalicelib import wiring
 from chalicelib.params import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS
-from chalicelib.web import Call, Edge, created, health_headers, health_status
+from chalicelib.web import Call, Edge
 
 app = Chalice(app_name="messaging")
-service = wiring.service
-edge = Edge(app, authenticate=lambda header: service().authenticate(header))
+use = wiring.service
+edge = Edge(app, authenticate=lambda header: use().accounts.authenticate(header))
 
 
-@edge.route("/register", auth=False, status=201)
+@edge.route("/register", auth=False)
 def register(call: Call):
-    return service().register(user_name=call.params.name("user_name", MAX_USER_NAME_CHARS), source_ip=call.source_ip)
+    return use().accounts.register(user_name=call.params.name("user_name", MAX_USER_NAME_CHARS),
+                                   source_ip=call.source_ip)
 
 
 @edge.route("/block")
 def block(call: Call):
     p = call.params
-    return service().set_block(caller=call.caller, blocking_user_id=p.id("blocking_user_id"),
-                               blocked_user_id=p.id("blocked_user_id"), block=p.flag("to_block"))
+    return use().blocking.set_block(caller=call.caller, blocking_user_id=p.id("blocking_user_id"),
+                                    blocked_user_id=p.id("blocked_user_id"), block=p.flag("to_block"))
 
 
-@edge.route("/send", status=created)
+@edge.route("/send")
 def send(call: Call):
     p = call.params
-    return service().send(caller=call.caller, sender_id=p.id("sending_user_id"), recipient_id=p.id("receiving_user_id"),
-                          text=p.message_text(), client_message_id=p.client_message_id(call.header("idempotency-key")))
+    return use().sending.send(caller=call.caller, sender_id=p.id("sending_user_id"),
+                              recipient_id=p.id("receiving_user_id"), text=p.message_text(),
+                              client_message_id=p.client_message_id(call.header("idempotency-key")))
 
 
-@edge.route("/create_group", status=201)
+@edge.route("/create_group")
 def create_group(call: Call):
-    return service().create_group(group_name=call.params.name("group_name", MAX_GROUP_NAME_CHARS))
+    return use().membership.create_group(group_name=call.params.name("group_name", MAX_GROUP_NAME_CHARS))
 
 
 @edge.route("/update_group")
 def update_group(call: Call):
     p = call.params
-    return service().set_membership(caller=call.caller, user_id=p.id("user_id"), group_id=p.id("group_id"),
-                                    member=p.flag("to_be_added"))
+    return use().membership.set_membership(caller=call.caller, user_id=p.id("user_id"), group_id=p.id("group_id"),
+                                           member=p.flag("to_be_added"))
 
 
-@edge.route("/send_group", status=created)
+@edge.route("/send_group")
 def send_group(call: Call):
     p = call.params
-    return service().send_group(caller=call.caller, sender_id=p.id("sending_user_id"), group_id=p.id("group_id"),
-                                text=p.message_text(),
-                                client_message_id=p.client_message_id(call.header("idempotency-key")))
+    return use().sending.send_group(caller=call.caller, sender_id=p.id("sending_user_id"),
+                                    group_id=p.id("group_id"), text=p.message_text(),
+                                    client_message_id=p.client_message_id(call.header("idempotency-key")))
 
 
-@edge.route("/read_messages", headers=lambda page: {"X-Cache": page.cache})
+@edge.route("/read_messages")
 def read_messages(call: Call):
     p = call.params
-    return service().read(caller=call.caller, user_id=p.id("user_id"), after=p.optional_int("after", 0, MAX_SEQ),
-                          since=p.optional_timestamp("min_timestamp"),
-                          limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE)
+    return use().reading.read(caller=call.caller, user_id=p.id("user_id"), after=p.optional_int("after", 0, MAX_SEQ),
+                              since=p.optional_timestamp("min_timestamp"),
+                              limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE)
 
 
-@edge.route("/health", method="GET", auth=False, status=health_status, headers=health_headers)
+@edge.route("/health", method="GET", auth=False)
 def health(call: Call):
-    return service().health()
+    return use().health.check()
 
 
 edge.unknown_routes()

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the project (app, chalicelib) next to the bench modules
@@ -61,7 +61,7 @@ def lambda_event(path: str, params: Dict[str, Any], token: Optional[str] = None,
 def admin_connection(database: Optional[str] = None, **options: Any) -> Any:
     import pymysql
 
-    from chalicelib.db import parse_mysql_url
+    from chalicelib.dialects import parse_mysql_url
 
     t = parse_mysql_url(MYSQL_URL)
     return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=database,
@@ -95,39 +95,25 @@ def drop_database(admin: Any, name: str) -> None:
 
 
 class Counters:
-    """Database statements and Redis round trips, both counted at the client.
-
-    A statement is one COM_QUERY packet, which is what the server's
-    `Questions` counter counts, COMMIT included. The server's counter is
-    global, so it also counts anyone else using the server (a test run, say):
-    it is kept only as a cross-check.
-    """
+    """Database statements and Redis round trips of the app, from the same
+    counters its request log line reports (chalicelib.metering): each
+    statement, multi-row insert and COMMIT, each Redis command, script call
+    or pipeline. The server's global `Questions` counter is kept as a
+    cross-check (it also counts anyone else using the server)."""
 
     def __init__(self, admin: Any) -> None:
-        import pymysql.connections
-        import redis.connection
-        from pymysql.constants import COMMAND
+        from chalicelib.metering import meter
 
         self.admin = admin
-        self.statements = 0
-        self.redis_round_trips = 0
-        self._recorded: Optional[List[str]] = None
-        execute = pymysql.connections.Connection._execute_command
-        send = redis.connection.AbstractConnection.send_packed_command
+        self._meter = meter()  # the bench calls the app in this thread
 
-        def counting_execute(conn: Any, command: int, sql: Any) -> Any:
-            if command == COMMAND.COM_QUERY and conn is not admin:
-                self.statements += 1
-                if self._recorded is not None:
-                    self._recorded.append(sql.decode() if isinstance(sql, bytes) else sql)
-            return execute(conn, command, sql)
+    @property
+    def statements(self) -> int:
+        return self._meter.db_statements
 
-        def counting_send(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            self.redis_round_trips += 1
-            return send(conn, *args, **kwargs)
-
-        pymysql.connections.Connection._execute_command = counting_execute
-        redis.connection.AbstractConnection.send_packed_command = counting_send
+    @property
+    def redis_round_trips(self) -> int:
+        return self._meter.redis_round_trips
 
     def server_questions(self) -> int:
         with self.admin.cursor() as cur:
@@ -137,18 +123,21 @@ class Counters:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Set-up work between timed calls does not count."""
-        saved = self.statements, self.redis_round_trips
+        saved = self._meter.db_statements, self._meter.redis_round_trips
         yield
-        self.statements, self.redis_round_trips = saved
+        self._meter.db_statements, self._meter.redis_round_trips = saved
 
     @contextlib.contextmanager
-    def recording(self) -> Iterator[List[str]]:
-        """The SQL text of every statement the app sends meanwhile."""
-        self._recorded = []
+    def recording(self) -> Iterator[List[Tuple[str, Sequence[Any]]]]:
+        """(SQL, parameters) of every statement the app sends meanwhile."""
+        from chalicelib.metering import recording
+
+        sent: List[Tuple[str, Sequence[Any]]] = []
+        stop = recording(sent)
         try:
-            yield self._recorded
+            yield sent
         finally:
-            self._recorded = None
+            stop()
 
 
 # --------------------------------------------------------------------------- measuring

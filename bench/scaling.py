@@ -96,17 +96,17 @@ def _read_cases(bench: Bench, loader: Loader, tokens: Dict[str, str]):
 
 
 def explain_reads(bench: Bench, conn: Any, cases: List[Case]) -> List[Dict[str, Any]]:
-    """EXPLAIN each SELECT a read sends, captured from the wire with its real
+    """EXPLAIN each SELECT a read sends, as the app sent it, with its real
     parameters. Every row must use an index: type ALL is a full table scan."""
     explained = []
     for case in cases[:4]:  # the random-user poll runs the same queries as the 1-new poll
         with bench.counters.recording() as sent:
             case.request(0)
-        for sql in sent:
+        for sql, params in sent:
             if not sql.lstrip().upper().startswith("SELECT"):
                 continue  # COMMIT
             with conn.cursor() as cur:
-                cur.execute("EXPLAIN " + sql)
+                cur.execute("EXPLAIN " + sql, params)
                 columns = [d[0] for d in cur.description]
                 rows = [dict(zip(columns, row)) for row in cur.fetchall()]
             explained.append({"read": case.name, "sql": sql, "plan": rows,

@@ -15,114 +15,115 @@ Writers only add to keys that exist and only raise `m`, so writes arriving out
 of order leave a visible gap, never a wrong answer. A refill only lands if
 the ticket its miss left is still there: an eviction or expiry in between
 drops the ticket and the refill with it, so a refill built from an older
-database read can never overwrite newer knowledge. Everything runs in one
-Lua script, one round trip per request (a group fan-out pipelines all its
+database read can never overwrite newer knowledge. Each operation is one
+named Lua script, one round trip (a group fan-out pipelines all its
 recipients into one round trip).
 
-Redis is optional: any Redis error is a miss, and after one the cache is
-skipped for `backoff` seconds so a dead Redis adds no per-request timeout.
+Redis is optional: any Redis error is a miss (see redislink.RedisLink).
 """
 from __future__ import annotations
 
-import hashlib
-import logging
-import threading
-import time
+import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from .redislink import SKIPPED, RedisLink, Script
 
 TICKET_TTL_SECONDS = 60
-_SKIPPED = object()  # what a guarded call gives when Redis was skipped or failed
 
-_SCRIPT = """
-local key, op = KEYS[1], ARGV[1]
-
--- Raise the newest seq from old to new and drop the entries that fall out of
--- the window (they all lie in (old - size, new - size]).
-local function raise_newest(old, new, size)
+# Shared by the scripts that raise `m`: drop the entries that fall out of the
+# window when the newest seq goes from old to new (they lie in (old - size, new - size]).
+_RAISE_NEWEST = """
+local function raise_newest(key, old, new, size)
   for s = math.max(old - size + 1, 1), math.min(new - size, old) do
     redis.call('HDEL', key, tostring(s))
   end
   redis.call('HSET', key, 'm', new)
 end
-
-if op == 'read' then
-  -- ARGV: after, limit, ticket, ticket_ttl
-  local after, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
-  local meta = redis.call('HMGET', key, 'b', 'm')
-  if meta[1] == '1' then
-    local newest = tonumber(meta[2])
-    local upper = math.min(after + limit, newest)
-    local out = {newest}
-    if upper > after then
-      local fields = {}
-      for s = after + 1, upper do fields[#fields + 1] = tostring(s) end
-      local values = redis.call('HMGET', key, unpack(fields))
-      for i = 1, #fields do
-        if not values[i] then out = nil break end
-        out[i + 1] = values[i]
-      end
-    end
-    if out then return out end
-  end
-  redis.call('HSET', key, 't', ARGV[4])
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[5]) end
-  return false
-elseif op == 'add' then
-  -- ARGV: seq, entry, size, ttl
-  if redis.call('EXISTS', key) == 0 then return 0 end
-  local seq, size = tonumber(ARGV[2]), tonumber(ARGV[4])
-  local newest = tonumber(redis.call('HGET', key, 'm') or 0)
-  if seq <= newest - size then return 0 end
-  redis.call('HSET', key, ARGV[2], ARGV[3])
-  if seq > newest then raise_newest(newest, seq, size) end
-  redis.call('EXPIRE', key, ARGV[5])
-  return 1
-elseif op == 'refill' then
-  -- ARGV: ticket, newest, size, ttl, then seq, entry pairs
-  if redis.call('HGET', key, 't') ~= ARGV[2] then return 0 end
-  local size = tonumber(ARGV[4])
-  local old = tonumber(redis.call('HGET', key, 'm') or 0)
-  local newest = math.max(old, tonumber(ARGV[3]))
-  if newest > old then raise_newest(old, newest, size) else redis.call('HSET', key, 'm', newest) end
-  for i = 6, #ARGV, 2 do
-    if tonumber(ARGV[i]) > newest - size then redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
-  end
-  redis.call('HSET', key, 'b', '1')
-  redis.call('HDEL', key, 't')
-  redis.call('EXPIRE', key, ARGV[5])
-  return 1
-end
-return redis.error_reply('unknown op')
 """
-_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
+READ = Script("inbox_read", """
+-- KEYS[1] the user's window; ARGV: after, limit, ticket, ticket_ttl.
+-- Returns {newest, entry...} for a provably complete page, else leaves the
+-- ticket for a refill and returns false.
+local key = KEYS[1]
+local after, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local meta = redis.call('HMGET', key, 'b', 'm')
+if meta[1] == '1' then
+  local newest = tonumber(meta[2])
+  local upper = math.min(after + limit, newest)
+  local out = {newest}
+  if upper > after then
+    local fields = {}
+    for s = after + 1, upper do fields[#fields + 1] = tostring(s) end
+    local values = redis.call('HMGET', key, unpack(fields))
+    for i = 1, #fields do
+      if not values[i] then out = nil break end
+      out[i + 1] = values[i]
+    end
+  end
+  if out then return out end
+end
+redis.call('HSET', key, 't', ARGV[3])
+if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[4]) end
+return false
+""")
 
-class _SecretCredentials:
-    """redis-py credential provider: asked once per new connection."""
+ADD = Script("inbox_add", _RAISE_NEWEST + """
+-- KEYS[1] the user's window; ARGV: seq, entry, size, ttl.
+-- Adds a committed entry to a window that exists; returns 1 if it was stored.
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then return 0 end
+local seq, size = tonumber(ARGV[1]), tonumber(ARGV[3])
+local newest = tonumber(redis.call('HGET', key, 'm') or 0)
+if seq <= newest - size then return 0 end
+redis.call('HSET', key, ARGV[1], ARGV[2])
+if seq > newest then raise_newest(key, newest, seq, size) end
+redis.call('EXPIRE', key, ARGV[4])
+return 1
+""")
 
-    def __init__(self, fetch: Callable[[bool], Tuple[Optional[str], str]]) -> None:
-        self._fetch = fetch
-        self.refresh_next = False
-
-    def get_credentials(self) -> Tuple[str, ...]:
-        refresh, self.refresh_next = self.refresh_next, False
-        username, password = self._fetch(refresh)
-        return (username, password) if username else (password,)
+REFILL = Script("inbox_refill", _RAISE_NEWEST + """
+-- KEYS[1] the user's window; ARGV: ticket, newest, size, ttl, then seq, entry pairs.
+-- Lands a database read only if its miss's ticket is still there; never lowers `m`.
+local key = KEYS[1]
+if redis.call('HGET', key, 't') ~= ARGV[1] then return 0 end
+local size = tonumber(ARGV[3])
+local old = tonumber(redis.call('HGET', key, 'm') or 0)
+local newest = math.max(old, tonumber(ARGV[2]))
+if newest > old then raise_newest(key, old, newest, size) else redis.call('HSET', key, 'm', newest) end
+for i = 5, #ARGV, 2 do
+  if tonumber(ARGV[i]) > newest - size then redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+end
+redis.call('HSET', key, 'b', '1')
+redis.call('HDEL', key, 't')
+redis.call('EXPIRE', key, ARGV[4])
+return 1
+""")
 
 
 def key_for(user_id: str) -> str:
     return f"inbox:{{{user_id}}}"
 
 
+def entry_json(item: Mapping[str, Any]) -> str:
+    """The cached form of one /read_messages item."""
+    return json.dumps(item, separators=(",", ":"))
+
+
+def _entries_for(item: Mapping[str, Any], seqs: Mapping[str, int]) -> Dict[str, str]:
+    """Each recipient's entry of one message: serialized once, only the
+    leading seq differs per recipient (the same text entry_json gives)."""
+    rest = {k: v for k, v in item.items() if k != "seq"}
+    tail = "," + entry_json(rest)[1:] if rest else "}"
+    return {user_id: f'{{"seq":{seq}{tail}' for user_id, seq in seqs.items()}
+
+
 @dataclass(frozen=True)
 class Hit:
     newest: int
-    entries: List[str]  # JSON of each entry, in seq order
+    items: List[Dict[str, Any]]  # the page, in seq order
 
 
 @dataclass(frozen=True)
@@ -131,142 +132,36 @@ class Miss:
 
 
 class InboxCache:
-    def __init__(
-        self,
-        client: Any,
-        *,
-        size: int,
-        ttl_seconds: int,
-        backoff_seconds: float,
-        credentials: Optional[_SecretCredentials] = None,
-    ) -> None:
-        import redis  # only loaded when a cache is configured
-
-        self._errors = redis.RedisError
-        self._no_script = redis.exceptions.NoScriptError
-        self._client = client
+    def __init__(self, link: RedisLink, *, size: int, ttl_seconds: int) -> None:
+        self._link = link
         self._size = size
         self._ttl = ttl_seconds
-        self._backoff = backoff_seconds
-        self._down_until = 0.0
-        self._down = False
-        self._state_lock = threading.Lock()
-        self._auth_error = redis.AuthenticationError
-        self._credentials = credentials
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        size: int,
-        ttl_seconds: int,
-        connect_timeout: float,
-        timeout: float,
-        backoff_seconds: float,
-        credentials: Optional[Callable[[bool], Tuple[Optional[str], str]]] = None,
-    ) -> "InboxCache":
-        """`credentials(refresh)` gives (username or None, password) for each
-        new connection, when they come from a secret rather than the URL."""
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        provider = _SecretCredentials(credentials) if credentials else None
-        client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=timeout,
-            # No client-side retries: a failure opens the back-off instead.
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            credential_provider=provider,
-        )
-        return cls(
-            client, size=size, ttl_seconds=ttl_seconds, backoff_seconds=backoff_seconds, credentials=provider
-        )
-
-    # ------------------------------------------------------------- availability
-
-    @property
-    def available(self) -> bool:
-        return time.monotonic() >= self._down_until
-
-    def _guard(self, call: Callable[[], T]) -> Any:
-        """Run one Redis round trip; _SKIPPED if Redis is skipped or failed."""
-        if not self.available:
-            return _SKIPPED
-        try:
-            result = call()
-        except self._errors as exc:
-            if isinstance(exc, self._auth_error) and self._credentials is not None:
-                self._credentials.refresh_next = True  # rotated? the next connection refetches
-            with self._state_lock:
-                self._down_until = time.monotonic() + self._backoff
-                if not self._down:
-                    self._down = True
-                    log.warning("cache unavailable (%s); skipping it for %.1fs at a time", type(exc).__name__, self._backoff)
-            return _SKIPPED
-        if self._down:
-            with self._state_lock:
-                if self._down:
-                    self._down = False
-                    log.warning("cache available again")
-        return result
-
-    def _eval(self, user_id: str, *args: Any) -> Any:
-        return self._evalsha(_SHA, _SCRIPT, key_for(user_id), *args)
-
-    def _evalsha(self, sha: str, script: str, key: str, *args: Any) -> Any:
-        try:
-            return self._client.evalsha(sha, 1, key, *args)
-        except self._no_script:  # a restarted or failed-over Redis forgot it
-            self._client.script_load(script)
-            return self._client.evalsha(sha, 1, key, *args)
-
-    def run_script(self, sha: str, script: str, key: str, *args: Any) -> Any:
-        """Another one-key script on this connection and back-off (rate limits);
-        None when Redis is skipped or failed."""
-        reply = self._guard(lambda: self._evalsha(sha, script, key, *args))
-        return None if reply is _SKIPPED else reply
-
-    # ------------------------------------------------------------- operations
 
     def read(self, *, user_id: str, after: int, limit: int) -> "Hit | Miss":
         ticket = uuid.uuid4().hex
-        reply = self._guard(lambda: self._eval(user_id, "read", after, limit, ticket, TICKET_TTL_SECONDS))
-        if reply is _SKIPPED:
+        reply = self._link.guard(
+            lambda: self._link.run(READ, [key_for(user_id)], [after, limit, ticket, TICKET_TTL_SECONDS]))
+        if reply is SKIPPED:
             return Miss(ticket=None)
         if reply is None:  # the script's false: not provably complete
             return Miss(ticket=ticket)
-        return Hit(newest=int(reply[0]), entries=[v.decode() for v in reply[1:]])
+        return Hit(newest=int(reply[0]), items=[json.loads(v) for v in reply[1:]])
 
-    def refill(self, *, user_id: str, ticket: str, newest: int, entries: Sequence[Tuple[int, str]]) -> None:
-        args: List[Any] = ["refill", ticket, newest, self._size, self._ttl]
-        for seq, entry in entries[-self._size:]:
-            args += [seq, entry]
-        self._guard(lambda: self._eval(user_id, *args))
+    def refill(self, *, user_id: str, ticket: str, newest: int, items: Sequence[Mapping[str, Any]]) -> None:
+        args: List[Any] = [ticket, newest, self._size, self._ttl]
+        for item in items[-self._size:]:
+            args += [item["seq"], entry_json(item)]
+        self._link.guard(lambda: self._link.run(REFILL, [key_for(user_id)], args))
 
-    def add(self, deliveries: Dict[str, Tuple[int, str]]) -> None:
-        """Write each recipient's new entry (seq, JSON) after the commit."""
-        if not deliveries:
+    def add(self, item: Mapping[str, Any], seqs: Mapping[str, int]) -> None:
+        """After the commit: one message's entry into each recipient's window
+        (`item` is the message as /read_messages returns it, `seqs` each
+        recipient's seq of it)."""
+        if not seqs:
             return
-
-        def run() -> None:
-            for attempt in (1, 2):
-                pipe = self._client.pipeline(transaction=False)
-                for user_id, (seq, entry) in deliveries.items():
-                    pipe.evalsha(_SHA, 1, key_for(user_id), "add", seq, entry, self._size, self._ttl)
-                results = pipe.execute(raise_on_error=False)
-                failures = [r for r in results if isinstance(r, Exception)]
-                if not failures:
-                    return
-                if attempt == 1 and all(isinstance(r, self._no_script) for r in failures):
-                    self._client.script_load(_SCRIPT)
-                    continue
-                raise failures[0]
-
-        self._guard(run)
+        calls = [([key_for(user_id)], [seqs[user_id], entry, self._size, self._ttl])
+                 for user_id, entry in _entries_for(item, seqs).items()]
+        self._link.guard(lambda: self._link.run_many(ADD, calls))
 
     def ping(self) -> bool:
-        return self._guard(self._client.ping) is True
+        return self._link.ping()

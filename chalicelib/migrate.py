@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Tuple
 
-from .db import Database, Tx, to_db_time
+from .db import Database, Tx
+from .dialects import to_db_time
 from .settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

@@ -3,17 +3,17 @@ per source IP. Off unless configured, and off while Redis is absent or
 unreachable: availability wins over limiting."""
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from .errors import RateLimited
+from .redislink import RedisLink, Script
 
-# KEYS[1] the bucket; ARGV: capacity, refill window in ms. Redis's own clock,
-# so every Lambda container agrees on time. Returns 0 (allowed) or the ms to
-# wait for the next token.
-_SCRIPT = """
+TAKE = Script("ratelimit_take", """
+-- KEYS[1] the bucket; ARGV: capacity, refill window in ms.
+-- Redis's own clock, so every Lambda container agrees on time. Returns 0
+-- (allowed) or the ms to wait for the next token.
 local capacity, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -29,8 +29,7 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], window)
 return wait
-"""
-_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+""")
 
 
 @dataclass(frozen=True)
@@ -41,16 +40,15 @@ class Limit:
 
 
 class RateLimiter:
-    def __init__(self, cache: Any) -> None:
-        """`cache` is the InboxCache whose client and back-off we share."""
-        self._cache = cache
+    def __init__(self, link: RedisLink) -> None:
+        self._link = link
 
     def check(self, limit: Optional[Limit], subject: str) -> None:
         """Take one token for `subject`, or raise RateLimited."""
         if limit is None:
             return
         key = f"rl:{{{subject}}}:{limit.name}"
-        wait_ms = self._cache.run_script(_SHA, _SCRIPT, key, limit.capacity, limit.window_ms)
+        wait_ms = self._link.call(TAKE, [key], [limit.capacity, limit.window_ms])
         if isinstance(wait_ms, int) and wait_ms > 0:
             raise RateLimited(
                 f"too many {limit.name}: at most {limit.capacity} per {limit.window_ms // 1000} s",

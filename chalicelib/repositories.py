@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .db import Tx, from_db_time, to_db_time
+from .db import Tx
+from .dialects import from_db_time, to_db_time
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,14 @@ class InboxEntry:
     message: StoredMessage
 
 
-class Users:
+class Repository:
+    """One table's statements, run in the caller's unit of work."""
+
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
 
+
+class Users(Repository):
     def add(self, *, user_id: str, name: str, created_at: datetime) -> None:
         self._tx.execute(
             "INSERT INTO users (id, name, created_at) VALUES (%s, %s, %s)",
@@ -39,10 +44,7 @@ class Users:
         return self._tx.one("SELECT 1 FROM users WHERE id = %s", (user_id,)) is not None
 
 
-class InboxCounters:
-    def __init__(self, tx: Tx) -> None:
-        self._tx = tx
-
+class InboxCounters(Repository):
     def add(self, *, user_id: str) -> None:
         self._tx.execute("INSERT INTO inbox_counters (user_id, last_seq) VALUES (%s, 0)", (user_id,))
 
@@ -65,10 +67,7 @@ class InboxCounters:
         return self._tx.advance_many(sorted(user_ids))
 
 
-class Blocks:
-    def __init__(self, tx: Tx) -> None:
-        self._tx = tx
-
+class Blocks(Repository):
     def add(self, *, blocker_id: str, blocked_id: str, created_at: datetime) -> None:
         self._tx.execute(
             "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (%s, %s, %s)",
@@ -81,10 +80,7 @@ class Blocks:
         )
 
 
-class Groups:
-    def __init__(self, tx: Tx) -> None:
-        self._tx = tx
-
+class Groups(Repository):
     def add(self, *, group_id: str, name: str, created_at: datetime) -> None:
         self._tx.execute(
             "INSERT INTO chat_groups (id, name, member_count, created_at) VALUES (%s, %s, 0, %s)",
@@ -108,10 +104,7 @@ class Groups:
         self._tx.execute("UPDATE chat_groups SET member_count = member_count - 1 WHERE id = %s", (group_id,))
 
 
-class Members:
-    def __init__(self, tx: Tx) -> None:
-        self._tx = tx
-
+class Members(Repository):
     def add(self, *, group_id: str, user_id: str, joined_at: datetime) -> None:
         self._tx.execute(
             "INSERT INTO group_members (group_id, user_id, joined_at) VALUES (%s, %s, %s)",
@@ -140,10 +133,7 @@ class Members:
         return [(user_id, bool(blocks)) for user_id, blocks in rows]
 
 
-class Messages:
-    def __init__(self, tx: Tx) -> None:
-        self._tx = tx
-
+class Messages(Repository):
     def add(self, *, message: StoredMessage, client_message_id: Optional[str]) -> None:
         self._tx.execute(
             "INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
@@ -170,10 +160,7 @@ class Messages:
         return StoredMessage(row[0], row[1], row[2], row[3], row[4], from_db_time(row[5]))
 
 
-class Inbox:
-    def __init__(self, tx: Tx) -> None:
-        self._tx = tx
-
+class Inbox(Repository):
     _PAGE = (
         "SELECT i.seq, m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at"
         " FROM inbox i JOIN messages m ON m.id = i.message_id"

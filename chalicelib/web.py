@@ -13,9 +13,10 @@ from typing import Any, Callable, Dict, Optional
 
 from chalice import Response
 
-from .db import statements_sent
+from .metering import meter
 from .errors import DomainError, MethodNotAllowed, NotFound, ServiceUnavailable, Unauthorized
 from .params import RequestParams
+from .usecases.results import GroupCreated, HealthReport, Page, Registered, Sent
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("chalicelib.requests")
@@ -75,23 +76,23 @@ class Call:
         return self._request.context.get("identity", {}).get("sourceIp", "unknown")
 
 
-def created(result: Dict[str, Any]) -> int:
-    """201 for a new message, 200 for an idempotent replay."""
-    return 200 if result.get("duplicate") else 201
+def success_status(result: Any) -> int:
+    """The status of a use case's result."""
+    if isinstance(result, (Registered, GroupCreated)):
+        return 201
+    if isinstance(result, Sent):
+        return 200 if result.duplicate else 201  # an idempotent replay delivered nothing new
+    if isinstance(result, HealthReport):
+        return 200 if result.ok else 503  # a cache that is down is reported, not an error
+    return 200
 
 
-def health_status(health: Any) -> int:
-    """503 when the database does not answer (a cache that is down is only reported)."""
-    return 200 if health.ok else 503
-
-
-def health_headers(health: Any) -> Dict[str, str]:
-    return {} if health.ok else {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
-
-
-def _body(result: Any) -> Any:
-    """A result's JSON body: dicts as they are, result objects by their body()."""
-    return result.body() if hasattr(result, "body") else result
+def success_headers(result: Any) -> Dict[str, str]:
+    if isinstance(result, Page):
+        return {"X-Cache": result.cache}
+    if isinstance(result, HealthReport) and not result.ok:
+        return {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
+    return {}
 
 
 class Edge:
@@ -105,17 +106,9 @@ class Edge:
         app.middleware("http")(functools.partial(_log_request, app))
 
     def route(
-        self,
-        path: str,
-        *,
-        method: str = "POST",
-        auth: bool = True,
-        status: "int | Callable[[Any], int]" = 200,
-        headers: Optional[Callable[[Any], Dict[str, str]]] = None,
-        content_types: Optional[list] = None,
+        self, path: str, *, method: str = "POST", auth: bool = True
     ) -> Callable[[Callable[[Call], Any]], Callable[[], Response]]:
-        """`status` is a code or a function of the result; `headers` a
-        function of the result giving response headers."""
+        """Serve `path` with `method`; auth=False for the two public routes."""
         allowed = f"{method}, HEAD" if method == "GET" else method
 
         def register(view: Callable[[Call], Any]) -> Callable[[], Response]:
@@ -128,12 +121,11 @@ class Edge:
                     raise MethodNotAllowed(f"{path} allows {allowed}, not {request.method}", allowed=allowed)
                 caller = self._authenticate(request.headers.get("authorization")) if auth else None
                 result = view(Call(request, caller))
-                code = status(result) if callable(status) else status
-                return Response(body=_body(result), status_code=code, headers=headers(result) if headers else {})
+                return Response(body=result.body(), status_code=success_status(result), headers=success_headers(result))
 
             self.operations[path] = method
             guarded = self._guarded(handler)
-            self._app.route(path, methods=ALL_METHODS, content_types=content_types or BODY_TYPES)(guarded)
+            self._app.route(path, methods=ALL_METHODS, content_types=BODY_TYPES)(guarded)
             return guarded
 
         return register
@@ -211,7 +203,7 @@ def _log_unexpected(request_id: str, exc: Optional[BaseException]) -> None:
 def _log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> Any:
     """One JSON line per request: what happened and how long it took. Never
     parameters, bodies or headers (tokens and message text live there)."""
-    started, statements = time.perf_counter(), statements_sent()
+    started, statements = time.perf_counter(), meter().db_statements
     response = get_response(request)
     request_log.info(json.dumps({
         "request_id": _request_id(app),
@@ -220,6 +212,6 @@ def _log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> 
         "status": response.status_code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         "cache": response.headers.get("X-Cache"),
-        "db_statements": statements_sent() - statements,
+        "db_statements": meter().db_statements - statements,
     }))
     return response

@@ -1,5 +1,6 @@
-"""The service object of this container: built lazily on first use from the
-settings, then reused by every request (and its connections with it)."""
+"""The composition root: builds this container's use cases from the settings
+on first use, then reuses them (and their connections) for every request.
+Wires dependencies and decides start-up steps; does nothing else."""
 from __future__ import annotations
 
 import logging
@@ -9,15 +10,17 @@ from typing import List, Optional
 from .auth import TokenSigner, development_secret
 from .cache import InboxCache
 from .db import Database
+from .migrate import apply_migrations
+from .ratelimit import Limit, RateLimiter
+from .redislink import RedisLink
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
-from .ratelimit import Limit
-from .service import Limits, Messaging
 from .settings import DATA_DIR, ConfigError, Settings
+from .usecases import Deps, Limits, UseCases
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_service: Optional[Messaging] = None
+_service: Optional[UseCases] = None
 _db: Optional[Database] = None
 
 
@@ -33,31 +36,16 @@ def _signer(settings: Settings, secrets: SecretStore) -> TokenSigner:
     return TokenSigner([development_secret(DATA_DIR)])
 
 
-def build(settings: Settings) -> Messaging:
-    global _db
-    if not settings.auth_enabled:
-        log.warning("AUTH_MODE=none: authentication is OFF; any caller can act as any user")
-    secrets = SecretStore()
-    _db = Database(settings, auto_migrate=settings.database_url.startswith("sqlite:///"), secrets=secrets)
-    cache = None
-    if settings.redis_url:
-        arn = settings.redis_secret_arn
-        cache = InboxCache.from_url(
-            settings.redis_url,
-            size=settings.cache_size,
-            ttl_seconds=settings.cache_ttl_seconds,
-            connect_timeout=settings.redis_connect_timeout,
-            timeout=settings.redis_timeout,
-            backoff_seconds=settings.cache_backoff_seconds,
-            credentials=(lambda refresh: redis_password(secrets.get(arn, refresh=refresh))) if arn else None,
-        )
-    return Messaging(
-        db=_db,
-        signer=_signer(settings, secrets),
-        auth_enabled=settings.auth_enabled,
-        max_group_members=settings.max_group_members,
-        cache=cache,
-        limits=_limits(settings),
+def _redis(settings: Settings, secrets: SecretStore) -> Optional[RedisLink]:
+    if not settings.redis_url:
+        return None
+    arn = settings.redis_secret_arn
+    return RedisLink.from_url(
+        settings.redis_url,
+        connect_timeout=settings.redis_connect_timeout,
+        timeout=settings.redis_timeout,
+        backoff_seconds=settings.cache_backoff_seconds,
+        credentials=(lambda refresh: redis_password(secrets.get(arn, refresh=refresh))) if arn else None,
     )
 
 
@@ -72,10 +60,30 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
+def build(settings: Settings) -> UseCases:
+    global _db
+    if not settings.auth_enabled:
+        log.warning("AUTH_MODE=none: authentication is OFF; any caller can act as any user")
+    secrets = SecretStore()
+    _db = Database(settings, secrets=secrets)
+    if _db.kind == "sqlite":
+        # The embedded default has no deploy step: it migrates itself, once
+        # per process, before any request runs (callers hold _lock).
+        apply_migrations(_db)
+    link = _redis(settings, secrets)
+    return UseCases(Deps(
+        db=_db,
+        signer=_signer(settings, secrets),
+        auth_enabled=settings.auth_enabled,
+        max_group_members=settings.max_group_members,
+        cache=InboxCache(link, size=settings.cache_size, ttl_seconds=settings.cache_ttl_seconds) if link else None,
+        limiter=RateLimiter(link) if link else None,
+        limits=_limits(settings),
+    ))
+
+
 def migrate() -> List[str]:
     """Apply pending migrations to the configured database (the `migrate` Lambda)."""
-    from .migrate import apply_migrations
-
     db = Database(Settings.from_env(), secrets=SecretStore())
     try:
         return apply_migrations(db)
@@ -83,7 +91,7 @@ def migrate() -> List[str]:
         db.close()
 
 
-def service() -> Messaging:
+def service() -> UseCases:
     global _service
     if _service is None:
         with _lock:

@@ -108,7 +108,7 @@ def test_urls_carry_no_credentials_and_demand_tls(project: Path):
 
 
 def test_the_app_reads_the_rendered_database_url_as_intended(project: Path):
-    from chalicelib.db import parse_mysql_url
+    from chalicelib.dialects import parse_mysql_url
     from chalicelib.settings import Settings
 
     assert run(project).returncode == 0

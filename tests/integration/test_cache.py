@@ -10,6 +10,7 @@ import pytest
 import redis as redis_lib
 
 from chalicelib.cache import Hit, InboxCache, Miss, key_for
+from chalicelib.redislink import RedisLink
 from tests.support.servers import RedisServer, wait_until
 
 
@@ -18,6 +19,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+def cache_on(url: str) -> InboxCache:
+    link = RedisLink.from_url(url, connect_timeout=1, timeout=1, backoff_seconds=1)
+    return InboxCache(link, size=10, ttl_seconds=60)
 
 
 @pytest.fixture
@@ -131,7 +137,7 @@ def test_a_lost_cache_write_is_found_as_a_gap_when_the_next_message_arrives(capi
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
     original_add = InboxCache.add
-    monkeypatch.setattr(InboxCache, "add", lambda self, deliveries: None)  # the write after commit is lost
+    monkeypatch.setattr(InboxCache, "add", lambda self, item, seqs: None)  # the write after commit is lost
     assert capi.send(alice, bob, "lost in the cache").status == 201
     monkeypatch.setattr(InboxCache, "add", original_add)
     assert capi.send(alice, bob, "written").status == 201
@@ -148,7 +154,7 @@ def test_a_lost_cache_write_of_the_newest_message_is_delivered_once_the_window_e
     wiring.reset()
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
-    monkeypatch.setattr(InboxCache, "add", lambda self, deliveries: None)
+    monkeypatch.setattr(InboxCache, "add", lambda self, item, seqs: None)
     assert capi.send(alice, bob, "late but once").status == 201
     seen = []
 
@@ -167,9 +173,9 @@ def test_a_cache_write_that_fails_because_redis_stopped_after_the_commit_still_d
     capi.read(bob)
     original_add = InboxCache.add
 
-    def stop_redis_then_add(self, deliveries):
+    def stop_redis_then_add(self, item, seqs):
         redis_server.stop()
-        original_add(self, deliveries)
+        original_add(self, item, seqs)
 
     monkeypatch.setattr(InboxCache, "add", stop_redis_then_add)
     try:
@@ -222,47 +228,43 @@ def test_requests_keep_working_without_redis_and_hits_resume_when_it_is_back(cap
 
 
 def test_writes_arriving_out_of_order_leave_a_gap_that_is_a_miss_not_a_wrong_answer(redis_server, redis_client):
-    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
-                                backoff_seconds=1)
+    cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000001"
     miss = cache.read(user_id=user, after=0, limit=10)
     assert isinstance(miss, Miss) and miss.ticket
-    cache.refill(user_id=user, ticket=miss.ticket, newest=0, entries=[])
-    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=0, entries=[])
-    cache.add({user: (2, '{"seq":2}')})
+    cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])
+    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=0, items=[])
+    cache.add({"seq": 2}, {user: 2})
     assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss)
-    assert cache.read(user_id=user, after=1, limit=10) == Hit(newest=2, entries=['{"seq":2}'])
-    cache.add({user: (1, '{"seq":1}')})
-    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=2, entries=['{"seq":1}', '{"seq":2}'])
+    assert cache.read(user_id=user, after=1, limit=10) == Hit(newest=2, items=[{"seq": 2}])
+    cache.add({"seq": 1}, {user: 1})
+    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=2, items=[{"seq": 1}, {"seq": 2}])
 
 
 def test_a_refill_never_lowers_what_a_newer_write_put_in_the_window(redis_server, redis_client):
-    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
-                                backoff_seconds=1)
+    cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000002"
     miss = cache.read(user_id=user, after=0, limit=10)
-    cache.add({user: (1, '{"seq":1}')})  # committed after the refill's database read
-    cache.refill(user_id=user, ticket=miss.ticket, newest=0, entries=[])
-    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=1, entries=['{"seq":1}'])
+    cache.add({"seq": 1}, {user: 1})  # committed after the refill's database read
+    cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])
+    assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=1, items=[{"seq": 1}])
 
 
 def test_a_refill_whose_key_was_evicted_meanwhile_is_dropped(redis_server, redis_client):
-    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
-                                backoff_seconds=1)
+    cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000003"
     miss = cache.read(user_id=user, after=0, limit=10)
-    cache.add({user: (1, '{"seq":1}')})
+    cache.add({"seq": 1}, {user: 1})
     redis_client.delete(key_for(user))  # evicted, with the write above
-    cache.refill(user_id=user, ticket=miss.ticket, newest=0, entries=[])  # built before the write
+    cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])  # built before the write
     assert redis_client.exists(key_for(user)) == 0
     assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss)
 
 
 def test_a_write_to_a_user_without_a_window_creates_nothing(redis_server, redis_client):
-    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
-                                backoff_seconds=1)
+    cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000004"
-    cache.add({user: (5, '{"seq":5}')})
+    cache.add({"seq": 5}, {user: 5})
     assert redis_client.exists(key_for(user)) == 0
 
 

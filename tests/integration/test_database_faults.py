@@ -9,7 +9,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import wiring
-from chalicelib.db import Database, _CountingCursor
+from chalicelib.db import CountingCursor, Database
 from chalicelib.migrate import apply_migrations
 from chalicelib.settings import Settings
 from tests.conftest import TEST_AUTH_SECRET, Api
@@ -104,8 +104,8 @@ def test_a_send_interrupted_at_any_point_commits_fully_or_not_at_all_and_a_retry
             mariadb.kill()
         return result
 
-    monkeypatch.setattr(_CountingCursor, "execute", dying(_CountingCursor.execute))
-    monkeypatch.setattr(_CountingCursor, "executemany", dying(_CountingCursor.executemany))
+    monkeypatch.setattr(CountingCursor, "execute", dying(CountingCursor.execute))
+    monkeypatch.setattr(CountingCursor, "executemany", dying(CountingCursor.executemany))
     monkeypatch.setattr(Database, "run", dying_commit_run)
     r = fapi.send(alice, bob, "exactly once", client_message_id="key-1")
     assert fault_before in ("commit", "after commit") or len(statements) == fault_before

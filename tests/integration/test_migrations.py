@@ -13,7 +13,8 @@ import pymysql
 import pytest
 
 from chalicelib import repositories as r
-from chalicelib.db import Database, MySQLDialect, Tx, parse_mysql_url
+from chalicelib.db import Database, Tx
+from chalicelib.dialects import MySQLDialect, parse_mysql_url
 from chalicelib.migrate import apply_migrations, available
 from chalicelib.settings import Settings
 from tests.support.mysql import admin_connection, fresh_database

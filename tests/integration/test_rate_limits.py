@@ -5,9 +5,9 @@ import pytest
 import redis as redis_lib
 
 from chalicelib import wiring
-from chalicelib.cache import InboxCache
 from chalicelib.errors import RateLimited
 from chalicelib.ratelimit import Limit, RateLimiter
+from chalicelib.redislink import RedisLink
 from tests.support.servers import RedisServer, free_port, wait_until
 
 
@@ -73,9 +73,8 @@ def test_with_redis_unreachable_requests_are_not_limited(limited):
 
 
 def test_a_bucket_refills_over_its_window(redis_server):
-    cache = InboxCache.from_url(redis_server.url, size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
-                                backoff_seconds=1)
-    limiter, limit = RateLimiter(cache), Limit("tests", 2, 300)
+    link = RedisLink.from_url(redis_server.url, connect_timeout=1, timeout=1, backoff_seconds=1)
+    limiter, limit = RateLimiter(link), Limit("tests", 2, 300)
     limiter.check(limit, "subject-1")
     limiter.check(limit, "subject-1")
     with pytest.raises(RateLimited) as err:

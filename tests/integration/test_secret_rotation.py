@@ -10,6 +10,7 @@ import pytest
 import redis as redis_lib
 
 from chalicelib.cache import InboxCache, Miss
+from chalicelib.redislink import RedisLink
 from chalicelib.db import Database
 from chalicelib.secrets import SecretStore, redis_password
 from chalicelib.settings import Settings
@@ -60,9 +61,10 @@ def test_a_rotated_redis_password_is_fetched_again_after_the_server_refuses_it(t
     try:
         source = Source("first-token")
         store = SecretStore(fetch=source)
-        cache = InboxCache.from_url(
-            f"redis://127.0.0.1:{server.port}/0", size=10, ttl_seconds=60, connect_timeout=1, timeout=1,
-            backoff_seconds=0.01, credentials=lambda refresh: redis_password(store.get("arn:redis", refresh=refresh)))
+        link = RedisLink.from_url(
+            f"redis://127.0.0.1:{server.port}/0", connect_timeout=1, timeout=1, backoff_seconds=0.01,
+            credentials=lambda refresh: redis_password(store.get("arn:redis", refresh=refresh)))
+        cache = InboxCache(link, size=10, ttl_seconds=60)
         user = str(uuid.uuid4())
         assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss) and cache.ping()
         admin = redis_lib.Redis(port=server.port, password="first-token")

@@ -23,6 +23,6 @@ def test_an_unexpected_error_is_a_500_with_only_a_request_id_and_a_log_line_with
     assert r.body["Message"].startswith("internal error, request id ")
     request_id = r.body["Message"].rsplit(" ", 1)[1]
     logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
-    assert request_id in logged and "RuntimeError" in logged and "service.py" in logged
+    assert request_id in logged and "RuntimeError" in logged and "sending.py" in logged
     assert secret_text not in logged and alice.token not in logged
     assert secret_text not in r.body["Message"]

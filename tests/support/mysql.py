@@ -9,7 +9,8 @@ from typing import Any, Iterator, Tuple
 
 import pymysql
 
-from chalicelib.db import Database, parse_mysql_url
+from chalicelib.db import Database
+from chalicelib.dialects import parse_mysql_url
 from chalicelib.migrate import apply_migrations
 from chalicelib.settings import Settings
 

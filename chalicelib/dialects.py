@@ -1,0 +1,232 @@
+"""Where the database is and how its two dialects differ: connection targets,
+URL and TLS parsing, connecting, placeholders and table options, how a
+counter increment hands back its value, and which driver error is which."""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import ServiceUnavailable
+from .secrets import SecretStore, database_credentials
+from .settings import PROJECT_ROOT, Settings
+
+RDS_CA_BUNDLE = "chalicelib/certs/rds-ca-bundle.pem"  # Amazon RDS CAs and Amazon root CAs (RDS Proxy)
+
+# What a driver error means to a unit of work (db.Database.run decides what to do).
+DUPLICATE = "duplicate"  # a unique or primary key already holds the value
+MISSING_REFERENCE = "missing_reference"  # a foreign key points at no row
+RETRYABLE = "retryable"  # lost a lock conflict: deadlock, lock wait timeout, busy
+LOST = "lost"  # the connection is gone
+
+
+def to_db_time(moment: datetime) -> str:
+    """UTC, always six fractional digits, so SQLite's text comparison orders correctly."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(sep=" ", timespec="microseconds")
+
+
+def from_db_time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class MySQLTarget:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    unix_socket: Optional[str]
+    tls: str  # "off" | "verify"
+    tls_ca: str  # CA bundle to verify the server against
+
+
+def parse_mysql_url(url: str) -> MySQLTarget:
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = parts.hostname or "127.0.0.1"
+    socket_path = query.get("unix_socket")
+    loopback = socket_path is not None or host in ("127.0.0.1", "localhost", "::1")
+    tls = query.get("tls", "off" if loopback else "verify")
+    if tls not in ("off", "verify"):
+        raise ValueError("DATABASE_URL tls must be 'off' or 'verify'")
+    tls_ca = Path(query.get("tls_ca") or RDS_CA_BUNDLE)
+    if not tls_ca.is_absolute():  # relative to the project, as deployed
+        tls_ca = PROJECT_ROOT / tls_ca
+    return MySQLTarget(
+        host=host,
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=parts.path.lstrip("/"),
+        unix_socket=socket_path,
+        tls=tls,
+        tls_ca=str(tls_ca),
+    )
+
+
+class MySQLDialect:
+    name = "mysql"
+    placeholder = "%s"
+    table_options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    _KINDS = {
+        1062: DUPLICATE,
+        1452: MISSING_REFERENCE, 1216: MISSING_REFERENCE,
+        1213: RETRYABLE, 1205: RETRYABLE,  # deadlock, lock wait timeout
+        # lost, gone away, killed, shut down, idle-disconnected
+        2006: LOST, 2013: LOST, 2055: LOST, 1927: LOST, 1053: LOST, 4031: LOST, 0: LOST,
+    }
+
+    def __init__(self, settings: Settings, secrets: Optional[SecretStore] = None) -> None:
+        import pymysql  # imported here so the SQLite default never loads it
+
+        self._pymysql = pymysql
+        self._settings = settings
+        self._secrets = secrets or SecretStore()
+        self.target = parse_mysql_url(settings.database_url)
+        self._tls_context: Any = None
+
+    def _tls(self) -> Dict[str, Any]:
+        if self.target.tls == "off":
+            return {"ssl_disabled": True}
+        if self._tls_context is None:  # built once: a context per connect costs tens of ms
+            import ssl
+
+            self._tls_context = ssl.create_default_context(cafile=self.target.tls_ca)
+        return {"ssl": self._tls_context}
+
+    def _credentials(self, *, refresh: bool) -> Tuple[str, str]:
+        if self._settings.db_secret_arn:
+            return database_credentials(self._secrets.get(self._settings.db_secret_arn, refresh=refresh))
+        return self.target.user, self.target.password
+
+    def connect(self) -> Any:
+        try:
+            return self._connect(refresh=False)
+        except self._pymysql.err.MySQLError as exc:
+            # Access denied with a secret-managed password: it may have been
+            # rotated since we fetched it. Fetch it again, once.
+            if not (self._settings.db_secret_arn and exc.args and exc.args[0] == 1045):
+                raise ServiceUnavailable("the database cannot be reached") from exc
+        try:
+            return self._connect(refresh=True)
+        except self._pymysql.err.MySQLError as exc:
+            raise ServiceUnavailable("the database cannot be reached") from exc
+
+    def _connect(self, *, refresh: bool) -> Any:
+        t, s = self.target, self._settings
+        user, password = self._credentials(refresh=refresh)
+        conn = self._pymysql.connect(
+            host=t.host, port=t.port, user=user, password=password,
+            database=t.database, unix_socket=t.unix_socket,
+            charset="utf8mb4", autocommit=False,
+            connect_timeout=s.db_connect_timeout,
+            read_timeout=s.db_read_timeout, write_timeout=s.db_write_timeout,
+            # Strict mode: too-long or invalid data is an error, never truncated.
+            sql_mode="STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
+            # Each statement sees the latest commits and takes no gap locks.
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            **self._tls(),
+        )
+        try:
+            with conn.cursor() as cur:
+                # End lock waits (as a retryable error) well before the socket read timeout.
+                cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (self.lock_wait_seconds(),))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def lock_wait_seconds(self) -> int:
+        return max(1, int(self._settings.db_read_timeout / 2))
+
+    def begin(self, conn: Any) -> None:
+        # autocommit is off: the first statement opens the transaction.
+        pass
+
+    def classify(self, exc: BaseException) -> Optional[str]:
+        """DUPLICATE, MISSING_REFERENCE, RETRYABLE, LOST, or None for any other error."""
+        err = self._pymysql.err
+        if isinstance(exc, err.InterfaceError):
+            return LOST
+        if not isinstance(exc, (err.IntegrityError, err.OperationalError)) or not exc.args:
+            return None
+        kind = self._KINDS.get(exc.args[0])
+        integrity = isinstance(exc, err.IntegrityError)
+        return kind if (kind in (DUPLICATE, MISSING_REFERENCE)) == integrity else None
+
+    def advance_one(self, cur: Any, sql: str, params: Sequence[Any]) -> Optional[int]:
+        # LAST_INSERT_ID(expr) hands the new value back in the OK packet: no SELECT.
+        cur.execute(sql.replace("{next_seq}", "LAST_INSERT_ID(last_seq + 1)"), params)
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    def advance_many(self, cur: Any, user_ids: Sequence[str]) -> Dict[str, int]:
+        marks = ", ".join(["%s"] * len(user_ids))
+        cur.execute(f"UPDATE inbox_counters SET last_seq = last_seq + 1 WHERE user_id IN ({marks})", user_ids)
+        cur.execute(f"SELECT user_id, last_seq FROM inbox_counters WHERE user_id IN ({marks})", user_ids)
+        return dict(cur.fetchall())
+
+
+class SQLiteDialect:
+    name = "sqlite"
+    placeholder = "?"
+    table_options = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = Path(settings.database_url[len("sqlite:///"):])
+        self._busy_timeout = settings.db_read_timeout
+
+    def connect(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves for writes.
+        conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # WAL lets readers run beside the writer; the mode is stored in the
+        # file, so only the first connection to a new file switches it.
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        return conn
+
+    def begin(self, conn: Any) -> None:
+        # Take the write lock up front so two writers never deadlock on upgrade.
+        conn.execute("BEGIN IMMEDIATE")
+
+    def classify(self, exc: BaseException) -> Optional[str]:
+        name = getattr(exc, "sqlite_errorname", "")
+        if isinstance(exc, sqlite3.IntegrityError):
+            if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
+                return DUPLICATE
+            if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
+                return MISSING_REFERENCE
+        if isinstance(exc, sqlite3.OperationalError) and name.startswith("SQLITE_BUSY"):
+            return RETRYABLE
+        return None
+
+    def advance_one(self, cur: Any, sql: str, params: Sequence[Any]) -> Optional[int]:
+        cur.execute(sql.replace("{next_seq}", "last_seq + 1") + " RETURNING last_seq", params)
+        row = cur.fetchone()
+        return row[0] if row else None
+
+    def advance_many(self, cur: Any, user_ids: Sequence[str]) -> Dict[str, int]:
+        marks = ", ".join(["?"] * len(user_ids))
+        cur.execute(
+            f"UPDATE inbox_counters SET last_seq = last_seq + 1 WHERE user_id IN ({marks})"
+            " RETURNING user_id, last_seq",
+            user_ids,
+        )
+        return dict(cur.fetchall())
+
+
+def dialect_for(settings: Settings, secrets: Optional[SecretStore] = None) -> "MySQLDialect | SQLiteDialect":
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        return SQLiteDialect(settings)
+    if url.startswith("mysql://"):
+        return MySQLDialect(settings, secrets)
+    raise ValueError("DATABASE_URL must start with mysql:// or sqlite:///")

@@ -1,0 +1,54 @@
+"""What every use case depends on, and the checks they all make."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+from ..auth import TokenSigner
+from ..cache import InboxCache
+from ..db import Database, Tx
+from ..errors import Forbidden, UserNotFound
+from ..ratelimit import Limit, RateLimiter
+from ..repositories import Users
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Rate limits per class of request; None = unlimited."""
+
+    sends: Optional[Limit] = None
+    reads: Optional[Limit] = None
+    registrations: Optional[Limit] = None
+
+
+@dataclass(frozen=True)
+class Deps:
+    db: Database
+    signer: TokenSigner
+    auth_enabled: bool
+    max_group_members: int
+    cache: Optional[InboxCache] = None
+    limiter: Optional[RateLimiter] = None  # limits live in Redis: None without one
+    limits: Limits = field(default_factory=Limits)
+    now: Callable[[], datetime] = utc_now
+
+    def act_as(self, caller: Optional[str], parameter: str, user_id: str) -> None:
+        """The acting user must be the token's user (caller None: auth is off)."""
+        if caller is not None and caller != user_id:
+            raise Forbidden(f"{parameter} must be the user the token was issued to")
+
+    def limit(self, limit: Optional[Limit], subject: str) -> None:
+        if self.limiter is not None:
+            self.limiter.check(limit, subject)
+
+
+def raise_unknown_users(tx: Tx, **users: str) -> None:
+    """Raise UserNotFound for the first unknown user among `users` (parameter=id)."""
+    for parameter, user_id in users.items():
+        if not Users(tx).exists(user_id=user_id):
+            raise UserNotFound(f"{parameter}: no user {user_id}")

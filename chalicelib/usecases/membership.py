@@ -1,0 +1,54 @@
+"""Groups: anyone creates one; users add and remove only themselves, up to
+the member cap, idempotently."""
+from __future__ import annotations
+
+import uuid
+from typing import Optional
+
+from ..db import DuplicateKey, MissingReference, Tx
+from ..errors import GroupFull, GroupNotFound, UserNotFound
+from ..repositories import Groups, Members
+from .deps import Deps, raise_unknown_users
+from .results import GroupCreated, MembershipSet
+
+
+class Membership:
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    def create_group(self, *, group_name: str) -> GroupCreated:
+        group_id = str(uuid.uuid4())
+        self._deps.db.run(lambda tx: Groups(tx).add(group_id=group_id, name=group_name, created_at=self._deps.now()),
+                          write=True)
+        return GroupCreated(group_id=group_id, group_name=group_name)
+
+    def set_membership(self, *, caller: Optional[str], user_id: str, group_id: str, member: bool) -> MembershipSet:
+        deps = self._deps
+        deps.act_as(caller, "user_id", user_id)
+        capacity = deps.max_group_members
+
+        def join(tx: Tx) -> None:
+            groups, members = Groups(tx), Members(tx)
+            if not groups.take_seat(group_id=group_id, capacity=capacity):
+                if not groups.exists(group_id=group_id):
+                    raise GroupNotFound(f"group_id: no group {group_id}")
+                if members.is_member(group_id=group_id, user_id=user_id):
+                    return
+                raise GroupFull(f"group {group_id} has {capacity} members, the maximum")
+            try:
+                members.add(group_id=group_id, user_id=user_id, joined_at=deps.now())
+            except DuplicateKey:
+                groups.free_seat(group_id=group_id)  # already a member: joining is idempotent
+            except MissingReference:
+                raise UserNotFound(f"user_id: no user {user_id}") from None
+
+        def leave(tx: Tx) -> None:
+            if Members(tx).remove(group_id=group_id, user_id=user_id) == 1:
+                Groups(tx).free_seat(group_id=group_id)
+                return
+            if not Groups(tx).exists(group_id=group_id):
+                raise GroupNotFound(f"group_id: no group {group_id}")
+            raise_unknown_users(tx, user_id=user_id)
+
+        deps.db.run(join if member else leave, write=True)
+        return MembershipSet(group_id=group_id, user_id=user_id, member=member)

@@ -1,0 +1,102 @@
+"""What the use cases answer: small values the edge turns into JSON bodies
+(body()) and status codes (web.py)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Dict, List, Optional
+
+from ..repositories import StoredMessage
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds") + "Z"
+
+
+def message_item(seq: int, message: StoredMessage) -> Dict[str, Any]:
+    """One message as /read_messages returns it (and the cache stores it)."""
+    return {
+        "seq": seq,
+        "message_id": message.id,
+        "kind": "group" if message.group_id else "direct",
+        "sender_id": message.sender_id,
+        "group_id": message.group_id,
+        "text": message.body,
+        "sent_at": iso(message.sent_at),
+    }
+
+
+class Result:
+    """A use case's answer; its JSON body is its fields unless it says otherwise."""
+
+    def body(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Registered(Result):
+    user_id: str
+    user_name: str
+    token: str
+
+
+@dataclass(frozen=True)
+class BlockSet(Result):
+    blocking_user_id: str
+    blocked_user_id: str
+    blocked: bool
+
+
+@dataclass(frozen=True)
+class GroupCreated(Result):
+    group_id: str
+    group_name: str
+
+
+@dataclass(frozen=True)
+class MembershipSet(Result):
+    group_id: str
+    user_id: str
+    member: bool
+
+
+@dataclass(frozen=True)
+class Sent(Result):
+    message_id: str
+    sent_at: str
+    duplicate: bool
+    recipients: Optional[int] = None  # group sends only
+
+    def body(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"message_id": self.message_id, "sent_at": self.sent_at}
+        if self.recipients is not None:
+            body["recipients"] = self.recipients
+        body["duplicate"] = self.duplicate
+        return body
+
+
+@dataclass(frozen=True)
+class Page(Result):
+    """A page of a user's inbox, and which path served it: "hit" (cache),
+    "miss" (database, cache consulted) or "off" (no cache)."""
+
+    messages: List[Dict[str, Any]]
+    next_after: int
+    has_more: bool
+    cache: str
+
+    def body(self) -> Dict[str, Any]:
+        return {"messages": self.messages, "next_after": self.next_after, "has_more": self.has_more}
+
+
+@dataclass(frozen=True)
+class HealthReport(Result):
+    database: str  # "ok" | "unavailable"
+    cache: str  # "ok" | "unavailable" | "off"
+
+    @property
+    def ok(self) -> bool:
+        return self.database == "ok"
+
+    def body(self) -> Dict[str, Any]:
+        return {"status": "ok" if self.ok else "unavailable", "database": self.database, "cache": self.cache}
