@@ -1,4 +1,4 @@
-"""The auth matrix of DESIGN.md section 4: every endpoint that needs a token
+"""The auth matrix (docs/api.md, "Authentication"): every endpoint that needs a token
 answers 401 without a valid one and 403 for someone else's; /register and
 /health need none; AUTH_MODE=none turns auth off with a warning."""
 from __future__ import annotations

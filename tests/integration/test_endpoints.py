@@ -1,4 +1,4 @@
-"""Each endpoint's success answer as DESIGN.md section 2 lists it, the three
+"""Each endpoint's success answer as docs/api.md lists it, the three
 ways of passing parameters, repeated parameters, the original specification's
 example calls, and unknown or malformed ids."""
 from __future__ import annotations

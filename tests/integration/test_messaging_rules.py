@@ -1,4 +1,4 @@
-"""The rules of DESIGN.md section 3: idempotent sends, blocking, groups and
+"""The messaging rules of docs/api.md: idempotent sends, blocking, groups and
 notes to self."""
 from __future__ import annotations
 

@@ -1,158 +1,18 @@
-"""openapi.yaml describes the app: its operations are the app's routes, every
-error code the app can answer is listed under its status, and real responses
-validate against the spec's response schemas and headers."""
+"""Real responses of the app validate against openapi.yaml's response
+schemas and headers (the static checks of the spec are in
+tests/unit/test_openapi_spec.py)."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
-import yaml
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from chalicelib import wiring
 from chalicelib.repositories import Messages
-from chalicelib.web import STATUS
 from tests.conftest import TEST_AUTH_SECRET, Api, Resp
-
-SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
-SPEC_URI = "urn:messaging-openapi"
-SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
-REGISTRY = Registry().with_resource(SPEC_URI, Resource(contents=SPEC, specification=DRAFT202012))
-METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-
-
-def _pointer(*parts: str) -> str:
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _resolve(obj: dict[str, Any], pointer: str) -> tuple[dict[str, Any], str]:
-    """Follow a local $ref (response or header objects); return it and its pointer."""
-    while "$ref" in obj:
-        pointer = obj["$ref"][1:]
-        obj = REGISTRY.resolver(SPEC_URI).lookup("#" + pointer).contents
-    return obj, pointer
-
-
-def _validator(pointer: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(
-        {"$ref": f"{SPEC_URI}#{pointer}"},
-        registry=REGISTRY,
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
-    )
-
-
-def _operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for path, item in SPEC["paths"].items():
-        for method, operation in item.items():
-            if method in METHODS:
-                yield path, method, operation
-
-
-def _codes(schema: dict[str, Any]) -> set[str]:
-    """The Code values an error schema allows (its `const` or `enum`)."""
-    schema, _ = _resolve(schema, "")
-    code = schema.get("properties", {}).get("Code", {})
-    return {code["const"]} if "const" in code else set(code.get("enum", ()))
-
-
-def assert_conforms(path: str, method: str, r: Any, status: int) -> None:
-    """The response has the expected status, the status is listed for the
-    operation, and the body and headers validate against the spec for it."""
-    assert r.status == status, f"{method.upper()} {path}: expected {status}, got {r}"
-    responses = SPEC["paths"][path][method]["responses"]
-    assert str(r.status) in responses, f"{method.upper()} {path}: status {r.status} not in the spec: {r}"
-    response, pointer = _resolve(responses[str(r.status)], _pointer("paths", path, method, "responses", str(r.status)))
-    schema_pointer = pointer + _pointer("content", "application/json", "schema")
-    errors = list(_validator(schema_pointer).iter_errors(r.body))
-    assert not errors, f"{method.upper()} {path} {r.status}: {[e.message for e in errors]} in {r.body}"
-    headers = {name.lower(): value for name, value in r.headers.items()}
-    for name, header in response.get("headers", {}).items():
-        header, header_pointer = _resolve(header, pointer + _pointer("headers", name))
-        value = headers.get(name.lower())
-        if value is None:
-            assert not header.get("required"), f"{method.upper()} {path} {r.status}: header {name} missing"
-            continue
-        if header["schema"].get("type") == "integer":
-            assert value.isdigit(), (name, value)
-            value = int(value)
-        errors = list(_validator(header_pointer + "/schema").iter_errors(value))
-        assert not errors, f"{method.upper()} {path} {r.status}: header {name}={value!r}: {errors}"
-
-
-# --------------------------------------------------------------------------- (a) the spec and the routes
-
-
-def test_the_spec_is_openapi_3_1_and_its_operations_are_exactly_the_apps_routes():
-    from app import app, edge
-
-    assert SPEC["openapi"].startswith("3.1.")
-    spec_routes = {(path, method.upper()) for path, method, _ in _operations()}
-    assert spec_routes == set(edge.operations.items())
-    # Every other path and method is registered too, only to answer 404 / 405.
-    assert set(app.routes) == set(edge.operations) | {"/{proxy+}"}
-    for schema in SPEC["components"]["schemas"].values():
-        jsonschema.Draft202012Validator.check_schema(schema)
-
-
-def test_each_post_operation_takes_the_same_parameters_in_the_query_string_json_and_form_bodies():
-    for path, method, operation in _operations():
-        if method != "post":
-            continue
-        query = {_resolve(p, "")[0]["name"] for p in operation["parameters"] if _resolve(p, "")[0]["in"] == "query"}
-        content = operation["requestBody"]["content"]
-        assert set(content) == {"application/json", "application/x-www-form-urlencoded"}, path
-        for media_type, media in content.items():
-            assert set(media["schema"]["properties"]) == query, (path, media_type)
-            assert not media["schema"].get("required"), (path, media_type)  # may come from the query string
-
-
-def test_security_is_bearer_except_for_register_and_health():
-    scheme = SPEC["components"]["securitySchemes"]["bearerAuth"]
-    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    assert SPEC["security"] == [{"bearerAuth": []}]
-    for path, method, operation in _operations():
-        public = path in ("/register", "/health")
-        assert (operation.get("security") == []) is public, path
-        if not public:
-            response, _ = _resolve(operation["responses"]["401"], "")
-            assert _codes(response["content"]["application/json"]["schema"]) == {"Unauthorized"}, path
-
-
-# --------------------------------------------------------------------------- (b) error codes
-
-
-def _spec_codes_by_status() -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for _, _, operation in _operations():
-        for status, response in operation["responses"].items():
-            response, _ = _resolve(response, "")
-            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-            found.setdefault(status, set()).update(_codes(schema))
-    # Answered on every path rather than by one operation.
-    for name, status in ROUTE_RESPONSES.items():
-        schema = SPEC["components"]["responses"][name]["content"]["application/json"]["schema"]
-        found.setdefault(status, set()).update(_codes(schema))
-    return found
-
-
-ROUTE_RESPONSES = {"NotFound": "404", "MethodNotAllowed": "405"}
-
-
-def assert_route_response(name: str, r: Any) -> None:
-    """A 404/405 answered on any path validates against its component response."""
-    assert str(r.status) == ROUTE_RESPONSES[name], (name, r)
-    pointer = _pointer("components", "responses", name)
-    errors = list(_validator(pointer + _pointer("content", "application/json", "schema")).iter_errors(r.body))
-    assert not errors, (name, [e.message for e in errors], r.body)
-    for header, spec in SPEC["components"]["responses"][name].get("headers", {}).items():
-        assert not spec.get("required") or header in r.headers, (name, header, r.headers)
+from tests.support.openapi import assert_conforms, assert_route_response
 
 
 def test_unknown_routes_and_wrong_methods_answer_the_envelope_of_the_spec(api):
@@ -168,24 +28,6 @@ def test_unknown_routes_and_wrong_methods_answer_the_envelope_of_the_spec(api):
     assert r.headers["Allow"] == "GET, HEAD", r
     r = api.client.http.request("OPTIONS", "/send")
     assert (r.status_code, r.headers["Allow"]) == (204, "POST"), r
-
-
-def test_every_error_code_the_app_can_answer_is_in_the_spec_under_its_status():
-    in_spec = _spec_codes_by_status()
-    for code, status in {**STATUS, "InternalServerError": 500}.items():
-        assert code in in_spec.get(str(status), set()), f"{code} ({status}) is not in openapi.yaml"
-    # ... and the spec names no code the app does not have, nor one under another status.
-    known = {(str(s), c) for c, s in {**STATUS, "InternalServerError": 500}.items()}
-    assert {(s, c) for s, codes in in_spec.items() for c in codes} <= known
-
-
-def test_every_operation_lists_500_and_every_429_and_503_carries_retry_after():
-    for path, method, operation in _operations():
-        assert "500" in operation["responses"], path
-        for status in ("429", "503"):
-            if status in operation["responses"]:
-                response, _ = _resolve(operation["responses"][status], "")
-                assert response["headers"]["Retry-After"], (path, status)
 
 
 # --------------------------------------------------------------------------- (c) real responses
@@ -299,13 +141,3 @@ def test_429_responses_conform_to_the_spec(api, monkeypatch, tmp_path):
         wiring.reset()
         redis_server.stop()
 
-
-def test_the_prose_reference_lists_every_route_and_every_error_code_under_its_status():
-    from app import edge
-
-    reference = (SPEC_PATH.parent / "docs" / "api.md").read_text()
-    for path, method in edge.operations.items():
-        assert f"`{method} {path}`" in reference, f"docs/api.md does not list {method} {path}"
-    rows = {(status, code) for status, codes in re.findall(r"^\| (\d{3}) \| (.+?) \|", reference, flags=re.M)
-            for code in re.findall(r"`(\w+)`", codes)}
-    assert rows == {(str(s), c) for c, s in {**STATUS, "InternalServerError": 500}.items()}, rows

@@ -1,0 +1,138 @@
+"""Every query a request runs is an index lookup or range scan on MariaDB,
+never a full scan: each repository method's SQL, captured as the app would
+send it, goes through EXPLAIN on a populated database."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import pymysql
+import pytest
+
+from chalicelib import repositories as r
+from chalicelib.db import Tx
+from chalicelib.dialects import MySQLDialect, parse_mysql_url
+from chalicelib.settings import Settings
+
+
+class _RecordingCursor:
+    """Stands in for a PyMySQL cursor: records statements, returns nothing."""
+
+    rowcount = 0
+    lastrowid = 0
+
+    def __init__(self, log: List[Tuple[str, Sequence[Any]]]) -> None:
+        self._log = log
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._log.append((sql, tuple(params)))
+
+    def fetchone(self) -> None:
+        return None
+
+    def fetchall(self) -> list:
+        return []
+
+
+class _RecordingConnection:
+    def __init__(self) -> None:
+        self.statements: List[Tuple[str, Sequence[Any]]] = []
+
+    def cursor(self) -> _RecordingCursor:
+        return _RecordingCursor(self.statements)
+
+
+def _statements(database_url: str, call: Callable[[Tx], Any]) -> List[Tuple[str, Sequence[Any]]]:
+    """The SQL (MySQL dialect) and parameters a repository method runs."""
+    conn = _RecordingConnection()
+    call(Tx(conn, MySQLDialect(Settings.from_env({"DATABASE_URL": database_url}))))
+    return conn.statements
+
+
+# Every repository method a request runs other than plain INSERTs, with the
+# parameters a request would give it. `ids` holds the rows made through the API.
+QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
+    "Inbox.after": lambda tx, ids: r.Inbox(tx).after(user_id=ids["bob"], after=2, limit=101),
+    "Inbox.since": lambda tx, ids: r.Inbox(tx).since(
+        user_id=ids["bob"], since=datetime(2024, 7, 1, 9, 10), limit=101),
+    "Inbox.deliveries": lambda tx, ids: r.Inbox(tx).deliveries(message_id=ids["group_message"]),
+    "Members.with_block_flags": lambda tx, ids: r.Members(tx).with_block_flags(
+        group_id=ids["group"], sender_id=ids["alice"]),
+    "Members.is_member": lambda tx, ids: r.Members(tx).is_member(group_id=ids["group"], user_id=ids["bob"]),
+    "Members.remove": lambda tx, ids: r.Members(tx).remove(group_id=ids["group"], user_id=ids["carol"]),
+    "InboxCounters.last_seq": lambda tx, ids: r.InboxCounters(tx).last_seq(user_id=ids["bob"]),
+    "InboxCounters.advance_unless_blocked": lambda tx, ids: r.InboxCounters(tx).advance_unless_blocked(
+        user_id=ids["bob"], sender_id=ids["alice"]),
+    "InboxCounters.advance": lambda tx, ids: r.InboxCounters(tx).advance(user_ids=[ids["bob"], ids["carol"]]),
+    "Users.exists": lambda tx, ids: r.Users(tx).exists(user_id=ids["bob"]),
+    "Blocks.remove": lambda tx, ids: r.Blocks(tx).remove(blocker_id=ids["carol"], blocked_id=ids["alice"]),
+    "Groups.exists": lambda tx, ids: r.Groups(tx).exists(group_id=ids["group"]),
+    "Groups.take_seat": lambda tx, ids: r.Groups(tx).take_seat(group_id=ids["group"], capacity=1000),
+    "Groups.free_seat": lambda tx, ids: r.Groups(tx).free_seat(group_id=ids["group"]),
+    "Messages.by_client_id": lambda tx, ids: r.Messages(tx).by_client_id(
+        sender_id=ids["alice"], client_message_id="key-3"),
+}
+
+
+# Methods that only INSERT a row by its key: nothing for EXPLAIN to find.
+INSERTS = {"Users.add", "InboxCounters.add", "Blocks.add", "Groups.add", "Members.add", "Messages.add", "Inbox.add"}
+
+
+def test_every_repository_method_is_either_checked_by_explain_or_a_plain_insert():
+    import inspect
+
+    methods = {
+        f"{cls.__name__}.{name}"
+        for cls in vars(r).values()
+        if inspect.isclass(cls) and cls.__module__ == r.__name__ and "tx" in inspect.signature(cls).parameters
+        for name, _ in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    assert methods == set(QUERIES) | INSERTS
+
+
+@pytest.fixture
+def database_url(mysql_url: str) -> str:
+    """The `api` of this module runs on MariaDB only (EXPLAIN is MySQL's)."""
+    return mysql_url
+
+
+@pytest.fixture
+def populated(api) -> Dict[str, str]:
+    users = {name: api.register(name) for name in ("alice", "bob", "carol", "dave")}
+    extra = [api.register(f"user{i}") for i in range(20)]
+    group = api.create_group(users["alice"])
+    for member in list(users.values()) + extra:
+        assert api.join(member, group).status == 200
+    assert api.block(users["carol"], users["alice"]).status == 200
+    for i in range(10):
+        assert api.send(users["alice"], users["bob"], f"direct {i}", client_message_id=f"key-{i}").status == 201
+        assert api.send(extra[i], users["bob"], f"from extra {i}").status == 201
+    sent = api.send_group(users["alice"], group, "hello_group")
+    assert sent.status == 201
+    for i in range(5):
+        assert api.send_group(users["dave"], group, f"group {i}").status == 201
+    return {**{name: u.id for name, u in users.items()}, "group": group, "group_message": sent.body["message_id"]}
+
+
+@pytest.mark.parametrize("query", sorted(QUERIES))
+def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(query, populated, mysql_url):
+    statements = _statements(mysql_url, lambda tx: QUERIES[query](tx, populated))
+    assert statements, "the method ran no statement"
+    t = parse_mysql_url(mysql_url)
+    conn = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
+                           ssl_disabled=True, autocommit=False, cursorclass=pymysql.cursors.DictCursor)
+    try:
+        cur = conn.cursor()
+        cur.execute("ANALYZE TABLE inbox, messages, group_members, blocks, inbox_counters, users, chat_groups")
+        cur.fetchall()
+        for sql, params in statements:
+            cur.execute("EXPLAIN " + sql, params)
+            plan = cur.fetchall()
+            scans = [(row["table"], row["type"]) for row in plan if row["type"] in ("ALL", "index")]
+            assert scans == [], f"{query}: full scan in {sql!r}: {plan}"
+        conn.rollback()
+    finally:
+        conn.close()
+
+

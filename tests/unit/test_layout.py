@@ -1,0 +1,58 @@
+"""The package's shape: chalicelib's modules import each other without a
+cycle (function-level imports included), and only the edge knows HTTP."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, List, Set
+
+PACKAGE = Path(__file__).resolve().parents[2] / "chalicelib"
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> Dict[str, Set[str]]:
+    """chalicelib module -> the chalicelib modules it imports, anywhere in it."""
+    graph: Dict[str, Set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name, package = _module(path), _module(path if path.name == "__init__.py" else path.parent / "__init__.py")
+        found: Set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    candidate = f"{target}.{alias.name}"
+                    found.add(candidate if (PACKAGE.parent / candidate.replace(".", "/")).with_suffix(".py").exists()
+                              else target)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        graph[name] = {m for m in found if m.startswith("chalicelib") and m != name}
+    return graph
+
+
+def test_chalicelib_has_no_import_cycle():
+    graph = _imports()
+    state: Dict[str, str] = {}
+
+    def visit(module: str, trail: List[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            assert state.get(target) != "open", "import cycle: " + " -> ".join(trail + [module, target])
+            if target not in state:
+                visit(target, trail + [module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_only_the_edge_imports_chalice():
+    graph_files = {_module(p): p.read_text() for p in PACKAGE.rglob("*.py")}
+    users = {m for m, text in graph_files.items() if "from chalice " in text or "import chalice\n" in text}
+    assert users == {"chalicelib.web"}, users
