@@ -1,6 +1,8 @@
 terraform {
-  # 1.6: the `terraform test` era; nothing here needs a newer language feature.
-  required_version = ">= 1.6"
+  # 1.11: S3-native state locking (use_lockfile, backend.hcl) is generally
+  # available from it (experimental in 1.10). < 2.0: the 1.x compatibility
+  # promise is what this configuration was written against.
+  required_version = ">= 1.11, < 2.0"
 
   required_providers {
     aws = {
@@ -15,8 +17,9 @@ terraform {
     }
   }
 
-  # State holds the Redis AUTH token and the token-signing secret (random_password
-  # results), so keep it in an encrypted, access-controlled backend, e.g.
-  #   terraform init -backend-config=backend.hcl
-  # with an S3 backend (encrypt = true, kms_key_id, use_lockfile = true).
+  # Partial configuration: bucket, region, encryption and locking come from
+  # backend.hcl (copy backend.hcl.example), the key from `make deploy STAGE=x`
+  # (<prefix>/<stage>/terraform.tfstate), so no two stages share a state.
+  # Offline work without a backend: terraform init -backend=false.
+  backend "s3" {}
 }
