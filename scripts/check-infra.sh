@@ -13,8 +13,10 @@
 #      or NAT gateway exists, every secret version is written write-only,
 #      the backend is a partial "s3" block (key per stage), and every
 #      var./local./data./ephemeral./resource reference resolves (the part of
-#      `terraform validate` that needs no provider)
-#   c. tests/infra (scripts/render_chalice_config.py on the recorded sample)
+#      `terraform validate` that needs no provider); the variables table in
+#      docs/deploy.md is what scripts/infra_variables.py makes of variables.tf
+#   c. tests/infra (scripts/render_chalice_config.py on the recorded sample,
+#      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
 #   d. `chalice package --stage prod` of a temporary copy of the project with
 #      the sample rendered into it; sam.json must carry the VPC config, the
 #      environment and the policy, deployment.zip the RDS CA bundle
@@ -202,10 +204,12 @@ print(f"   {len(parsed)} of {len(files)} files parsed: " + ", ".join(f"{n} {k}" 
 if problems:
     sys.exit("\n".join(problems))
 PY
+# The variables table of docs/deploy.md must match infra/variables.tf.
+"$VENVS/hcl2/bin/python" scripts/infra_variables.py --check docs/deploy.md | sed 's/^/   /'
 done_step
 
 # --------------------------------------------------------------------------- c
-step "c. render script tests"
+step "c. tests/infra: renderer, deploy plan, variables table"
 .venv/bin/python -m pytest tests/infra -q -p no:cacheprovider
 done_step
 
