@@ -40,22 +40,17 @@ fuzz: venv-dev
 migrate: venv-local
 	$(PY) -m chalicelib.migrate
 
-# Cloud: Terraform (infra/, its own state) -> .chalice/config.json prod stage
-# -> chalice deploy -> the migrate Lambda. Needs AWS credentials and terraform.
+# Cloud (docs/deploy.md): shows the AWS account and region first; then, in the
+# stage's own Terraform state, terraform apply (asks), the rendered Chalice
+# stage, the migrations, and only then the new code. destroy asks for the
+# stage name and refuses while Aurora deletion protection is on. Needs AWS
+# credentials, terraform >= 1.11 and infra/backend.hcl.
 STAGE ?= prod
 deploy: venv-dev
-	terraform -chdir=infra init -input=false
-	terraform -chdir=infra apply -input=false -var stage=$(STAGE)
-	terraform -chdir=infra output -json | $(PY) scripts/render_chalice_config.py - --stage $(STAGE)
-	$(VENV)/bin/chalice deploy --stage $(STAGE)
-	$(VENV)/bin/chalice invoke --stage $(STAGE) --name migrate
-	@url=$$($(VENV)/bin/chalice url --stage $(STAGE)); \
-	  echo "API: $$url"; \
-	  echo "Try: curl -s -X POST \"$${url}register?user_name=shir\""
+	$(PY) scripts/deploy.py deploy --stage $(STAGE)
 
 destroy: venv-dev
-	$(VENV)/bin/chalice delete --stage $(STAGE)
-	terraform -chdir=infra destroy -input=false -var stage=$(STAGE)
+	$(PY) scripts/deploy.py destroy --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) .venv-infra .venv-fuzz data .pytest_cache .hypothesis

@@ -131,7 +131,7 @@ resource "aws_rds_cluster" "this" {
   backtrack_window             = var.db_backtrack_hours * 3600
   copy_tags_to_snapshot        = true
   deletion_protection          = var.deletion_protection
-  skip_final_snapshot          = false
+  skip_final_snapshot          = var.skip_final_snapshot
   final_snapshot_identifier    = "${local.name}-final-${random_id.final_snapshot.hex}"
 
   enabled_cloudwatch_logs_exports = local.db_log_exports

@@ -55,7 +55,11 @@ resource "aws_kms_alias" "this" {
 # text, newest first (chalicelib/secrets.py also accepts {"secrets": [...]}).
 # Rotate by writing "<new> <old>" as a new version, then "<new>" once the old
 # tokens may expire; Terraform ignores later versions.
-resource "random_password" "auth" {
+#
+# Kept out of plan and state: an ephemeral password (a fresh value on every
+# run, never stored) written through the write-only secret_string_wo, which
+# the provider sends only when the version is created.
+ephemeral "random_password" "auth" {
   length  = 48
   special = false
 }
@@ -71,11 +75,18 @@ resource "aws_secretsmanager_secret" "auth" {
 }
 
 resource "aws_secretsmanager_secret_version" "auth" {
-  secret_id     = aws_secretsmanager_secret.auth.id
-  secret_string = random_password.auth.result
+  secret_id        = aws_secretsmanager_secret.auth.id
+  secret_string_wo = ephemeral.random_password.auth.result
+  # Constant: the value is written once and rotated outside Terraform.
+  secret_string_wo_version = 1
 
   lifecycle {
-    ignore_changes = [secret_string] # rotated outside Terraform
+    # A stage created before the switch to write-only has secret_string set
+    # and no _wo_version in its state; without this, its version would be
+    # replaced by a new signing secret and every issued token would stop
+    # working. (Such a stage keeps that first secret in its state until it is
+    # rotated out: docs/deploy.md, "What the state holds".)
+    ignore_changes = [secret_string, secret_string_wo_version]
   }
 }
 
@@ -83,6 +94,12 @@ resource "aws_secretsmanager_secret_version" "auth" {
 
 # REDIS_SECRET_ARN: the ElastiCache AUTH token as plain text. Letters and
 # digits only, so it needs no escaping anywhere (ElastiCache refuses @, " and /).
+#
+# In the state, unlike the signing secret: aws_elasticache_replication_group
+# takes the token as auth_token, which is stored (no write-only form in the
+# provider releases checked; docs/deploy.md, "What the state holds"), so the
+# value is a managed random_password that the state holds as well. The secret
+# version at least takes it write-only: twice in the state, not three times.
 resource "random_password" "redis_auth" {
   length  = 64
   special = false
@@ -101,6 +118,8 @@ resource "aws_secretsmanager_secret" "redis_auth" {
 }
 
 resource "aws_secretsmanager_secret_version" "redis_auth" {
-  secret_id     = aws_secretsmanager_secret.redis_auth.id
-  secret_string = random_password.redis_auth.result
+  secret_id        = aws_secretsmanager_secret.redis_auth.id
+  secret_string_wo = random_password.redis_auth.result
+  # A new token generation writes a new version (replacing this one).
+  secret_string_wo_version = var.redis_auth_token_generation
 }

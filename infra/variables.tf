@@ -12,7 +12,7 @@ variable "region" {
 }
 
 variable "stage" {
-  description = "Deployment stage; part of every resource name and must equal the Chalice stage the outputs are rendered into (prod)."
+  description = "Deployment stage; part of every resource name and must equal the Chalice stage the outputs are rendered into (make deploy STAGE=<stage> sets both)."
   type        = string
   default     = "prod"
 
@@ -182,6 +182,12 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "skip_final_snapshot" {
+  description = "Delete the Aurora cluster without a final snapshot on destroy. false keeps one (\"<name_prefix>-<stage>-final-<hex>\"), which outlives the stack, is billed as snapshot storage and is encrypted with the stack's KMS key. Apply a change before the destroy: a destroy uses the value last applied."
+  type        = bool
+  default     = false
+}
+
 variable "enable_rds_proxy" {
   description = "Put an RDS Proxy (TLS required, authenticating with the RDS-managed master secret) in front of the cluster for Lambda connection pooling. db_endpoint then points at the proxy."
   type        = bool
@@ -237,7 +243,7 @@ variable "log_retention_days" {
 }
 
 variable "kms_deletion_window_days" {
-  description = "Waiting period before the customer managed KMS key is deleted after a destroy."
+  description = "Days between a destroy and the deletion of the customer managed KMS key (cancellable meanwhile). Everything it encrypted, a kept final snapshot included, is unreadable once the key is gone. Apply a change before the destroy."
   type        = number
   default     = 30
 
@@ -259,7 +265,7 @@ variable "redis_auth_token_generation" {
 }
 
 variable "secret_recovery_window_days" {
-  description = "Days a deleted Secrets Manager secret (Redis AUTH token, token-signing secret) can still be restored."
+  description = "Days a deleted Secrets Manager secret (Redis AUTH token, token-signing secret) can still be restored. Apply a change before the destroy."
   type        = number
   default     = 30
 

@@ -10,9 +10,13 @@
 #   b. every .tf / .tfvars file parses with python-hcl2; every variable has a
 #      description and a type and is used, every output a description, every
 #      security group and rule a description, no rule uses a CIDR, no internet
-#      or NAT gateway exists, and every var./local./data./resource reference
-#      resolves (the part of `terraform validate` that needs no provider)
-#   c. tests/infra (scripts/render_chalice_config.py on the recorded sample)
+#      or NAT gateway exists, every secret version is written write-only,
+#      the backend is a partial "s3" block (key per stage), and every
+#      var./local./data./ephemeral./resource reference resolves (the part of
+#      `terraform validate` that needs no provider); the variables table in
+#      docs/deploy.md is what scripts/infra_variables.py makes of variables.tf
+#   c. tests/infra (scripts/render_chalice_config.py on the recorded sample,
+#      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
 #   d. `chalice package --stage prod` of a temporary copy of the project with
 #      the sample rendered into it; sam.json must carry the VPC config, the
 #      environment and the policy, deployment.zip the RDS CA bundle
@@ -104,7 +108,8 @@ from pathlib import Path
 import hcl2
 
 root = Path(sys.argv[1])
-files = sorted(list(root.rglob("*.tf")) + list(root.rglob("*.tfvars")) + list(root.rglob("*.tfvars.example")))
+files = sorted(list(root.rglob("*.tf")) + list(root.rglob("*.tfvars")) + list(root.rglob("*.tfvars.example"))
+               + list(root.rglob("*.hcl.example")))
 problems, blocks = [], {}
 parsed = {}
 for path in files:
@@ -114,7 +119,7 @@ for path in files:
     except Exception as exc:  # any parse error fails the check
         problems.append(f"{path}: does not parse: {exc}")
         continue
-    for kind in ("resource", "data", "variable", "output", "locals", "terraform", "provider"):
+    for kind in ("resource", "data", "ephemeral", "variable", "output", "locals", "terraform", "provider"):
         blocks[kind] = blocks.get(kind, 0) + len(parsed[path].get(kind, []))
 
 
@@ -127,7 +132,7 @@ def each(kind):
     for path, doc in parsed.items():
         for block in doc.get(kind, []):
             for name, body in block.items():
-                if kind in ("resource", "data"):
+                if kind in ("resource", "data", "ephemeral"):
                     body = {unquote(k): v for k, v in body.items()}
                 yield path, unquote(name), body
 
@@ -151,18 +156,30 @@ for path, rtype, resources in each("resource"):
                     problems.append(f"{path}: {rtype}.{name} uses {key}: rules must reference security groups")
         if rtype in ("aws_internet_gateway", "aws_nat_gateway", "aws_egress_only_internet_gateway", "aws_eip"):
             problems.append(f"{path}: {rtype}.{name}: the VPC must have no route to the internet")
+        # Secret values reach Secrets Manager write-only, never via the stored secret_string.
+        if rtype == "aws_secretsmanager_secret_version" and ("secret_string" in body or "secret_binary" in body
+                                                             or "secret_string_wo" not in body):
+            problems.append(f"{path}: {rtype}.{name} must set secret_string_wo (kept out of state), not secret_string")
+
+# One state per stage: an S3 backend whose key the deploy command sets.
+backends = [b for _, doc in parsed.items() for block in doc.get("terraform", []) for b in block.get("backend", [])]
+if len(backends) != 1 or list(backends[0]) != ['"s3"'] or set(backends[0]['"s3"']) - {"__is_block__"}:
+    problems.append(f"expected exactly one partial backend \"s3\" {{}} block (settings in backend.hcl, key per stage), "
+                    f"got {backends}")
 
 # Every reference resolves, every variable is used (what `terraform validate`
 # would catch without providers): strip comments, then match var.X, local.X,
 # data.T.N and T.N against what the files declare.
 import re
 
-declared = {"var": {n for _, n, _ in each("variable")}, "data": set(), "resource": set(),
+declared = {"var": {n for _, n, _ in each("variable")}, "data": set(), "resource": set(), "ephemeral": set(),
             "local": {k for _, doc in parsed.items() for block in doc.get("locals", []) for k in block}}
 for _, rtype, items in each("resource"):
     declared["resource"] |= {f"{rtype}.{n}" for n in items}
 for _, dtype, items in each("data"):
     declared["data"] |= {f"{dtype}.{n}" for n in items}
+for _, etype, items in each("ephemeral"):
+    declared["ephemeral"] |= {f"{etype}.{n}" for n in items}
 used_vars = set()
 for path in files:
     if path.suffix != ".tf":
@@ -173,9 +190,10 @@ for path in files:
             used_vars.add(name)
         if name not in declared[kind]:
             problems.append(f"{path}: {kind}.{name} is not declared")
-    for ref in re.findall(r"\bdata\.([a-z0-9_]+\.[a-z0-9_]+)", text):
-        if ref not in declared["data"]:
-            problems.append(f"{path}: data.{ref} is not declared")
+    for kind in ("data", "ephemeral"):
+        for ref in re.findall(rf"\b{kind}\.([a-z0-9_]+\.[a-z0-9_]+)", text):
+            if ref not in declared[kind]:
+                problems.append(f"{path}: {kind}.{ref} is not declared")
     for ref in re.findall(r"(?<![.\w])((?:aws|random)_[a-z0-9_]+\.[a-z0-9_]+)\b", text):
         if ref not in declared["resource"]:
             problems.append(f"{path}: {ref} is not declared")
@@ -186,10 +204,12 @@ print(f"   {len(parsed)} of {len(files)} files parsed: " + ", ".join(f"{n} {k}" 
 if problems:
     sys.exit("\n".join(problems))
 PY
+# The variables table of docs/deploy.md must match infra/variables.tf.
+"$VENVS/hcl2/bin/python" scripts/infra_variables.py --check docs/deploy.md | sed 's/^/   /'
 done_step
 
 # --------------------------------------------------------------------------- c
-step "c. render script tests"
+step "c. tests/infra: renderer, deploy plan, variables table"
 .venv/bin/python -m pytest tests/infra -q -p no:cacheprovider
 done_step
 

@@ -1,0 +1,504 @@
+#!/usr/bin/env python3
+"""Deploy, destroy or run Terraform for one stage of the cloud side
+(`make deploy STAGE=x`, `make destroy STAGE=x`; docs/deploy.md).
+
+    deploy.py deploy  --stage prod [--region us-east-1] [--state-prefix messaging]
+    deploy.py destroy --stage prod [...]
+    deploy.py tf      --stage prod [...] -- apply -var deletion_protection=false
+
+Every command first shows the AWS account, caller and region it is about to
+change, and points infra/ at the stage's own state
+(s3://<bucket from infra/backend.hcl>/<prefix>/<stage>/terraform.tfstate).
+
+deploy: terraform apply (Terraform asks for approval itself), render the
+Chalice stage from the outputs, then apply migrations before new code serves:
+  * the stage exists (its migrate Lambda does): chalice package, put the new
+    package into the migrate Lambda only, wait, invoke it, then chalice deploy;
+  * first deploy: chalice deploy, then invoke migrate.
+destroy: refuses while Aurora deletion protection is on, asks for the stage
+name, chalice delete, then terraform destroy (which asks again).
+tf: any terraform command against the stage's state, with -var stage/region
+added to the commands that take variables.
+
+Every AWS call has connect/read timeouts (botocore Config). Terraform apply /
+destroy and chalice deploy / delete run without a kill timeout on purpose:
+killing them half-way leaves a held state lock or a half-made deployment;
+their AWS calls time out on their own.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+BACKEND_FILE = INFRA / "backend.hcl"
+TFVARS_FILE = INFRA / "terraform.tfvars"
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+RENDER = ROOT / "scripts" / "render_chalice_config.py"
+
+MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
+
+# Same rule as var.stage in infra/variables.tf.
+_STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*$")
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+
+# Seconds. Subprocesses that are safe to kill get a timeout; see the docstring.
+INIT_TIMEOUT = 900
+OUTPUT_TIMEOUT = 300
+PACKAGE_TIMEOUT = 900
+URL_TIMEOUT = 60
+AWS_CONNECT_TIMEOUT = 10
+AWS_READ_TIMEOUT = 60
+UPLOAD_READ_TIMEOUT = 300
+# The Lambda maximum is 900 s; the read must outlast the function.
+INVOKE_READ_TIMEOUT = 910
+WAIT_DELAY, WAIT_ATTEMPTS = 5, 120  # function_updated_v2: up to 10 minutes
+
+# Lambda's limit for a zip uploaded in the request (larger ones go through S3).
+MAX_DIRECT_UPLOAD = 50 * 1024 * 1024
+
+# Terraform commands that accept -var.
+VAR_COMMANDS = {"plan", "apply", "destroy", "refresh", "import", "console"}
+
+
+class DeployError(Exception):
+    """A precondition or a step failed; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- pure logic
+
+
+def check_stage(stage: str) -> str:
+    if not _STAGE.match(stage):
+        raise DeployError(f"stage {stage!r}: 2-10 lowercase letters or digits, starting with a letter "
+                          "(the rule of var.stage in infra/variables.tf)")
+    return stage
+
+
+def app_name(config_text: str) -> str:
+    """app_name of .chalice/config.json: the first part of every function name."""
+    name = json.loads(config_text).get("app_name")
+    if not isinstance(name, str) or not name:
+        raise DeployError(".chalice/config.json has no app_name")
+    return name
+
+
+def function_name(app: str, stage: str, function: Optional[str] = None) -> str:
+    """Chalice's names: "<app>-<stage>" for the API handler,
+    "<app>-<stage>-<function>" for an @app.lambda_function."""
+    return f"{app}-{stage}" + (f"-{function}" if function else "")
+
+
+def state_key(prefix: str, stage: str) -> str:
+    if not _PREFIX.match(prefix):
+        raise DeployError(f"state prefix {prefix!r}: letters, digits, '.', '_', '-', separated by single '/'")
+    return f"{prefix}/{check_stage(stage)}/terraform.tfstate"
+
+
+def _strip_hcl_comments(text: str) -> str:
+    return re.sub(r"(?m)^\s*(#|//).*$|\s(#|//)[^\"\n]*$", "", text)
+
+
+def parse_backend_config(text: str) -> Dict[str, str]:
+    """The `name = value` lines of a backend.hcl (flat by definition; values
+    unquoted, booleans as "true"/"false")."""
+    settings = {}
+    for name, value in re.findall(r"(?m)^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$", _strip_hcl_comments(text)):
+        settings[name] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    return settings
+
+
+def backend_problems(settings: Mapping[str, str]) -> List[str]:
+    """What makes a backend.hcl unfit: the state holds a secret and must be
+    per stage, encrypted and locked."""
+    problems = []
+    if "key" in settings:
+        problems.append("sets `key`: remove it, the deploy sets <prefix>/<stage>/terraform.tfstate per stage")
+    for name in ("bucket", "region"):
+        if not settings.get(name):
+            problems.append(f"has no `{name}`")
+    if settings.get("encrypt") != "true":
+        problems.append("needs `encrypt = true` (the state holds the ElastiCache AUTH token)")
+    if not settings.get("kms_key_id"):
+        problems.append("needs `kms_key_id` (SSE-KMS with a key whose policy limits who can read the state)")
+    if settings.get("use_lockfile") != "true" and not settings.get("dynamodb_table"):
+        problems.append("needs `use_lockfile = true` (or the older `dynamodb_table`): two applies at once "
+                        "would corrupt the state")
+    return problems
+
+
+def tfvars_region(text: str) -> Optional[str]:
+    """`region = "..."` of a terraform.tfvars, if it sets one."""
+    match = re.search(r'(?m)^\s*region\s*=\s*"([^"]*)"', _strip_hcl_comments(text))
+    return match.group(1) if match else None
+
+
+def resolve_region(arg: Optional[str], env: Mapping[str, str], session_region: Optional[str]) -> str:
+    """--region, else AWS_REGION / AWS_DEFAULT_REGION, else the profile's."""
+    region = arg or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or session_region
+    if not region:
+        raise DeployError("no AWS region: pass --region, or set AWS_REGION or the profile's region")
+    if not _REGION.match(region):
+        raise DeployError(f"region {region!r} does not look like us-east-1")
+    return region
+
+
+def init_command(backend_file: Path, key: str) -> List[str]:
+    # -reconfigure: take this stage's key even when .terraform/ still points
+    # at another stage's (and never offer to copy that state over).
+    return ["terraform", f"-chdir={INFRA}", "init", "-input=false", "-reconfigure",
+            f"-backend-config={backend_file}", f"-backend-config=key={key}"]
+
+
+def terraform_command(args: Sequence[str], stage: str, region: str) -> List[str]:
+    """`terraform <args>` in infra/, with the stage and region as variables
+    for the commands that take them (so they always match the state key and
+    the region shown)."""
+    if not args:
+        raise DeployError("no terraform command given (e.g. `-- plan`)")
+    command, rest = args[0], list(args[1:])
+    extra = ["-var", f"stage={stage}", "-var", f"region={region}"] if command in VAR_COMMANDS else []
+    return ["terraform", f"-chdir={INFRA}", command, *extra, *rest]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    what: str
+
+
+PACKAGE = Step("package", "chalice package: build the new deployment.zip")
+UPDATE_MIGRATE = Step("update_migrate", "put the new package into the migrate Lambda only, and wait")
+INVOKE_MIGRATE = Step("invoke_migrate", "invoke migrate: apply pending migrations")
+CHALICE_DEPLOY = Step("chalice_deploy", "chalice deploy: the new code serves")
+
+
+def plan_code_steps(migrate_exists: bool) -> List[Step]:
+    """Migrations run before new code serves. On a first deploy there is no
+    migrate function (and no old code) yet, so Chalice creates it first."""
+    if migrate_exists:
+        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY]
+    return [CHALICE_DEPLOY, INVOKE_MIGRATE]
+
+
+def after_failed_migration(steps: Sequence[Step]) -> str:
+    """What serves when the migrate step failed, for the error message."""
+    if steps.index(INVOKE_MIGRATE) < steps.index(CHALICE_DEPLOY):
+        return "chalice deploy did not run: the old code still serves. Fix the migration and deploy again."
+    return ("first deploy: the code is deployed but its schema is not applied. "
+            "Fix the migration and deploy again.")
+
+
+def check_package_size(size: int) -> None:
+    if size > MAX_DIRECT_UPLOAD:
+        raise DeployError(f"deployment.zip is {size // (1024 * 1024)} MiB, over Lambda's "
+                          f"{MAX_DIRECT_UPLOAD // (1024 * 1024)} MiB limit for a direct upload")
+
+
+def migrate_result(payload: bytes, function_error: Optional[str], log_tail: str = "") -> Any:
+    """The migrate Lambda's answer, or DeployError when it failed."""
+    text = payload.decode("utf-8", "replace")
+    if function_error:
+        raise DeployError(f"migrate failed ({function_error}): {text}\n{log_tail}".rstrip())
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+def outputs_region(outputs_text: str) -> str:
+    try:
+        return json.loads(outputs_text)["region"]["value"]
+    except (ValueError, KeyError, TypeError):
+        raise DeployError("`terraform output -json` has no region output (did the apply finish?)") from None
+
+
+def left_behind(app: str, stage: str) -> List[str]:
+    """What a destroy leaves on purpose (docs/deploy.md, Teardown)."""
+    name = function_name(app, stage)
+    return [
+        f"unless skip_final_snapshot = true was applied first, the final snapshot {name}-final-* "
+        "(billed; restorable only while the KMS key exists)",
+        f"the KMS key alias/{name} is scheduled for deletion (kms_deletion_window_days); "
+        "`aws kms cancel-key-deletion` undoes it meanwhile",
+        f"the secrets {name}/... are scheduled for deletion (secret_recovery_window_days); "
+        "`aws secretsmanager restore-secret` undoes it meanwhile",
+        f"the log group /aws/lambda/{name}-{MIGRATE}, made by Lambda itself, is not Terraform's: "
+        f"`aws logs delete-log-group --log-group-name /aws/lambda/{name}-{MIGRATE}`",
+    ]
+
+
+# --------------------------------------------------------------------------- AWS (boto3)
+
+
+def aws_client(session: Any, service: str, region: str, *, read_timeout: int = AWS_READ_TIMEOUT,
+               attempts: int = 3) -> Any:
+    from botocore.config import Config
+
+    return session.client(service, region_name=region, config=Config(
+        connect_timeout=AWS_CONNECT_TIMEOUT, read_timeout=read_timeout,
+        retries={"total_max_attempts": attempts, "mode": "standard"}))
+
+
+def caller_identity(session: Any, region: str) -> Dict[str, str]:
+    return aws_client(session, "sts", region).get_caller_identity()
+
+
+def function_exists(lambda_client: Any, name: str) -> bool:
+    try:
+        lambda_client.get_function(FunctionName=name)
+        return True
+    except lambda_client.exceptions.ResourceNotFoundException:
+        return False
+
+
+def wait_updated(lambda_client: Any, name: str) -> None:
+    lambda_client.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": WAIT_DELAY, "MaxAttempts": WAIT_ATTEMPTS})
+
+
+def update_code(session: Any, region: str, name: str, zip_bytes: bytes) -> None:
+    client = aws_client(session, "lambda", region, read_timeout=UPLOAD_READ_TIMEOUT)
+    wait_updated(client, name)  # an update still in progress refuses another
+    client.update_function_code(FunctionName=name, ZipFile=zip_bytes, Publish=False)
+    wait_updated(client, name)
+
+
+def invoke(session: Any, region: str, name: str) -> Any:
+    # One attempt: a retry after a read timeout would run the migrations twice
+    # at once (they are idempotent, concurrent DDL is not).
+    client = aws_client(session, "lambda", region, read_timeout=INVOKE_READ_TIMEOUT, attempts=1)
+    response = client.invoke(FunctionName=name, InvocationType="RequestResponse", LogType="Tail", Payload=b"{}")
+    tail = base64.b64decode(response.get("LogResult") or b"").decode("utf-8", "replace")
+    return migrate_result(response["Payload"].read(), response.get("FunctionError"), tail)
+
+
+def deletion_protected(session: Any, region: str, cluster: str) -> Optional[bool]:
+    """DeletionProtection of the Aurora cluster; None when there is none."""
+    client = aws_client(session, "rds", region)
+    try:
+        clusters = client.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"]
+    except client.exceptions.DBClusterNotFoundFault:
+        return None
+    return bool(clusters and clusters[0].get("DeletionProtection"))
+
+
+# --------------------------------------------------------------------------- running
+
+
+def banner(number: int, total: int, text: str) -> None:
+    print(f"\n== {number}/{total} {text}", flush=True)
+
+
+def run(cmd: Sequence[str], *, timeout: Optional[int], env: Optional[Mapping[str, str]] = None,
+        capture: bool = False, input_text: Optional[str] = None) -> str:
+    print("$ " + " ".join(cmd), flush=True)
+    try:
+        done = subprocess.run(list(cmd), cwd=ROOT, env=dict(env) if env else None, timeout=timeout, check=False,
+                              text=True, input=input_text, stdout=subprocess.PIPE if capture else None)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"{cmd[0]} did not finish within {timeout} s") from None
+    except OSError as exc:
+        raise DeployError(f"cannot run {cmd[0]}: {exc}") from None
+    if done.returncode != 0:
+        raise DeployError(f"{' '.join(cmd[:3])} ... exited with {done.returncode}")
+    return done.stdout or ""
+
+
+@dataclass
+class Context:
+    stage: str
+    region: str
+    app: str
+    key: str
+    bucket: str
+    session: Any
+    env: Dict[str, str]
+    chalice: str
+
+
+def prepare(args: argparse.Namespace) -> Context:
+    import boto3
+
+    stage = check_stage(args.stage)
+    app = app_name(CHALICE_CONFIG.read_text(encoding="utf-8"))
+    if shutil.which("terraform") is None:
+        raise DeployError("terraform is not on PATH (Terraform >= 1.11, see infra/versions.tf)")
+    if not BACKEND_FILE.is_file():
+        raise DeployError(f"{BACKEND_FILE.relative_to(ROOT)} is missing: copy infra/backend.hcl.example and fill it in")
+    settings = parse_backend_config(BACKEND_FILE.read_text(encoding="utf-8"))
+    problems = backend_problems(settings)
+    if problems:
+        raise DeployError("infra/backend.hcl " + "; ".join(problems))
+
+    session = boto3.Session()
+    region = resolve_region(args.region, os.environ, session.region_name)
+    if TFVARS_FILE.is_file():
+        pinned = tfvars_region(TFVARS_FILE.read_text(encoding="utf-8"))
+        if pinned and pinned != region:
+            raise DeployError(f"infra/terraform.tfvars says region = {pinned!r} but the AWS region is {region!r}: "
+                              "set AWS_REGION (or --region) to the stack's region, or fix terraform.tfvars")
+    key = state_key(args.state_prefix or app, stage)
+
+    identity = caller_identity(session, region)
+    print(f"AWS account {identity['Account']} as {identity['Arn']}\n"
+          f"region      {region}\n"
+          f"stage       {stage} (functions {function_name(app, stage)}, {function_name(app, stage, MIGRATE)})\n"
+          f"state       s3://{settings['bucket']}/{key}", flush=True)
+
+    env = dict(os.environ, AWS_REGION=region, AWS_DEFAULT_REGION=region)
+    chalice = str(Path(sys.executable).parent / "chalice")
+    if not Path(chalice).is_file():
+        chalice = shutil.which("chalice") or ""
+    if not chalice:
+        raise DeployError("chalice is not installed next to this Python (make venv-dev)")
+    return Context(stage, region, app, key, settings["bucket"], session, env, chalice)
+
+
+def init(ctx: Context) -> None:
+    run(init_command(BACKEND_FILE, ctx.key), timeout=INIT_TIMEOUT, env=ctx.env)
+
+
+def deploy(ctx: Context) -> None:
+    migrate = function_name(ctx.app, ctx.stage, MIGRATE)
+    lambda_client = aws_client(ctx.session, "lambda", ctx.region)
+    total = 5
+
+    banner(1, total, f"terraform init: the state of stage {ctx.stage}")
+    init(ctx)
+
+    banner(2, total, "terraform apply (review the plan; Terraform asks before it changes anything)")
+    run(terraform_command(["apply"], ctx.stage, ctx.region), timeout=None, env=ctx.env)
+
+    banner(3, total, f"render the Chalice stage {ctx.stage} from terraform output")
+    outputs = run(terraform_command(["output", "-json"], ctx.stage, ctx.region), timeout=OUTPUT_TIMEOUT,
+                  env=ctx.env, capture=True)
+    if outputs_region(outputs) != ctx.region:
+        raise DeployError(f"the stack is in {outputs_region(outputs)}, the AWS region is {ctx.region}")
+    run([sys.executable, str(RENDER), "-", "--stage", ctx.stage], timeout=OUTPUT_TIMEOUT, env=ctx.env,
+        input_text=outputs)
+
+    steps = plan_code_steps(function_exists(lambda_client, migrate))
+    banner(4, total, "migrations before new code: " + " -> ".join(s.name for s in steps))
+    for step in steps:
+        print(f"-- {step.what}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="chalice-package-") as out:
+        for step in steps:
+            print(f"\n-- {step.name}", flush=True)
+            if step is PACKAGE:
+                run([ctx.chalice, "--project-dir", str(ROOT), "package", "--stage", ctx.stage, out],
+                    timeout=PACKAGE_TIMEOUT, env=ctx.env)
+            elif step is UPDATE_MIGRATE:
+                zip_path = Path(out) / "deployment.zip"
+                check_package_size(zip_path.stat().st_size)
+                update_code(ctx.session, ctx.region, migrate, zip_path.read_bytes())
+                print(f"{migrate}: new code in place", flush=True)
+            elif step is INVOKE_MIGRATE:
+                try:
+                    result = invoke(ctx.session, ctx.region, migrate)
+                except DeployError as exc:
+                    raise DeployError(f"{exc}\n{after_failed_migration(steps)}") from None
+                print(f"{migrate}: {json.dumps(result)}", flush=True)
+            elif step is CHALICE_DEPLOY:
+                run([ctx.chalice, "--project-dir", str(ROOT), "deploy", "--stage", ctx.stage],
+                    timeout=None, env=ctx.env)
+
+    banner(5, total, "done")
+    url = run([ctx.chalice, "--project-dir", str(ROOT), "url", "--stage", ctx.stage], timeout=URL_TIMEOUT,
+              env=ctx.env, capture=True).strip()
+    print(f"API: {url}\nTry: curl -s -X POST \"{url}register?user_name=shir\"")
+
+
+def confirm(stage: str) -> None:
+    try:
+        answer = input(f"Type the stage name ({stage}) to delete its app and then its infrastructure: ")
+    except EOFError:
+        answer = ""
+    if answer.strip() != stage:
+        raise DeployError("not confirmed; nothing was deleted")
+
+
+def destroy(ctx: Context) -> None:
+    cluster = function_name(ctx.app, ctx.stage)  # local.name in infra/: <name_prefix>-<stage>
+    total = 4
+
+    banner(1, total, f"terraform init: the state of stage {ctx.stage}")
+    init(ctx)
+
+    banner(2, total, "preconditions")
+    if deletion_protected(ctx.session, ctx.region, cluster):
+        raise DeployError(f"Aurora cluster {cluster} has deletion protection on; first (docs/deploy.md, Teardown):\n"
+                          f"  {sys.executable} scripts/deploy.py tf --stage {ctx.stage} -- apply "
+                          "-var deletion_protection=false")
+    confirm(ctx.stage)
+
+    banner(3, total, f"chalice delete --stage {ctx.stage}: the Lambdas (and their network interfaces) first")
+    run([ctx.chalice, "--project-dir", str(ROOT), "delete", "--stage", ctx.stage], timeout=None, env=ctx.env)
+    lambda_client = aws_client(ctx.session, "lambda", ctx.region)
+    remaining = [n for n in (function_name(ctx.app, ctx.stage), function_name(ctx.app, ctx.stage, MIGRATE))
+                 if function_exists(lambda_client, n)]
+    if remaining:
+        raise DeployError(f"still there after chalice delete: {', '.join(remaining)} (no .chalice/deployed/"
+                          f"{ctx.stage}.json on this machine?); delete them, then run this again")
+
+    banner(4, total, "terraform destroy (Terraform asks again)")
+    run(terraform_command(["destroy"], ctx.stage, ctx.region), timeout=None, env=ctx.env)
+    print("\nLeft behind on purpose:")
+    for note in left_behind(ctx.app, ctx.stage):
+        print(f"  - {note}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tf_args: List[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, tf_args = argv[:at], argv[at + 1:]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["deploy", "destroy", "tf"])
+    parser.add_argument("--stage", required=True, help="the stage: part of every name and of the state key")
+    parser.add_argument("--region", help="AWS region of the stack (default: AWS_REGION, AWS_DEFAULT_REGION, profile)")
+    parser.add_argument("--state-prefix", help="state key prefix (default: app_name of .chalice/config.json)")
+    args = parser.parse_args(argv)
+    if tf_args and args.command != "tf":
+        parser.error("terraform arguments after -- go with the tf command only")
+    if args.command == "tf" and not tf_args:
+        parser.error("tf needs a terraform command after --, e.g. `-- plan`")
+
+    try:
+        ctx = prepare(args)
+        if args.command == "deploy":
+            deploy(ctx)
+        elif args.command == "destroy":
+            destroy(ctx)
+        else:
+            init(ctx)
+            run(terraform_command(tf_args, ctx.stage, ctx.region), timeout=None, env=ctx.env)
+    except DeployError as exc:
+        print(f"\ndeploy.py: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndeploy.py: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # botocore errors: say which call failed, not a traceback
+        if type(exc).__module__.startswith("botocore"):
+            print(f"\ndeploy.py: AWS: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

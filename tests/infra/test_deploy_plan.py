@@ -1,0 +1,207 @@
+"""The pure logic of scripts/deploy.py: names, the state key, the backend
+settings it accepts, and the order of the code steps (migrations before new
+code). Nothing here talks to AWS, Terraform or Chalice."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("deploy_script", ROOT / "scripts" / "deploy.py")
+deploy = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = deploy  # dataclasses look their module up there
+_spec.loader.exec_module(deploy)
+
+GOOD_BACKEND = """
+# comment
+bucket       = "state-bucket" # trailing comment
+region       = "eu-west-1"
+encrypt      = true
+kms_key_id   = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+use_lockfile = true
+"""
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_function_names_follow_chalice():
+    app = deploy.app_name((ROOT / ".chalice" / "config.json").read_text())
+    assert app == "messaging"
+    assert deploy.function_name(app, "prod") == "messaging-prod"
+    assert deploy.function_name(app, "prod", "migrate") == "messaging-prod-migrate"
+
+
+def test_the_migrate_function_is_the_one_app_py_declares():
+    assert f'@app.lambda_function(name="{deploy.MIGRATE}")' in (ROOT / "app.py").read_text()
+
+
+def test_app_name_must_be_there():
+    with pytest.raises(deploy.DeployError, match="no app_name"):
+        deploy.app_name(json.dumps({"version": "2.0"}))
+
+
+@pytest.mark.parametrize("stage", ["prod", "dev", "s2", "staging123"])
+def test_valid_stages(stage):
+    assert deploy.check_stage(stage) == stage
+
+
+@pytest.mark.parametrize("stage", ["", "p", "Prod", "2prod", "pro-d", "prod_1", "stagingxxxx", "../prod"])
+def test_invalid_stages(stage):
+    with pytest.raises(deploy.DeployError):
+        deploy.check_stage(stage)
+
+
+def test_stage_rule_is_the_terraform_one():
+    variables = (ROOT / "infra" / "variables.tf").read_text()
+    block = variables[variables.index('variable "stage"'):]
+    assert deploy._STAGE.pattern in block[:block.index("\n}\n")].replace("\\\\", "\\")
+
+
+# --------------------------------------------------------------------------- state
+
+
+def test_every_stage_has_its_own_state_key():
+    keys = {deploy.state_key("messaging", s) for s in ("prod", "dev", "staging")}
+    assert keys == {"messaging/prod/terraform.tfstate", "messaging/dev/terraform.tfstate",
+                    "messaging/staging/terraform.tfstate"}
+    assert deploy.state_key("team/messaging", "prod") == "team/messaging/prod/terraform.tfstate"
+
+
+@pytest.mark.parametrize("prefix", ["", "/abs", "a//b", "a/", "a b", "../x"])
+def test_bad_state_prefixes(prefix):
+    with pytest.raises(deploy.DeployError):
+        deploy.state_key(prefix, "prod")
+
+
+def test_init_is_per_stage_and_reconfigures():
+    cmd = deploy.init_command(Path("/x/infra/backend.hcl"), "messaging/dev/terraform.tfstate")
+    assert cmd[:3] == ["terraform", f"-chdir={deploy.INFRA}", "init"]
+    assert "-reconfigure" in cmd and "-input=false" in cmd
+    # The key comes after the file, so it wins even over a key in the file.
+    assert cmd.index("-backend-config=/x/infra/backend.hcl") < cmd.index(
+        "-backend-config=key=messaging/dev/terraform.tfstate")
+
+
+def test_the_example_backend_is_accepted():
+    settings = deploy.parse_backend_config((ROOT / "infra" / "backend.hcl.example").read_text())
+    assert deploy.backend_problems(settings) == []
+    assert settings["use_lockfile"] == "true" and settings["encrypt"] == "true" and "key" not in settings
+
+
+def test_backend_settings_are_parsed_without_comments():
+    assert deploy.parse_backend_config(GOOD_BACKEND) == {
+        "bucket": "state-bucket", "region": "eu-west-1", "encrypt": "true",
+        "kms_key_id": "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+        "use_lockfile": "true"}
+
+
+@pytest.mark.parametrize("change, problem", [
+    ('key = "messaging/terraform.tfstate"', "sets `key`"),
+    ("encrypt = false", "encrypt = true"),
+    ("use_lockfile = false", "use_lockfile = true"),
+    ('kms_key_id = ""', "kms_key_id"),
+    ('bucket = ""', "no `bucket`"),
+])
+def test_unfit_backends_are_refused(change, problem):
+    name = change.split()[0]
+    text = "\n".join(line for line in GOOD_BACKEND.splitlines() if not line.startswith(name + " ")) + "\n" + change
+    assert any(problem in p for p in deploy.backend_problems(deploy.parse_backend_config(text)))
+
+
+def test_dynamodb_locking_is_the_accepted_alternative():
+    text = GOOD_BACKEND.replace("use_lockfile = true", 'dynamodb_table = "terraform-locks"')
+    assert deploy.backend_problems(deploy.parse_backend_config(text)) == []
+
+
+# --------------------------------------------------------------------------- region and terraform arguments
+
+
+def test_region_order():
+    assert deploy.resolve_region("eu-west-1", {"AWS_REGION": "us-east-1"}, "us-west-2") == "eu-west-1"
+    assert deploy.resolve_region(None, {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "x"}, None) == "us-east-1"
+    assert deploy.resolve_region(None, {"AWS_DEFAULT_REGION": "us-east-2"}, "us-west-2") == "us-east-2"
+    assert deploy.resolve_region(None, {}, "us-west-2") == "us-west-2"
+    with pytest.raises(deploy.DeployError, match="no AWS region"):
+        deploy.resolve_region(None, {}, None)
+    with pytest.raises(deploy.DeployError, match="does not look like"):
+        deploy.resolve_region("useast1", {}, None)
+
+
+def test_tfvars_region():
+    assert deploy.tfvars_region((ROOT / "infra" / "terraform.tfvars.example").read_text()) == "us-east-1"
+    assert deploy.tfvars_region('# region = "eu-west-1"\nstage = "prod"\n') is None
+    assert deploy.tfvars_region('region = "eu-west-1" # the stack\n') == "eu-west-1"
+
+
+def test_stage_and_region_go_to_the_commands_that_take_variables():
+    apply = deploy.terraform_command(["apply", "-var", "deletion_protection=false"], "dev", "eu-west-1")
+    assert apply == ["terraform", f"-chdir={deploy.INFRA}", "apply", "-var", "stage=dev", "-var",
+                     "region=eu-west-1", "-var", "deletion_protection=false"]
+    assert deploy.terraform_command(["output", "-json"], "dev", "eu-west-1")[2:] == ["output", "-json"]
+    assert deploy.terraform_command(["state", "list"], "dev", "eu-west-1")[2:] == ["state", "list"]
+    with pytest.raises(deploy.DeployError):
+        deploy.terraform_command([], "dev", "eu-west-1")
+
+
+def test_outputs_region():
+    sample = (ROOT / "infra" / "testdata" / "terraform-output.sample.json").read_text()
+    assert deploy.outputs_region(sample) == "us-east-1"
+    with pytest.raises(deploy.DeployError):
+        deploy.outputs_region("{}")
+
+
+# --------------------------------------------------------------------------- step order
+
+
+def names(steps):
+    return [s.name for s in steps]
+
+
+def test_existing_stage_migrates_with_the_new_code_before_it_serves():
+    steps = names(deploy.plan_code_steps(migrate_exists=True))
+    assert steps == ["package", "update_migrate", "invoke_migrate", "chalice_deploy"]
+    assert steps.index("update_migrate") < steps.index("invoke_migrate") < steps.index("chalice_deploy")
+
+
+def test_first_deploy_creates_the_functions_then_migrates():
+    assert names(deploy.plan_code_steps(migrate_exists=False)) == ["chalice_deploy", "invoke_migrate"]
+
+
+def test_every_step_is_handled_by_the_runner():
+    source = (ROOT / "scripts" / "deploy.py").read_text()
+    for step in {*deploy.plan_code_steps(True), *deploy.plan_code_steps(False)}:
+        constant = next(k for k, v in vars(deploy).items() if v is step)
+        assert re.search(rf"step is {constant}\b", source), constant
+
+
+# --------------------------------------------------------------------------- results
+
+
+def test_migrate_result():
+    assert deploy.migrate_result(b'{"applied": ["0001_initial"]}', None) == {"applied": ["0001_initial"]}
+    assert deploy.migrate_result(b"", None) is None
+    with pytest.raises(deploy.DeployError, match="(?s)migrate failed \\(Unhandled\\).*boom.*RequestId"):
+        deploy.migrate_result(b'{"errorMessage": "boom"}', "Unhandled", "START RequestId ...")
+
+
+def test_a_failed_migration_says_which_code_serves():
+    assert "old code still serves" in deploy.after_failed_migration(deploy.plan_code_steps(True))
+    assert "schema is not applied" in deploy.after_failed_migration(deploy.plan_code_steps(False))
+
+
+def test_package_size_limit():
+    deploy.check_package_size(deploy.MAX_DIRECT_UPLOAD)
+    with pytest.raises(deploy.DeployError, match="50 MiB"):
+        deploy.check_package_size(deploy.MAX_DIRECT_UPLOAD + 1)
+
+
+def test_left_behind_names_the_stage():
+    notes = deploy.left_behind("messaging", "dev")
+    assert any("messaging-dev-final-" in n for n in notes)
+    assert any("/aws/lambda/messaging-dev-migrate" in n for n in notes)
