@@ -6,7 +6,13 @@ every key of a user sits in one cluster slot). Its fields:
     m        the newest seq known to exist for the user
     b        "1" once a refill from the database made the window authoritative
     t        the ticket of a pending refill
-    <seq>    that inbox entry as JSON, for seqs in (m - size, m]
+    l        no entry below this seq is held (the window's low-water mark)
+    z        the bytes of the entries held
+    <seq>    that inbox entry as UTF-8 JSON, for seqs in [l, m]
+
+A window holds at most `size` entries and `budget` bytes, the newest first:
+beyond either it simply covers fewer seqs (an entry of 4,096 emoji is about
+16 KB), which is still exact, just more misses.
 
 Seqs are gapless per user, so a read of (after, after + limit] is provably
 complete when `b` is set and every seq from after + 1 up to min(after +
@@ -18,6 +24,10 @@ drops the ticket and the refill with it, so a refill built from an older
 database read can never overwrite newer knowledge. Each operation is one
 named Lua script, one round trip (a group fan-out pipelines all its
 recipients into one round trip).
+
+A group message is stored in each recipient's window, not once: one copy
+per window keeps every read to one key, one cluster slot and one round
+trip, and the byte budget bounds what one sender can make a window hold.
 
 Redis is optional: any Redis error is a miss (see redislink.RedisLink).
 """
@@ -32,14 +42,31 @@ from .redislink import SKIPPED, RedisLink, Script
 
 TICKET_TTL_SECONDS = 60
 
-# Shared by the scripts that raise `m`: drop the entries that fall out of the
-# window when the newest seq goes from old to new (they lie in (old - size, new - size]).
-_RAISE_NEWEST = """
-local function raise_newest(key, old, new, size)
-  for s = math.max(old - size + 1, 1), math.min(new - size, old) do
+# Shared by the scripts that write entries: z stays the bytes held, and
+# trim keeps the window to the newest `size` seqs and `budget` bytes.
+_WINDOW = """
+local function put(key, seq, entry)
+  local old = redis.call('HSTRLEN', key, seq)
+  redis.call('HSET', key, seq, entry)
+  redis.call('HINCRBY', key, 'z', #entry - old)
+end
+-- Entries are only ever held in [l, old_newest]: dropping below the new
+-- floor, then by bytes from the oldest, touches at most `size` seqs.
+local function trim(key, old_newest, newest, size, budget)
+  local low = tonumber(redis.call('HGET', key, 'l') or (old_newest + 1))
+  local bytes = tonumber(redis.call('HGET', key, 'z') or 0)
+  local floor = newest - size + 1
+  for s = low, math.min(floor - 1, old_newest) do
+    bytes = bytes - redis.call('HSTRLEN', key, tostring(s))
     redis.call('HDEL', key, tostring(s))
   end
-  redis.call('HSET', key, 'm', new)
+  low = math.max(low, floor)
+  while bytes > budget and low <= newest do
+    bytes = bytes - redis.call('HSTRLEN', key, tostring(low))
+    redis.call('HDEL', key, tostring(low))
+    low = low + 1
+  end
+  redis.call('HSET', key, 'm', newest, 'l', low, 'z', bytes)
 end
 """
 
@@ -70,32 +97,41 @@ if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[4]) end
 return false
 """)
 
-ADD = Script("inbox_add", _RAISE_NEWEST + """
--- KEYS[1] the user's window; ARGV: seq, entry, size, ttl.
+ADD = Script("inbox_add", _WINDOW + """
+-- KEYS[1] the user's window; ARGV: seq, entry, size, ttl, budget.
 -- Adds a committed entry to a window that exists; returns 1 if it was stored.
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return 0 end
 local seq, size = tonumber(ARGV[1]), tonumber(ARGV[3])
 local newest = tonumber(redis.call('HGET', key, 'm') or 0)
 if seq <= newest - size then return 0 end
-redis.call('HSET', key, ARGV[1], ARGV[2])
-if seq > newest then raise_newest(key, newest, seq, size) end
+put(key, ARGV[1], ARGV[2])
+local low = tonumber(redis.call('HGET', key, 'l'))
+if not low or seq < low then redis.call('HSET', key, 'l', seq) end
+local top = math.max(newest, seq)
+trim(key, top, top, size, tonumber(ARGV[5]))
 redis.call('EXPIRE', key, ARGV[4])
 return 1
 """)
 
-REFILL = Script("inbox_refill", _RAISE_NEWEST + """
--- KEYS[1] the user's window; ARGV: ticket, newest, size, ttl, then seq, entry pairs.
+REFILL = Script("inbox_refill", _WINDOW + """
+-- KEYS[1] the user's window; ARGV: ticket, newest, size, ttl, budget, then seq, entry pairs.
 -- Lands a database read only if its miss's ticket is still there; never lowers `m`.
 local key = KEYS[1]
 if redis.call('HGET', key, 't') ~= ARGV[1] then return 0 end
 local size = tonumber(ARGV[3])
 local old = tonumber(redis.call('HGET', key, 'm') or 0)
 local newest = math.max(old, tonumber(ARGV[2]))
-if newest > old then raise_newest(key, old, newest, size) else redis.call('HSET', key, 'm', newest) end
-for i = 5, #ARGV, 2 do
-  if tonumber(ARGV[i]) > newest - size then redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+local low = tonumber(redis.call('HGET', key, 'l') or (newest + 1))
+for i = 6, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if seq > newest - size then
+    put(key, ARGV[i], ARGV[i + 1])
+    if seq < low then low = seq end
+  end
 end
+redis.call('HSET', key, 'l', low)
+trim(key, math.max(old, newest), newest, size, tonumber(ARGV[5]))
 redis.call('HSET', key, 'b', '1')
 redis.call('HDEL', key, 't')
 redis.call('EXPIRE', key, ARGV[4])
@@ -108,8 +144,9 @@ def key_for(user_id: str) -> str:
 
 
 def entry_json(item: Mapping[str, Any]) -> str:
-    """The cached form of one /read_messages item."""
-    return json.dumps(item, separators=(",", ":"))
+    """The cached form of one /read_messages item: compact UTF-8 JSON (an
+    escaped emoji would take 12 bytes instead of 4)."""
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
 
 
 def _entries_for(item: Mapping[str, Any], seqs: Mapping[str, int]) -> Dict[str, str]:
@@ -132,10 +169,11 @@ class Miss:
 
 
 class InboxCache:
-    def __init__(self, link: RedisLink, *, size: int, ttl_seconds: int) -> None:
+    def __init__(self, link: RedisLink, *, size: int, ttl_seconds: int, budget_bytes: int) -> None:
         self._link = link
         self._size = size
         self._ttl = ttl_seconds
+        self._budget = budget_bytes
 
     def read(self, *, user_id: str, after: int, limit: int) -> "Hit | Miss":
         ticket = uuid.uuid4().hex
@@ -148,9 +186,14 @@ class InboxCache:
         return Hit(newest=int(reply[0]), items=[json.loads(v) for v in reply[1:]])
 
     def refill(self, *, user_id: str, ticket: str, newest: int, items: Sequence[Mapping[str, Any]]) -> None:
-        args: List[Any] = [ticket, newest, self._size, self._ttl]
-        for item in items[-self._size:]:
-            args += [item["seq"], entry_json(item)]
+        args: List[Any] = [ticket, newest, self._size, self._ttl, self._budget]
+        room = self._budget
+        for item in reversed(items[-self._size:]):  # the newest entries that fit the budget
+            entry = entry_json(item)
+            room -= len(entry.encode())
+            if room < 0:
+                break
+            args += [item["seq"], entry]
         self._link.guard(lambda: self._link.run(REFILL, [key_for(user_id)], args))
 
     def add(self, item: Mapping[str, Any], seqs: Mapping[str, int]) -> None:
@@ -159,7 +202,7 @@ class InboxCache:
         recipient's seq of it)."""
         if not seqs:
             return
-        calls = [([key_for(user_id)], [seqs[user_id], entry, self._size, self._ttl])
+        calls = [([key_for(user_id)], [seqs[user_id], entry, self._size, self._ttl, self._budget])
                  for user_id, entry in _entries_for(item, seqs).items()]
         self._link.guard(lambda: self._link.run_many(ADD, calls))
 

@@ -54,6 +54,7 @@ class Settings:
     redis_connect_timeout: float
     redis_timeout: float
     cache_size: int
+    cache_window_bytes: int
     cache_ttl_seconds: int
     cache_backoff_seconds: float
     auth_mode: str
@@ -86,6 +87,7 @@ class Settings:
             redis_connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", 0.1),
             redis_timeout=_float(env, "REDIS_TIMEOUT", 0.1),
             cache_size=_int(env, "CACHE_SIZE", 100, 1, 10_000),
+            cache_window_bytes=_int(env, "CACHE_WINDOW_BYTES", 65_536, 1_024, 16 * 1024 * 1024),
             cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 600, 1, 30 * 86400),
             cache_backoff_seconds=_float(env, "CACHE_BACKOFF_SECONDS", 2.0),
             auth_mode=auth_mode,

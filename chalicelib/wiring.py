@@ -76,7 +76,8 @@ def build(settings: Settings) -> UseCases:
         signer=_signer(settings, secrets),
         auth_enabled=settings.auth_enabled,
         max_group_members=settings.max_group_members,
-        cache=InboxCache(link, size=settings.cache_size, ttl_seconds=settings.cache_ttl_seconds) if link else None,
+        cache=InboxCache(link, size=settings.cache_size, ttl_seconds=settings.cache_ttl_seconds,
+                         budget_bytes=settings.cache_window_bytes) if link else None,
         limiter=RateLimiter(link) if link else None,
         limits=_limits(settings),
     ))

@@ -23,7 +23,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 def cache_on(url: str) -> InboxCache:
     link = RedisLink.from_url(url, connect_timeout=1, timeout=1, backoff_seconds=1)
-    return InboxCache(link, size=10, ttl_seconds=60)
+    return InboxCache(link, size=10, ttl_seconds=60, budget_bytes=65_536)
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_a_window_keeps_the_newest_entries_and_older_ones_come_from_the_database
     for i in range(12):
         capi.send(alice, bob, f"m{i}")
     fields = {k.decode() for k in redis_client.hkeys(key_for(bob.id))}
-    assert fields == {"b", "m", "8", "9", "10", "11", "12"}
+    assert fields == {"b", "m", "l", "z", "8", "9", "10", "11", "12"}
     assert 0 < redis_client.ttl(key_for(bob.id)) <= 600
     old = capi.read(bob, after=0)
     assert old.headers["X-Cache"] == "miss" and [m["text"] for m in old.body["messages"]] == [f"m{i}" for i in range(12)]
@@ -384,3 +384,27 @@ def test_the_cache_works_over_tls_with_an_acl_user_and_password_from_the_url(cap
     refused = capi.read(bob)
     assert refused.status == 200 and refused.headers["X-Cache"] == "miss"
     assert capi.get("/health").body["cache"] == "unavailable"
+
+
+def test_a_window_over_its_byte_budget_covers_fewer_seqs_and_still_reads_exactly(capi, monkeypatch, redis_client):
+    from chalicelib import wiring
+
+    monkeypatch.setenv("CACHE_WINDOW_BYTES", "40000")
+    wiring.reset()
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)  # a window exists from here on
+    largest = ["😀" * 4095 + str(i) for i in range(6)]  # 4,096 characters, the most a message may have
+    for text in largest:
+        assert capi.send(alice, bob, text).status == 201
+    key = key_for(bob.id)
+    held = sorted(int(f) for f in redis_client.hkeys(key) if f.isdigit())
+    sizes = [redis_client.hstrlen(key, str(s)) for s in held]
+    assert held == [5, 6], held  # two 16 KB entries fit in 40,000 bytes, three would not
+    assert all(16_384 < n < 17_000 for n in sizes), sizes  # UTF-8: 4 bytes an emoji, not a 12-byte escape
+    assert int(redis_client.hget(key, "z")) == sum(sizes) <= 40_000
+    recent = capi.read(bob, after=4)
+    assert recent.headers["X-Cache"] == "hit" and [m["text"] for m in recent.body["messages"]] == largest[4:]
+    everything = capi.read(bob, after=0)
+    assert everything.headers["X-Cache"] == "miss" and [m["text"] for m in everything.body["messages"]] == largest
+    redis_client.flushall()
+    assert capi.read(bob, after=4).body == recent.body  # the database answers the same page
