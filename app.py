@@ -34,7 +34,8 @@ def send(call: Call):
 
 @edge.route("/create_group")
 def create_group(call: Call):
-    return use().membership.create_group(group_name=call.params.name("group_name", MAX_GROUP_NAME_CHARS))
+    return use().membership.create_group(caller=call.caller,
+                                         group_name=call.params.name("group_name", MAX_GROUP_NAME_CHARS))
 
 
 @edge.route("/update_group")

@@ -25,34 +25,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 AUTH_SECRET = "bench-signing-secret-0123456789abcdef"
 
 
-class Context:
-    """The parts of a Lambda context the app reads."""
-
-    function_name = "bench"
-    memory_limit_in_mb = 1024
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-
-def lambda_event(path: str, params: Dict[str, Any], token: Optional[str] = None, method: str = "POST") -> Dict[str, Any]:
-    """An API Gateway (REST, proxy) event with the parameters in the query string."""
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": {k: str(v) for k, v in params.items()} or None,
-        "multiValueQueryStringParameters": {k: [str(v)] for k, v in params.items()} or None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {"resourcePath": path, "httpMethod": method, "path": path, "stage": "api",
-                           "requestId": str(uuid.uuid4()), "identity": {"sourceIp": "127.0.0.1"}},
-        "body": None,
-        "isBase64Encoded": False,
-    }
+from tests.support.lambda_events import LambdaContext as Context  # noqa: E402 - after the path insert
+from tests.support.lambda_events import api_gateway_event as lambda_event  # noqa: E402
 
 
 # --------------------------------------------------------------------------- databases

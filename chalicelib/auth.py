@@ -34,13 +34,25 @@ def key_id(secret: str) -> str:
 
 class TokenSigner:
     def __init__(
-        self, secrets: Sequence[str], *, reload: Optional[Callable[[], Optional[Sequence[str]]]] = None
+        self,
+        secrets: Sequence[str],
+        *,
+        reload: Optional[Callable[[], Optional[Sequence[str]]]] = None,
+        due: Optional[Callable[[], Optional[Sequence[str]]]] = None,
     ) -> None:
         """`reload`, if given, is asked for the current secrets when a token
-        names an unknown key id (a key added by rotation elsewhere); it may
-        answer None to say "not now"."""
+        names an unknown key id (a key added by rotation elsewhere); `due`
+        before every issue and verify, for secrets that are due to be
+        refreshed (a key removed by rotation). Either may answer None: "not now"."""
         self._reload = reload
+        self._due = due
         self._use(secrets)
+
+    def _refresh_if_due(self) -> None:
+        if self._due is not None:
+            fresh = self._due()
+            if fresh:
+                self._use(fresh)
 
     def _use(self, secrets: Sequence[str]) -> None:
         if not secrets:
@@ -56,11 +68,13 @@ class TokenSigner:
         return _b64(hmac.new(self._keys[kid], payload, hashlib.sha256).digest()).encode("ascii")
 
     def issue(self, user_id: str) -> str:
+        self._refresh_if_due()
         kid = self._signing_kid
         return f"{VERSION}.{kid}.{user_id}.{self._signature(kid, user_id).decode('ascii')}"
 
     def verify(self, token: str) -> str:
         """The user id a token was issued to; Unauthorized for anything else."""
+        self._refresh_if_due()
         parts = token.split(".")
         if len(parts) == 4 and parts[1] not in self._keys and self._reload is not None:
             fresh = self._reload()

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
-from . import dialects
+from . import dialects, timebudget
 from .errors import ServiceUnavailable
 from .metering import count_statement
 from .secrets import SecretStore
@@ -147,7 +147,9 @@ class Database:
     def run(self, work: Callable[[Tx], T], *, write: bool) -> T:
         """Run `work` as one transaction and commit it.
 
-        Deadlocks and lock wait timeouts are retried with jittered back-off.
+        Every wait fits the request's time budget (timebudget.py): when it is
+        spent, the answer is a 503. Deadlocks and lock wait timeouts are
+        retried with jittered back-off.
         A connection found dead before the commit is replaced and the work
         retried once (the server rolled it back). A connection lost during the
         commit leaves the outcome unknown: that is a 503, and the client's
@@ -155,7 +157,10 @@ class Database:
         """
         reconnected = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            if timebudget.left() <= 0:
+                raise ServiceUnavailable("the database did not answer in time")
             conn = self._connection()
+            self.dialect.fit(conn, timebudget.left())
             committing = False
             try:
                 if write:

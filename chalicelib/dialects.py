@@ -3,6 +3,7 @@ URL and TLS parsing, connecting, placeholders and table options, how a
 counter increment hands back its value, and which driver error is which."""
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import timebudget
 from .errors import ServiceUnavailable
+from .metering import count_statement
 from .secrets import SecretStore, database_credentials
 from .settings import PROJECT_ROOT, Settings
 
@@ -102,7 +105,8 @@ class MySQLDialect:
 
     def _credentials(self, *, refresh: bool) -> Tuple[str, str]:
         if self._settings.db_secret_arn:
-            return database_credentials(self._secrets.get(self._settings.db_secret_arn, refresh=refresh))
+            arn = self._settings.db_secret_arn
+            return database_credentials(arn, self._secrets.get(arn, refresh=refresh))
         return self.target.user, self.target.password
 
     def connect(self) -> Any:
@@ -121,12 +125,15 @@ class MySQLDialect:
     def _connect(self, *, refresh: bool) -> Any:
         t, s = self.target, self._settings
         user, password = self._credentials(refresh=refresh)
+        if timebudget.left() <= 0:
+            raise ServiceUnavailable("the database did not answer in time")
         conn = self._pymysql.connect(
             host=t.host, port=t.port, user=user, password=password,
             database=t.database, unix_socket=t.unix_socket,
             charset="utf8mb4", autocommit=False,
-            connect_timeout=s.db_connect_timeout,
-            read_timeout=s.db_read_timeout, write_timeout=s.db_write_timeout,
+            # The greeting is read under the read timeout: both fit the budget.
+            connect_timeout=timebudget.cap(s.db_connect_timeout),
+            read_timeout=timebudget.cap(s.db_read_timeout), write_timeout=timebudget.cap(s.db_write_timeout),
             # Strict mode: too-long or invalid data is an error, never truncated.
             sql_mode="STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
             # Each statement sees the latest commits and takes no gap locks.
@@ -137,6 +144,7 @@ class MySQLDialect:
             with conn.cursor() as cur:
                 # End lock waits (as a retryable error) well before the socket read timeout.
                 cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (self.lock_wait_seconds(),))
+            conn.lock_wait = self.lock_wait_seconds()
         except BaseException:
             conn.close()
             raise
@@ -144,6 +152,21 @@ class MySQLDialect:
 
     def lock_wait_seconds(self) -> int:
         return max(1, int(self._settings.db_read_timeout / 2))
+
+    def fit(self, conn: Any, seconds: float) -> None:
+        """Make the connection's waits end within `seconds`: socket reads and
+        writes, and lock waits (whole seconds, below the read timeout)."""
+        s = self._settings
+        # PyMySQL applies these to the socket before each read and write.
+        conn._read_timeout = min(s.db_read_timeout, seconds)
+        conn._write_timeout = min(s.db_write_timeout, seconds)
+        wait = self.lock_wait_seconds() if math.isinf(seconds) else max(1, min(self.lock_wait_seconds(),
+                                                                             math.floor(seconds / 2)))
+        if wait != getattr(conn, "lock_wait", None):
+            with conn.cursor() as cur:
+                count_statement("SET SESSION innodb_lock_wait_timeout")
+                cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (wait,))
+            conn.lock_wait = wait
 
     def begin(self, conn: Any) -> None:
         # autocommit is off: the first statement opens the transaction.
@@ -196,6 +219,9 @@ class SQLiteDialect:
     def begin(self, conn: Any) -> None:
         # Take the write lock up front so two writers never deadlock on upgrade.
         conn.execute("BEGIN IMMEDIATE")
+
+    def fit(self, conn: Any, seconds: float) -> None:
+        """The embedded default waits for a busy file under its own timeout."""
 
     def classify(self, exc: BaseException) -> Optional[str]:
         name = getattr(exc, "sqlite_errorname", "")

@@ -23,9 +23,9 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{name} must be an integer") from None
     if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+        raise ConfigError(f"{name} must be between {lo} and {hi}")
     return value
 
 
@@ -36,9 +36,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a number of seconds") from None
     if not 0 < value <= 3600:
-        raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {value}")
+        raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds")
     return value
 
 
@@ -63,6 +63,7 @@ class Settings:
     max_group_members: int
     rate_limit_sends_per_minute: int  # 0 = off
     rate_limit_reads_per_minute: int
+    rate_limit_writes_per_minute: int
     rate_limit_registrations_per_hour: int
     in_lambda: bool
 
@@ -75,7 +76,11 @@ class Settings:
         env = os.environ if env is None else env
         auth_mode = env.get("AUTH_MODE", "token").strip().lower() or "token"
         if auth_mode not in ("token", "none"):
-            raise ConfigError(f"AUTH_MODE must be 'token' or 'none', got {auth_mode!r}")
+            raise ConfigError("AUTH_MODE must be 'token' or 'none'")
+        in_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
+        if in_lambda and auth_mode == "none" and env.get("AUTH_MODE_NONE_IN_LAMBDA", "").strip() != "allow":
+            # Anyone could act as anyone: deployed, that takes a second, explicit switch.
+            raise ConfigError("AUTH_MODE=none is refused in Lambda unless AUTH_MODE_NONE_IN_LAMBDA=allow is set too")
         return cls(
             database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             db_secret_arn=env.get("DB_SECRET_ARN", "").strip() or None,
@@ -96,6 +101,7 @@ class Settings:
             max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1000, 2, 10_000),
             rate_limit_sends_per_minute=_int(env, "RATE_LIMIT_SENDS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_reads_per_minute=_int(env, "RATE_LIMIT_READS_PER_MINUTE", 0, 0, 1_000_000),
+            rate_limit_writes_per_minute=_int(env, "RATE_LIMIT_WRITES_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_registrations_per_hour=_int(env, "RATE_LIMIT_REGISTRATIONS_PER_HOUR", 0, 0, 1_000_000),
-            in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
+            in_lambda=in_lambda,
         )

@@ -13,9 +13,11 @@ from typing import Any, Callable, Dict, Optional
 
 from chalice import Response
 
+from . import timebudget
 from .metering import meter
 from .errors import DomainError, MethodNotAllowed, NotFound, ServiceUnavailable, Unauthorized
 from .params import RequestParams
+from .settings import ConfigError
 from .usecases.results import GroupCreated, HealthReport, Page, Registered, Sent
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ class Edge:
             @functools.wraps(view)
             def handler(**_path_params: Any) -> Response:
                 request = self._app.current_request
+                timebudget.begin(self._app.lambda_context)
                 if request.method == "OPTIONS":
                     return Response(body="", status_code=204, headers={"Allow": allowed})
                 if request.method not in (method, "HEAD" if method == "GET" else method):
@@ -155,13 +158,18 @@ class Edge:
                 return handler(*args, **kwargs)
             except DomainError as error:
                 return error_response(error)
+            except ConfigError as exc:
+                # A setting the app cannot run with: say which and why (the
+                # message names the variable or secret, never its value).
+                request_id = _request_id(self._app)
+                log.error("configuration error request_id=%s: %s", request_id, exc)
+                return _internal_error(request_id)
             except Exception as exc:  # noqa: BLE001 - the edge of the app
                 request_id = _request_id(self._app)
                 _log_unexpected(request_id, exc)
-                return Response(
-                    body={"Code": "InternalServerError", "Message": f"internal error, request id {request_id}"},
-                    status_code=500,
-                )
+                return _internal_error(request_id)
+            finally:
+                timebudget.end()
 
         return wrapper
 
@@ -180,6 +188,11 @@ def error_response(error: DomainError) -> Response:
         status_code=STATUS.get(error.code, 500),
         headers=headers,
     )
+
+
+def _internal_error(request_id: str) -> Response:
+    return Response(body={"Code": "InternalServerError", "Message": f"internal error, request id {request_id}"},
+                    status_code=500)
 
 
 def _request_id(app: Any) -> str:

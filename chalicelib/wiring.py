@@ -29,7 +29,7 @@ def _signer(settings: Settings, secrets: SecretStore) -> TokenSigner:
         return TokenSigner(settings.auth_secret.split())  # newest first; older ones still verify
     if settings.auth_secret_arn:
         source = RefreshingSigningSecrets(secrets, settings.auth_secret_arn)
-        return TokenSigner(source.load(), reload=lambda: source.load(refresh=True))
+        return TokenSigner(source.load(), reload=lambda: source.load(refresh=True), due=source.due)
     if settings.in_lambda:
         raise ConfigError("AUTH_SECRET or AUTH_SECRET_ARN must be set in Lambda")
     log.warning("AUTH_SECRET is unset: signing tokens with a local development secret in %s", DATA_DIR)
@@ -45,7 +45,7 @@ def _redis(settings: Settings, secrets: SecretStore) -> Optional[RedisLink]:
         connect_timeout=settings.redis_connect_timeout,
         timeout=settings.redis_timeout,
         backoff_seconds=settings.cache_backoff_seconds,
-        credentials=(lambda refresh: redis_password(secrets.get(arn, refresh=refresh))) if arn else None,
+        credentials=(lambda refresh: redis_password(arn, secrets.get(arn, refresh=refresh))) if arn else None,
     )
 
 
@@ -56,6 +56,7 @@ def _limits(settings: Settings) -> Limits:
     return Limits(
         sends=per("sends", settings.rate_limit_sends_per_minute, 60_000),
         reads=per("reads", settings.rate_limit_reads_per_minute, 60_000),
+        writes=per("writes", settings.rate_limit_writes_per_minute, 60_000),
         registrations=per("registrations", settings.rate_limit_registrations_per_hour, 3_600_000),
     )
 

@@ -1,6 +1,7 @@
 """Registering users and knowing who calls."""
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Optional
 
@@ -22,7 +23,7 @@ class Accounts:
 
     def register(self, *, user_name: str, source_ip: str) -> Registered:
         deps = self._deps
-        deps.limit(deps.limits.registrations, f"ip:{source_ip}")
+        deps.limit(deps.limits.registrations, f"ip:{source_network(source_ip)}")
         user_id = str(uuid.uuid4())
 
         def work(tx: Tx) -> None:
@@ -31,3 +32,17 @@ class Accounts:
 
         deps.db.run(work, write=True)
         return Registered(user_id=user_id, user_name=user_name, token=deps.signer.issue(user_id))
+
+
+def source_network(source_ip: str) -> str:
+    """Whom a registration limit counts: an IPv4 address, or an IPv6 /64 (one
+    subscriber's whole prefix: an address of its own per request is free)."""
+    try:
+        address = ipaddress.ip_address(source_ip)
+    except ValueError:
+        return source_ip
+    if address.version == 6:
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

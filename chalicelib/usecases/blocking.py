@@ -17,6 +17,7 @@ class Blocking:
 
     def set_block(self, *, caller: Optional[str], blocking_user_id: str, blocked_user_id: str, block: bool) -> BlockSet:
         self._deps.act_as(caller, "blocking_user_id", blocking_user_id)
+        self._deps.limit(self._deps.limits.writes, blocking_user_id)
         if blocking_user_id == blocked_user_id:
             raise BadRequest("blocked_user_id", "a user cannot block themselves")
         users = {"blocking_user_id": blocking_user_id, "blocked_user_id": blocked_user_id}

@@ -21,9 +21,10 @@ def utc_now() -> datetime:
 class Limits:
     """Rate limits per class of request; None = unlimited."""
 
-    sends: Optional[Limit] = None
-    reads: Optional[Limit] = None
-    registrations: Optional[Limit] = None
+    sends: Optional[Limit] = None  # /send and /send_group, per acting user
+    reads: Optional[Limit] = None  # /read_messages, per acting user
+    writes: Optional[Limit] = None  # /block, /create_group, /update_group, per caller
+    registrations: Optional[Limit] = None  # /register, per source network
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ class Membership:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
-    def create_group(self, *, group_name: str) -> GroupCreated:
+    def create_group(self, *, caller: Optional[str], group_name: str) -> GroupCreated:
+        self._deps.limit(self._deps.limits.writes, caller or "anonymous")  # anonymous: AUTH_MODE=none
         group_id = str(uuid.uuid4())
         self._deps.db.run(lambda tx: Groups(tx).add(group_id=group_id, name=group_name, created_at=self._deps.now()),
                           write=True)
@@ -25,6 +26,7 @@ class Membership:
     def set_membership(self, *, caller: Optional[str], user_id: str, group_id: str, member: bool) -> MembershipSet:
         deps = self._deps
         deps.act_as(caller, "user_id", user_id)
+        deps.limit(deps.limits.writes, user_id)
         capacity = deps.max_group_members
 
         def join(tx: Tx) -> None:

@@ -2,6 +2,7 @@
 provably holds the page) or since a time (always the database)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -11,6 +12,16 @@ from ..errors import BadRequest, CursorAhead, UserNotFound
 from ..repositories import Inbox, InboxCounters
 from .deps import Deps
 from .results import Page, message_item
+
+
+# A page's JSON body stays under this many bytes (at least one message per
+# page): Lambda answers at most 6 MB, and the body travels inside the proxy
+# response as an escaped string, which at worst doubles it. A page of
+# 4,096-emoji messages is 49 KB a message as JSON, so about 21 of them.
+MAX_PAGE_BYTES = 1024 * 1024
+# An item's JSON is at most this much more than 12 bytes a character of text
+# (an astral character escapes to two \uXXXX): the ids, time and keys.
+_ITEM_OVERHEAD_BYTES = 400
 
 
 class Reading:
@@ -30,7 +41,8 @@ class Reading:
             cached = cache.read(user_id=user_id, after=after, limit=limit)
             # A cursor past the window's newest seq may be a lost cache write: the database decides.
             if isinstance(cached, Hit) and after <= cached.newest:
-                return Page(cached.items, _next_after(cached.items, after), cached.newest > after + limit, "hit")
+                items, has_more = _fit(cached.items, cached.newest > after + limit)
+                return Page(items, _next_after(items, after), has_more, "hit")
             ticket = cached.ticket if isinstance(cached, Miss) else None
 
         def work(tx: Tx) -> Tuple[List[Dict[str, Any]], bool, Optional[int]]:
@@ -55,10 +67,25 @@ class Reading:
         if ticket is not None and newest is not None:
             cache.refill(user_id=user_id, ticket=ticket, newest=newest, items=items)
         path = "off" if cache is None else "miss"
+        items, has_more = _fit(items, has_more)
         if after is None and not items:
             # An empty timestamp read hands back the newest seq, to switch to the cursor.
             return Page(items, newest, False, path)
         return Page(items, _next_after(items, after), has_more, path)
+
+
+def _fit(items: List[Dict[str, Any]], has_more: bool) -> Tuple[List[Dict[str, Any]], bool]:
+    """The longest head of `items` whose JSON fits MAX_PAGE_BYTES (at least
+    one item); has_more when anything was cut. Serialized as the edge does
+    (compact, ASCII escapes), so both read paths cut at the same item."""
+    if sum(12 * len(i["text"]) + _ITEM_OVERHEAD_BYTES for i in items) <= MAX_PAGE_BYTES:
+        return items, has_more  # the usual page: far below the cap, nothing to measure
+    total = len('{"messages":[],"next_after":9223372036854775807,"has_more":false}')
+    for n, item in enumerate(items):
+        total += len(json.dumps(item, separators=(",", ":"))) + 1
+        if total > MAX_PAGE_BYTES and n > 0:
+            return items[:n], True
+    return items, has_more
 
 
 def _next_after(items: List[Dict[str, Any]], after: Optional[int]) -> Optional[int]:

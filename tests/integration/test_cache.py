@@ -408,3 +408,19 @@ def test_a_window_over_its_byte_budget_covers_fewer_seqs_and_still_reads_exactly
     assert everything.headers["X-Cache"] == "miss" and [m["text"] for m in everything.body["messages"]] == largest
     redis_client.flushall()
     assert capi.read(bob, after=4).body == recent.body  # the database answers the same page
+
+
+def test_a_cache_hit_cuts_a_page_of_large_messages_where_the_database_does(capi, monkeypatch, redis_client):
+    from chalicelib import wiring
+
+    monkeypatch.setenv("CACHE_WINDOW_BYTES", str(16 * 1024 * 1024))  # room for every entry
+    wiring.reset()
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)
+    for i in range(30):
+        assert capi.send(alice, bob, "😀" * 4095 + chr(ord("a") + i)).status == 201
+    hit = capi.read(bob, after=0, limit=100)
+    redis_client.flushall()
+    miss = capi.read(bob, after=0, limit=100)
+    assert (hit.headers["X-Cache"], miss.headers["X-Cache"]) == ("hit", "miss")
+    assert hit.body == miss.body and hit.body["has_more"] is True and 0 < len(hit.body["messages"]) < 30

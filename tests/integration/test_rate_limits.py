@@ -54,6 +54,19 @@ def test_reads_over_the_read_limit_get_429(limited):
     assert_rate_limited(api.read(bob), 60)
 
 
+def test_blocks_group_creations_and_membership_changes_share_a_per_user_write_limit(limited):
+    api = limited(RATE_LIMIT_WRITES_PER_MINUTE=3)
+    alice, bob = api.register("alice"), api.register("bob")
+    group = api.create_group(alice)
+    assert api.block(alice, bob).status == 200
+    assert api.join(alice, group).status == 200
+    assert_rate_limited(api.post("/create_group", {"group_name": "one too many"}, token=alice.token), 60)
+    assert_rate_limited(api.block(alice, bob, to_block=0), 60)
+    assert_rate_limited(api.join(alice, group, to_be_added=0), 60)
+    assert api.join(bob, group).status == 200  # another user has a bucket of his own
+    assert api.send(alice, bob, "sends are not writes").status == 201
+
+
 def test_registrations_are_limited_per_source_ip(limited):
     api = limited(RATE_LIMIT_REGISTRATIONS_PER_HOUR=2)
     assert [api.post("/register", {"user_name": f"u{i}"}).status for i in range(2)] == [201, 201]

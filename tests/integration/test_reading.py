@@ -2,6 +2,7 @@
 comes back exactly as it was sent."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -438,3 +439,29 @@ def test_empty_blank_or_control_character_names_are_a_400_naming_the_parameter(a
     for name in ("", " ", "   ", "\t\n", "a\x00b", "a\x07"):
         assert_bad_request(api.post("/register", {"user_name": name}), "user_name")
         assert_bad_request(api.post("/create_group", {"group_name": name}, token=alice.token), "group_name")
+
+
+def test_a_page_of_the_largest_messages_stops_short_of_lambdas_response_limit_and_the_rest_follows(api):
+    from chalicelib.usecases.reading import MAX_PAGE_BYTES
+
+    alice, bob = api.register("alice"), api.register("bob")
+    largest = ["😀" * 4095 + chr(ord("a") + i) for i in range(30)]  # 4,096 characters each, 49 KB as escaped JSON
+    for text in largest:
+        assert api.send(alice, bob, text).status == 201
+    seen, after, pages = [], 0, 0
+    while True:
+        raw = api.client.http.post(f"/read_messages?user_id={bob.id}&after={after}&limit=100",
+                                   headers={"Authorization": f"Bearer {bob.token}"}, body=b"")
+        assert raw.status_code == 200
+        body = json.loads(raw.body)
+        pages += 1
+        assert len(raw.body) <= MAX_PAGE_BYTES
+        # What Lambda returns to API Gateway: the body again, as an escaped JSON string.
+        assert len(json.dumps({"statusCode": 200, "headers": dict(raw.headers), "body": raw.body.decode()})) < 3_000_000
+        seen += body["messages"]
+        after = body["next_after"]
+        if not body["has_more"]:
+            break
+        assert len(body["messages"]) < 100  # cut by bytes, not by limit
+    assert pages == 2
+    assert [m["text"] for m in seen] == largest and [m["seq"] for m in seen] == list(range(1, 31))

@@ -33,3 +33,12 @@ def test_every_request_logs_one_json_line_and_no_token_password_or_text(api, cap
     everything = "\n".join(r.getMessage() for r in caplog.records)
     for secret in (alice.token, bob.token, secret_text, "Bearer", "test-signing-secret", "forged"):
         assert secret not in everything
+
+
+def test_health_is_answered_from_a_few_seconds_old_check_without_another_database_round_trip(api, caplog):
+    caplog.set_level(logging.INFO)
+    first, second = api.get("/health"), api.get("/health")
+    assert first.status == second.status == 200 and first.body == second.body
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "chalicelib.requests"]
+    assert [line["db_statements"] for line in lines] == [lines[0]["db_statements"], 0]
+    assert lines[0]["db_statements"] >= 1

@@ -63,7 +63,7 @@ def test_a_rotated_redis_password_is_fetched_again_after_the_server_refuses_it(t
         store = SecretStore(fetch=source)
         link = RedisLink.from_url(
             f"redis://127.0.0.1:{server.port}/0", connect_timeout=1, timeout=1, backoff_seconds=0.01,
-            credentials=lambda refresh: redis_password(store.get("arn:redis", refresh=refresh)))
+            credentials=lambda refresh: redis_password("arn:redis", store.get("arn:redis", refresh=refresh)))
         cache = InboxCache(link, size=10, ttl_seconds=60, budget_bytes=65_536)
         user = str(uuid.uuid4())
         assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss) and cache.ping()

@@ -150,3 +150,13 @@ def test_nan_and_infinity_are_not_json():
 def test_a_lone_surrogate_is_named_as_such():
     with pytest.raises(BadRequest, match="unpaired surrogate U\\+D800"):
         parse_text("message_text", "a\ud800", 4096)
+
+
+def test_the_registration_limit_counts_an_ipv4_address_or_a_whole_ipv6_64():
+    from chalicelib.usecases.accounts import source_network
+
+    assert source_network("203.0.113.7") == "203.0.113.7"
+    assert source_network("2001:db8:1:2:aaaa::1") == source_network("2001:db8:1:2:ffff:1:2:3") == "2001:db8:1:2::/64"
+    assert source_network("2001:db8:1:3::1") != source_network("2001:db8:1:2::1")
+    assert source_network("::ffff:203.0.113.7") == "203.0.113.7"
+    assert source_network("unknown") == "unknown"

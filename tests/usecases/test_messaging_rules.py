@@ -67,7 +67,7 @@ def test_a_registered_users_token_authenticates_as_that_user(uc):
 
 def test_every_delivery_takes_the_recipients_next_seq_without_gaps(uc):
     alice, bob, carol = user(uc, "alice"), user(uc, "bob"), user(uc, "carol")
-    group = uc.membership.create_group(group_name="g").group_id
+    group = uc.membership.create_group(caller=None, group_name="g").group_id
     for member in (alice, bob, carol):
         join(uc, member, group)
     send(uc, alice, carol, "a1")
@@ -99,7 +99,7 @@ def test_a_blocked_senders_direct_message_is_refused_and_stored_nowhere(uc):
 
 def test_unblocking_lets_new_messages_through_and_redelivers_nothing(uc):
     alice, bob = user(uc, "alice"), user(uc, "bob")
-    group = uc.membership.create_group(group_name="g").group_id
+    group = uc.membership.create_group(caller=None, group_name="g").group_id
     for member in (alice, bob):
         join(uc, member, group)
     block(uc, bob, alice)
@@ -119,7 +119,7 @@ def test_blocking_is_idempotent_and_blocking_oneself_is_a_bad_request(uc):
 
 def test_a_group_message_reaches_members_at_send_time_except_the_sender_and_those_who_block_it(uc):
     alice, bob, carol = user(uc, "alice"), user(uc, "bob"), user(uc, "carol")
-    group = uc.membership.create_group(group_name="g").group_id
+    group = uc.membership.create_group(caller=None, group_name="g").group_id
     for member in (alice, bob, carol):
         join(uc, member, group)
     block(uc, carol, alice)
@@ -134,7 +134,7 @@ def test_a_group_message_reaches_members_at_send_time_except_the_sender_and_thos
 
 def test_only_members_send_to_a_group(uc):
     alice, bob = user(uc, "alice"), user(uc, "bob")
-    group = uc.membership.create_group(group_name="g").group_id
+    group = uc.membership.create_group(caller=None, group_name="g").group_id
     join(uc, bob, group)
     with pytest.raises(NotAMember):
         send_group(uc, alice, group)
@@ -143,7 +143,7 @@ def test_only_members_send_to_a_group(uc):
 
 def test_a_full_group_refuses_one_more_member_and_joining_twice_takes_one_seat(uc):
     members = [user(uc, f"m{i}") for i in range(MAX_MEMBERS + 1)]
-    group = uc.membership.create_group(group_name="g").group_id
+    group = uc.membership.create_group(caller=None, group_name="g").group_id
     for member in members[:MAX_MEMBERS]:
         assert join(uc, member, group).member and join(uc, member, group).member
     with pytest.raises(GroupFull):
@@ -183,7 +183,7 @@ def test_a_retry_with_the_same_key_answers_the_original_and_delivers_nothing_new
     assert (again.message_id, again.sent_at, first.duplicate, again.duplicate) == (
         first.message_id, first.sent_at, False, True)
     assert texts(uc, bob) == ["once"]
-    group = uc.membership.create_group(group_name="g").group_id
+    group = uc.membership.create_group(caller=None, group_name="g").group_id
     for member in (alice, bob, carol):
         join(uc, member, group)
     sent = send_group(uc, alice, group, "group once", key="k-2")
