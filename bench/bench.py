@@ -5,6 +5,7 @@ Gateway proxy events, against MariaDB and Redis on loopback, and measures:
 
   endpoints  p50/p99 of every endpoint and of the three ways a read is answered
   fanout     send_group latency as the group grows (2 .. 1000 members)
+  limits     Redis bytes per recipient of the largest message, the largest page, a held row lock
   startup    cold start in a fresh interpreter, import profile, deployment zip size
   rows       reads through the database as it grows to 10k, 100k, 1M messages,
              with the EXPLAIN of each query they run
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import endpoints
+import limits
 import plots
 import report
 import scaling
@@ -50,7 +52,7 @@ MODES: Dict[str, Dict[str, Any]] = {
 # A 1000-member send takes ~130 ms: 100 calls a round (300 in all) keep
 # that part near a minute.
 FANOUT_CALLS = {1000: 100}
-PARTS = ("endpoints", "fanout", "startup", "rows")
+PARTS = ("endpoints", "fanout", "limits", "startup", "rows")
 
 
 def main() -> int:
@@ -105,6 +107,10 @@ def main() -> int:
             bench.configure(**main_env)
             results["send_group_vs_group_size"] = scaling.send_group_vs_group_size(
                 bench, mode["groups"], calls_by_size=FANOUT_CALLS, **counts)
+        if "limits" in parts:
+            print("== hardening limits: Redis bytes, the largest page, a held row lock", flush=True)
+            bench.configure(**main_env)
+            results["limits"] = limits.run(bench, main_db)
         if "startup" in parts:
             print("== cold start and deployment size", flush=True)
             bench.configure(**main_env)

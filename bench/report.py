@@ -62,6 +62,18 @@ def table(results: Dict[str, Any]) -> str:
             n = r["recipients"]
             calls = "" if r["calls"] == run["rounds"] * run["calls"] else f"; {r['calls']} calls"
             lines.append(_row(f"send_group, {size} members ({n} recipient{'s' * (n != 1)}{calls})", r))
+    lim = results.get("limits")
+    if lim:
+        rb, page, lock = lim["redis_bytes_largest_message"], lim["largest_page"], lim["held_row_lock"]
+        lines.append(f"| Redis bytes per recipient, largest message (4,096 emoji) | "
+                     f"{rb['window_bytes_added_per_recipient']:,} bytes added to the window | entry "
+                     f"{rb['entry_bytes_utf8']:,} bytes as UTF-8 (was {rb['entry_bytes_escaped_json_as_before']:,}"
+                     f" as escaped JSON) | | |")
+        lines.append(f"| largest page (100 largest messages waiting, limit=100) | {page['messages']} messages, "
+                     f"{page['body_bytes']:,} bytes | Lambda payload {page['lambda_payload_bytes']:,} bytes, "
+                     f"has_more {str(page['has_more']).lower()} | | |")
+        lines.append(f"| send blocked on a held row lock, 10 s invocation | {lock['status']} after "
+                     f"{lock['seconds_to_answer']:.2f} s | Retry-After {lock['retry_after']} | | |")
     start = results.get("startup", {})
     cold = start.get("cold_start")
     if cold:

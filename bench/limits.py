@@ -1,0 +1,75 @@
+"""What the hardening limits hold to, measured: Redis bytes a recipient's
+window takes for the largest allowed message, the largest page a read
+answers, and how long a send blocked on a locked row takes to get its 503."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict
+
+from harness import MYSQL_URL, Bench
+
+LARGEST = "😀" * 4096  # 4,096 characters, each 4 bytes of UTF-8 and 12 of escaped JSON
+
+
+def run(bench: Bench, database: str) -> Dict[str, Any]:
+    from chalicelib.cache import entry_json, key_for
+    from chalicelib.dialects import parse_mysql_url
+
+    def register(name: str) -> Dict[str, Any]:
+        return bench.call("/register", {"user_name": name})["json"]
+
+    # 1. One largest message to a group of 10: the bytes it adds to a recipient's window.
+    sender, members = register("sender"), [register(f"member{i}") for i in range(9)]
+    group = bench.call("/create_group", {"group_name": "big"}, sender["token"])["json"]["group_id"]
+    for user in [sender] + members:
+        bench.call("/update_group", {"user_id": user["user_id"], "group_id": group, "to_be_added": 1}, user["token"])
+        bench.call("/read_messages", {"user_id": user["user_id"], "after": 0}, user["token"])  # a window exists
+    key = key_for(members[0]["user_id"])
+    before = bench.redis.memory_usage(key) or 0
+    sent = bench.call("/send_group", {"sending_user_id": sender["user_id"], "group_id": group,
+                                      "message_text": LARGEST}, sender["token"])
+    assert sent["statusCode"] == 201, sent
+    after = bench.redis.memory_usage(key) or 0
+    item = bench.call("/read_messages", {"user_id": members[0]["user_id"], "after": 0},
+                      members[0]["token"])["json"]["messages"][0]
+    redis_bytes = {
+        "window_bytes_added_per_recipient": after - before,
+        "entry_bytes_utf8": len(entry_json(item).encode()),
+        "entry_bytes_escaped_json_as_before": len(json.dumps(item, separators=(",", ":"))),
+    }
+
+    # 2. The largest page: 100 largest messages waiting, one read with limit=100.
+    reader = register("reader")
+    for _ in range(100):
+        bench.call("/send", {"sending_user_id": sender["user_id"], "receiving_user_id": reader["user_id"],
+                             "message_text": LARGEST}, sender["token"])
+    response = bench.call("/read_messages", {"user_id": reader["user_id"], "after": 0, "limit": 100},
+                          reader["token"])
+    page = response["json"]
+    largest_page = {"messages": len(page["messages"]), "has_more": page["has_more"],
+                    "body_bytes": len(response["body"].encode()),
+                    "lambda_payload_bytes": len(json.dumps({k: v for k, v in response.items() if k != "json"}))}
+
+    # 3. A send blocked on a row lock another connection holds, in a 10 s invocation.
+    import pymysql
+
+    t = parse_mysql_url(f"{MYSQL_URL}/{database}")
+    holder = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
+                             ssl_disabled=True, autocommit=False)
+    try:
+        holder.cursor().execute("SELECT last_seq FROM inbox_counters WHERE user_id = %s FOR UPDATE",
+                                (reader["user_id"],))
+        started = time.perf_counter()
+        blocked = bench.call("/send", {"sending_user_id": sender["user_id"], "receiving_user_id": reader["user_id"],
+                                       "message_text": "blocked"}, sender["token"])
+        seconds = time.perf_counter() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    held_lock = {"status": blocked["statusCode"], "retry_after": blocked["headers"].get("Retry-After"),
+                 "seconds_to_answer": round(seconds, 2), "lambda_remaining_seconds": 10}
+    result = {"redis_bytes_largest_message": redis_bytes, "largest_page": largest_page,
+              "held_row_lock": held_lock}
+    print(f"  {json.dumps(result)}", flush=True)
+    return result
