@@ -1,6 +1,8 @@
-"""Units of work: one lazily opened connection per thread (so one per Lambda
-container), transactions with bounded retries, and what a failure means.
-Where the database is and how MySQL and SQLite differ is in dialects.py."""
+"""Units of work: connections opened lazily and kept in a small pool (in
+Lambda, one per container), transactions with bounded retries, and what a
+failure means. A unit of work holds a connection only while it runs, so a
+request that waits (a long-poll) holds none. Where the database is and how
+MySQL and SQLite differ is in dialects.py."""
 from __future__ import annotations
 
 import logging
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 4  # a deadlock or lost lock wait is retried this many times in all
+MAX_IDLE_CONNECTIONS = 8  # kept open between units of work; more are closed after use
 
 
 class DuplicateKey(Exception):
@@ -118,31 +121,32 @@ class Tx:
 class Database:
     def __init__(self, settings: Settings, *, secrets: Optional[SecretStore] = None) -> None:
         self.dialect = dialects.dialect_for(settings, secrets)
-        self._local = threading.local()
+        self._idle: List[Any] = []  # most recently used last
+        self._lock = threading.Lock()
 
     @property
     def kind(self) -> str:
         return self.dialect.name
 
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.dialect.connect()
-            self._local.conn = conn
-        return conn
+    def _take(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self.dialect.connect()
 
-    def _discard(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                pass
+    def _give_back(self, conn: Any) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        _close(conn)
 
     def close(self) -> None:
-        """Close this thread's connection (tests, shutdown)."""
-        self._discard()
+        """Close the idle connections (tests, shutdown)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close(conn)
 
     def run(self, work: Callable[[Tx], T], *, write: bool) -> T:
         """Run `work` as one transaction and commit it.
@@ -159,10 +163,11 @@ class Database:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if timebudget.left() <= 0:
                 raise ServiceUnavailable("the database did not answer in time")
-            conn = self._connection()
-            self.dialect.fit(conn, timebudget.left())
+            conn = self._take()
+            healthy = True
             committing = False
             try:
+                self.dialect.fit(conn, timebudget.left())
                 if write:
                     self.dialect.begin(conn)
                 result = work(Tx(conn, self.dialect))
@@ -175,26 +180,25 @@ class Database:
                 # One classification for every step: BEGIN, the work, COMMIT.
                 failure = classify(self.dialect, exc)
                 if isinstance(failure, _Retryable):
-                    self._rollback(conn)
+                    healthy = _rollback(conn)
                     if attempt == MAX_ATTEMPTS:
                         raise ServiceUnavailable("the database is busy") from None
                     time.sleep(random.uniform(0, 0.005 * 2**attempt))
                     continue
                 if not isinstance(failure, _ConnectionLost):
-                    self._rollback(conn)
+                    healthy = _rollback(conn)
                     raise
-                self._discard()
+                healthy = False
                 if committing or reconnected:
                     raise ServiceUnavailable("the database connection was lost") from None
                 reconnected = True
                 log.warning("database connection lost; reconnecting")
+            finally:
+                if healthy:
+                    self._give_back(conn)
+                else:
+                    _close(conn)
         raise AssertionError("unreachable")
-
-    def _rollback(self, conn: Any) -> None:
-        try:
-            conn.rollback()
-        except Exception:
-            self._discard()
 
     def ping(self) -> bool:
         try:
@@ -202,3 +206,19 @@ class Database:
             return True
         except ServiceUnavailable:
             return False
+
+
+def _rollback(conn: Any) -> bool:
+    """Roll back; False when the connection is not fit to be used again."""
+    try:
+        conn.rollback()
+        return True
+    except Exception:
+        return False
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass

@@ -207,7 +207,9 @@ class SQLiteDialect:
     def connect(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves for writes.
-        conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None)
+        # check_same_thread=False: the pool hands a connection to one thread at a time.
+        conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None,
+                               check_same_thread=False)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         # WAL lets readers run beside the writer; the mode is stored in the
