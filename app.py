@@ -3,10 +3,12 @@
 from chalice import Chalice
 
 from chalicelib import wiring
-from chalicelib.params import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS
+from chalicelib.params import (DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS,
+                               MAX_WAIT_SECONDS)
 from chalicelib.web import Call, Edge
 
 app = Chalice(app_name="messaging")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 use = wiring.service
 edge = Edge(app, authenticate=lambda header: use().accounts.authenticate(header))
 
@@ -58,7 +60,29 @@ def read_messages(call: Call):
     p = call.params
     return use().reading.read(caller=call.caller, user_id=p.id("user_id"), after=p.optional_int("after", 0, MAX_SEQ),
                               since=p.optional_timestamp("min_timestamp"),
-                              limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE)
+                              limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE,
+                              wait=p.optional_int("wait", 0, MAX_WAIT_SECONDS) or 0)
+
+
+@edge.route("/connect_ticket")
+def connect_ticket(call: Call):
+    return use().live.ticket(caller=call.caller, user_id=call.params.id("user_id"))
+
+
+@edge.websocket(app.on_ws_connect())
+def ws_connect(event):
+    query = event.to_dict().get("queryStringParameters") or {}
+    use().live.connect(ticket=query.get("ticket"), connection_id=event.connection_id)
+
+
+@edge.websocket(app.on_ws_message())
+def ws_message(event):
+    use().live.message(connection_id=event.connection_id, body=event.body)
+
+
+@edge.websocket(app.on_ws_disconnect())
+def ws_disconnect(event):
+    use().live.disconnect(connection_id=event.connection_id)
 
 
 @edge.route("/health", method="GET", auth=False)
@@ -73,3 +97,15 @@ edge.unknown_routes()
 def migrate(event, context):
     """Applies pending schema migrations; `make deploy` invokes it once."""
     return {"applied": wiring.migrate()}
+
+
+@app.lambda_function(name="push")
+def push(event, context):
+    """Deployed outside the VPC: posts what the API hands it to @connections."""
+    return wiring.push(event)
+
+
+@app.lambda_function(name="forget_connections")
+def forget_connections(event, context):
+    """Deployed in the VPC: forgets the connections `push` found gone."""
+    return wiring.forget_connections(event)

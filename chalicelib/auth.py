@@ -4,6 +4,12 @@ A token is `v1.<kid>.<user_id>.<signature>`. It is checked with the key named
 by `kid`, so several keys can be accepted at once while the first one signs:
 rotation adds a key in front, and dropping an old key revokes its tokens.
 Verification needs no database round trip.
+
+A WebSocket connect ticket is `w1.<kid>.<user_id>.<expires>.<signature>`,
+signed by the same keys over a payload of its own kind (so a token can never
+pass for a ticket or back): it names one user and expires within
+TICKET_SECONDS, because it travels in a URL, where a long-lived token would
+end up in logs.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import hashlib
 import hmac
 import os
 import secrets as _secrets
+import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
@@ -20,6 +27,8 @@ from .params import parse_id
 from .settings import ConfigError
 
 VERSION = "v1"
+TICKET_VERSION = "w1"
+TICKET_SECONDS = 60  # the longest a connect ticket lives
 MIN_SECRET_CHARS = 16
 
 
@@ -92,6 +101,36 @@ class TokenSigner:
         if not hmac.compare_digest(self._signature(kid, user_id), given):
             raise Unauthorized("invalid token")
         return user_id
+
+    def issue_ticket(self, user_id: str, *, now: Optional[float] = None) -> str:
+        self._refresh_if_due()
+        kid = self._signing_kid
+        expires = int(time.time() if now is None else now) + TICKET_SECONDS
+        payload = f"{TICKET_VERSION}.{kid}.{user_id}.{expires}"
+        return f"{payload}.{self._ticket_signature(kid, payload)}"
+
+    def verify_ticket(self, ticket: str, *, now: Optional[float] = None) -> str:
+        """The user a connect ticket names; Unauthorized when it is forged,
+        expired or claims to live longer than TICKET_SECONDS."""
+        self._refresh_if_due()
+        parts = ticket.split(".")
+        if len(parts) != 5 or parts[0] != TICKET_VERSION or parts[1] not in self._keys or not parts[3].isdigit():
+            raise Unauthorized("invalid connect ticket")
+        _, kid, user_id, expires, signature = parts
+        given = signature.encode("utf-8", "surrogateescape")
+        expected = self._ticket_signature(kid, ".".join(parts[:4])).encode("ascii")
+        if not hmac.compare_digest(expected, given):
+            raise Unauthorized("invalid connect ticket")
+        left = int(expires) - (time.time() if now is None else now)
+        if left <= 0 or left > TICKET_SECONDS:
+            raise Unauthorized("expired connect ticket: ask for a new one")
+        try:
+            return parse_id("ticket", user_id)
+        except Exception:
+            raise Unauthorized("invalid connect ticket") from None
+
+    def _ticket_signature(self, kid: str, payload: str) -> str:
+        return _b64(hmac.new(self._keys[kid], b"ticket\x00" + payload.encode("utf-8"), hashlib.sha256).digest())
 
     def user_from_header(self, authorization: Optional[str]) -> str:
         if not authorization:

@@ -38,7 +38,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .connections import connections_key
 from .redislink import SKIPPED, RedisLink, Script
+from .wakeups import channel_for
 
 TICKET_TTL_SECONDS = 60
 
@@ -97,21 +99,27 @@ if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[4]) end
 return false
 """)
 
-ADD = Script("inbox_add", _WINDOW + """
--- KEYS[1] the user's window; ARGV: seq, entry, size, ttl, budget.
--- Adds a committed entry to a window that exists; returns 1 if it was stored.
+DELIVER = Script("inbox_deliver", _WINDOW + """
+-- KEYS[1] the user's window, KEYS[2] the user's live WebSocket connections
+-- (zset: connection id -> expiry in ms, see connections.py);
+-- ARGV: seq, entry, size, ttl, budget, wake-up channel.
+-- After a commit: wakes the user's long-polls, adds the entry to a window
+-- that exists, and returns the live connection ids to push the entry to.
 local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[6], ARGV[1])
+local t = redis.call('TIME')
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), '+inf')
+if redis.call('EXISTS', key) == 0 then return live end
 local seq, size = tonumber(ARGV[1]), tonumber(ARGV[3])
 local newest = tonumber(redis.call('HGET', key, 'm') or 0)
-if seq <= newest - size then return 0 end
+if seq <= newest - size then return live end
 put(key, ARGV[1], ARGV[2])
 local low = tonumber(redis.call('HGET', key, 'l'))
 if not low or seq < low then redis.call('HSET', key, 'l', seq) end
 local top = math.max(newest, seq)
 trim(key, top, top, size, tonumber(ARGV[5]))
 redis.call('EXPIRE', key, ARGV[4])
-return 1
+return live
 """)
 
 REFILL = Script("inbox_refill", _WINDOW + """
@@ -196,15 +204,22 @@ class InboxCache:
             args += [item["seq"], entry]
         self._link.guard(lambda: self._link.run(REFILL, [key_for(user_id)], args))
 
-    def add(self, item: Mapping[str, Any], seqs: Mapping[str, int]) -> None:
-        """After the commit: one message's entry into each recipient's window
-        (`item` is the message as /read_messages returns it, `seqs` each
-        recipient's seq of it)."""
+    def deliver(self, item: Mapping[str, Any], seqs: Mapping[str, int]) -> Optional[Dict[str, List[str]]]:
+        """After the commit, in one round trip: one message's entry into each
+        recipient's window, each recipient's long-polls woken, and each
+        recipient's live WebSocket connections returned (None when Redis was
+        skipped or failed). `item` is the message as /read_messages returns
+        it, `seqs` each recipient's seq of it."""
         if not seqs:
-            return
-        calls = [([key_for(user_id)], [seqs[user_id], entry, self._size, self._ttl, self._budget])
-                 for user_id, entry in _entries_for(item, seqs).items()]
-        self._link.guard(lambda: self._link.run_many(ADD, calls))
+            return {}
+        users = list(seqs)
+        entries = _entries_for(item, seqs)
+        calls = [([key_for(u), connections_key(u)], [seqs[u], entries[u], self._size, self._ttl, self._budget,
+                                                     channel_for(u)]) for u in users]
+        replies = self._link.guard(lambda: self._link.run_many(DELIVER, calls))
+        if replies is SKIPPED:
+            return None
+        return {u: [c.decode() for c in live] for u, live in zip(users, replies) if live}
 
     def ping(self) -> bool:
         return self._link.ping()

@@ -121,6 +121,8 @@ class Tx:
 class Database:
     def __init__(self, settings: Settings, *, secrets: Optional[SecretStore] = None) -> None:
         self.dialect = dialects.dialect_for(settings, secrets)
+        # A unit of work, its retries included, takes at most this long.
+        self._unit_seconds = settings.db_read_timeout
         self._idle: List[Any] = []  # most recently used last
         self._lock = threading.Lock()
 
@@ -151,8 +153,9 @@ class Database:
     def run(self, work: Callable[[Tx], T], *, write: bool) -> T:
         """Run `work` as one transaction and commit it.
 
-        Every wait fits the request's time budget (timebudget.py): when it is
-        spent, the answer is a 503. Deadlocks and lock wait timeouts are
+        Every wait fits the request's time budget (timebudget.py) and the
+        whole unit, retries included, DB_READ_TIMEOUT: when either is spent,
+        the answer is a 503. Deadlocks and lock wait timeouts are
         retried with jittered back-off.
         A connection found dead before the commit is replaced and the work
         retried once (the server rolled it back). A connection lost during the
@@ -160,14 +163,15 @@ class Database:
         retry is made safe by its idempotency key.
         """
         reconnected = False
+        ends = time.monotonic() + min(timebudget.left(), self._unit_seconds)
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            if timebudget.left() <= 0:
+            if ends - time.monotonic() <= 0:
                 raise ServiceUnavailable("the database did not answer in time")
             conn = self._take()
             healthy = True
             committing = False
             try:
-                self.dialect.fit(conn, timebudget.left())
+                self.dialect.fit(conn, ends - time.monotonic())
                 if write:
                     self.dialect.begin(conn)
                 result = work(Tx(conn, self.dialect))

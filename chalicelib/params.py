@@ -17,6 +17,7 @@ MAX_GROUP_NAME_CHARS = 128
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_SEQ = 2**63 - 1
+MAX_WAIT_SECONDS = 20  # a long-poll's longest wait
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # C0/C1 control characters except tab, newline and carriage return, and lone

@@ -42,6 +42,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _url(env: Mapping[str, str], name: str, schemes: tuple) -> Optional[str]:
+    raw = env.get(name, "").strip()
+    if raw and not raw.startswith(schemes):
+        raise ConfigError(f"{name} must start with {' or '.join(schemes)}")
+    return raw or None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -65,6 +72,11 @@ class Settings:
     rate_limit_reads_per_minute: int
     rate_limit_writes_per_minute: int
     rate_limit_registrations_per_hour: int
+    long_poll_max_seconds: int  # 0 = waiting off
+    websocket_url: Optional[str]  # where clients connect for push; None = not offered
+    push_function: Optional[str]  # deployed: the Lambda that posts to @connections
+    forget_function: Optional[str]  # deployed: the in-VPC Lambda that forgets gone connections
+    push_timeout_seconds: float
     in_lambda: bool
 
     @property
@@ -103,5 +115,10 @@ class Settings:
             rate_limit_reads_per_minute=_int(env, "RATE_LIMIT_READS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_writes_per_minute=_int(env, "RATE_LIMIT_WRITES_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_registrations_per_hour=_int(env, "RATE_LIMIT_REGISTRATIONS_PER_HOUR", 0, 0, 1_000_000),
+            long_poll_max_seconds=_int(env, "LONG_POLL_MAX_SECONDS", 20, 0, 20),
+            websocket_url=_url(env, "WEBSOCKET_URL", ("ws://", "wss://")),
+            push_function=env.get("PUSH_FUNCTION", "").strip() or None,
+            forget_function=env.get("FORGET_FUNCTION", "").strip() or None,
+            push_timeout_seconds=_float(env, "PUSH_TIMEOUT_SECONDS", 1.0),
             in_lambda=in_lambda,
         )

@@ -133,6 +133,32 @@ class Edge:
 
         return register
 
+    def websocket(self, register: Callable[..., Any]) -> Callable[[Callable[[Any], Any]], Any]:
+        """A WebSocket handler (`register` is app.on_ws_connect() & co.): its
+        domain errors become the status API Gateway answers the client (a
+        refused $connect), anything else a 500 logged with a request id."""
+
+        def decorate(view: Callable[[Any], Any]) -> Any:
+            @functools.wraps(view)
+            def handler(event: Any) -> Response:
+                timebudget.begin(getattr(event, "context", None))
+                try:
+                    view(event)
+                    return Response(body="", status_code=200)
+                except DomainError as error:
+                    return Response(body=json.dumps({"Code": error.code, "Message": error.message}),
+                                    status_code=STATUS.get(error.code, 500))
+                except Exception as exc:  # noqa: BLE001 - the edge of the app
+                    request_id = str(uuid.uuid4())
+                    _log_unexpected(request_id, exc)
+                    return Response(body="", status_code=500)
+                finally:
+                    timebudget.end()
+
+            return register(handler)
+
+        return decorate
+
     def unknown_routes(self) -> None:
         """A 404 in the error envelope for every path no route serves."""
 

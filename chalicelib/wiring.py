@@ -9,13 +9,16 @@ from typing import List, Optional
 
 from .auth import TokenSigner, development_secret
 from .cache import InboxCache
+from .connections import LocalConnections, RedisConnections
 from .db import Database
 from .migrate import apply_migrations
+from .push import DirectPusher, LambdaPusher, management_url
 from .ratelimit import Limit, RateLimiter
 from .redislink import RedisLink
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
 from .settings import DATA_DIR, ConfigError, Settings
 from .usecases import Deps, Limits, UseCases
+from .wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,16 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
+def _pusher(settings: Settings) -> "DirectPusher | LambdaPusher | None":
+    """Push is offered when clients have a WebSocket URL to connect to."""
+    if not settings.websocket_url:
+        return None
+    endpoint = management_url(settings.websocket_url)
+    if settings.push_function:  # deployed: the API's VPC has no way out to @connections
+        return LambdaPusher(settings.push_function, endpoint, timeout_seconds=settings.push_timeout_seconds)
+    return DirectPusher(endpoint, timeout_seconds=settings.push_timeout_seconds)
+
+
 def build(settings: Settings) -> UseCases:
     global _db
     if not settings.auth_enabled:
@@ -73,6 +86,11 @@ def build(settings: Settings) -> UseCases:
         apply_migrations(_db)
     link = _redis(settings, secrets)
     return UseCases(Deps(
+        wakeups=Wakeups(link),
+        long_poll_max_seconds=settings.long_poll_max_seconds,
+        connections=RedisConnections(link) if link else LocalConnections(),
+        pusher=_pusher(settings),
+        websocket_url=settings.websocket_url,
         db=_db,
         signer=_signer(settings, secrets),
         auth_enabled=settings.auth_enabled,
@@ -91,6 +109,33 @@ def migrate() -> List[str]:
         return apply_migrations(db)
     finally:
         db.close()
+
+
+_posters: dict = {}
+
+
+def push(event: dict) -> dict:
+    """The `push` Lambda (outside the VPC): post, then have the in-VPC
+    `forget_connections` Lambda drop the connections found gone."""
+    settings = Settings.from_env()
+    endpoint = event["endpoint"]
+    poster = _posters.get(endpoint)
+    if poster is None:
+        poster = _posters[endpoint] = DirectPusher(endpoint, timeout_seconds=settings.push_timeout_seconds)
+    if "posts" in event:
+        gone = poster.post([tuple(p) for p in event["posts"]])
+    else:
+        gone = poster.push(event["item"], [tuple(t) for t in event["targets"]])
+    if gone and settings.forget_function:
+        LambdaPusher(settings.forget_function, endpoint, timeout_seconds=settings.push_timeout_seconds)._invoke(
+            {"gone": [list(g) for g in gone]})
+    return {"gone": len(gone)}
+
+
+def forget_connections(event: dict) -> dict:
+    """The `forget_connections` Lambda (in the VPC, beside Redis)."""
+    service().live.forget([tuple(g) for g in event.get("gone", [])])
+    return {"forgotten": len(event.get("gone", []))}
 
 
 def service() -> UseCases:

@@ -8,6 +8,7 @@ from .accounts import Accounts
 from .blocking import Blocking
 from .deps import Deps, Limits
 from .health import Health
+from .live import Live
 from .membership import Membership
 from .reading import Reading
 from .sending import Sending
@@ -23,6 +24,7 @@ class UseCases:
         self.sending = Sending(deps)
         self.reading = Reading(deps)
         self.health = Health(deps)
+        self.live = Live(deps)
 
 
 __all__ = ["Deps", "Limits", "UseCases"]

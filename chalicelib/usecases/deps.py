@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..auth import TokenSigner
 from ..cache import InboxCache
+from ..connections import LocalConnections, RedisConnections
 from ..db import Database, Tx
 from ..errors import Forbidden, UserNotFound
 from ..ratelimit import Limit, RateLimiter
 from ..repositories import Users
+from ..wakeups import Wakeups
 
 
 def utc_now() -> datetime:
@@ -36,6 +38,12 @@ class Deps:
     cache: Optional[InboxCache] = None
     limiter: Optional[RateLimiter] = None  # limits live in Redis: None without one
     limits: Limits = field(default_factory=Limits)
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    long_poll_max_seconds: int = 20
+    # WebSocket push: who is connected, and how frames are posted (None: not offered).
+    connections: "RedisConnections | LocalConnections" = field(default_factory=LocalConnections)
+    pusher: Optional[Any] = None  # push.DirectPusher or push.LambdaPusher
+    websocket_url: Optional[str] = None
     now: Callable[[], datetime] = utc_now
 
     def act_as(self, caller: Optional[str], parameter: str, user_id: str) -> None:

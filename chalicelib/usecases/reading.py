@@ -3,9 +3,11 @@ provably holds the page) or since a time (always the database)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
+from .. import timebudget
 from ..cache import Hit, Miss
 from ..db import Tx
 from ..errors import BadRequest, CursorAhead, UserNotFound
@@ -29,12 +31,35 @@ class Reading:
         self._deps = deps
 
     def read(self, *, caller: Optional[str], user_id: str, after: Optional[int], since: Optional[datetime],
-             limit: int) -> Page:
+             limit: int, wait: int = 0) -> Page:
+        """A page; with `wait` (seconds, cursor reads only), an empty page
+        waits up to that long for a delivery, then answers as a read would."""
         deps = self._deps
         deps.act_as(caller, "user_id", user_id)
         if (after is None) == (since is None):
             raise BadRequest("after", "give exactly one of after and min_timestamp")
+        if wait and since is not None:
+            raise BadRequest("wait", "waits only with after (a cursor), not with min_timestamp")
         deps.limit(deps.limits.reads, user_id)
+        wait = min(wait, deps.long_poll_max_seconds)
+        if not wait:
+            return self._read(user_id, after, since, limit)
+        # Listen before reading: a delivery committed after the read still wakes us.
+        with deps.wakeups.listen(user_id, lambda: self._newest_seq(user_id)) as waiter:
+            page = self._read(user_id, after, since, limit)
+            until = time.monotonic() + min(wait, max(0.0, timebudget.left()))
+            while not page.messages:
+                woken = waiter.wait(until=until, newer_than=after)
+                page = self._read(user_id, after, since, limit)
+                if not woken:
+                    break
+            return page
+
+    def _newest_seq(self, user_id: str) -> Optional[int]:
+        return self._deps.db.run(lambda tx: InboxCounters(tx).last_seq(user_id=user_id), write=False)
+
+    def _read(self, user_id: str, after: Optional[int], since: Optional[datetime], limit: int) -> Page:
+        deps = self._deps
         cache, ticket = deps.cache, None
         # Timestamp reads cannot be proven complete from a seq window: database.
         if cache is not None and after is not None:

@@ -76,6 +76,13 @@ class Sent(Result):
 
 
 @dataclass(frozen=True)
+class Ticket(Result):
+    ticket: str  # for the WebSocket URL's query string: ?ticket=...
+    expires_in: int  # seconds
+    url: Optional[str]  # None: this server offers no WebSocket, long-poll instead
+
+
+@dataclass(frozen=True)
 class Page(Result):
     """A page of a user's inbox, and which path served it: "hit" (cache),
     "miss" (database, cache consulted) or "off" (no cache)."""

@@ -99,9 +99,22 @@ class Sending:
         return delivery.result
 
     def _after_commit(self, delivery: Delivery) -> None:
-        """Write each new inbox entry through to the cache."""
-        if self._deps.cache is not None and delivery.message is not None and delivery.seqs:
-            self._deps.cache.add(message_item(0, delivery.message), delivery.seqs)
+        """Hurry the news along (the cursor stays the truth): wake this
+        process's long-polls; with Redis, in one round trip, write each entry
+        through to the cache, wake every container's long-polls and learn who
+        is connected; then push to those connections."""
+        deps, seqs = self._deps, delivery.seqs
+        if delivery.message is None or not seqs:
+            return
+        deps.wakeups.notify(seqs)
+        item = message_item(0, delivery.message)
+        if deps.cache is not None:
+            live = deps.cache.deliver(item, seqs)  # None: Redis is down, so no push either
+        else:
+            live = deps.connections.of(seqs) if deps.pusher is not None else None
+        if live and deps.pusher is not None:
+            gone = deps.pusher.push(item, [(u, c, seqs[u]) for u, ids in live.items() for c in ids])
+            deps.connections.forget(gone)
 
 
 def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) -> Sent:

@@ -136,10 +136,10 @@ def test_timestamp_reads_are_served_by_the_database(capi):
 def test_a_lost_cache_write_is_found_as_a_gap_when_the_next_message_arrives(capi, monkeypatch):
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
-    original_add = InboxCache.add
-    monkeypatch.setattr(InboxCache, "add", lambda self, item, seqs: None)  # the write after commit is lost
+    original_add = InboxCache.deliver
+    monkeypatch.setattr(InboxCache, "deliver", lambda self, item, seqs: None)  # the write after commit is lost
     assert capi.send(alice, bob, "lost in the cache").status == 201
-    monkeypatch.setattr(InboxCache, "add", original_add)
+    monkeypatch.setattr(InboxCache, "deliver", original_add)
     assert capi.send(alice, bob, "written").status == 201
     r = capi.read(bob, after=0)
     assert r.headers["X-Cache"] == "miss"
@@ -154,7 +154,7 @@ def test_a_lost_cache_write_of_the_newest_message_is_delivered_once_the_window_e
     wiring.reset()
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
-    monkeypatch.setattr(InboxCache, "add", lambda self, item, seqs: None)
+    monkeypatch.setattr(InboxCache, "deliver", lambda self, item, seqs: None)
     assert capi.send(alice, bob, "late but once").status == 201
     seen = []
 
@@ -171,18 +171,18 @@ def test_a_cache_write_that_fails_because_redis_stopped_after_the_commit_still_d
         capi, monkeypatch, redis_server):
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
-    original_add = InboxCache.add
+    original_add = InboxCache.deliver
 
     def stop_redis_then_add(self, item, seqs):
         redis_server.stop()
         original_add(self, item, seqs)
 
-    monkeypatch.setattr(InboxCache, "add", stop_redis_then_add)
+    monkeypatch.setattr(InboxCache, "deliver", stop_redis_then_add)
     try:
         assert capi.send(alice, bob, "committed, not cached").status == 201
     finally:
         redis_server.start()
-    monkeypatch.setattr(InboxCache, "add", original_add)
+    monkeypatch.setattr(InboxCache, "deliver", original_add)
     messages = []
     wait_until(lambda: messages.extend(capi.read(bob, after=0).body["messages"]) or messages, 10, "no delivery")
     assert [m["text"] for m in messages] == ["committed, not cached"]
@@ -234,10 +234,10 @@ def test_writes_arriving_out_of_order_leave_a_gap_that_is_a_miss_not_a_wrong_ans
     assert isinstance(miss, Miss) and miss.ticket
     cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])
     assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=0, items=[])
-    cache.add({"seq": 2}, {user: 2})
+    cache.deliver({"seq": 2}, {user: 2})
     assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss)
     assert cache.read(user_id=user, after=1, limit=10) == Hit(newest=2, items=[{"seq": 2}])
-    cache.add({"seq": 1}, {user: 1})
+    cache.deliver({"seq": 1}, {user: 1})
     assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=2, items=[{"seq": 1}, {"seq": 2}])
 
 
@@ -245,7 +245,7 @@ def test_a_refill_never_lowers_what_a_newer_write_put_in_the_window(redis_server
     cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000002"
     miss = cache.read(user_id=user, after=0, limit=10)
-    cache.add({"seq": 1}, {user: 1})  # committed after the refill's database read
+    cache.deliver({"seq": 1}, {user: 1})  # committed after the refill's database read
     cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])
     assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=1, items=[{"seq": 1}])
 
@@ -254,7 +254,7 @@ def test_a_refill_whose_key_was_evicted_meanwhile_is_dropped(redis_server, redis
     cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000003"
     miss = cache.read(user_id=user, after=0, limit=10)
-    cache.add({"seq": 1}, {user: 1})
+    cache.deliver({"seq": 1}, {user: 1})
     redis_client.delete(key_for(user))  # evicted, with the write above
     cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])  # built before the write
     assert redis_client.exists(key_for(user)) == 0
@@ -264,7 +264,7 @@ def test_a_refill_whose_key_was_evicted_meanwhile_is_dropped(redis_server, redis
 def test_a_write_to_a_user_without_a_window_creates_nothing(redis_server, redis_client):
     cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000004"
-    cache.add({"seq": 5}, {user: 5})
+    cache.deliver({"seq": 5}, {user: 5})
     assert redis_client.exists(key_for(user)) == 0
 
 
@@ -361,7 +361,9 @@ def tls_redis(tmp_path_factory):
         "--port", "0", "--tls-port", str(server.port),
         "--tls-cert-file", str(tmp_path / "server.crt"), "--tls-key-file", str(tmp_path / "server.key"),
         "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no",
-        "--user", "default", "off", "--user", "inbox-app", "on", ">app-password", "~inbox:*", "+@all",
+        # The keys and channels the app uses, and no others (the README's ACL for REDIS_URL's user).
+        "--user", "default", "off", "--user", "inbox-app", "on", ">app-password",
+        "~inbox:*", "~ws:*", "~wsconn:*", "~rl:*", "&wake:*", "+@all",
     ]
     server.start()
     yield server, tmp_path / "ca.crt"

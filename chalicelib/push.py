@@ -1,0 +1,141 @@
+"""Pushing new messages to live WebSocket connections through API Gateway's
+@connections management API (`POST /@connections/{id}`, boto3's
+apigatewaymanagementapi): the same code posts locally, to `make run`'s
+development server, and deployed.
+
+Posting runs concurrently with a bounded total time and never fails or
+retries: a frame that does not arrive is caught up by the client's cursor
+(every frame carries its seq, so a client can also drop a duplicate).
+Connections the API answers are gone (410) are handed back to be forgotten.
+
+Deployed, the API's Lambda runs in a VPC without internet access, so it does
+not post itself: it invokes the `push` Lambda (outside the VPC) asynchronously
+through the VPC's Lambda endpoint, and that one posts (LambdaPusher).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+log = logging.getLogger(__name__)
+
+Target = Tuple[str, str, int]  # user id, connection id, that user's seq of the message
+WORKERS = 16
+
+
+def message_frame(item: Mapping[str, Any], seq: int) -> str:
+    """What a connection receives for a new message: the /read_messages item."""
+    return json.dumps({"type": "message", "message": {**item, "seq": seq}}, separators=(",", ":"))
+
+
+def management_url(websocket_url: str) -> str:
+    """wss://{api}.execute-api.{region}.amazonaws.com/{stage} -> its https
+    management endpoint (ws:// -> http:// for the development server)."""
+    scheme, rest = websocket_url.split("://", 1)
+    return ("https" if scheme == "wss" else "http") + "://" + rest.rstrip("/")
+
+
+class DirectPusher:
+    """Posts itself (locally, and in the deployed `push` Lambda)."""
+
+    def __init__(self, endpoint_url: str, *, timeout_seconds: float) -> None:
+        self._endpoint = endpoint_url
+        self._timeout = timeout_seconds
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="push")
+
+    def _api(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3  # in the Lambda runtime; only loaded when pushing
+                    from botocore.config import Config
+
+                    self._client = boto3.client(
+                        "apigatewaymanagementapi", endpoint_url=self._endpoint,
+                        # One attempt: a retried post could arrive twice; the cursor catches up instead.
+                        config=Config(connect_timeout=self._timeout, read_timeout=self._timeout,
+                                      retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=WORKERS))
+        return self._client
+
+    def post(self, posts: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
+        """Post (user id, connection id, data) within the time bound; the
+        (user id, connection id) pairs found gone."""
+        if not posts:
+            return []
+        api = self._api()
+        gone_error = api.exceptions.GoneException
+
+        def one(post: Tuple[str, str, str]) -> bool:
+            try:
+                api.post_to_connection(ConnectionId=post[1], Data=post[2].encode("utf-8"))
+                return True
+            except gone_error:
+                return False
+
+        started = time.monotonic()
+        futures = {self._pool.submit(one, post): post for post in posts}
+        done, late = wait(futures, timeout=self._timeout)
+        gone, failed = [], len(late)
+        for future in done:
+            try:
+                if not future.result():
+                    gone.append(futures[future][:2])
+            except Exception:  # noqa: BLE001 - a post that failed; the cursor catches up
+                failed += 1
+        for future in late:
+            future.cancel()
+        if failed:
+            log.warning("push: %d of %d posts failed or were late (%.0f ms)", failed, len(posts),
+                        (time.monotonic() - started) * 1000)
+        return gone
+
+    def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
+        return self.post([(user, connection, message_frame(item, seq)) for user, connection, seq in targets])
+
+
+class LambdaPusher:
+    """Hands the posting to the `push` Lambda, asynchronously (deployed)."""
+
+    MAX_TARGETS_PER_INVOKE = 2000  # keeps each event far below Lambda's asynchronous payload limit
+
+    def __init__(self, function_name: str, endpoint_url: str, *, timeout_seconds: float) -> None:
+        self._function = function_name
+        self._endpoint = endpoint_url
+        self._timeout = timeout_seconds
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _lambda(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    self._client = boto3.client("lambda", config=Config(
+                        connect_timeout=self._timeout, read_timeout=self._timeout,
+                        retries={"max_attempts": 1, "mode": "standard"}))
+        return self._client
+
+    def _invoke(self, payload: Dict[str, Any]) -> None:
+        try:
+            self._lambda().invoke(FunctionName=self._function, InvocationType="Event",
+                                  Payload=json.dumps(payload, separators=(",", ":")).encode())
+        except Exception as exc:  # noqa: BLE001 - pushing never fails a send
+            log.warning("push: invoking %s failed (%s)", self._function, type(exc).__name__)
+
+    def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
+        for start in range(0, len(targets), self.MAX_TARGETS_PER_INVOKE):
+            self._invoke({"endpoint": self._endpoint, "item": dict(item),
+                          "targets": [list(t) for t in targets[start:start + self.MAX_TARGETS_PER_INVOKE]]})
+        return []  # the push Lambda forgets the gone connections itself
+
+    def post(self, posts: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
+        self._invoke({"endpoint": self._endpoint, "posts": [list(p) for p in posts]})
+        return []

@@ -1,0 +1,48 @@
+"""Live delivery over WebSocket: connect tickets, connecting and
+disconnecting, keep-alive pings. Pushing a new message happens after a
+send's commit (sending.py); this is the connection side."""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..auth import TICKET_SECONDS
+from ..errors import BadRequest, Unauthorized
+from .deps import Deps
+from .results import Ticket
+
+PONG = '{"type":"pong"}'
+
+
+class Live:
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    def ticket(self, *, caller: Optional[str], user_id: str) -> Ticket:
+        """A short-lived ticket naming the caller, for the WebSocket URL."""
+        self._deps.act_as(caller, "user_id", user_id)
+        return Ticket(ticket=self._deps.signer.issue_ticket(user_id), expires_in=TICKET_SECONDS,
+                      url=self._deps.websocket_url if self._deps.pusher is not None else None)
+
+    def connect(self, *, ticket: Optional[str], connection_id: str) -> str:
+        """$connect: the ticket's user, now registered for pushes; Unauthorized
+        (the connection is refused) for a missing, forged or expired ticket."""
+        if not ticket:
+            raise Unauthorized("missing ticket: connect with ?ticket=<a ticket from POST /connect_ticket>",
+                               token_given=False)
+        user_id = self._deps.signer.verify_ticket(ticket)
+        self._deps.connections.add(user_id, connection_id)
+        return user_id
+
+    def disconnect(self, *, connection_id: str) -> None:
+        self._deps.connections.remove(connection_id)
+
+    def forget(self, gone) -> None:
+        """(user id, connection id) pairs that posting found gone."""
+        self._deps.connections.forget([(u, c) for u, c in gone])
+
+    def message(self, *, connection_id: str, body: str) -> None:
+        """A frame from the client: only a keep-alive ping, answered with a pong."""
+        if body.strip() not in ('{"action":"ping"}', '{"action": "ping"}', "ping"):
+            raise BadRequest("body", 'the only message a client sends is {"action":"ping"}')
+        if self._deps.pusher is not None:
+            self._deps.pusher.post([("", connection_id, PONG)])
