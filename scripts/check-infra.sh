@@ -19,7 +19,8 @@
 #      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
 #   d. `chalice package --stage prod` of a temporary copy of the project with
 #      the sample rendered into it; sam.json must carry the VPC config, the
-#      environment and the policy, deployment.zip the RDS CA bundle
+#      environment (the production rate limits included) and the policy,
+#      deployment.zip the RDS CA bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -246,7 +247,8 @@ for name, props in functions.items():
     env = props["Environment"]["Variables"]
     assert env == stage["environment_variables"], (name, env)
     for var in ("DATABASE_URL", "DB_SECRET_ARN", "REDIS_URL", "REDIS_SECRET_ARN", "AUTH_SECRET_ARN", "AUTH_MODE",
-                "RATE_LIMIT_SENDS_PER_MINUTE", "RATE_LIMIT_READS_PER_MINUTE", "RATE_LIMIT_REGISTRATIONS_PER_HOUR"):
+                "RATE_LIMIT_SENDS_PER_MINUTE", "RATE_LIMIT_READS_PER_MINUTE", "RATE_LIMIT_WRITES_PER_MINUTE",
+                "RATE_LIMIT_REGISTRATIONS_PER_HOUR"):
         assert env.get(var), (name, var)
     role = props["Role"]["Fn::GetAtt"][0]
     assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]} and role in roles, (name, props["Role"])

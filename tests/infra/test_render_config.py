@@ -93,6 +93,7 @@ def test_prod_stage_has_every_field(project: Path):
         "RATE_LIMIT_SENDS_PER_MINUTE": "120",
         "RATE_LIMIT_READS_PER_MINUTE": "600",
         "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "20",
+        "RATE_LIMIT_WRITES_PER_MINUTE": "60",
     }
     # Lambda environment values are strings, always.
     assert all(isinstance(v, str) for v in prod["environment_variables"].values())
@@ -119,6 +120,9 @@ def test_the_app_reads_the_rendered_database_url_as_intended(project: Path):
     assert str(target.tls_ca).endswith(CA)
     settings = Settings.from_env(env)  # no ConfigError
     assert settings.db_secret_arn == OUT["db_secret_arn"] and settings.auth_secret_arn == OUT["auth_secret_arn"]
+    # Every rendered limit is one the app reads (a misspelt name would be ignored: limit off).
+    assert (settings.rate_limit_sends_per_minute, settings.rate_limit_reads_per_minute,
+            settings.rate_limit_writes_per_minute, settings.rate_limit_registrations_per_hour) == (120, 600, 60, 20)
 
 
 def test_dev_stage_and_top_level_keys_are_preserved(project: Path):
