@@ -75,3 +75,9 @@ output "lambda_log_group_name" {
   description = "CloudWatch log group created for the Chalice Lambda \"<name_prefix>-<stage>\"."
   value       = aws_cloudwatch_log_group.lambda.name
 }
+
+output "migrate_log_group_name" {
+  description = "CloudWatch log group created for the Chalice migrate Lambda \"<name_prefix>-<stage>-migrate\"."
+  value       = aws_cloudwatch_log_group.migrate.name
+}
+

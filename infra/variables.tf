@@ -232,7 +232,7 @@ variable "redis_node_type" {
 # ---------------------------------------------------------------- logs, keys, secrets
 
 variable "log_retention_days" {
-  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, Lambda log)."
+  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, the API and migrate Lambda logs)."
   type        = number
   default     = 365
 

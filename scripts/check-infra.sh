@@ -19,8 +19,9 @@
 #      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
 #   d. `chalice package --stage prod` of a temporary copy of the project with
 #      the sample rendered into it; sam.json must carry the VPC config, the
-#      environment (the production rate limits included) and the policy,
-#      deployment.zip the RDS CA bundle
+#      environment (the production rate limits included) and the policy, a
+#      log group in the policy for every function, deployment.zip the RDS CA
+#      bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -256,6 +257,12 @@ for name, props in functions.items():
     assert not roles[role].get("ManagedPolicyArns"), f"{role} has managed policies"
 api = functions["APIHandler"]
 assert (api["MemorySize"], api["Timeout"]) == (512, 10), (api["MemorySize"], api["Timeout"])
+# Every function writes to a log group infra/lambda.tf made (retention, KMS):
+# a new @app.lambda_function needs its group there and in the renderer.
+log_statement = next(s for s in policy["Statement"] if s["Sid"] == "WriteOwnLogs")
+groups = {arn.split(":log-group:")[1] for arn in log_statement["Resource"] if not arn.endswith(":*")}
+assert groups == {values["lambda_log_group_name"], values["migrate_log_group_name"]}, groups
+assert len(groups) == len(functions), (sorted(groups), sorted(functions))
 assert len(roles) == len({f["Role"]["Fn::GetAtt"][0] for f in functions.values()}), "a role no function uses"
 
 ca = "chalicelib/certs/rds-ca-bundle.pem"

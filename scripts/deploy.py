@@ -10,8 +10,10 @@ Every command first shows the AWS account, caller and region it is about to
 change, and points infra/ at the stage's own state
 (s3://<bucket from infra/backend.hcl>/<prefix>/<stage>/terraform.tfstate).
 
-deploy: terraform apply (Terraform asks for approval itself), render the
-Chalice stage from the outputs, then apply migrations before new code serves:
+deploy: terraform apply (Terraform asks for approval itself; a migrate log
+group that Lambda made before Terraform managed it is imported first), render
+the Chalice stage from the outputs, then apply migrations before new code
+serves:
   * the stage exists (its migrate Lambda does): chalice package, put the new
     package into the migrate Lambda only, wait, invoke it, then chalice deploy;
   * first deploy: chalice deploy, then invoke migrate.
@@ -48,6 +50,7 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 RENDER = ROOT / "scripts" / "render_chalice_config.py"
 
 MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
+MIGRATE_LOG_GROUP = "aws_cloudwatch_log_group.migrate"  # infra/lambda.tf
 
 # Same rule as var.stage in infra/variables.tf.
 _STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -218,6 +221,27 @@ def migrate_result(payload: bytes, function_error: Optional[str], log_tail: str 
         return text
 
 
+def log_group_name(app: str, stage: str, function: Optional[str] = None) -> str:
+    return f"/aws/lambda/{function_name(app, stage, function)}"
+
+
+def parse_state_list(returncode: int, stdout: str, stderr: str) -> List[str]:
+    """The addresses `terraform state list` printed; none for a stage without
+    a state yet (the command fails then), DeployError for any other failure."""
+    if returncode == 0:
+        return stdout.split()
+    if "No state file was found" in stderr:
+        return []
+    raise DeployError(f"terraform state list exited with {returncode}: {stderr.strip()}")
+
+
+def needs_import(log_group_exists: bool, state_addresses: Sequence[str], address: str = MIGRATE_LOG_GROUP) -> bool:
+    """A stage deployed before infra/lambda.tf managed the migrate log group
+    has one that Lambda made (or a destroy left): creating it would fail with
+    ResourceAlreadyExistsException, so it is imported instead."""
+    return log_group_exists and address not in state_addresses
+
+
 def outputs_region(outputs_text: str) -> str:
     try:
         return json.loads(outputs_text)["region"]["value"]
@@ -235,8 +259,6 @@ def left_behind(app: str, stage: str) -> List[str]:
         "`aws kms cancel-key-deletion` undoes it meanwhile",
         f"the secrets {name}/... are scheduled for deletion (secret_recovery_window_days); "
         "`aws secretsmanager restore-secret` undoes it meanwhile",
-        f"the log group /aws/lambda/{name}-{MIGRATE}, made by Lambda itself, is not Terraform's: "
-        f"`aws logs delete-log-group --log-group-name /aws/lambda/{name}-{MIGRATE}`",
     ]
 
 
@@ -283,6 +305,12 @@ def invoke(session: Any, region: str, name: str) -> Any:
     response = client.invoke(FunctionName=name, InvocationType="RequestResponse", LogType="Tail", Payload=b"{}")
     tail = base64.b64decode(response.get("LogResult") or b"").decode("utf-8", "replace")
     return migrate_result(response["Payload"].read(), response.get("FunctionError"), tail)
+
+
+def log_group_exists(session: Any, region: str, name: str) -> bool:
+    client = aws_client(session, "logs", region)
+    groups = client.describe_log_groups(logGroupNamePrefix=name, limit=50)["logGroups"]
+    return any(g.get("logGroupName") == name for g in groups)
 
 
 def deletion_protected(session: Any, region: str, cluster: str) -> Optional[bool]:
@@ -371,6 +399,28 @@ def init(ctx: Context) -> None:
     run(init_command(BACKEND_FILE, ctx.key), timeout=INIT_TIMEOUT, env=ctx.env)
 
 
+def state_addresses(ctx: Context) -> List[str]:
+    cmd = terraform_command(["state", "list"], ctx.stage, ctx.region)
+    print("$ " + " ".join(cmd), flush=True)
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, env=ctx.env, timeout=OUTPUT_TIMEOUT, check=False, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"terraform state list did not finish within {OUTPUT_TIMEOUT} s") from None
+    return parse_state_list(done.returncode, done.stdout, done.stderr)
+
+
+def adopt_migrate_log_group(ctx: Context) -> None:
+    name = log_group_name(ctx.app, ctx.stage, MIGRATE)
+    if not log_group_exists(ctx.session, ctx.region, name):
+        return  # a new stage, or one already managed and then deleted: the apply creates it
+    if needs_import(True, state_addresses(ctx)):
+        print(f"{name} exists but is not in the state (made by Lambda before infra/lambda.tf managed it): "
+              "importing it, so the apply gives it the retention and the KMS key", flush=True)
+        run(terraform_command(["import", MIGRATE_LOG_GROUP, name], ctx.stage, ctx.region), timeout=OUTPUT_TIMEOUT,
+            env=ctx.env)
+
+
 def deploy(ctx: Context) -> None:
     migrate = function_name(ctx.app, ctx.stage, MIGRATE)
     lambda_client = aws_client(ctx.session, "lambda", ctx.region)
@@ -380,6 +430,7 @@ def deploy(ctx: Context) -> None:
     init(ctx)
 
     banner(2, total, "terraform apply (review the plan; Terraform asks before it changes anything)")
+    adopt_migrate_log_group(ctx)
     run(terraform_command(["apply"], ctx.stage, ctx.region), timeout=None, env=ctx.env)
 
     banner(3, total, f"render the Chalice stage {ctx.stage} from terraform output")

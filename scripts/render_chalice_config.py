@@ -12,8 +12,9 @@ Writes two files of the project's .chalice directory:
   the production rate limits), autogen_policy false with iam_policy_file,
   memory and timeout. Every other key of the file, of the stage and of its
   environment is kept as it was, so `dev` and hand-made settings survive.
-* policy-<stage>.json: the Lambda's least-privilege IAM policy, with the real
-  ARNs: its own log groups, the VPC network interfaces (Resource "*", the only
+* policy-<stage>.json: the Lambdas' least-privilege IAM policy, with the real
+  ARNs: the log groups of the API and the migrate function (the two that
+  infra/lambda.tf creates), the VPC network interfaces (Resource "*", the only
   one: AWS does not support resource-level permissions for those EC2 actions
   as Lambda uses them), GetSecretValue on exactly the three secrets, and
   kms:Decrypt on the key only through Secrets Manager.
@@ -49,6 +50,11 @@ RATE_LIMITS = {
 LAMBDA_MEMORY_MB = 512
 LAMBDA_TIMEOUT_S = 10
 
+# The suffix of every function's name but the API handler's
+# ("<app>-<stage>-<suffix>"): the functions of app.py, whose log groups
+# infra/lambda.tf creates.
+OTHER_FUNCTIONS = ["migrate"]
+
 # The network-interface actions a VPC Lambda's execution role needs, as in the
 # AWS managed policy AWSLambdaVPCAccessExecutionRole.
 ENI_ACTIONS = [
@@ -68,6 +74,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 _DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 _SECRET_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):secret:[A-Za-z0-9/_+=.@!-]+$")
+_LOG_GROUP = re.compile(r"^/aws/lambda/[A-Za-z0-9_-]{1,64}$")
 _KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):key/(mrk-)?[0-9a-f-]{{32,36}}$")
 
 
@@ -116,6 +123,8 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "redis_secret_arn": _string(_SECRET_ARN),
     "auth_secret_arn": _string(_SECRET_ARN),
     "kms_key_arn": _string(_KMS_ARN),
+    "lambda_log_group_name": _string(_LOG_GROUP),
+    "migrate_log_group_name": _string(_LOG_GROUP),
 }
 
 
@@ -173,11 +182,20 @@ def _dns_suffix(out: Mapping[str, Any]) -> str:
     return "amazonaws.com.cn" if out["partition"] == "aws-cn" else "amazonaws.com"
 
 
-def policy(out: Mapping[str, Any], function_name: str) -> Dict[str, Any]:
-    """Least privilege for the Lambda named `function_name` (and the
-    `<function_name>-*` functions of the same app and stage, e.g. a migrate
-    Lambda, whose names Chalice derives the same way)."""
-    logs = f"arn:{out['partition']}:logs:{out['region']}:{out['account_id']}:log-group:/aws/lambda/{function_name}"
+def function_names(app_name: str, stage_name: str) -> List[str]:
+    """Chalice's function names: "<app>-<stage>" for the API handler (no
+    suffix, for backward compatibility), "<app>-<stage>-<name>" for the rest."""
+    api = f"{app_name}-{stage_name}"
+    return [api] + [f"{api}-{suffix}" for suffix in OTHER_FUNCTIONS]
+
+
+def policy(out: Mapping[str, Any], functions: List[str]) -> Dict[str, Any]:
+    """Least privilege for the Lambdas named `functions` (one role: Chalice
+    gives every function of the stage the same policy file)."""
+    prefix = f"arn:{out['partition']}:logs:{out['region']}:{out['account_id']}:log-group:/aws/lambda/"
+    # Each group and its streams, by exact name: no "<app>-<stage>-*", which
+    # would also match functions (and log groups) this stack does not make.
+    log_resources = [arn for name in functions for arn in (f"{prefix}{name}", f"{prefix}{name}:*")]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -185,7 +203,7 @@ def policy(out: Mapping[str, Any], function_name: str) -> Dict[str, Any]:
                 "Sid": "WriteOwnLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [logs, f"{logs}:*", f"{logs}-*"],
+                "Resource": log_resources,
             },
             {
                 # AWS requires "*" here: these EC2 actions, as Lambda calls them
@@ -267,13 +285,20 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
     if not isinstance(app_name, str) or not app_name:
         raise OutputError(f"{config_path} has no app_name")
     policy_file = f"policy-{stage_name}.json"
+    functions = function_names(app_name, stage_name)
+    # Terraform made the log groups for "<name_prefix>-<stage>"; the policy
+    # grants the ones of "<app_name>-<stage>". They must be the same.
+    made = [out["lambda_log_group_name"], out["migrate_log_group_name"]]
+    if made != [f"/aws/lambda/{name}" for name in functions]:
+        raise OutputError(f"Terraform created the log groups {made} but the functions are {functions}: "
+                          f"name_prefix in infra/ must equal app_name ({app_name!r}) of {config_path}")
 
     stages = config.setdefault("stages", {})
     stages[stage_name] = render_stage(stages.get(stage_name) or {}, out, tls_ca=tls_ca, policy_file=policy_file,
                                       reserved_concurrency=reserved_concurrency)
     return {
         str(chalice_dir / policy_file): write_if_changed(chalice_dir / policy_file,
-                                                         _dump(policy(out, f"{app_name}-{stage_name}"))),
+                                                         _dump(policy(out, functions))),
         str(config_path): write_if_changed(config_path, _dump(config)),
     }
 

@@ -204,4 +204,33 @@ def test_package_size_limit():
 def test_left_behind_names_the_stage():
     notes = deploy.left_behind("messaging", "dev")
     assert any("messaging-dev-final-" in n for n in notes)
-    assert any("/aws/lambda/messaging-dev-migrate" in n for n in notes)
+    # Terraform owns the migrate log group now (infra/lambda.tf): the destroy deletes it.
+    assert not any("log group" in n for n in notes)
+
+
+# --------------------------------------------------------------------------- the migrate log group
+
+
+def test_the_migrate_log_group_is_the_one_terraform_creates():
+    assert deploy.log_group_name("messaging", "prod", deploy.MIGRATE) == "/aws/lambda/messaging-prod-migrate"
+    assert deploy.log_group_name("messaging", "prod") == "/aws/lambda/messaging-prod"
+    lambda_tf = (ROOT / "infra" / "lambda.tf").read_text()
+    resource_type, name = deploy.MIGRATE_LOG_GROUP.split(".")
+    block = lambda_tf[lambda_tf.index(f'resource "{resource_type}" "{name}"'):]
+    assert 'name              = "/aws/lambda/${local.name}-migrate"' in block[:block.index("\n}\n")]
+
+
+def test_an_existing_unmanaged_migrate_log_group_is_imported():
+    managed = ["aws_cloudwatch_log_group.lambda", "aws_cloudwatch_log_group.migrate", "aws_vpc.this"]
+    assert deploy.needs_import(True, managed[:1] + managed[2:])  # a stage from before infra/lambda.tf had it
+    assert deploy.needs_import(True, [])                           # re-created stage, group left by a destroy
+    assert not deploy.needs_import(True, managed)                  # already Terraform's
+    assert not deploy.needs_import(False, [])                      # new stage: the apply creates it
+
+
+def test_state_list_output():
+    assert deploy.parse_state_list(0, "aws_vpc.this\naws_cloudwatch_log_group.migrate\n", "") == [
+        "aws_vpc.this", "aws_cloudwatch_log_group.migrate"]
+    assert deploy.parse_state_list(1, "", "\nNo state file was found!\n\nState management commands ...") == []
+    with pytest.raises(deploy.DeployError, match="Error loading state"):
+        deploy.parse_state_list(1, "", "Error loading state: AccessDenied")

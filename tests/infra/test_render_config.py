@@ -21,6 +21,7 @@ CA = "chalicelib/certs/rds-ca-bundle.pem"
 
 OUT = {name: entry["value"] for name, entry in json.loads(SAMPLE.read_text()).items()}
 SECRETS = [OUT["db_secret_arn"], OUT["redis_secret_arn"], OUT["auth_secret_arn"]]
+LOG_GROUPS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
 
 
 def run(project: Path, *args: str, outputs: Any = None) -> subprocess.CompletedProcess:
@@ -166,8 +167,12 @@ def test_policy_is_least_privilege(project: Path):
 
     logs = statements["WriteOwnLogs"]
     assert logs["Action"] == ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
-    group = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/messaging-prod"
-    assert logs["Resource"] == [group, f"{group}:*", f"{group}-*"]
+    # Exactly the two log groups infra/lambda.tf creates (outputs lambda_log_group_name,
+    # migrate_log_group_name), each with its streams; no other group of the account.
+    api, migrate = (LOG_GROUPS + OUT["lambda_log_group_name"][len("/aws/lambda/"):],
+                    LOG_GROUPS + OUT["migrate_log_group_name"][len("/aws/lambda/"):])
+    assert (api, migrate) == (f"{LOG_GROUPS}messaging-prod", f"{LOG_GROUPS}messaging-prod-migrate")
+    assert logs["Resource"] == [api, f"{api}:*", migrate, f"{migrate}:*"]
 
     eni = statements["VpcNetworkInterfaces"]
     assert set(eni["Action"]) >= {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
@@ -196,9 +201,8 @@ def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path)
         if statement["Sid"] == "VpcNetworkInterfaces":
             continue
         assert "*" not in resources, statement["Sid"]
-        for arn in resources:  # a wildcard only as a log-group name suffix of this function
-            assert "*" not in arn or arn.startswith("arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
-                                                    "messaging-prod"), arn
+        for arn in resources:  # a wildcard only for the streams of one of the two log groups
+            assert "*" not in arn or arn in (f"{LOG_GROUPS}messaging-prod:*", f"{LOG_GROUPS}messaging-prod-migrate:*"), arn
     secret_arns = [arn for s in policy(project)["Statement"]
                    for arn in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
                    if ":secretsmanager:" in arn]
@@ -235,6 +239,9 @@ def test_running_twice_changes_nothing(project: Path):
      "disagree on the account"),
     (lambda o: o["region"].update(value="eu-west-1"), "output region is eu-west-1"),
     (lambda o: o["redis_secret_arn"].update(value=o["auth_secret_arn"]["value"]), "must be distinct"),
+    # name_prefix differs from app_name: Terraform's log groups are not the functions'.
+    (lambda o: o["migrate_log_group_name"].update(value="/aws/lambda/chat-prod-migrate"), "name_prefix in infra/"),
+    (lambda o: o["lambda_log_group_name"].update(value="/aws/lambda/chat-prod"), "name_prefix in infra/"),
 ])
 def test_bad_outputs_are_refused_and_nothing_is_written(project: Path, change, message):
     outputs = copy.deepcopy(sample())
