@@ -81,3 +81,9 @@ output "migrate_log_group_name" {
   value       = aws_cloudwatch_log_group.migrate.name
 }
 
+# Chalice owns the Lambda: the renderer writes this into the Chalice stage.
+
+output "api_reserved_concurrency" {
+  description = "Reserved concurrency of the API handler Lambda only (var.api_reserved_concurrency)."
+  value       = var.api_reserved_concurrency
+}

@@ -229,6 +229,23 @@ variable "redis_node_type" {
   }
 }
 
+# ---------------------------------------------------------------- API limits
+
+# Not used by a resource here: Chalice owns the Lambda, so this reaches it
+# through an output (scripts/render_chalice_config.py writes it into the
+# Chalice stage).
+
+variable "api_reserved_concurrency" {
+  description = "Reserved concurrency of the API Lambda (\"<name_prefix>-<stage>\"; not the migrate function): at most this many containers, each holding one MySQL connection, so it caps the API's connections to Aurora (or the RDS Proxy). Taken from the account's regional concurrency, of which Lambda keeps 100 unreserved (so at most 900 with the default quota of 1,000)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.api_reserved_concurrency >= 1 && var.api_reserved_concurrency <= 1000 && floor(var.api_reserved_concurrency) == var.api_reserved_concurrency
+    error_message = "api_reserved_concurrency must be a whole number from 1 to 1000 (0 would stop the API)."
+  }
+}
+
 # ---------------------------------------------------------------- logs, keys, secrets
 
 variable "log_retention_days" {

@@ -19,9 +19,10 @@
 #      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
 #   d. `chalice package --stage prod` of a temporary copy of the project with
 #      the sample rendered into it; sam.json must carry the VPC config, the
-#      environment (the production rate limits included) and the policy, a
-#      log group in the policy for every function, deployment.zip the RDS CA
-#      bundle
+#      environment (the production rate limits included) and the policy, the
+#      sample's reserved concurrency on APIHandler and none on the migrate
+#      function, a log group in the policy for every function, deployment.zip
+#      the RDS CA bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -257,6 +258,14 @@ for name, props in functions.items():
     assert not roles[role].get("ManagedPolicyArns"), f"{role} has managed policies"
 api = functions["APIHandler"]
 assert (api["MemorySize"], api["Timeout"]) == (512, 10), (api["MemorySize"], api["Timeout"])
+# Reserved concurrency caps the API's containers (one MySQL connection each);
+# only the API's: the migrate function must not take as much again.
+assert api.get("ReservedConcurrentExecutions") == values["api_reserved_concurrency"], api.get(
+    "ReservedConcurrentExecutions")
+assert "Migrate" in functions, list(functions)
+for name, props in functions.items():
+    if name != "APIHandler":
+        assert "ReservedConcurrentExecutions" not in props, (name, props["ReservedConcurrentExecutions"])
 # Every function writes to a log group infra/lambda.tf made (retention, KMS):
 # a new @app.lambda_function needs its group there and in the renderer.
 log_statement = next(s for s in policy["Statement"] if s["Sid"] == "WriteOwnLogs")
@@ -275,7 +284,8 @@ with zipfile.ZipFile(out / "deployment.zip") as z:
     for package in ("pymysql/", "redis/"):
         assert any(n.startswith(package) for n in names), f"{package} is not packaged"
 for name, props in functions.items():
-    print(f"   sam.json: {name} ({props['Runtime']}, {props['MemorySize']} MB, {props['Timeout']} s): "
+    print(f"   sam.json: {name} ({props['Runtime']}, {props['MemorySize']} MB, {props['Timeout']} s, "
+          f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}): "
           f"VpcConfig {len(props['VpcConfig']['SubnetIds'])} subnets + 1 security group, "
           f"{len(props['Environment']['Variables'])} environment variables, "
           f"role {props['Role']['Fn::GetAtt'][0]} = policy-prod.json ({len(policy['Statement'])} statements)")

@@ -10,8 +10,11 @@ Writes two files of the project's .chalice directory:
   security_group_ids), the environment (DATABASE_URL without credentials,
   DB_SECRET_ARN, REDIS_URL, REDIS_SECRET_ARN, AUTH_SECRET_ARN, AUTH_MODE and
   the production rate limits), autogen_policy false with iam_policy_file,
-  memory and timeout. Every other key of the file, of the stage and of its
-  environment is kept as it was, so `dev` and hand-made settings survive.
+  memory and timeout, and the reserved concurrency of the API handler only
+  (lambda_functions.api_handler.reserved_concurrency, from the output
+  api_reserved_concurrency). Every other key of the file, of the stage, of
+  its lambda_functions and of its environment is kept as it was, so `dev`
+  and hand-made settings survive.
 * policy-<stage>.json: the Lambdas' least-privilege IAM policy, with the real
   ARNs: the log groups of the API and the migrate function (the two that
   infra/lambda.tf creates), the VPC network interfaces (Resource "*", the only
@@ -50,9 +53,10 @@ RATE_LIMITS = {
 LAMBDA_MEMORY_MB = 512
 LAMBDA_TIMEOUT_S = 10
 
-# The suffix of every function's name but the API handler's
-# ("<app>-<stage>-<suffix>"): the functions of app.py, whose log groups
-# infra/lambda.tf creates.
+# Chalice's name for the API handler in lambda_functions, and the suffix of
+# every other function's name ("<app>-<stage>-<suffix>"): the functions of
+# app.py, whose log groups infra/lambda.tf creates.
+API_HANDLER = "api_handler"
 OTHER_FUNCTIONS = ["migrate"]
 
 # The network-interface actions a VPC Lambda's execution role needs, as in the
@@ -103,6 +107,16 @@ def _port(name: str, value: Any) -> int:
     return value
 
 
+def _whole(low: int, high: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON numbers from Terraform may arrive as 50.0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise OutputError(f"output {name} must be a whole number from {low} to {high}, got {value!r}")
+        return value
+    return check
+
+
 def _subnets(name: str, value: Any) -> List[str]:
     if not isinstance(value, list) or len(value) < 2 or len(set(value)) != len(value):
         raise OutputError(f"output {name} must list at least two distinct subnets, got {value!r}")
@@ -125,6 +139,8 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "kms_key_arn": _string(_KMS_ARN),
     "lambda_log_group_name": _string(_LOG_GROUP),
     "migrate_log_group_name": _string(_LOG_GROUP),
+    # The same bounds as the variable's validation in infra/variables.tf.
+    "api_reserved_concurrency": _whole(1, 1_000),
 }
 
 
@@ -230,8 +246,8 @@ def policy(out: Mapping[str, Any], functions: List[str]) -> Dict[str, Any]:
     }
 
 
-def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str, policy_file: str,
-                 reserved_concurrency: Optional[int]) -> Dict[str, Any]:
+def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str,
+                 policy_file: str) -> Dict[str, Any]:
     stage = dict(existing)
     stage.setdefault("api_gateway_stage", "api")
     stage["autogen_policy"] = False
@@ -240,8 +256,14 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
     stage["security_group_ids"] = [out["lambda_security_group_id"]]
     stage["lambda_memory_size"] = LAMBDA_MEMORY_MB
     stage["lambda_timeout"] = LAMBDA_TIMEOUT_S
-    if reserved_concurrency is not None:
-        stage["reserved_concurrency"] = reserved_concurrency
+    # The API handler only: a stage-level value (what --reserved-concurrency
+    # used to write) would reserve as much again for the migrate function.
+    stage.pop("reserved_concurrency", None)
+    functions = dict(existing.get("lambda_functions") or {})
+    api_handler = dict(functions.get(API_HANDLER) or {})
+    api_handler["reserved_concurrency"] = out["api_reserved_concurrency"]
+    functions[API_HANDLER] = api_handler
+    stage["lambda_functions"] = functions
     env = dict(existing.get("environment_variables") or {})
     env.update(environment(out, tls_ca))
     stage["environment_variables"] = env
@@ -271,7 +293,7 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tls_ca: str = DEFAULT_TLS_CA,
-           reserved_concurrency: Optional[int] = None, check_ca: bool = True) -> Dict[str, bool]:
+           check_ca: bool = True) -> Dict[str, bool]:
     out = load_outputs(outputs_text)
     if out["stage"] != stage_name:
         raise OutputError(f"the Terraform stage is {out['stage']!r}, refusing to render it into stage {stage_name!r}")
@@ -294,8 +316,7 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
                           f"name_prefix in infra/ must equal app_name ({app_name!r}) of {config_path}")
 
     stages = config.setdefault("stages", {})
-    stages[stage_name] = render_stage(stages.get(stage_name) or {}, out, tls_ca=tls_ca, policy_file=policy_file,
-                                      reserved_concurrency=reserved_concurrency)
+    stages[stage_name] = render_stage(stages.get(stage_name) or {}, out, tls_ca=tls_ca, policy_file=policy_file)
     return {
         str(chalice_dir / policy_file): write_if_changed(chalice_dir / policy_file,
                                                          _dump(policy(out, functions))),
@@ -311,16 +332,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--stage", default="prod", help="Chalice stage to write (default: prod)")
     parser.add_argument("--tls-ca", default=DEFAULT_TLS_CA,
                         help=f"CA bundle path relative to the project, for DATABASE_URL (default: {DEFAULT_TLS_CA})")
-    parser.add_argument("--reserved-concurrency", type=int, default=None,
-                        help="also set the Lambda's reserved concurrency (default: leave as is)")
     args = parser.parse_args(argv)
-    if args.reserved_concurrency is not None and args.reserved_concurrency < 0:
-        parser.error("--reserved-concurrency must be >= 0")
 
     text = sys.stdin.read() if args.outputs == "-" else Path(args.outputs).read_text(encoding="utf-8")
     try:
-        written = render(text, args.project_dir.resolve(), stage_name=args.stage, tls_ca=args.tls_ca,
-                         reserved_concurrency=args.reserved_concurrency)
+        written = render(text, args.project_dir.resolve(), stage_name=args.stage, tls_ca=args.tls_ca)
     except OutputError as exc:
         print(f"render_chalice_config: {exc}", file=sys.stderr)
         return 1

@@ -67,6 +67,19 @@ def test_sample_has_exactly_the_outputs_terraform_declares():
         assert entry["sensitive"] is False, name
 
 
+def variable_default(name: str) -> Any:
+    variables = (ROOT / "infra" / "variables.tf").read_text()
+    block = variables[variables.index(f'variable "{name}"'):]
+    return json.loads(re.search(r"^  default\s*=\s*(.+)$", block[:block.index("\n}\n")], re.MULTILINE).group(1))
+
+
+@pytest.mark.parametrize("name, value", [("api_reserved_concurrency", 50)])
+def test_the_sample_limits_are_the_variable_defaults(name, value):
+    # The sample stands for a stage deployed with the defaults, the numbers
+    # docs/deploy.md ("What protects the database") works with.
+    assert OUT[name] == variable_default(name) == value
+
+
 # --------------------------------------------------------------------------- the prod stage
 
 
@@ -82,7 +95,10 @@ def test_prod_stage_has_every_field(project: Path):
     assert prod["lambda_memory_size"] == 512
     assert prod["lambda_timeout"] == 10
     assert prod["api_gateway_stage"] == "api"
+    # Reserved for the API handler only (Chalice's per-function config), from
+    # the output; never stage-wide, which would reserve as much for migrate.
     assert "reserved_concurrency" not in prod
+    assert prod["lambda_functions"] == {"api_handler": {"reserved_concurrency": 50}}
     assert prod["environment_variables"] == {
         "DATABASE_URL": "mysql://messaging-prod.cluster-c7x2kq9wz3ab.us-east-1.rds.amazonaws.com:3306/messaging"
                         f"?tls=verify&tls_ca={CA}",
@@ -140,18 +156,40 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
     cfg["stages"]["prod"] = {
         "api_gateway_stage": "v1",
         "lambda_timeout": 3,
+        "reserved_concurrency": 7,  # what the old --reserved-concurrency wrote: stage-wide
         "tags": {"team": "messaging"},
         "environment_variables": {"CACHE_SIZE": "200", "AUTH_MODE": "none"},
+        "lambda_functions": {
+            "migrate": {"lambda_timeout": 300},  # docs/deploy.md: a longer migration
+            "api_handler": {"reserved_concurrency": 5, "lambda_memory_size": 1024},
+        },
     }
     (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    assert run(project, "--reserved-concurrency", "50").returncode == 0
+    assert run(project).returncode == 0
     prod = config(project)["stages"]["prod"]
     assert prod["api_gateway_stage"] == "v1"
     assert prod["tags"] == {"team": "messaging"}
     assert prod["lambda_timeout"] == 10
-    assert prod["reserved_concurrency"] == 50
+    assert "reserved_concurrency" not in prod
+    assert prod["lambda_functions"] == {
+        "migrate": {"lambda_timeout": 300},
+        "api_handler": {"reserved_concurrency": 50, "lambda_memory_size": 1024},
+    }
     assert prod["environment_variables"]["CACHE_SIZE"] == "200"
     assert prod["environment_variables"]["AUTH_MODE"] == "token"
+
+
+def test_the_reserved_concurrency_follows_the_output(project: Path):
+    outputs = copy.deepcopy(sample())
+    outputs["api_reserved_concurrency"]["value"] = 20.0  # a whole JSON number in float form
+    assert run(project, outputs=outputs).returncode == 0
+    assert config(project)["stages"]["prod"]["lambda_functions"]["api_handler"] == {"reserved_concurrency": 20}
+
+
+def test_the_old_flag_is_gone(project: Path):
+    # One mechanism: the Terraform output. A stale invocation must not pass silently.
+    result = run(project, "--reserved-concurrency", "50")
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
 
 
 # --------------------------------------------------------------------------- the policy
@@ -239,6 +277,11 @@ def test_running_twice_changes_nothing(project: Path):
      "disagree on the account"),
     (lambda o: o["region"].update(value="eu-west-1"), "output region is eu-west-1"),
     (lambda o: o["redis_secret_arn"].update(value=o["auth_secret_arn"]["value"]), "must be distinct"),
+    (lambda o: o.pop("api_reserved_concurrency"), "missing outputs: api_reserved_concurrency"),
+    (lambda o: o["api_reserved_concurrency"].update(value=0), "whole number from 1 to 1000"),
+    (lambda o: o["api_reserved_concurrency"].update(value=2.5), "whole number from 1 to 1000"),
+    (lambda o: o["api_reserved_concurrency"].update(value=True), "whole number from 1 to 1000"),
+    (lambda o: o["api_reserved_concurrency"].update(value="50"), "whole number from 1 to 1000"),
     # name_prefix differs from app_name: Terraform's log groups are not the functions'.
     (lambda o: o["migrate_log_group_name"].update(value="/aws/lambda/chat-prod-migrate"), "name_prefix in infra/"),
     (lambda o: o["lambda_log_group_name"].update(value="/aws/lambda/chat-prod"), "name_prefix in infra/"),
