@@ -81,7 +81,19 @@ output "migrate_log_group_name" {
   value       = aws_cloudwatch_log_group.migrate.name
 }
 
-# Chalice owns the Lambda: the renderer writes this into the Chalice stage.
+# Chalice cannot express these in Terraform: the renderer writes the reserved
+# concurrency into the Chalice stage, scripts/deploy.py sets the throttling on
+# the API Gateway stage after `chalice deploy`.
+
+output "api_throttle_rate_limit" {
+  description = "API Gateway stage throttling, steady-state requests per second (var.api_throttle_rate_limit)."
+  value       = var.api_throttle_rate_limit
+}
+
+output "api_throttle_burst_limit" {
+  description = "API Gateway stage throttling, burst (var.api_throttle_burst_limit)."
+  value       = var.api_throttle_burst_limit
+}
 
 output "api_reserved_concurrency" {
   description = "Reserved concurrency of the API handler Lambda only (var.api_reserved_concurrency)."

@@ -13,10 +13,12 @@ change, and points infra/ at the stage's own state
 deploy: terraform apply (Terraform asks for approval itself; a migrate log
 group that Lambda made before Terraform managed it is imported first), render
 the Chalice stage from the outputs, then apply migrations before new code
-serves:
+serves, and set the API Gateway stage throttling from the outputs right after
+chalice deploy (Chalice has no setting for it):
   * the stage exists (its migrate Lambda does): chalice package, put the new
-    package into the migrate Lambda only, wait, invoke it, then chalice deploy;
-  * first deploy: chalice deploy, then invoke migrate.
+    package into the migrate Lambda only, wait, invoke it, chalice deploy,
+    throttle;
+  * first deploy: chalice deploy, throttle, then invoke migrate.
 destroy: refuses while Aurora deletion protection is on, asks for the stage
 name, chalice delete, then terraform destroy (which asks again).
 tf: any terraform command against the stage's state, with -var stage/region
@@ -40,17 +42,23 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 BACKEND_FILE = INFRA / "backend.hcl"
 TFVARS_FILE = INFRA / "terraform.tfvars"
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+CHALICE_DEPLOYED = ROOT / ".chalice" / "deployed"  # <stage>.json, written by chalice deploy
 RENDER = ROOT / "scripts" / "render_chalice_config.py"
 
 MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
 MIGRATE_LOG_GROUP = "aws_cloudwatch_log_group.migrate"  # infra/lambda.tf
+DEFAULT_API_GATEWAY_STAGE = "api"  # Chalice's default api_gateway_stage
+
+# The stage-wide method settings key ("*/*": every resource and method) in
+# the JSON-pointer form UpdateStage patches take.
+THROTTLE_PATHS = ("/*/*/throttling/rateLimit", "/*/*/throttling/burstLimit")
 
 # Same rule as var.stage in infra/variables.tf.
 _STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -186,14 +194,17 @@ PACKAGE = Step("package", "chalice package: build the new deployment.zip")
 UPDATE_MIGRATE = Step("update_migrate", "put the new package into the migrate Lambda only, and wait")
 INVOKE_MIGRATE = Step("invoke_migrate", "invoke migrate: apply pending migrations")
 CHALICE_DEPLOY = Step("chalice_deploy", "chalice deploy: the new code serves")
+THROTTLE = Step("throttle", "API Gateway stage throttling (rate, burst) from the Terraform outputs")
 
 
 def plan_code_steps(migrate_exists: bool) -> List[Step]:
     """Migrations run before new code serves. On a first deploy there is no
-    migrate function (and no old code) yet, so Chalice creates it first."""
+    migrate function (and no old code) yet, so Chalice creates it first.
+    Throttling follows chalice deploy at once: the stage exists only from
+    then on (first deploy), and Chalice has just recorded its REST API id."""
     if migrate_exists:
-        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY]
-    return [CHALICE_DEPLOY, INVOKE_MIGRATE]
+        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY, THROTTLE]
+    return [CHALICE_DEPLOY, THROTTLE, INVOKE_MIGRATE]
 
 
 def after_failed_migration(steps: Sequence[Step]) -> str:
@@ -219,6 +230,67 @@ def migrate_result(payload: bytes, function_error: Optional[str], log_tail: str 
         return json.loads(text) if text else None
     except ValueError:
         return text
+
+
+def api_throttle(outputs_text: str) -> Tuple[float, int]:
+    """(rate, burst) of the outputs api_throttle_rate_limit / _burst_limit,
+    within the bounds of their variables in infra/variables.tf."""
+    try:
+        outputs = json.loads(outputs_text)
+        rate = outputs["api_throttle_rate_limit"]["value"]
+        burst = outputs["api_throttle_burst_limit"]["value"]
+    except (ValueError, KeyError, TypeError):
+        raise DeployError("`terraform output -json` has no api_throttle_rate_limit / api_throttle_burst_limit "
+                          "(did the apply finish?)") from None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 10_000:
+        raise DeployError(f"api_throttle_rate_limit {rate!r}: must be in (0, 10000] requests per second")
+    if isinstance(burst, float) and burst.is_integer():
+        burst = int(burst)
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 5_000:
+        raise DeployError(f"api_throttle_burst_limit {burst!r}: must be a whole number from 1 to 5000")
+    return rate, burst
+
+
+def _number_text(value: float) -> str:
+    # Patch values are strings; "100", not "100.0", for a whole rate.
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def throttle_patch_operations(rate: float, burst: int) -> List[Dict[str, str]]:
+    """UpdateStage patch operations that set the stage's default throttling
+    (every method of the stage; per-method overrides would win, none are made)."""
+    return [
+        {"op": "replace", "path": THROTTLE_PATHS[0], "value": _number_text(rate)},
+        {"op": "replace", "path": THROTTLE_PATHS[1], "value": str(int(burst))},
+    ]
+
+
+def rest_api_id(deployed_text: str) -> str:
+    """The REST API id Chalice recorded in .chalice/deployed/<stage>.json
+    (schema 2.0: {"resources": [{"name": "rest_api", "resource_type":
+    "rest_api", "rest_api_id": ..., "rest_api_url": ...}, ...]})."""
+    try:
+        data = json.loads(deployed_text)
+    except ValueError as exc:
+        raise DeployError(f"the Chalice deployed file is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema_version") != "2.0":
+        raise DeployError("the Chalice deployed file is not of schema_version 2.0")
+    ids = [r.get("rest_api_id") for r in data.get("resources") or []
+           if isinstance(r, dict) and r.get("resource_type") == "rest_api" and r.get("name") == "rest_api"]
+    if len(ids) != 1 or not isinstance(ids[0], str) or not re.match(r"^[a-z0-9]+$", ids[0]):
+        raise DeployError(f"the Chalice deployed file has no single rest_api with a rest_api_id (found {ids})")
+    return ids[0]
+
+
+def api_gateway_stage(config_text: str, stage: str) -> str:
+    """api_gateway_stage as Chalice looks it up: the stage's, the top-level
+    one, else Chalice's default "api"."""
+    config = json.loads(config_text)
+    for scope in ((config.get("stages") or {}).get(stage) or {}, config):
+        name = scope.get("api_gateway_stage")
+        if name:
+            return name
+    return DEFAULT_API_GATEWAY_STAGE
 
 
 def log_group_name(app: str, stage: str, function: Optional[str] = None) -> str:
@@ -311,6 +383,15 @@ def log_group_exists(session: Any, region: str, name: str) -> bool:
     client = aws_client(session, "logs", region)
     groups = client.describe_log_groups(logGroupNamePrefix=name, limit=50)["logGroups"]
     return any(g.get("logGroupName") == name for g in groups)
+
+
+def set_throttling(session: Any, region: str, api_id: str, stage_name: str,
+                   operations: List[Dict[str, str]]) -> Dict[str, Any]:
+    """UpdateStage (idempotent: the same values again change nothing); the
+    stage's "*/*" method settings as API Gateway now has them."""
+    client = aws_client(session, "apigateway", region)
+    stage = client.update_stage(restApiId=api_id, stageName=stage_name, patchOperations=operations)
+    return (stage.get("methodSettings") or {}).get("*/*") or {}
 
 
 def deletion_protected(session: Any, region: str, cluster: str) -> Optional[bool]:
@@ -421,6 +502,24 @@ def adopt_migrate_log_group(ctx: Context) -> None:
             env=ctx.env)
 
 
+def throttle(ctx: Context, operations: List[Dict[str, str]]) -> None:
+    deployed = CHALICE_DEPLOYED / f"{ctx.stage}.json"
+    if not deployed.is_file():
+        raise DeployError(f"{deployed.relative_to(ROOT)} is missing after chalice deploy: "
+                          "the stage throttling is not set")
+    api_id = rest_api_id(deployed.read_text(encoding="utf-8"))
+    stage_name = api_gateway_stage(CHALICE_CONFIG.read_text(encoding="utf-8"), ctx.stage)
+    try:
+        now = set_throttling(ctx.session, ctx.region, api_id, stage_name, operations)
+    except Exception as exc:  # the code is deployed; say so, and how to finish
+        if type(exc).__module__.startswith("botocore"):
+            raise DeployError(f"AWS: {exc}\nThe new code is deployed but the stage throttling of REST API {api_id} "
+                              f"stage {stage_name} is not set; deploy again.") from None
+        raise
+    print(f"REST API {api_id} stage {stage_name}: throttling rate {now.get('throttlingRateLimit')}/s, "
+          f"burst {now.get('throttlingBurstLimit')}", flush=True)
+
+
 def deploy(ctx: Context) -> None:
     migrate = function_name(ctx.app, ctx.stage, MIGRATE)
     lambda_client = aws_client(ctx.session, "lambda", ctx.region)
@@ -440,6 +539,8 @@ def deploy(ctx: Context) -> None:
         raise DeployError(f"the stack is in {outputs_region(outputs)}, the AWS region is {ctx.region}")
     run([sys.executable, str(RENDER), "-", "--stage", ctx.stage], timeout=OUTPUT_TIMEOUT, env=ctx.env,
         input_text=outputs)
+    # Checked now, before any code changes, though applied after chalice deploy.
+    throttle_operations = throttle_patch_operations(*api_throttle(outputs))
 
     steps = plan_code_steps(function_exists(lambda_client, migrate))
     banner(4, total, "migrations before new code: " + " -> ".join(s.name for s in steps))
@@ -465,6 +566,8 @@ def deploy(ctx: Context) -> None:
             elif step is CHALICE_DEPLOY:
                 run([ctx.chalice, "--project-dir", str(ROOT), "deploy", "--stage", ctx.stage],
                     timeout=None, env=ctx.env)
+            elif step is THROTTLE:
+                throttle(ctx, throttle_operations)
 
     banner(5, total, "done")
     url = run([ctx.chalice, "--project-dir", str(ROOT), "url", "--stage", ctx.stage], timeout=URL_TIMEOUT,

@@ -22,6 +22,9 @@ Writes two files of the project's .chalice directory:
   as Lambda uses them), GetSecretValue on exactly the three secrets, and
   kms:Decrypt on the key only through Secrets Manager.
 
+The API Gateway stage throttling (outputs api_throttle_*) is not Chalice
+configuration: scripts/deploy.py applies it after `chalice deploy`.
+
 Output is deterministic (keys in a fixed order, indent 2, trailing newline):
 a second run with the same outputs leaves both files untouched. Standard
 library only.
@@ -117,6 +120,12 @@ def _whole(low: int, high: int) -> Callable[[str, Any], int]:
     return check
 
 
+def _rate(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 10_000:
+        raise OutputError(f"output {name} must be a number of requests per second in (0, 10000], got {value!r}")
+    return value
+
+
 def _subnets(name: str, value: Any) -> List[str]:
     if not isinstance(value, list) or len(value) < 2 or len(set(value)) != len(value):
         raise OutputError(f"output {name} must list at least two distinct subnets, got {value!r}")
@@ -139,7 +148,9 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "kms_key_arn": _string(_KMS_ARN),
     "lambda_log_group_name": _string(_LOG_GROUP),
     "migrate_log_group_name": _string(_LOG_GROUP),
-    # The same bounds as the variable's validation in infra/variables.tf.
+    # The same bounds as the variables' validation in infra/variables.tf.
+    "api_throttle_rate_limit": _rate,
+    "api_throttle_burst_limit": _whole(1, 5_000),
     "api_reserved_concurrency": _whole(1, 1_000),
 }
 

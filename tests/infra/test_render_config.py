@@ -73,7 +73,8 @@ def variable_default(name: str) -> Any:
     return json.loads(re.search(r"^  default\s*=\s*(.+)$", block[:block.index("\n}\n")], re.MULTILINE).group(1))
 
 
-@pytest.mark.parametrize("name, value", [("api_reserved_concurrency", 50)])
+@pytest.mark.parametrize("name, value", [
+    ("api_throttle_rate_limit", 100), ("api_throttle_burst_limit", 200), ("api_reserved_concurrency", 50)])
 def test_the_sample_limits_are_the_variable_defaults(name, value):
     # The sample stands for a stage deployed with the defaults, the numbers
     # docs/deploy.md ("What protects the database") works with.
@@ -282,6 +283,9 @@ def test_running_twice_changes_nothing(project: Path):
     (lambda o: o["api_reserved_concurrency"].update(value=2.5), "whole number from 1 to 1000"),
     (lambda o: o["api_reserved_concurrency"].update(value=True), "whole number from 1 to 1000"),
     (lambda o: o["api_reserved_concurrency"].update(value="50"), "whole number from 1 to 1000"),
+    (lambda o: o["api_throttle_rate_limit"].update(value=0), "requests per second"),
+    (lambda o: o["api_throttle_rate_limit"].update(value=10_001), "requests per second"),
+    (lambda o: o["api_throttle_burst_limit"].update(value=5_001), "whole number from 1 to 5000"),
     # name_prefix differs from app_name: Terraform's log groups are not the functions'.
     (lambda o: o["migrate_log_group_name"].update(value="/aws/lambda/chat-prod-migrate"), "name_prefix in infra/"),
     (lambda o: o["lambda_log_group_name"].update(value="/aws/lambda/chat-prod"), "name_prefix in infra/"),
