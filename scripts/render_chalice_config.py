@@ -217,8 +217,8 @@ def function_names(app_name: str, stage_name: str) -> List[str]:
 
 
 def policy(out: Mapping[str, Any], functions: List[str]) -> Dict[str, Any]:
-    """Least privilege for the Lambdas named `functions` (one role: Chalice
-    gives every function of the stage the same policy file)."""
+    """Least privilege for the Lambdas named `functions`: with autogen_policy
+    false Chalice gives each function its own role, all with this one file."""
     prefix = f"arn:{out['partition']}:logs:{out['region']}:{out['account_id']}:log-group:/aws/lambda/"
     # Each group and its streams, by exact name: no "<app>-<stage>-*", which
     # would also match functions (and log groups) this stack does not make.
