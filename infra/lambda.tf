@@ -1,8 +1,21 @@
-# The Lambda itself is deployed by Chalice; its log group is created here so it
-# gets a retention and the CMK. Chalice names the function "<app_name>-<stage>",
-# hence name_prefix must equal app_name in .chalice/config.json.
+# The Lambdas themselves are deployed by Chalice; their log groups are created
+# here so they get a retention and the CMK (Lambda would otherwise create them
+# on first use, unencrypted and kept forever). Chalice names the functions
+# "<app_name>-<stage>" (the API) and "<app_name>-<stage>-<name>" (each
+# @app.lambda_function), hence name_prefix must equal app_name in
+# .chalice/config.json. The rendered policy (scripts/render_chalice_config.py)
+# lets each function write to exactly these groups.
 resource "aws_cloudwatch_log_group" "lambda" {
   name              = "/aws/lambda/${local.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+}
+
+# @app.lambda_function(name="migrate") in app.py. A stage deployed before this
+# resource existed already has the group (made by Lambda): scripts/deploy.py
+# imports it into the state before the apply.
+resource "aws_cloudwatch_log_group" "migrate" {
+  name              = "/aws/lambda/${local.name}-migrate"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this.arn
 }

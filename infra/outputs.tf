@@ -75,3 +75,27 @@ output "lambda_log_group_name" {
   description = "CloudWatch log group created for the Chalice Lambda \"<name_prefix>-<stage>\"."
   value       = aws_cloudwatch_log_group.lambda.name
 }
+
+output "migrate_log_group_name" {
+  description = "CloudWatch log group created for the Chalice migrate Lambda \"<name_prefix>-<stage>-migrate\"."
+  value       = aws_cloudwatch_log_group.migrate.name
+}
+
+# Chalice cannot express these in Terraform: the renderer writes the reserved
+# concurrency into the Chalice stage, scripts/deploy.py sets the throttling on
+# the API Gateway stage after `chalice deploy`.
+
+output "api_throttle_rate_limit" {
+  description = "API Gateway stage throttling, steady-state requests per second (var.api_throttle_rate_limit)."
+  value       = var.api_throttle_rate_limit
+}
+
+output "api_throttle_burst_limit" {
+  description = "API Gateway stage throttling, burst (var.api_throttle_burst_limit)."
+  value       = var.api_throttle_burst_limit
+}
+
+output "api_reserved_concurrency" {
+  description = "Reserved concurrency of the API handler Lambda only (var.api_reserved_concurrency)."
+  value       = var.api_reserved_concurrency
+}

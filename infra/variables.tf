@@ -229,10 +229,49 @@ variable "redis_node_type" {
   }
 }
 
+# ---------------------------------------------------------------- API limits
+
+# Not used by a resource here: Chalice owns the API Gateway stage and the
+# Lambda, so these reach them through the outputs (scripts/render_chalice_config.py
+# writes the reserved concurrency, scripts/deploy.py sets the stage throttling).
+
+variable "api_throttle_rate_limit" {
+  description = "API Gateway stage throttling: steady-state requests per second across all routes of the stage (token bucket refill rate); excess requests get API Gateway's own 429. At most 10,000, the default account limit per region shared by every API in the account."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.api_throttle_rate_limit > 0 && var.api_throttle_rate_limit <= 10000
+    error_message = "api_throttle_rate_limit must be greater than 0 and at most 10000 requests per second."
+  }
+}
+
+variable "api_throttle_burst_limit" {
+  description = "API Gateway stage throttling: burst of requests served above the steady rate (token bucket size). At most 5,000, the default account burst per region."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.api_throttle_burst_limit >= 1 && var.api_throttle_burst_limit <= 5000 && floor(var.api_throttle_burst_limit) == var.api_throttle_burst_limit
+    error_message = "api_throttle_burst_limit must be a whole number from 1 to 5000."
+  }
+}
+
+variable "api_reserved_concurrency" {
+  description = "Reserved concurrency of the API Lambda (\"<name_prefix>-<stage>\"; not the migrate function): at most this many containers, each holding one MySQL connection, so it caps the API's connections to Aurora (or the RDS Proxy). Taken from the account's regional concurrency, of which Lambda keeps 100 unreserved (so at most 900 with the default quota of 1,000)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.api_reserved_concurrency >= 1 && var.api_reserved_concurrency <= 1000 && floor(var.api_reserved_concurrency) == var.api_reserved_concurrency
+    error_message = "api_reserved_concurrency must be a whole number from 1 to 1000 (0 would stop the API)."
+  }
+}
+
 # ---------------------------------------------------------------- logs, keys, secrets
 
 variable "log_retention_days" {
-  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, Lambda log)."
+  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, the API and migrate Lambda logs)."
   type        = number
   default     = 365
 

@@ -19,7 +19,10 @@
 #      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
 #   d. `chalice package --stage prod` of a temporary copy of the project with
 #      the sample rendered into it; sam.json must carry the VPC config, the
-#      environment and the policy, deployment.zip the RDS CA bundle
+#      environment (the production rate limits included) and the policy, the
+#      sample's reserved concurrency on APIHandler and none on the migrate
+#      function, a log group in the policy for every function, deployment.zip
+#      the RDS CA bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -246,7 +249,8 @@ for name, props in functions.items():
     env = props["Environment"]["Variables"]
     assert env == stage["environment_variables"], (name, env)
     for var in ("DATABASE_URL", "DB_SECRET_ARN", "REDIS_URL", "REDIS_SECRET_ARN", "AUTH_SECRET_ARN", "AUTH_MODE",
-                "RATE_LIMIT_SENDS_PER_MINUTE", "RATE_LIMIT_READS_PER_MINUTE", "RATE_LIMIT_REGISTRATIONS_PER_HOUR"):
+                "RATE_LIMIT_SENDS_PER_MINUTE", "RATE_LIMIT_READS_PER_MINUTE", "RATE_LIMIT_WRITES_PER_MINUTE",
+                "RATE_LIMIT_REGISTRATIONS_PER_HOUR"):
         assert env.get(var), (name, var)
     role = props["Role"]["Fn::GetAtt"][0]
     assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]} and role in roles, (name, props["Role"])
@@ -254,6 +258,20 @@ for name, props in functions.items():
     assert not roles[role].get("ManagedPolicyArns"), f"{role} has managed policies"
 api = functions["APIHandler"]
 assert (api["MemorySize"], api["Timeout"]) == (512, 10), (api["MemorySize"], api["Timeout"])
+# Reserved concurrency caps the API's containers (one MySQL connection each);
+# only the API's: the migrate function must not take as much again.
+assert api.get("ReservedConcurrentExecutions") == values["api_reserved_concurrency"], api.get(
+    "ReservedConcurrentExecutions")
+assert "Migrate" in functions, list(functions)
+for name, props in functions.items():
+    if name != "APIHandler":
+        assert "ReservedConcurrentExecutions" not in props, (name, props["ReservedConcurrentExecutions"])
+# Every function writes to a log group infra/lambda.tf made (retention, KMS):
+# a new @app.lambda_function needs its group there and in the renderer.
+log_statement = next(s for s in policy["Statement"] if s["Sid"] == "WriteOwnLogs")
+groups = {arn.split(":log-group:")[1] for arn in log_statement["Resource"] if not arn.endswith(":*")}
+assert groups == {values["lambda_log_group_name"], values["migrate_log_group_name"]}, groups
+assert len(groups) == len(functions), (sorted(groups), sorted(functions))
 assert len(roles) == len({f["Role"]["Fn::GetAtt"][0] for f in functions.values()}), "a role no function uses"
 
 ca = "chalicelib/certs/rds-ca-bundle.pem"
@@ -266,7 +284,8 @@ with zipfile.ZipFile(out / "deployment.zip") as z:
     for package in ("pymysql/", "redis/"):
         assert any(n.startswith(package) for n in names), f"{package} is not packaged"
 for name, props in functions.items():
-    print(f"   sam.json: {name} ({props['Runtime']}, {props['MemorySize']} MB, {props['Timeout']} s): "
+    print(f"   sam.json: {name} ({props['Runtime']}, {props['MemorySize']} MB, {props['Timeout']} s, "
+          f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}): "
           f"VpcConfig {len(props['VpcConfig']['SubnetIds'])} subnets + 1 security group, "
           f"{len(props['Environment']['Variables'])} environment variables, "
           f"role {props['Role']['Fn::GetAtt'][0]} = policy-prod.json ({len(policy['Statement'])} statements)")

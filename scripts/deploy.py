@@ -10,11 +10,15 @@ Every command first shows the AWS account, caller and region it is about to
 change, and points infra/ at the stage's own state
 (s3://<bucket from infra/backend.hcl>/<prefix>/<stage>/terraform.tfstate).
 
-deploy: terraform apply (Terraform asks for approval itself), render the
-Chalice stage from the outputs, then apply migrations before new code serves:
+deploy: terraform apply (Terraform asks for approval itself; a migrate log
+group that Lambda made before Terraform managed it is imported first), render
+the Chalice stage from the outputs, then apply migrations before new code
+serves, and set the API Gateway stage throttling from the outputs right after
+chalice deploy (Chalice has no setting for it):
   * the stage exists (its migrate Lambda does): chalice package, put the new
-    package into the migrate Lambda only, wait, invoke it, then chalice deploy;
-  * first deploy: chalice deploy, then invoke migrate.
+    package into the migrate Lambda only, wait, invoke it, chalice deploy,
+    throttle;
+  * first deploy: chalice deploy, throttle, then invoke migrate.
 destroy: refuses while Aurora deletion protection is on, asks for the stage
 name, chalice delete, then terraform destroy (which asks again).
 tf: any terraform command against the stage's state, with -var stage/region
@@ -38,16 +42,23 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 BACKEND_FILE = INFRA / "backend.hcl"
 TFVARS_FILE = INFRA / "terraform.tfvars"
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+CHALICE_DEPLOYED = ROOT / ".chalice" / "deployed"  # <stage>.json, written by chalice deploy
 RENDER = ROOT / "scripts" / "render_chalice_config.py"
 
 MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
+MIGRATE_LOG_GROUP = "aws_cloudwatch_log_group.migrate"  # infra/lambda.tf
+DEFAULT_API_GATEWAY_STAGE = "api"  # Chalice's default api_gateway_stage
+
+# The stage-wide method settings key ("*/*": every resource and method) in
+# the JSON-pointer form UpdateStage patches take.
+THROTTLE_PATHS = ("/*/*/throttling/rateLimit", "/*/*/throttling/burstLimit")
 
 # Same rule as var.stage in infra/variables.tf.
 _STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -183,14 +194,17 @@ PACKAGE = Step("package", "chalice package: build the new deployment.zip")
 UPDATE_MIGRATE = Step("update_migrate", "put the new package into the migrate Lambda only, and wait")
 INVOKE_MIGRATE = Step("invoke_migrate", "invoke migrate: apply pending migrations")
 CHALICE_DEPLOY = Step("chalice_deploy", "chalice deploy: the new code serves")
+THROTTLE = Step("throttle", "API Gateway stage throttling (rate, burst) from the Terraform outputs")
 
 
 def plan_code_steps(migrate_exists: bool) -> List[Step]:
     """Migrations run before new code serves. On a first deploy there is no
-    migrate function (and no old code) yet, so Chalice creates it first."""
+    migrate function (and no old code) yet, so Chalice creates it first.
+    Throttling follows chalice deploy at once: the stage exists only from
+    then on (first deploy), and Chalice has just recorded its REST API id."""
     if migrate_exists:
-        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY]
-    return [CHALICE_DEPLOY, INVOKE_MIGRATE]
+        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY, THROTTLE]
+    return [CHALICE_DEPLOY, THROTTLE, INVOKE_MIGRATE]
 
 
 def after_failed_migration(steps: Sequence[Step]) -> str:
@@ -218,6 +232,88 @@ def migrate_result(payload: bytes, function_error: Optional[str], log_tail: str 
         return text
 
 
+def api_throttle(outputs_text: str) -> Tuple[float, int]:
+    """(rate, burst) of the outputs api_throttle_rate_limit / _burst_limit,
+    within the bounds of their variables in infra/variables.tf."""
+    try:
+        outputs = json.loads(outputs_text)
+        rate = outputs["api_throttle_rate_limit"]["value"]
+        burst = outputs["api_throttle_burst_limit"]["value"]
+    except (ValueError, KeyError, TypeError):
+        raise DeployError("`terraform output -json` has no api_throttle_rate_limit / api_throttle_burst_limit "
+                          "(did the apply finish?)") from None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 10_000:
+        raise DeployError(f"api_throttle_rate_limit {rate!r}: must be in (0, 10000] requests per second")
+    if isinstance(burst, float) and burst.is_integer():
+        burst = int(burst)
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 5_000:
+        raise DeployError(f"api_throttle_burst_limit {burst!r}: must be a whole number from 1 to 5000")
+    return rate, burst
+
+
+def _number_text(value: float) -> str:
+    # Patch values are strings; "100", not "100.0", for a whole rate.
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def throttle_patch_operations(rate: float, burst: int) -> List[Dict[str, str]]:
+    """UpdateStage patch operations that set the stage's default throttling
+    (every method of the stage; per-method overrides would win, none are made)."""
+    return [
+        {"op": "replace", "path": THROTTLE_PATHS[0], "value": _number_text(rate)},
+        {"op": "replace", "path": THROTTLE_PATHS[1], "value": str(int(burst))},
+    ]
+
+
+def rest_api_id(deployed_text: str) -> str:
+    """The REST API id Chalice recorded in .chalice/deployed/<stage>.json
+    (schema 2.0: {"resources": [{"name": "rest_api", "resource_type":
+    "rest_api", "rest_api_id": ..., "rest_api_url": ...}, ...]})."""
+    try:
+        data = json.loads(deployed_text)
+    except ValueError as exc:
+        raise DeployError(f"the Chalice deployed file is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema_version") != "2.0":
+        raise DeployError("the Chalice deployed file is not of schema_version 2.0")
+    ids = [r.get("rest_api_id") for r in data.get("resources") or []
+           if isinstance(r, dict) and r.get("resource_type") == "rest_api" and r.get("name") == "rest_api"]
+    if len(ids) != 1 or not isinstance(ids[0], str) or not re.match(r"^[a-z0-9]+$", ids[0]):
+        raise DeployError(f"the Chalice deployed file has no single rest_api with a rest_api_id (found {ids})")
+    return ids[0]
+
+
+def api_gateway_stage(config_text: str, stage: str) -> str:
+    """api_gateway_stage as Chalice looks it up: the stage's, the top-level
+    one, else Chalice's default "api"."""
+    config = json.loads(config_text)
+    for scope in ((config.get("stages") or {}).get(stage) or {}, config):
+        name = scope.get("api_gateway_stage")
+        if name:
+            return name
+    return DEFAULT_API_GATEWAY_STAGE
+
+
+def log_group_name(app: str, stage: str, function: Optional[str] = None) -> str:
+    return f"/aws/lambda/{function_name(app, stage, function)}"
+
+
+def parse_state_list(returncode: int, stdout: str, stderr: str) -> List[str]:
+    """The addresses `terraform state list` printed; none for a stage without
+    a state yet (the command fails then), DeployError for any other failure."""
+    if returncode == 0:
+        return stdout.split()
+    if "No state file was found" in stderr:
+        return []
+    raise DeployError(f"terraform state list exited with {returncode}: {stderr.strip()}")
+
+
+def needs_import(log_group_exists: bool, state_addresses: Sequence[str], address: str = MIGRATE_LOG_GROUP) -> bool:
+    """A stage deployed before infra/lambda.tf managed the migrate log group
+    has one that Lambda made (or a destroy left): creating it would fail with
+    ResourceAlreadyExistsException, so it is imported instead."""
+    return log_group_exists and address not in state_addresses
+
+
 def outputs_region(outputs_text: str) -> str:
     try:
         return json.loads(outputs_text)["region"]["value"]
@@ -235,8 +331,6 @@ def left_behind(app: str, stage: str) -> List[str]:
         "`aws kms cancel-key-deletion` undoes it meanwhile",
         f"the secrets {name}/... are scheduled for deletion (secret_recovery_window_days); "
         "`aws secretsmanager restore-secret` undoes it meanwhile",
-        f"the log group /aws/lambda/{name}-{MIGRATE}, made by Lambda itself, is not Terraform's: "
-        f"`aws logs delete-log-group --log-group-name /aws/lambda/{name}-{MIGRATE}`",
     ]
 
 
@@ -283,6 +377,21 @@ def invoke(session: Any, region: str, name: str) -> Any:
     response = client.invoke(FunctionName=name, InvocationType="RequestResponse", LogType="Tail", Payload=b"{}")
     tail = base64.b64decode(response.get("LogResult") or b"").decode("utf-8", "replace")
     return migrate_result(response["Payload"].read(), response.get("FunctionError"), tail)
+
+
+def log_group_exists(session: Any, region: str, name: str) -> bool:
+    client = aws_client(session, "logs", region)
+    groups = client.describe_log_groups(logGroupNamePrefix=name, limit=50)["logGroups"]
+    return any(g.get("logGroupName") == name for g in groups)
+
+
+def set_throttling(session: Any, region: str, api_id: str, stage_name: str,
+                   operations: List[Dict[str, str]]) -> Dict[str, Any]:
+    """UpdateStage (idempotent: the same values again change nothing); the
+    stage's "*/*" method settings as API Gateway now has them."""
+    client = aws_client(session, "apigateway", region)
+    stage = client.update_stage(restApiId=api_id, stageName=stage_name, patchOperations=operations)
+    return (stage.get("methodSettings") or {}).get("*/*") or {}
 
 
 def deletion_protected(session: Any, region: str, cluster: str) -> Optional[bool]:
@@ -371,6 +480,46 @@ def init(ctx: Context) -> None:
     run(init_command(BACKEND_FILE, ctx.key), timeout=INIT_TIMEOUT, env=ctx.env)
 
 
+def state_addresses(ctx: Context) -> List[str]:
+    cmd = terraform_command(["state", "list"], ctx.stage, ctx.region)
+    print("$ " + " ".join(cmd), flush=True)
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, env=ctx.env, timeout=OUTPUT_TIMEOUT, check=False, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"terraform state list did not finish within {OUTPUT_TIMEOUT} s") from None
+    return parse_state_list(done.returncode, done.stdout, done.stderr)
+
+
+def adopt_migrate_log_group(ctx: Context) -> None:
+    name = log_group_name(ctx.app, ctx.stage, MIGRATE)
+    if not log_group_exists(ctx.session, ctx.region, name):
+        return  # a new stage, or one already managed and then deleted: the apply creates it
+    if needs_import(True, state_addresses(ctx)):
+        print(f"{name} exists but is not in the state (made by Lambda before infra/lambda.tf managed it): "
+              "importing it, so the apply gives it the retention and the KMS key", flush=True)
+        run(terraform_command(["import", MIGRATE_LOG_GROUP, name], ctx.stage, ctx.region), timeout=OUTPUT_TIMEOUT,
+            env=ctx.env)
+
+
+def throttle(ctx: Context, operations: List[Dict[str, str]]) -> None:
+    deployed = CHALICE_DEPLOYED / f"{ctx.stage}.json"
+    if not deployed.is_file():
+        raise DeployError(f"{deployed.relative_to(ROOT)} is missing after chalice deploy: "
+                          "the stage throttling is not set")
+    api_id = rest_api_id(deployed.read_text(encoding="utf-8"))
+    stage_name = api_gateway_stage(CHALICE_CONFIG.read_text(encoding="utf-8"), ctx.stage)
+    try:
+        now = set_throttling(ctx.session, ctx.region, api_id, stage_name, operations)
+    except Exception as exc:  # the code is deployed; say so, and how to finish
+        if type(exc).__module__.startswith("botocore"):
+            raise DeployError(f"AWS: {exc}\nThe new code is deployed but the stage throttling of REST API {api_id} "
+                              f"stage {stage_name} is not set; deploy again.") from None
+        raise
+    print(f"REST API {api_id} stage {stage_name}: throttling rate {now.get('throttlingRateLimit')}/s, "
+          f"burst {now.get('throttlingBurstLimit')}", flush=True)
+
+
 def deploy(ctx: Context) -> None:
     migrate = function_name(ctx.app, ctx.stage, MIGRATE)
     lambda_client = aws_client(ctx.session, "lambda", ctx.region)
@@ -380,6 +529,7 @@ def deploy(ctx: Context) -> None:
     init(ctx)
 
     banner(2, total, "terraform apply (review the plan; Terraform asks before it changes anything)")
+    adopt_migrate_log_group(ctx)
     run(terraform_command(["apply"], ctx.stage, ctx.region), timeout=None, env=ctx.env)
 
     banner(3, total, f"render the Chalice stage {ctx.stage} from terraform output")
@@ -389,6 +539,8 @@ def deploy(ctx: Context) -> None:
         raise DeployError(f"the stack is in {outputs_region(outputs)}, the AWS region is {ctx.region}")
     run([sys.executable, str(RENDER), "-", "--stage", ctx.stage], timeout=OUTPUT_TIMEOUT, env=ctx.env,
         input_text=outputs)
+    # Checked now, before any code changes, though applied after chalice deploy.
+    throttle_operations = throttle_patch_operations(*api_throttle(outputs))
 
     steps = plan_code_steps(function_exists(lambda_client, migrate))
     banner(4, total, "migrations before new code: " + " -> ".join(s.name for s in steps))
@@ -414,6 +566,8 @@ def deploy(ctx: Context) -> None:
             elif step is CHALICE_DEPLOY:
                 run([ctx.chalice, "--project-dir", str(ROOT), "deploy", "--stage", ctx.stage],
                     timeout=None, env=ctx.env)
+            elif step is THROTTLE:
+                throttle(ctx, throttle_operations)
 
     banner(5, total, "done")
     url = run([ctx.chalice, "--project-dir", str(ROOT), "url", "--stage", ctx.stage], timeout=URL_TIMEOUT,

@@ -10,13 +10,20 @@ Writes two files of the project's .chalice directory:
   security_group_ids), the environment (DATABASE_URL without credentials,
   DB_SECRET_ARN, REDIS_URL, REDIS_SECRET_ARN, AUTH_SECRET_ARN, AUTH_MODE and
   the production rate limits), autogen_policy false with iam_policy_file,
-  memory and timeout. Every other key of the file, of the stage and of its
-  environment is kept as it was, so `dev` and hand-made settings survive.
-* policy-<stage>.json: the Lambda's least-privilege IAM policy, with the real
-  ARNs: its own log groups, the VPC network interfaces (Resource "*", the only
+  memory and timeout, and the reserved concurrency of the API handler only
+  (lambda_functions.api_handler.reserved_concurrency, from the output
+  api_reserved_concurrency). Every other key of the file, of the stage, of
+  its lambda_functions and of its environment is kept as it was, so `dev`
+  and hand-made settings survive.
+* policy-<stage>.json: the Lambdas' least-privilege IAM policy, with the real
+  ARNs: the log groups of the API and the migrate function (the two that
+  infra/lambda.tf creates), the VPC network interfaces (Resource "*", the only
   one: AWS does not support resource-level permissions for those EC2 actions
   as Lambda uses them), GetSecretValue on exactly the three secrets, and
   kms:Decrypt on the key only through Secrets Manager.
+
+The API Gateway stage throttling (outputs api_throttle_*) is not Chalice
+configuration: scripts/deploy.py applies it after `chalice deploy`.
 
 Output is deterministic (keys in a fixed order, indent 2, trailing newline):
 a second run with the same outputs leaves both files untouched. Standard
@@ -44,9 +51,16 @@ RATE_LIMITS = {
     "RATE_LIMIT_SENDS_PER_MINUTE": "120",
     "RATE_LIMIT_READS_PER_MINUTE": "600",
     "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "20",
+    "RATE_LIMIT_WRITES_PER_MINUTE": "60",  # /block, /create_group, /update_group
 }
 LAMBDA_MEMORY_MB = 512
 LAMBDA_TIMEOUT_S = 10
+
+# Chalice's name for the API handler in lambda_functions, and the suffix of
+# every other function's name ("<app>-<stage>-<suffix>"): the functions of
+# app.py, whose log groups infra/lambda.tf creates.
+API_HANDLER = "api_handler"
+OTHER_FUNCTIONS = ["migrate"]
 
 # The network-interface actions a VPC Lambda's execution role needs, as in the
 # AWS managed policy AWSLambdaVPCAccessExecutionRole.
@@ -67,6 +81,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 _DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 _SECRET_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):secret:[A-Za-z0-9/_+=.@!-]+$")
+_LOG_GROUP = re.compile(r"^/aws/lambda/[A-Za-z0-9_-]{1,64}$")
 _KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):key/(mrk-)?[0-9a-f-]{{32,36}}$")
 
 
@@ -95,6 +110,22 @@ def _port(name: str, value: Any) -> int:
     return value
 
 
+def _whole(low: int, high: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON numbers from Terraform may arrive as 50.0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise OutputError(f"output {name} must be a whole number from {low} to {high}, got {value!r}")
+        return value
+    return check
+
+
+def _rate(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 10_000:
+        raise OutputError(f"output {name} must be a number of requests per second in (0, 10000], got {value!r}")
+    return value
+
+
 def _subnets(name: str, value: Any) -> List[str]:
     if not isinstance(value, list) or len(value) < 2 or len(set(value)) != len(value):
         raise OutputError(f"output {name} must list at least two distinct subnets, got {value!r}")
@@ -115,6 +146,12 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "redis_secret_arn": _string(_SECRET_ARN),
     "auth_secret_arn": _string(_SECRET_ARN),
     "kms_key_arn": _string(_KMS_ARN),
+    "lambda_log_group_name": _string(_LOG_GROUP),
+    "migrate_log_group_name": _string(_LOG_GROUP),
+    # The same bounds as the variables' validation in infra/variables.tf.
+    "api_throttle_rate_limit": _rate,
+    "api_throttle_burst_limit": _whole(1, 5_000),
+    "api_reserved_concurrency": _whole(1, 1_000),
 }
 
 
@@ -172,11 +209,20 @@ def _dns_suffix(out: Mapping[str, Any]) -> str:
     return "amazonaws.com.cn" if out["partition"] == "aws-cn" else "amazonaws.com"
 
 
-def policy(out: Mapping[str, Any], function_name: str) -> Dict[str, Any]:
-    """Least privilege for the Lambda named `function_name` (and the
-    `<function_name>-*` functions of the same app and stage, e.g. a migrate
-    Lambda, whose names Chalice derives the same way)."""
-    logs = f"arn:{out['partition']}:logs:{out['region']}:{out['account_id']}:log-group:/aws/lambda/{function_name}"
+def function_names(app_name: str, stage_name: str) -> List[str]:
+    """Chalice's function names: "<app>-<stage>" for the API handler (no
+    suffix, for backward compatibility), "<app>-<stage>-<name>" for the rest."""
+    api = f"{app_name}-{stage_name}"
+    return [api] + [f"{api}-{suffix}" for suffix in OTHER_FUNCTIONS]
+
+
+def policy(out: Mapping[str, Any], functions: List[str]) -> Dict[str, Any]:
+    """Least privilege for the Lambdas named `functions`: with autogen_policy
+    false Chalice gives each function its own role, all with this one file."""
+    prefix = f"arn:{out['partition']}:logs:{out['region']}:{out['account_id']}:log-group:/aws/lambda/"
+    # Each group and its streams, by exact name: no "<app>-<stage>-*", which
+    # would also match functions (and log groups) this stack does not make.
+    log_resources = [arn for name in functions for arn in (f"{prefix}{name}", f"{prefix}{name}:*")]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -184,7 +230,7 @@ def policy(out: Mapping[str, Any], function_name: str) -> Dict[str, Any]:
                 "Sid": "WriteOwnLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [logs, f"{logs}:*", f"{logs}-*"],
+                "Resource": log_resources,
             },
             {
                 # AWS requires "*" here: these EC2 actions, as Lambda calls them
@@ -211,8 +257,8 @@ def policy(out: Mapping[str, Any], function_name: str) -> Dict[str, Any]:
     }
 
 
-def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str, policy_file: str,
-                 reserved_concurrency: Optional[int]) -> Dict[str, Any]:
+def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str,
+                 policy_file: str) -> Dict[str, Any]:
     stage = dict(existing)
     stage.setdefault("api_gateway_stage", "api")
     stage["autogen_policy"] = False
@@ -221,8 +267,14 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
     stage["security_group_ids"] = [out["lambda_security_group_id"]]
     stage["lambda_memory_size"] = LAMBDA_MEMORY_MB
     stage["lambda_timeout"] = LAMBDA_TIMEOUT_S
-    if reserved_concurrency is not None:
-        stage["reserved_concurrency"] = reserved_concurrency
+    # The API handler only: a stage-level value (what --reserved-concurrency
+    # used to write) would reserve as much again for the migrate function.
+    stage.pop("reserved_concurrency", None)
+    functions = dict(existing.get("lambda_functions") or {})
+    api_handler = dict(functions.get(API_HANDLER) or {})
+    api_handler["reserved_concurrency"] = out["api_reserved_concurrency"]
+    functions[API_HANDLER] = api_handler
+    stage["lambda_functions"] = functions
     env = dict(existing.get("environment_variables") or {})
     env.update(environment(out, tls_ca))
     stage["environment_variables"] = env
@@ -252,7 +304,7 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tls_ca: str = DEFAULT_TLS_CA,
-           reserved_concurrency: Optional[int] = None, check_ca: bool = True) -> Dict[str, bool]:
+           check_ca: bool = True) -> Dict[str, bool]:
     out = load_outputs(outputs_text)
     if out["stage"] != stage_name:
         raise OutputError(f"the Terraform stage is {out['stage']!r}, refusing to render it into stage {stage_name!r}")
@@ -266,13 +318,19 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
     if not isinstance(app_name, str) or not app_name:
         raise OutputError(f"{config_path} has no app_name")
     policy_file = f"policy-{stage_name}.json"
+    functions = function_names(app_name, stage_name)
+    # Terraform made the log groups for "<name_prefix>-<stage>"; the policy
+    # grants the ones of "<app_name>-<stage>". They must be the same.
+    made = [out["lambda_log_group_name"], out["migrate_log_group_name"]]
+    if made != [f"/aws/lambda/{name}" for name in functions]:
+        raise OutputError(f"Terraform created the log groups {made} but the functions are {functions}: "
+                          f"name_prefix in infra/ must equal app_name ({app_name!r}) of {config_path}")
 
     stages = config.setdefault("stages", {})
-    stages[stage_name] = render_stage(stages.get(stage_name) or {}, out, tls_ca=tls_ca, policy_file=policy_file,
-                                      reserved_concurrency=reserved_concurrency)
+    stages[stage_name] = render_stage(stages.get(stage_name) or {}, out, tls_ca=tls_ca, policy_file=policy_file)
     return {
         str(chalice_dir / policy_file): write_if_changed(chalice_dir / policy_file,
-                                                         _dump(policy(out, f"{app_name}-{stage_name}"))),
+                                                         _dump(policy(out, functions))),
         str(config_path): write_if_changed(config_path, _dump(config)),
     }
 
@@ -285,16 +343,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--stage", default="prod", help="Chalice stage to write (default: prod)")
     parser.add_argument("--tls-ca", default=DEFAULT_TLS_CA,
                         help=f"CA bundle path relative to the project, for DATABASE_URL (default: {DEFAULT_TLS_CA})")
-    parser.add_argument("--reserved-concurrency", type=int, default=None,
-                        help="also set the Lambda's reserved concurrency (default: leave as is)")
     args = parser.parse_args(argv)
-    if args.reserved_concurrency is not None and args.reserved_concurrency < 0:
-        parser.error("--reserved-concurrency must be >= 0")
 
     text = sys.stdin.read() if args.outputs == "-" else Path(args.outputs).read_text(encoding="utf-8")
     try:
-        written = render(text, args.project_dir.resolve(), stage_name=args.stage, tls_ca=args.tls_ca,
-                         reserved_concurrency=args.reserved_concurrency)
+        written = render(text, args.project_dir.resolve(), stage_name=args.stage, tls_ca=args.tls_ca)
     except OutputError as exc:
         print(f"render_chalice_config: {exc}", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """The pure logic of scripts/deploy.py: names, the state key, the backend
-settings it accepts, and the order of the code steps (migrations before new
-code). Nothing here talks to AWS, Terraform or Chalice."""
+settings it accepts, the order of the code steps (migrations before new
+code), the stage throttling it sets and where it finds the REST API. Nothing
+here talks to AWS, Terraform or Chalice."""
 from __future__ import annotations
 
 import importlib.util
@@ -16,6 +17,26 @@ _spec = importlib.util.spec_from_file_location("deploy_script", ROOT / "scripts"
 deploy = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = deploy  # dataclasses look their module up there
 _spec.loader.exec_module(deploy)
+
+SAMPLE = ROOT / "infra" / "testdata" / "terraform-output.sample.json"
+
+# .chalice/deployed/prod.json as Chalice 1.x writes it (chalice/deploy/deployer.py:
+# {"resources": [...], "schema_version": "2.0", "backend": "api"}; one entry
+# per resource, keyed by "name", with the values its RecordResource* steps stored).
+DEPLOYED = {
+    "resources": [
+        {"name": "default-role", "resource_type": "iam_role",
+         "role_arn": "arn:aws:iam::123456789012:role/messaging-prod", "role_name": "messaging-prod"},
+        {"name": "migrate", "resource_type": "lambda_function",
+         "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod-migrate"},
+        {"name": "api_handler", "resource_type": "lambda_function",
+         "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod"},
+        {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "a1b2c3d4e5",
+         "rest_api_url": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/api/"},
+    ],
+    "schema_version": "2.0",
+    "backend": "api",
+}
 
 GOOD_BACKEND = """
 # comment
@@ -165,12 +186,21 @@ def names(steps):
 
 def test_existing_stage_migrates_with_the_new_code_before_it_serves():
     steps = names(deploy.plan_code_steps(migrate_exists=True))
-    assert steps == ["package", "update_migrate", "invoke_migrate", "chalice_deploy"]
+    assert steps == ["package", "update_migrate", "invoke_migrate", "chalice_deploy", "throttle"]
     assert steps.index("update_migrate") < steps.index("invoke_migrate") < steps.index("chalice_deploy")
 
 
-def test_first_deploy_creates_the_functions_then_migrates():
-    assert names(deploy.plan_code_steps(migrate_exists=False)) == ["chalice_deploy", "invoke_migrate"]
+def test_first_deploy_creates_the_functions_throttles_then_migrates():
+    # Throttled right after the stage comes into existence, before the
+    # (possibly long) migration.
+    assert names(deploy.plan_code_steps(migrate_exists=False)) == ["chalice_deploy", "throttle", "invoke_migrate"]
+
+
+@pytest.mark.parametrize("migrate_exists", [True, False])
+def test_throttling_follows_chalice_deploy_at_once(migrate_exists):
+    # chalice deploy creates the stage (first deploy) and records the REST API id.
+    steps = names(deploy.plan_code_steps(migrate_exists))
+    assert steps.index("throttle") == steps.index("chalice_deploy") + 1
 
 
 def test_every_step_is_handled_by_the_runner():
@@ -204,4 +234,105 @@ def test_package_size_limit():
 def test_left_behind_names_the_stage():
     notes = deploy.left_behind("messaging", "dev")
     assert any("messaging-dev-final-" in n for n in notes)
-    assert any("/aws/lambda/messaging-dev-migrate" in n for n in notes)
+    # Terraform owns the migrate log group now (infra/lambda.tf): the destroy deletes it.
+    assert not any("log group" in n for n in notes)
+
+
+# --------------------------------------------------------------------------- API Gateway stage throttling
+
+
+def test_throttle_values_come_from_the_outputs():
+    assert deploy.api_throttle(SAMPLE.read_text()) == (100, 200)
+
+
+def test_patch_operations_set_the_stage_wide_method_settings():
+    assert deploy.throttle_patch_operations(100, 200) == [
+        {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "100"},
+        {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": "200"},
+    ]
+    # UpdateStage takes string values; a fractional rate (a Double) stays one.
+    ops = deploy.throttle_patch_operations(12.5, 20.0)
+    assert [o["value"] for o in ops] == ["12.5", "20"]
+    assert all(isinstance(o["value"], str) for o in ops)
+
+
+@pytest.mark.parametrize("rate, burst, message", [
+    (0, 200, "api_throttle_rate_limit"),
+    (10_001, 200, "api_throttle_rate_limit"),
+    ("100", 200, "api_throttle_rate_limit"),
+    (True, 200, "api_throttle_rate_limit"),
+    (100, 0, "api_throttle_burst_limit"),
+    (100, 5_001, "api_throttle_burst_limit"),
+    (100, 2.5, "api_throttle_burst_limit"),
+])
+def test_throttle_values_out_of_bounds_are_refused(rate, burst, message):
+    outputs = json.loads(SAMPLE.read_text())
+    outputs["api_throttle_rate_limit"]["value"] = rate
+    outputs["api_throttle_burst_limit"]["value"] = burst
+    with pytest.raises(deploy.DeployError, match=message):
+        deploy.api_throttle(json.dumps(outputs))
+
+
+def test_throttle_outputs_must_be_there():
+    outputs = json.loads(SAMPLE.read_text())
+    del outputs["api_throttle_burst_limit"]
+    with pytest.raises(deploy.DeployError, match="did the apply finish"):
+        deploy.api_throttle(json.dumps(outputs))
+
+
+def test_the_rest_api_id_is_the_one_chalice_recorded():
+    assert deploy.rest_api_id(json.dumps(DEPLOYED)) == "a1b2c3d4e5"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["resources"].pop(), "no single rest_api"),
+    (lambda d: d["resources"][-1].pop("rest_api_id"), "no single rest_api"),
+    (lambda d: d["resources"][-1].update(rest_api_id="../x"), "no single rest_api"),
+    (lambda d: d["resources"].append(dict(d["resources"][-1])), "no single rest_api"),
+    (lambda d: d.update(schema_version="1.0"), "schema_version 2.0"),
+])
+def test_a_deployed_file_without_one_rest_api_is_refused(change, message):
+    deployed = json.loads(json.dumps(DEPLOYED))
+    change(deployed)
+    with pytest.raises(deploy.DeployError, match=message):
+        deploy.rest_api_id(json.dumps(deployed))
+    with pytest.raises(deploy.DeployError, match="not JSON"):
+        deploy.rest_api_id("{")
+
+
+def test_api_gateway_stage_is_looked_up_as_chalice_does():
+    config = {"app_name": "messaging", "stages": {"prod": {"api_gateway_stage": "v1"}, "dev": {}}}
+    assert deploy.api_gateway_stage(json.dumps(config), "prod") == "v1"
+    assert deploy.api_gateway_stage(json.dumps(config), "dev") == "api"
+    assert deploy.api_gateway_stage(json.dumps({**config, "api_gateway_stage": "top"}), "dev") == "top"
+    assert deploy.api_gateway_stage(json.dumps(config), "staging") == "api"
+    # The repository's own config: dev says "api"; the renderer writes "api" into prod unless set.
+    assert deploy.api_gateway_stage((ROOT / ".chalice" / "config.json").read_text(), "dev") == "api"
+
+
+# --------------------------------------------------------------------------- the migrate log group
+
+
+def test_the_migrate_log_group_is_the_one_terraform_creates():
+    assert deploy.log_group_name("messaging", "prod", deploy.MIGRATE) == "/aws/lambda/messaging-prod-migrate"
+    assert deploy.log_group_name("messaging", "prod") == "/aws/lambda/messaging-prod"
+    lambda_tf = (ROOT / "infra" / "lambda.tf").read_text()
+    resource_type, name = deploy.MIGRATE_LOG_GROUP.split(".")
+    block = lambda_tf[lambda_tf.index(f'resource "{resource_type}" "{name}"'):]
+    assert 'name              = "/aws/lambda/${local.name}-migrate"' in block[:block.index("\n}\n")]
+
+
+def test_an_existing_unmanaged_migrate_log_group_is_imported():
+    managed = ["aws_cloudwatch_log_group.lambda", "aws_cloudwatch_log_group.migrate", "aws_vpc.this"]
+    assert deploy.needs_import(True, managed[:1] + managed[2:])  # a stage from before infra/lambda.tf had it
+    assert deploy.needs_import(True, [])                           # re-created stage, group left by a destroy
+    assert not deploy.needs_import(True, managed)                  # already Terraform's
+    assert not deploy.needs_import(False, [])                      # new stage: the apply creates it
+
+
+def test_state_list_output():
+    assert deploy.parse_state_list(0, "aws_vpc.this\naws_cloudwatch_log_group.migrate\n", "") == [
+        "aws_vpc.this", "aws_cloudwatch_log_group.migrate"]
+    assert deploy.parse_state_list(1, "", "\nNo state file was found!\n\nState management commands ...") == []
+    with pytest.raises(deploy.DeployError, match="Error loading state"):
+        deploy.parse_state_list(1, "", "Error loading state: AccessDenied")

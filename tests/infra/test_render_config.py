@@ -21,6 +21,7 @@ CA = "chalicelib/certs/rds-ca-bundle.pem"
 
 OUT = {name: entry["value"] for name, entry in json.loads(SAMPLE.read_text()).items()}
 SECRETS = [OUT["db_secret_arn"], OUT["redis_secret_arn"], OUT["auth_secret_arn"]]
+LOG_GROUPS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
 
 
 def run(project: Path, *args: str, outputs: Any = None) -> subprocess.CompletedProcess:
@@ -66,6 +67,20 @@ def test_sample_has_exactly_the_outputs_terraform_declares():
         assert entry["sensitive"] is False, name
 
 
+def variable_default(name: str) -> Any:
+    variables = (ROOT / "infra" / "variables.tf").read_text()
+    block = variables[variables.index(f'variable "{name}"'):]
+    return json.loads(re.search(r"^  default\s*=\s*(.+)$", block[:block.index("\n}\n")], re.MULTILINE).group(1))
+
+
+@pytest.mark.parametrize("name, value", [
+    ("api_throttle_rate_limit", 100), ("api_throttle_burst_limit", 200), ("api_reserved_concurrency", 50)])
+def test_the_sample_limits_are_the_variable_defaults(name, value):
+    # The sample stands for a stage deployed with the defaults, the numbers
+    # docs/deploy.md ("What protects the database") works with.
+    assert OUT[name] == variable_default(name) == value
+
+
 # --------------------------------------------------------------------------- the prod stage
 
 
@@ -81,7 +96,10 @@ def test_prod_stage_has_every_field(project: Path):
     assert prod["lambda_memory_size"] == 512
     assert prod["lambda_timeout"] == 10
     assert prod["api_gateway_stage"] == "api"
+    # Reserved for the API handler only (Chalice's per-function config), from
+    # the output; never stage-wide, which would reserve as much for migrate.
     assert "reserved_concurrency" not in prod
+    assert prod["lambda_functions"] == {"api_handler": {"reserved_concurrency": 50}}
     assert prod["environment_variables"] == {
         "DATABASE_URL": "mysql://messaging-prod.cluster-c7x2kq9wz3ab.us-east-1.rds.amazonaws.com:3306/messaging"
                         f"?tls=verify&tls_ca={CA}",
@@ -93,6 +111,7 @@ def test_prod_stage_has_every_field(project: Path):
         "RATE_LIMIT_SENDS_PER_MINUTE": "120",
         "RATE_LIMIT_READS_PER_MINUTE": "600",
         "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "20",
+        "RATE_LIMIT_WRITES_PER_MINUTE": "60",
     }
     # Lambda environment values are strings, always.
     assert all(isinstance(v, str) for v in prod["environment_variables"].values())
@@ -119,6 +138,9 @@ def test_the_app_reads_the_rendered_database_url_as_intended(project: Path):
     assert str(target.tls_ca).endswith(CA)
     settings = Settings.from_env(env)  # no ConfigError
     assert settings.db_secret_arn == OUT["db_secret_arn"] and settings.auth_secret_arn == OUT["auth_secret_arn"]
+    # Every rendered limit is one the app reads (a misspelt name would be ignored: limit off).
+    assert (settings.rate_limit_sends_per_minute, settings.rate_limit_reads_per_minute,
+            settings.rate_limit_writes_per_minute, settings.rate_limit_registrations_per_hour) == (120, 600, 60, 20)
 
 
 def test_dev_stage_and_top_level_keys_are_preserved(project: Path):
@@ -135,18 +157,40 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
     cfg["stages"]["prod"] = {
         "api_gateway_stage": "v1",
         "lambda_timeout": 3,
+        "reserved_concurrency": 7,  # what the old --reserved-concurrency wrote: stage-wide
         "tags": {"team": "messaging"},
         "environment_variables": {"CACHE_SIZE": "200", "AUTH_MODE": "none"},
+        "lambda_functions": {
+            "migrate": {"lambda_timeout": 300},  # docs/deploy.md: a longer migration
+            "api_handler": {"reserved_concurrency": 5, "lambda_memory_size": 1024},
+        },
     }
     (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    assert run(project, "--reserved-concurrency", "50").returncode == 0
+    assert run(project).returncode == 0
     prod = config(project)["stages"]["prod"]
     assert prod["api_gateway_stage"] == "v1"
     assert prod["tags"] == {"team": "messaging"}
     assert prod["lambda_timeout"] == 10
-    assert prod["reserved_concurrency"] == 50
+    assert "reserved_concurrency" not in prod
+    assert prod["lambda_functions"] == {
+        "migrate": {"lambda_timeout": 300},
+        "api_handler": {"reserved_concurrency": 50, "lambda_memory_size": 1024},
+    }
     assert prod["environment_variables"]["CACHE_SIZE"] == "200"
     assert prod["environment_variables"]["AUTH_MODE"] == "token"
+
+
+def test_the_reserved_concurrency_follows_the_output(project: Path):
+    outputs = copy.deepcopy(sample())
+    outputs["api_reserved_concurrency"]["value"] = 20.0  # a whole JSON number in float form
+    assert run(project, outputs=outputs).returncode == 0
+    assert config(project)["stages"]["prod"]["lambda_functions"]["api_handler"] == {"reserved_concurrency": 20}
+
+
+def test_the_old_flag_is_gone(project: Path):
+    # One mechanism: the Terraform output. A stale invocation must not pass silently.
+    result = run(project, "--reserved-concurrency", "50")
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
 
 
 # --------------------------------------------------------------------------- the policy
@@ -162,8 +206,12 @@ def test_policy_is_least_privilege(project: Path):
 
     logs = statements["WriteOwnLogs"]
     assert logs["Action"] == ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
-    group = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/messaging-prod"
-    assert logs["Resource"] == [group, f"{group}:*", f"{group}-*"]
+    # Exactly the two log groups infra/lambda.tf creates (outputs lambda_log_group_name,
+    # migrate_log_group_name), each with its streams; no other group of the account.
+    api, migrate = (LOG_GROUPS + OUT["lambda_log_group_name"][len("/aws/lambda/"):],
+                    LOG_GROUPS + OUT["migrate_log_group_name"][len("/aws/lambda/"):])
+    assert (api, migrate) == (f"{LOG_GROUPS}messaging-prod", f"{LOG_GROUPS}messaging-prod-migrate")
+    assert logs["Resource"] == [api, f"{api}:*", migrate, f"{migrate}:*"]
 
     eni = statements["VpcNetworkInterfaces"]
     assert set(eni["Action"]) >= {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
@@ -192,9 +240,8 @@ def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path)
         if statement["Sid"] == "VpcNetworkInterfaces":
             continue
         assert "*" not in resources, statement["Sid"]
-        for arn in resources:  # a wildcard only as a log-group name suffix of this function
-            assert "*" not in arn or arn.startswith("arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
-                                                    "messaging-prod"), arn
+        for arn in resources:  # a wildcard only for the streams of one of the two log groups
+            assert "*" not in arn or arn in (f"{LOG_GROUPS}messaging-prod:*", f"{LOG_GROUPS}messaging-prod-migrate:*"), arn
     secret_arns = [arn for s in policy(project)["Statement"]
                    for arn in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
                    if ":secretsmanager:" in arn]
@@ -231,6 +278,17 @@ def test_running_twice_changes_nothing(project: Path):
      "disagree on the account"),
     (lambda o: o["region"].update(value="eu-west-1"), "output region is eu-west-1"),
     (lambda o: o["redis_secret_arn"].update(value=o["auth_secret_arn"]["value"]), "must be distinct"),
+    (lambda o: o.pop("api_reserved_concurrency"), "missing outputs: api_reserved_concurrency"),
+    (lambda o: o["api_reserved_concurrency"].update(value=0), "whole number from 1 to 1000"),
+    (lambda o: o["api_reserved_concurrency"].update(value=2.5), "whole number from 1 to 1000"),
+    (lambda o: o["api_reserved_concurrency"].update(value=True), "whole number from 1 to 1000"),
+    (lambda o: o["api_reserved_concurrency"].update(value="50"), "whole number from 1 to 1000"),
+    (lambda o: o["api_throttle_rate_limit"].update(value=0), "requests per second"),
+    (lambda o: o["api_throttle_rate_limit"].update(value=10_001), "requests per second"),
+    (lambda o: o["api_throttle_burst_limit"].update(value=5_001), "whole number from 1 to 5000"),
+    # name_prefix differs from app_name: Terraform's log groups are not the functions'.
+    (lambda o: o["migrate_log_group_name"].update(value="/aws/lambda/chat-prod-migrate"), "name_prefix in infra/"),
+    (lambda o: o["lambda_log_group_name"].update(value="/aws/lambda/chat-prod"), "name_prefix in infra/"),
 ])
 def test_bad_outputs_are_refused_and_nothing_is_written(project: Path, change, message):
     outputs = copy.deepcopy(sample())
