@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink, Script
 
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a WebSocket after 2 hours
@@ -53,8 +54,6 @@ class RedisConnections:
         def add() -> None:
             self._link.run(ADD, [connections_key(user_id)], [connection_id, CONNECTION_TTL_SECONDS,
                                                                MAX_CONNECTIONS_PER_USER])
-            from .metering import count_redis_round_trip
-
             count_redis_round_trip()
             self._link.client.set(owner_key(connection_id), user_id, ex=CONNECTION_TTL_SECONDS)
 
@@ -63,8 +62,6 @@ class RedisConnections:
     def remove(self, connection_id: str) -> None:
         """$disconnect: forget the connection, whoever it belonged to."""
         def remove() -> None:
-            from .metering import count_redis_round_trip
-
             count_redis_round_trip()
             owner = self._link.client.getdel(owner_key(connection_id))
             if owner is not None:
@@ -80,8 +77,6 @@ class RedisConnections:
             return
 
         def forget() -> None:
-            from .metering import count_redis_round_trip
-
             pipe = self._link.client.pipeline(transaction=False)
             for user_id, connection_id in pairs:
                 pipe.zrem(connections_key(user_id), connection_id)
@@ -97,8 +92,6 @@ class RedisConnections:
         users = list(user_ids)
 
         def lookup() -> List[List[bytes]]:
-            from .metering import count_redis_round_trip
-
             now_ms = int(time.time() * 1000)
             pipe = self._link.client.pipeline(transaction=False)
             for user_id in users:

@@ -99,6 +99,31 @@ class DirectPusher:
         return self.post([(user, connection, message_frame(item, seq)) for user, connection, seq in targets])
 
 
+_lambda_clients: Dict[float, Any] = {}
+_lambda_lock = threading.Lock()
+
+
+def invoke_async(function_name: str, payload: Mapping[str, Any], *, timeout_seconds: float) -> None:
+    """Invoke a Lambda asynchronously (InvocationType Event); a failure is
+    logged, never raised: pushing never fails a send."""
+    client = _lambda_clients.get(timeout_seconds)
+    if client is None:
+        with _lambda_lock:
+            client = _lambda_clients.get(timeout_seconds)
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                client = _lambda_clients[timeout_seconds] = boto3.client("lambda", config=Config(
+                    connect_timeout=timeout_seconds, read_timeout=timeout_seconds,
+                    retries={"max_attempts": 1, "mode": "standard"}))
+    try:
+        client.invoke(FunctionName=function_name, InvocationType="Event",
+                      Payload=json.dumps(payload, separators=(",", ":")).encode())
+    except Exception as exc:  # noqa: BLE001
+        log.warning("push: invoking %s failed (%s)", function_name, type(exc).__name__)
+
+
 class LambdaPusher:
     """Hands the posting to the `push` Lambda, asynchronously (deployed)."""
 
@@ -108,34 +133,15 @@ class LambdaPusher:
         self._function = function_name
         self._endpoint = endpoint_url
         self._timeout = timeout_seconds
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def _lambda(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    self._client = boto3.client("lambda", config=Config(
-                        connect_timeout=self._timeout, read_timeout=self._timeout,
-                        retries={"max_attempts": 1, "mode": "standard"}))
-        return self._client
-
-    def _invoke(self, payload: Dict[str, Any]) -> None:
-        try:
-            self._lambda().invoke(FunctionName=self._function, InvocationType="Event",
-                                  Payload=json.dumps(payload, separators=(",", ":")).encode())
-        except Exception as exc:  # noqa: BLE001 - pushing never fails a send
-            log.warning("push: invoking %s failed (%s)", self._function, type(exc).__name__)
 
     def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
         for start in range(0, len(targets), self.MAX_TARGETS_PER_INVOKE):
-            self._invoke({"endpoint": self._endpoint, "item": dict(item),
-                          "targets": [list(t) for t in targets[start:start + self.MAX_TARGETS_PER_INVOKE]]})
-        return []  # the push Lambda forgets the gone connections itself
+            invoke_async(self._function, {"endpoint": self._endpoint, "item": dict(item),
+                                          "targets": [list(t) for t in targets[start:start + self.MAX_TARGETS_PER_INVOKE]]},
+                         timeout_seconds=self._timeout)
+        return []  # the push Lambda has the gone connections forgotten itself
 
     def post(self, posts: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
-        self._invoke({"endpoint": self._endpoint, "posts": [list(p) for p in posts]})
+        invoke_async(self._function, {"endpoint": self._endpoint, "posts": [list(p) for p in posts]},
+                     timeout_seconds=self._timeout)
         return []

@@ -66,8 +66,8 @@ class Waiter:
                 return True
 
     def _listen(self, seconds: float) -> bool:
-        message = self._subscription.get_message(ignore_subscribe_messages=True, timeout=seconds)
-        return bool(message) and message.get("channel") == self._channel
+        message = self._subscription.get_message(timeout=seconds)
+        return bool(message) and message["type"] == "message" and message["channel"] == self._channel
 
 
 class Wakeups:
@@ -111,13 +111,13 @@ class Wakeups:
         def subscribe() -> Any:
             pubsub = getattr(self._subscriptions, "pubsub", None)
             if pubsub is None:
-                pubsub = self._subscriptions.pubsub = self._link.client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self._subscriptions.pubsub = self._link.client.pubsub()
             count_redis_round_trip()
             pubsub.subscribe(channel)
             # Wait for the server's confirmation: from here on no publish is missed.
             deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
-                reply = pubsub.get_message(ignore_subscribe_messages=False, timeout=deadline - time.monotonic())
+                reply = pubsub.get_message(timeout=deadline - time.monotonic())
                 if reply and reply["type"] == "subscribe" and reply["channel"] == channel.encode():
                     return pubsub
             return None

@@ -12,7 +12,7 @@ from .cache import InboxCache
 from .connections import LocalConnections, RedisConnections
 from .db import Database
 from .migrate import apply_migrations
-from .push import DirectPusher, LambdaPusher, management_url
+from .push import DirectPusher, LambdaPusher, invoke_async, management_url
 from .ratelimit import Limit, RateLimiter
 from .redislink import RedisLink
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
@@ -127,8 +127,8 @@ def push(event: dict) -> dict:
     else:
         gone = poster.push(event["item"], [tuple(t) for t in event["targets"]])
     if gone and settings.forget_function:
-        LambdaPusher(settings.forget_function, endpoint, timeout_seconds=settings.push_timeout_seconds)._invoke(
-            {"gone": [list(g) for g in gone]})
+        invoke_async(settings.forget_function, {"gone": [list(g) for g in gone]},
+                     timeout_seconds=settings.push_timeout_seconds)
     return {"gone": len(gone)}
 
 

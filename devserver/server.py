@@ -1,7 +1,9 @@
 """One asyncio HTTP server (aiohttp) in front of Chalice's LocalGateway, the
 same gateway `chalice local` uses, so routes, events and responses are the
-ones `chalice local` produces. Each request runs in a thread of its own, as
-under `chalice local`, so a slow request never holds up another one.
+ones `chalice local` produces, and beside it API Gateway's WebSocket API
+(websocket.py) on the same port. Each request runs in a thread of its own,
+as under `chalice local`, so a slow request (a long-poll) never holds up
+another one.
 
 There is no reloader: `chalice local`'s reloader restarts the server on any
 file change under the project, and the embedded SQLite file lives there, so
@@ -9,16 +11,14 @@ every write restarted it. Restart `make run` after changing code.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import errno
 import logging
 import os
 import socket
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Dict, Optional
 from urllib.parse import parse_qs, urlparse
 
 from aiohttp import web
@@ -33,9 +33,11 @@ from chalice.local import (
     RouteMatcher,
 )
 
+from .threads import in_thread
+from .websocket import PATH, WebSocketBridge
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-T = TypeVar("T")
 
 
 class PortInUse(Exception):
@@ -72,27 +74,6 @@ def load_app(stage: str) -> tuple[Any, Any]:
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     return app, config
-
-
-async def in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run `fn` in a new daemon thread (a waiting request never delays exit)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if not future.done():
-            future.set_result(value) if ok else future.set_exception(value)
-
-    def run() -> None:
-        try:
-            result = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-            loop.call_soon_threadsafe(settle, False, exc)
-        else:
-            loop.call_soon_threadsafe(settle, True, result)
-
-    threading.Thread(target=run, name="request", daemon=True).start()
-    return await future
 
 
 class GreedyRouteMatcher(RouteMatcher):
@@ -145,19 +126,35 @@ class HttpBridge:
         return out
 
 
-def build(app: Any, config: Any) -> web.Application:
+def build(app: Any, config: Any, host: str, port: int) -> web.Application:
     webapp = web.Application(client_max_size=MAX_BODY_BYTES)
+    WebSocketBridge(app, host, port).routes(webapp)  # before the catch-all
     webapp.router.add_route("*", "/{tail:.*}", HttpBridge(app, config))
     return webapp
+
+
+def _local_environment(host: str, port: int) -> str:
+    """What the app needs to push locally; the developer's own settings win."""
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+    url = os.environ.setdefault("WEBSOCKET_URL", f"ws://{reachable}:{port}{PATH}")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    # boto3 signs its @connections calls; these sign the local ones when nothing else would.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "devserver")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "devserver-local-only")
+    return url
 
 
 def serve(*, host: str, port: int, stage: str) -> None:
     sock = _bind(host, port)  # first, so a taken port fails before anything is loaded
     # As under `chalice local` (and Lambda): the app's log lines on stdout.
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials..." on every start
+    websocket_url = _local_environment(host, port)
     app, config = load_app(stage)
     shown = f"[{host}]" if ":" in host else host
-    print(f"Serving the API on http://{shown}:{port} (stage {stage}; Ctrl-C stops)", flush=True)
+    print(f"Serving the API on http://{shown}:{port} and its WebSocket on {websocket_url} "
+          f"(stage {stage}; Ctrl-C stops)", flush=True)
     # access_log=None: an access log line would carry the query string, and
-    # with it message text; the app logs one line per request without it.
-    web.run_app(build(app, config), sock=sock, print=None, access_log=None, shutdown_timeout=1)
+    # with it message text (and tickets); the app logs one line per request without it.
+    web.run_app(build(app, config, host, port), sock=sock, print=None, access_log=None, shutdown_timeout=1)

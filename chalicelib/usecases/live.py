@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..auth import TICKET_SECONDS
-from ..errors import BadRequest, Unauthorized
+from ..errors import BadRequest, ServiceUnavailable, Unauthorized
 from .deps import Deps
 from .results import Ticket
 
@@ -30,7 +30,9 @@ class Live:
             raise Unauthorized("missing ticket: connect with ?ticket=<a ticket from POST /connect_ticket>",
                                token_given=False)
         user_id = self._deps.signer.verify_ticket(ticket)
-        self._deps.connections.add(user_id, connection_id)
+        if not self._deps.connections.add(user_id, connection_id):
+            # Unregistered, it would never be pushed to: refuse, the client long-polls instead.
+            raise ServiceUnavailable("live delivery is unavailable right now; read with wait instead")
         return user_id
 
     def disconnect(self, *, connection_id: str) -> None:

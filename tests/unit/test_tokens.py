@@ -90,3 +90,44 @@ def test_signatures_are_compared_in_constant_time(monkeypatch):
     with pytest.raises(Unauthorized):
         signer.verify(token[:-1] + ("A" if token[-1] != "A" else "B"))
     assert len(calls) == 2 and all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in calls)
+
+
+# --------------------------------------------------------------------------- connect tickets
+
+TICKET_SECRET = "ticket-signing-secret-0123456789"
+TICKET_USER = "2e86f3d2-9705-4acb-b1c7-980e5bb05ada"
+
+
+def test_a_connect_ticket_names_its_user_and_lives_at_most_a_minute():
+    signer = TokenSigner([TICKET_SECRET])
+    ticket = signer.issue_ticket(TICKET_USER, now=1_000_000)
+    assert signer.verify_ticket(ticket, now=1_000_000) == TICKET_USER
+    assert signer.verify_ticket(ticket, now=1_000_059) == TICKET_USER
+    with pytest.raises(Unauthorized):
+        signer.verify_ticket(ticket, now=1_000_060)  # expired
+
+
+def test_forged_tampered_or_overlong_tickets_and_tokens_in_their_place_are_refused():
+    from chalicelib.auth import TICKET_VERSION
+
+    signer = TokenSigner([TICKET_SECRET])
+    ticket = signer.issue_ticket(TICKET_USER, now=1_000_000)
+    version, kid, user, expires, signature = ticket.split(".")
+    other_user = "00000000-0000-4000-8000-000000000000"
+    refused = {
+        "another secret": TokenSigner(["another-secret-0123456789abcdef"]).issue_ticket(TICKET_USER, now=1_000_000),
+        "another user": ".".join([version, kid, other_user, expires, signature]),
+        "a later expiry": ".".join([version, kid, user, str(int(expires) + 30), signature]),
+        "a bearer token": signer.issue(TICKET_USER),
+        "a token's signature": ".".join([TICKET_VERSION, kid, user, expires, signer.issue(TICKET_USER).split(".")[3]]),
+        "garbage": "not-a-ticket",
+    }
+    for how, forged in refused.items():
+        with pytest.raises(Unauthorized):
+            signer.verify_ticket(forged, now=1_000_000)
+    # Signed right but claiming to live for an hour: refused as well.
+    long_lived = TokenSigner([TICKET_SECRET]).issue_ticket(TICKET_USER, now=1_000_000 + 3600)
+    with pytest.raises(Unauthorized):
+        signer.verify_ticket(long_lived, now=1_000_000)
+    with pytest.raises(Unauthorized):
+        signer.verify(ticket)  # and a ticket is no token
