@@ -6,6 +6,7 @@ Gateway proxy events, against MariaDB and Redis on loopback, and measures:
   endpoints  p50/p99 of every endpoint and of the three ways a read is answered
   fanout     send_group latency as the group grows (2 .. 1000 members)
   limits     Redis bytes per recipient of the largest message, the largest page, a held row lock
+  delivery   from a send to a waiting long-poll and a WebSocket client, with and without Redis
   startup    cold start in a fresh interpreter, import profile, deployment zip size
   rows       reads through the database as it grows to 10k, 100k, 1M messages,
              with the EXPLAIN of each query they run
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
+import delivery
 import endpoints
 import limits
 import plots
@@ -52,7 +54,7 @@ MODES: Dict[str, Dict[str, Any]] = {
 # A 1000-member send takes ~130 ms: 100 calls a round (300 in all) keep
 # that part near a minute.
 FANOUT_CALLS = {1000: 100}
-PARTS = ("endpoints", "fanout", "limits", "startup", "rows")
+PARTS = ("endpoints", "fanout", "limits", "delivery", "startup", "rows")
 
 
 def main() -> int:
@@ -111,6 +113,9 @@ def main() -> int:
             print("== hardening limits: Redis bytes, the largest page, a held row lock", flush=True)
             bench.configure(**main_env)
             results["limits"] = limits.run(bench, main_db)
+        if "delivery" in parts:
+            print("== delivery latency: long-poll and WebSocket, with and without Redis", flush=True)
+            results["delivery"] = delivery.run(f"{MYSQL_URL}/{main_db}", rounds=200 if not args.quick else 50)
         if "startup" in parts:
             print("== cold start and deployment size", flush=True)
             bench.configure(**main_env)

@@ -74,6 +74,12 @@ def table(results: Dict[str, Any]) -> str:
                      f"has_more {str(page['has_more']).lower()} | | |")
         lines.append(f"| send blocked on a held row lock, 10 s invocation | {lock['status']} after "
                      f"{lock['seconds_to_answer']:.2f} s | Retry-After {lock['retry_after']} | | |")
+    for variant, paths in results.get("delivery", {}).items():
+        for path, r in paths.items():
+            lines.append(f"| delivery to a waiting {path.replace('_', '-')} client, {variant} (from the send's "
+                         f"response / from issuing it) | {r['from_response']['p50_ms']:.2f} / "
+                         f"{r['from_send']['p50_ms']:.2f} ms | {r['from_response']['p99_ms']:.2f} / "
+                         f"{r['from_send']['p99_ms']:.2f} ms | | |")
     start = results.get("startup", {})
     cold = start.get("cold_start")
     if cold:
