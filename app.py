@@ -1,5 +1,7 @@
 """Routes only: each reads its parameters and calls one use case; the edge
 (chalicelib/web.py) authenticates, sets the status and maps errors."""
+from pathlib import Path
+
 from chalice import Chalice
 
 from chalicelib import wiring
@@ -7,6 +9,7 @@ from chalicelib.params import (DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX
                                MAX_WAIT_SECONDS)
 from chalicelib.web import Call, Edge
 
+STATIC = Path(__file__).resolve().parent / "chalicelib" / "static"
 app = Chalice(app_name="messaging")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 use = wiring.service
@@ -90,6 +93,7 @@ def health(call: Call):
     return use().health.check()
 
 
+edge.static_files(STATIC)  # the web client at GET /
 edge.unknown_routes()
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 import traceback
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from chalice import Response
@@ -52,6 +53,8 @@ BODY_TYPES = ["application/json", "application/x-www-form-urlencoded"]
 # so a wrong method never reaches API Gateway's "Missing Authentication Token".
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 REALM = 'Bearer realm="messaging"'
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".json": "application/json"}
 
 
 class Call:
@@ -158,6 +161,40 @@ class Edge:
             return register(handler)
 
         return decorate
+
+    def static_files(self, folder: Path) -> None:
+        """The web client: GET / is folder/index.html, GET /static/<name> the
+        other files of the folder (no sub-folders, nothing else)."""
+        files = {p.name: p for p in folder.iterdir() if p.is_file()}
+
+        def serve(name: str) -> Response:
+            path = files.get(name)
+            if path is None:
+                raise NotFound(f"no file /static/{name}")
+            kind = STATIC_TYPES.get(path.suffix, "application/octet-stream")
+            return Response(body=path.read_text(encoding="utf-8"), status_code=200,
+                            headers={"Content-Type": kind, "Cache-Control": "no-cache",
+                                     "X-Content-Type-Options": "nosniff"})
+
+        @self._guarded
+        def index() -> Response:
+            return self._only_get(lambda: serve("index.html"), "/")
+
+        @self._guarded
+        def asset(name: str) -> Response:
+            return self._only_get(lambda: serve(name), "/static/{name}")
+
+        self._app.route("/", methods=ALL_METHODS, content_types=["*/*"])(index)
+        self._app.route("/static/{name}", methods=ALL_METHODS, content_types=["*/*"])(asset)
+        self.operations["/"] = self.operations["/static/{name}"] = "GET"
+
+    def _only_get(self, serve: Callable[[], Response], path: str) -> Response:
+        method = self._app.current_request.method
+        if method == "OPTIONS":
+            return Response(body="", status_code=204, headers={"Allow": "GET, HEAD"})
+        if method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(f"{path} allows GET, HEAD, not {method}", allowed="GET, HEAD")
+        return serve()
 
     def unknown_routes(self) -> None:
         """A 404 in the error envelope for every path no route serves."""

@@ -141,3 +141,13 @@ def test_429_responses_conform_to_the_spec(api, monkeypatch, tmp_path):
         wiring.reset()
         redis_server.stop()
 
+
+
+def test_the_web_client_is_served_at_the_root_and_only_its_own_files(api):
+    r = api.client.http.get("/")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html"), r
+    assert b"<html" in r.body
+    assert_route_response("MethodNotAllowed", api.post("/"))
+    missing = api.get("/static/nothing-here.js")
+    assert (missing.status, missing.code) == (404, "NotFound")
+    assert api.get("/static/..%2Fweb.py").status == 404
