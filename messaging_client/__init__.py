@@ -1,0 +1,10 @@
+"""A Python client for the messaging API: one typed method per endpoint
+(api.Client), a local SQLite store of every message with conversations and
+unread counts (store.Store), an outbox that delivers each message exactly
+once across restarts, and a sync loop over WebSocket or long-poll
+(messenger.Messenger). The command line is `python -m messaging_client`."""
+from .api import ApiError, Client, Offline
+from .messenger import Messenger
+from .store import Store
+
+__all__ = ["ApiError", "Client", "Messenger", "Offline", "Store"]

@@ -1,0 +1,163 @@
+"""A user's client: the API, the local store, the outbox and the sync loop.
+
+The sync loop keeps the store up to date with the cursor: over a WebSocket
+when the server offers one (each frame that continues the cursor is stored
+at once; a gap is filled by a cursor read; every connect starts with a
+cursor read), else by long-polling `/read_messages` with `wait`. It never
+trusts a frame over the cursor: a frame that is lost only delays a message
+until the next cursor read.
+
+The outbox sends what `send` queued, oldest first, with each message's own
+idempotency key, until the server acknowledges it: network errors, 429 and
+503 are retried later with capped backoff honouring Retry-After, also by a
+later process on the same store. A refusal that retrying cannot change
+(blocked, not a member, unknown user) marks the message failed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from .api import PERMANENT, ApiError, Client, CursorAhead
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+LONG_POLL_SECONDS = 20
+PING_SECONDS = 300  # API Gateway closes a WebSocket idle for 10 minutes
+MAX_BACKOFF_SECONDS = 30.0
+
+OnMessage = Callable[[Dict[str, Any]], None]
+
+
+def backoff(attempt: int, retry_after: Optional[float] = None) -> float:
+    delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
+    return min(MAX_BACKOFF_SECONDS, max(delay, retry_after or 0))
+
+
+class Messenger:
+    def __init__(self, client: Client, store: Store, user_id: str) -> None:
+        self.client, self.store, self.me = client, store, user_id
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, target: str, text: str, *, group: bool = False) -> str:
+        """Queue a message (stored before it goes out) and try to send it now;
+        its idempotency key. The outcome is in store.outbox_state(key)."""
+        key = self.store.queue("group" if group else "direct", target, text)
+        self.flush()
+        return key
+
+    def flush_until(self, deadline: float) -> int:
+        """Flush, waiting out each retry's back-off, until nothing is pending
+        or the monotonic `deadline`; how many are still pending."""
+        while True:
+            left = self.flush()
+            due = self.store.next_due()
+            if not left or due is None or time.monotonic() + max(0.0, due - time.time()) > deadline:
+                return left
+            time.sleep(max(0.0, due - time.time()))
+
+    def flush(self) -> int:
+        """Send what is due in the outbox; how many are still pending."""
+        for item in self.store.pending():
+            try:
+                if item.kind == "group":
+                    sent = self.client.send_group(self.me, item.target, item.text,
+                                                  client_message_id=item.client_message_id, retries=0)
+                else:
+                    sent = self.client.send(self.me, item.target, item.text,
+                                            client_message_id=item.client_message_id, retries=0)
+            except ApiError as error:
+                if error.code in PERMANENT:
+                    self.store.failed(item.client_message_id, f"{error.code}: {error.message}")
+                else:  # offline, rate limited, unavailable: later, the same key
+                    self.store.retry_later(item.client_message_id, backoff(item.attempts, error.retry_after),
+                                           f"{error.code}: {error.message}")
+                continue
+            self.store.sent(item.client_message_id, sent.message_id, sent.sent_at)
+        return len(self.store.pending(now=float("inf")))
+
+    # ------------------------------------------------------------------ receiving
+
+    def catch_up(self, *, wait: int = 0) -> List[Dict[str, Any]]:
+        """Read from the cursor until nothing more is waiting; the new messages."""
+        new: List[Dict[str, Any]] = []
+        while True:
+            try:
+                page = self.client.read_messages(self.me, after=self.store.cursor, wait=wait or None)
+            except CursorAhead as error:
+                log.warning("the server's inbox ends at seq %d, before this store's cursor; reading on from there",
+                            error.newest_seq)
+                self.store.rewind(error.newest_seq)
+                continue
+            new += self.store.apply(page.messages)
+            if not page.has_more:
+                return new
+            wait = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, on_message: OnMessage, *, websocket: bool = True) -> None:
+        """The sync loop, until stop(): WebSocket when offered, else long-poll;
+        the outbox is flushed as it goes. Network trouble backs off and retries."""
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                self.flush()
+                ticket = self.client.connect_ticket(self.me) if websocket else None
+                if ticket is not None and ticket.url:
+                    self._websocket(f"{ticket.url}?ticket={ticket.ticket}", on_message)
+                else:
+                    for item in self.catch_up(wait=LONG_POLL_SECONDS):
+                        on_message(item)
+                attempt = 0
+            except (ApiError, OSError, EOFError) as error:
+                if isinstance(error, ApiError) and error.code in ("Unauthorized", "Forbidden", "UserNotFound"):
+                    raise
+                retry_after = error.retry_after if isinstance(error, ApiError) else None
+                self._stop.wait(backoff(attempt, retry_after))
+                attempt += 1
+
+    def _websocket(self, url: str, on_message: OnMessage) -> None:
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+        from websockets.sync.client import connect
+
+        try:
+            socket = connect(url, open_timeout=10, close_timeout=2, max_size=2 ** 20)
+        except InvalidStatus as refused:  # e.g. 503: live delivery unavailable now, long-poll meanwhile
+            log.info("WebSocket refused (%s); long-polling", refused.response.status_code)
+            for item in self.catch_up(wait=LONG_POLL_SECONDS):
+                on_message(item)
+            return
+        with socket:
+            for item in self.catch_up():  # what came while we were not connected
+                on_message(item)
+            last_sent = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    data = socket.recv(timeout=1.0)
+                except TimeoutError:
+                    if self.store.pending():
+                        self.flush()
+                    if time.monotonic() - last_sent > PING_SECONDS:
+                        socket.send('{"action":"ping"}')
+                        last_sent = time.monotonic()
+                    continue
+                except ConnectionClosed:
+                    return
+                frame = json.loads(data)
+                if frame.get("type") != "message":
+                    continue
+                new = self.store.apply([frame["message"]])
+                if not new and frame["message"]["seq"] > self.store.cursor:
+                    new = self.catch_up()  # a gap: the cursor fills it
+                for item in new:
+                    on_message(item)
+

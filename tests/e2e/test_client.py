@@ -1,0 +1,246 @@
+"""The Python client library and its command line over real HTTP: against
+`make run`'s server on SQLite and on MariaDB + Redis (WebSocket sync), and
+against `chalice local` itself (no WebSocket: long-poll). The outbox sends a
+message exactly once when the client is killed between storing and sending,
+and through a 503 storm that loses acknowledgements."""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+from messaging_client import Client, Messenger, Store
+from tests.support.devserver import PROJECT_ROOT, DevServer, server_environment
+from tests.support.flaky_proxy import FlakyProxy
+from tests.support.servers import free_port, wait_until
+
+AUTH_SECRET = "client-tests-secret-0123456789abcdef"
+
+
+@pytest.fixture(params=["sqlite", "mysql+redis"])
+def server(request, tmp_path: Path) -> Iterator[DevServer]:
+    settings: Dict[str, str] = {"AUTH_SECRET": AUTH_SECRET}
+    if request.param == "sqlite":
+        settings["DATABASE_URL"] = f"sqlite:///{tmp_path / 'client.sqlite3'}"
+    else:
+        settings["DATABASE_URL"] = request.getfixturevalue("mysql_url")
+        settings["REDIS_URL"] = request.getfixturevalue("session_redis").url
+    running = DevServer(tmp_path / "server.log", **settings).start()
+    yield running
+    running.stop()
+
+
+def user(api: str, name: str, tmp_path: Path) -> Messenger:
+    client = Client(api, retries=2)
+    registered = client.register(name)
+    client.token = registered.token
+    return Messenger(client, Store(tmp_path / f"{name}-{registered.user_id[:8]}.sqlite3", registered.user_id),
+                     registered.user_id)
+
+
+class Running:
+    """A messenger's sync loop in a thread, collecting what it receives."""
+
+    def __init__(self, messenger: Messenger, **options: Any) -> None:
+        self.messenger, self.received = messenger, []
+        self._thread = threading.Thread(target=messenger.run, args=(self.received.append,), kwargs=options,
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.messenger.stop()
+        self._thread.join(30)
+
+
+def test_the_library_sends_reads_and_keeps_conversations_with_unread_counts(server, tmp_path):
+    alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+    key = alice.send(bob.me, "hello bob")
+    assert alice.store.outbox_state(key)["state"] == "sent"
+    group_id = alice.client.create_group("friends")
+    assert alice.client.update_group(alice.me, group_id) and bob.client.update_group(bob.me, group_id)
+    alice.send(group_id, "hello group", group=True)
+    assert [m["text"] for m in bob.catch_up()] == ["hello bob", "hello group"]
+    assert bob.catch_up() == []  # nothing twice
+    unread = {c.id: c.unread for c in bob.store.conversations()}
+    assert unread == {f"direct:{alice.me}": 1, f"group:{group_id}": 1}
+    bob.store.mark_read(f"direct:{alice.me}")
+    assert {c.id: c.unread for c in bob.store.conversations()}[f"direct:{alice.me}"] == 0
+    # Alice's side: her own messages, from her outbox, in the same conversations.
+    assert [m["text"] for m in alice.store.history(f"direct:{bob.me}")] == ["hello bob"]
+    assert [m["outgoing"] for m in alice.store.history(f"group:{group_id}")] == [1]
+
+
+def test_the_sync_loop_receives_live_over_the_websocket_and_fills_gaps_with_the_cursor(server, tmp_path):
+    alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+    alice.send(bob.me, "before bob was online")
+    running = Running(bob)
+    try:
+        wait_until(lambda: len(running.received) == 1, 10, "the catch-up read did not arrive")
+        for i in range(5):
+            alice.send(bob.me, f"live {i}")
+        wait_until(lambda: len(running.received) == 6, 10, "the live messages did not arrive")
+    finally:
+        running.stop()
+    assert [m["seq"] for m in running.received] == list(range(1, 7))
+    assert bob.store.cursor == 6 and len(bob.store.history(f"direct:{alice.me}")) == 6
+
+
+def test_against_chalice_local_without_websocket_the_sync_loop_long_polls(tmp_path):
+    port = free_port()
+    env = server_environment(DATABASE_URL=f"sqlite:///{tmp_path / 'local.sqlite3'}", AUTH_SECRET=AUTH_SECRET)
+    log = open(tmp_path / "chalice-local.log", "wb")
+    proc = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "chalice"), "local", "--no-autoreload",
+                             "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    api = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(api), 30, "chalice local did not start")
+        alice, bob = user(api, "alice", tmp_path), user(api, "bob", tmp_path)
+        assert bob.client.connect_ticket(bob.me).url is None  # no WebSocket offered here
+        running = Running(bob)
+        try:
+            alice.send(bob.me, "by long-poll")
+            wait_until(lambda: [m["text"] for m in running.received] == ["by long-poll"], 10,
+                       "the long-poll did not deliver")
+        finally:
+            running.stop()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+        log.close()
+
+
+def _answers(api: str) -> bool:
+    try:
+        return Client(api, retries=0).health().get("database") == "ok"
+    except Exception:
+        return False
+
+
+_QUEUE_AND_HANG = """
+import sys, time
+from pathlib import Path
+from messaging_client import Client, Messenger, Store
+api, token, me, to, store = sys.argv[1:6]
+messenger = Messenger(Client(api, token), Store(Path(store), me), me)
+messenger.store.queue("direct", to, "written before the crash")
+print("stored", flush=True)
+time.sleep(60)  # killed here: stored, never sent
+"""
+
+
+def test_a_client_killed_between_storing_and_sending_delivers_once_when_started_again(server, tmp_path):
+    alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+    store_path = tmp_path / "alice-crash.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", _QUEUE_AND_HANG, server.url, alice.client.token, alice.me, bob.me,
+                              str(store_path)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "stored"
+    child.kill()  # SIGKILL: no cleanup, no flush
+    child.wait(10)
+    assert bob.catch_up() == []  # nothing went out
+    restarted = Messenger(Client(server.url, alice.client.token), Store(store_path, alice.me), alice.me)
+    assert restarted.flush() == 0
+    assert restarted.flush() == 0  # and again: nothing left to send, nothing sent twice
+    assert [m["text"] for m in bob.catch_up()] == ["written before the crash"]
+
+
+def test_through_a_503_storm_that_loses_acknowledgements_each_message_arrives_once(server, tmp_path):
+    alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+    proxy = FlakyProxy(server.url, failures=4)
+    try:
+        flaky = Messenger(Client(proxy.url, alice.client.token, retries=0), alice.store, alice.me)
+        keys = [flaky.store.queue("direct", bob.me, f"storm {i}") for i in range(3)]
+        assert flaky.flush_until(time.monotonic() + 30) == 0, [flaky.store.outbox_state(k) for k in keys]
+    finally:
+        proxy.stop()
+    assert {"503", "dropped"} <= set(proxy.log), proxy.log  # it really failed, after forwarding
+    received = bob.catch_up()
+    assert [m["text"] for m in received] == ["storm 0", "storm 1", "storm 2"]
+    assert [flaky.store.outbox_state(k)["message_id"] for k in keys] == [m["message_id"] for m in received]
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def cli(home: Path, *args: str, api: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "messaging_client", "--api", api, *args], cwd=PROJECT_ROOT,
+                          env={**os.environ, "MESSAGING_HOME": str(home)}, capture_output=True, text=True, timeout=60)
+
+
+def test_the_command_line_registers_sends_groups_blocks_and_lists_the_inbox(server, tmp_path):
+    home, api = tmp_path / "home", server.url
+    out = cli(home, "--profile", "shir", "register", "shir", api=api)
+    assert out.returncode == 0 and out.stdout.startswith("registered shir: user id "), out
+    assert cli(home, "--profile", "dan", "register", "dan", api=api).returncode == 0
+    for name in ("shir", "dan"):
+        profile = home / f"{name}.json"
+        assert stat.S_IMODE(profile.stat().st_mode) == 0o600  # it holds the token
+    shir = cli(home, "--profile", "shir", "whoami", api=api).stdout.split()[1]
+    dan = cli(home, "--profile", "dan", "whoami", api=api).stdout.split()[1]
+    sent = cli(home, "--profile", "shir", "send", dan, "hi", "dan", api=api)
+    assert sent.returncode == 0 and sent.stdout.startswith("sent "), sent
+    created = cli(home, "--profile", "shir", "group", "create", "bambis", api=api)
+    group = created.stdout.split("group id ")[1].split()[0]
+    assert cli(home, "--profile", "dan", "group", "join", group, api=api).stdout.strip() == f"joined group {group}"
+    assert cli(home, "--profile", "shir", "group", "send", group, "hello_group", api=api).returncode == 0
+    inbox = cli(home, "--profile", "dan", "inbox", api=api).stdout.splitlines()
+    assert sorted(inbox) == sorted([f"user {shir}  1 unread  last: hi dan",
+                                    f"group {group}  1 unread  last: hello_group"]), inbox
+    history = cli(home, "--profile", "dan", "history", shir, api=api).stdout.splitlines()
+    assert len(history) == 1 and history[0].endswith(f"] {shir[:8]}: hi dan"), history
+    assert f"user {shir}  0 unread" in cli(home, "--profile", "dan", "inbox", api=api).stdout
+    assert cli(home, "--profile", "dan", "block", shir, api=api).stdout.strip() == f"blocked {shir}"
+    blocked = cli(home, "--profile", "shir", "send", dan, "still there?", api=api)
+    assert (blocked.returncode, blocked.stdout) == (1, "")
+    assert blocked.stderr == "error: not sent: the receiving user has blocked the sending user (Blocked)\n"
+
+
+def test_the_command_line_says_what_is_wrong_in_one_line_and_exits_non_zero(server, tmp_path):
+    home, api = tmp_path / "home", server.url
+    missing = cli(home, "inbox", api=api)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "register NAME" in missing.stderr
+    assert cli(home, "register", "shir", api=api).returncode == 0
+    nobody = "00000000-0000-4000-8000-000000000000"
+    cases = {
+        ("send", nobody, "hi"): "(UserNotFound)",
+        ("group", "send", nobody, "hi"): "(GroupNotFound)",
+        ("group", "join", "not-an-id"): "(BadRequest)",
+    }
+    group = cli(home, "group", "create", "mine", api=api).stdout.split("group id ")[1].split()[0]
+    assert cli(home, "group", "leave", group, api=api).returncode == 0
+    cases[("group", "send", group, "hi")] = "(NotAMember)"
+    for args, code in cases.items():
+        out = cli(home, *args, api=api)
+        assert out.returncode != 0 and out.stdout == "" and out.stderr.count("\n") == 1, (args, out)
+        assert code in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+    down = cli(home, "inbox", api=f"http://127.0.0.1:{free_port()}")
+    assert down.returncode == 1 and down.stderr.count("\n") == 1 and "is the server running" in down.stderr, down
+
+
+def test_watch_prints_messages_as_they_arrive(server, tmp_path):
+    home, api = tmp_path / "home", server.url
+    assert cli(home, "--profile", "dan", "register", "dan", api=api).returncode == 0
+    dan = cli(home, "--profile", "dan", "whoami", api=api).stdout.split()[1]
+    alice = user(api, "alice", tmp_path)
+    watcher = subprocess.Popen([sys.executable, "-m", "messaging_client", "--api", api, "--profile", "dan", "watch"],
+                               cwd=PROJECT_ROOT, env={**os.environ, "MESSAGING_HOME": str(home)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: List[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(watcher.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any(line.startswith("watching as dan") for line in lines), 20, "watch did not start")
+        alice.send(dan, "are you watching?")
+        wait_until(lambda: any(line.rstrip().endswith(f"{alice.me[:8]}: are you watching?") for line in lines), 10,
+                   f"watch did not print the message: {lines}")
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(10)
