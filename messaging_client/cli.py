@@ -23,7 +23,6 @@ import argparse
 import sys
 import threading
 import time
-from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from . import profiles
