@@ -244,3 +244,32 @@ def test_watch_prints_messages_as_they_arrive(server, tmp_path):
     finally:
         watcher.send_signal(signal.SIGINT)
         watcher.wait(10)
+
+
+def test_chat_sends_what_is_typed_and_shows_what_arrives(server, tmp_path):
+    home, api = tmp_path / "home", server.url
+    assert cli(home, "--profile", "dan", "register", "dan", api=api).returncode == 0
+    dan = cli(home, "--profile", "dan", "whoami", api=api).stdout.split()[1]
+    alice = user(api, "alice", tmp_path)
+    alice.send(dan, "earlier")
+    chat = subprocess.Popen([sys.executable, "-m", "messaging_client", "--api", api, "--profile", "dan", "chat",
+                             alice.me], cwd=PROJECT_ROOT, env={**os.environ, "MESSAGING_HOME": str(home)},
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: List[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(chat.stdout.readline, "")), daemon=True).start()
+    try:
+        wait_until(lambda: any("type a message" in line for line in lines), 20, f"chat did not start: {lines}")
+        assert any(line.rstrip().endswith(f"{alice.me[:8]}: earlier") for line in lines), lines  # the history
+        chat.stdin.write("hi alice\n")
+        chat.stdin.flush()
+        wait_until(lambda: any(line.startswith("sent ") for line in lines), 10, f"not sent: {lines}")
+        assert [m["text"] for m in alice.catch_up()] == ["hi alice"]
+        alice.send(dan, "live reply")
+        wait_until(lambda: any(line.rstrip().endswith(f"{alice.me[:8]}: live reply") for line in lines), 10,
+                   f"the reply did not show: {lines}")
+        chat.stdin.write("/quit\n")
+        chat.stdin.flush()
+        assert chat.wait(10) == 0
+    finally:
+        if chat.poll() is None:
+            chat.kill()
