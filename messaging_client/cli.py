@@ -205,7 +205,8 @@ def _watch(s: Session, conversation: Optional[str]) -> None:
     from .store import conversation_of
 
     me = s.profile.user_id
-    print(f"watching as {s.profile.user_name} ({me}); Ctrl-C stops", flush=True)
+    if conversation is None:
+        print(f"watching as {s.profile.user_name} ({me}); Ctrl-C stops", flush=True)
 
     def show(item: Dict[str, Any]) -> None:
         if conversation is None or conversation_of(item, me) == conversation:
