@@ -9,9 +9,10 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from . import dialects, timebudget
+from .dialects import Result
 from .errors import ServiceUnavailable
 from .metering import count_statement
 from .secrets import SecretStore
@@ -56,14 +57,17 @@ def classify(dialect: Any, exc: BaseException) -> BaseException:
     return exc if kind is None else _FAILURES[kind](type(exc).__name__)
 
 
+Statement = Tuple[str, Sequence[Any]]
+
+
 class CountingCursor:
     """A driver cursor whose every statement counts as one round trip."""
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        count_statement(sql, params)
+    def execute(self, sql: str, params: Sequence[Any] = (), *, round_trip: bool = True) -> Any:
+        count_statement(sql, params, round_trip=round_trip)
         return self._cursor.execute(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
@@ -109,13 +113,15 @@ class Tx:
         self.execute(sql, params)
         return list(self._cur.fetchall())
 
-    def advance_one(self, sql: str, params: Sequence[Any]) -> Optional[int]:
-        """Run an UPDATE of inbox_counters whose SET is `last_seq = {next_seq}`
-        and return the new last_seq, or None when no row matched."""
-        return self._call(self._dialect.advance_one, self._cur, self._sql(sql), tuple(params))
+    @property
+    def dialect(self) -> str:
+        return self._dialect.name
 
-    def advance_many(self, user_ids: Sequence[str]) -> Dict[str, int]:
-        return self._call(self._dialect.advance_many, self._cur, list(user_ids))
+    def batch(self, statements: Sequence[Statement]) -> List[Result]:
+        """Run statements in order, in one round trip where the dialect can
+        (MySQL's multi-statement packets), and say what each did. A failing
+        statement raises and the ones after it do not run."""
+        return self._call(self._dialect.batch, self._cur, [(self._sql(sql), tuple(p)) for sql, p in statements])
 
 
 class Database:

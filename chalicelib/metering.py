@@ -10,7 +10,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 @dataclass
 class Meter:
-    db_statements: int = 0  # each a round trip: a statement, a multi-row insert, a COMMIT
+    db_statements: int = 0  # statements, COMMIT included (a multi-row insert is one)
+    db_round_trips: int = 0  # packets to the database and back: a batch of statements is one
     redis_round_trips: int = 0  # a command, a script call or a whole pipeline
     recorder: Optional[Callable[[Tuple[str, Sequence[Any]]], None]] = None  # (SQL, parameters): make bench's EXPLAIN
 
@@ -26,11 +27,17 @@ def meter() -> Meter:
     return current
 
 
-def count_statement(sql: str, params: Sequence[Any] = ()) -> None:
+def count_statement(sql: str, params: Sequence[Any] = (), *, round_trip: bool = True) -> None:
+    """One statement; `round_trip` False when it travels in a batch already counted."""
     m = meter()
     m.db_statements += 1
+    m.db_round_trips += round_trip
     if m.recorder is not None:
         m.recorder((sql, params))
+
+
+def count_db_round_trip() -> None:
+    meter().db_round_trips += 1
 
 
 def count_redis_round_trip() -> None:

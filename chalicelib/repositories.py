@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-from .db import Tx
-from .dialects import from_db_time, to_db_time
+from .db import Statement, Tx
+from .dialects import Result, from_db_time, to_db_time
 
 
 @dataclass(frozen=True)
@@ -52,19 +52,52 @@ class InboxCounters(Repository):
         row = self._tx.one("SELECT last_seq FROM inbox_counters WHERE user_id = %s", (user_id,))
         return None if row is None else int(row[0])
 
-    def advance_unless_blocked(self, *, user_id: str, sender_id: str) -> Optional[int]:
-        """Take the user's next seq (row-locking it until commit), unless the
-        user blocks `sender_id`; None when blocked."""
-        return self._tx.advance_one(
-            "UPDATE inbox_counters SET last_seq = {next_seq} WHERE user_id = %s"
-            " AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
-            (user_id, user_id, sender_id),
-        )
+    # A send's statements travel in one batch (Tx.batch): these build them.
 
-    def advance(self, *, user_ids: Sequence[str]) -> Dict[str, int]:
-        """Take the next seq of each user. Rows lock in key order, so two
-        fan-outs never deadlock on each other."""
-        return self._tx.advance_many(sorted(user_ids))
+    def advance_unless_blocked(self, *, user_id: str, sender_id: str, message_id: str) -> Statement:
+        """Take the user's next seq for `message_id` (row-locking the counter
+        until commit), unless the user blocks the sender: 0 rows then. On
+        MySQL the new seq comes back in the OK packet (LAST_INSERT_ID(expr)),
+        on SQLite as a returned row."""
+        if self._tx.dialect == "mysql":
+            return ("UPDATE inbox_counters SET last_seq = LAST_INSERT_ID(last_seq + 1), last_message_id = %s"
+                    " WHERE user_id = %s AND NOT EXISTS"
+                    " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
+                    (message_id, user_id, user_id, sender_id))
+        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
+                " WHERE user_id = %s AND NOT EXISTS"
+                " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s) RETURNING last_seq",
+                (message_id, user_id, user_id, sender_id))
+
+    def seq_taken(self, result: Result) -> Optional[int]:
+        """The seq advance_unless_blocked took, or None when it took none (blocked)."""
+        if self._tx.dialect == "mysql":
+            return result.lastrowid if result.rowcount == 1 else None
+        return result.rows[0][0] if result.rows else None
+
+    def advance_members(self, *, group_id: str, sender_id: str, message_id: str) -> Statement:
+        """Take the next seq for `message_id` of every member but the sender
+        and those who block the sender, in one statement whatever the group's
+        size, and only if the message row exists (the sender is a member).
+        Counters lock in user_id order (the group_members key), so fan-outs
+        never deadlock with each other."""
+        if self._tx.dialect == "mysql":
+            return ("UPDATE group_members m STRAIGHT_JOIN inbox_counters c ON c.user_id = m.user_id"
+                    " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
+                    " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s"
+                    " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL"
+                    " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
+                    (sender_id, message_id, group_id, sender_id, message_id))
+        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
+                " WHERE user_id IN (SELECT m.user_id FROM group_members m"
+                " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
+                " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL)"
+                " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
+                (message_id, sender_id, group_id, sender_id, message_id))
+
+    def advanced_by(self, *, message_id: str) -> Statement:
+        """(user_id, seq) of every counter `message_id` advanced."""
+        return ("SELECT user_id, last_seq FROM inbox_counters WHERE last_message_id = %s", (message_id,))
 
 
 class Blocks(Repository):
@@ -103,6 +136,18 @@ class Groups(Repository):
     def free_seat(self, *, group_id: str) -> None:
         self._tx.execute("UPDATE chat_groups SET member_count = member_count - 1 WHERE id = %s", (group_id,))
 
+    def free_seat_of(self, *, group_id: str, user_id: str) -> bool:
+        """Count one member less if `user_id` is one; locks the group row
+        first, as a join and a group send do, so the three never deadlock."""
+        return (
+            self._tx.execute(
+                "UPDATE chat_groups SET member_count = member_count - 1 WHERE id = %s"
+                " AND EXISTS (SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s)",
+                (group_id, group_id, user_id),
+            )
+            == 1
+        )
+
 
 class Members(Repository):
     def add(self, *, group_id: str, user_id: str, joined_at: datetime) -> None:
@@ -122,32 +167,23 @@ class Members(Repository):
             is not None
         )
 
-    def with_block_flags(self, *, group_id: str, sender_id: str) -> List[Tuple[str, bool]]:
-        """Every member, and whether that member blocks `sender_id`."""
-        rows = self._tx.all(
-            "SELECT m.user_id, EXISTS (SELECT 1 FROM blocks b"
-            " WHERE b.blocker_id = m.user_id AND b.blocked_id = %s)"
-            " FROM group_members m WHERE m.group_id = %s",
-            (sender_id, group_id),
-        )
-        return [(user_id, bool(blocks)) for user_id, blocks in rows]
-
 
 class Messages(Repository):
-    def add(self, *, message: StoredMessage, client_message_id: Optional[str]) -> None:
-        self._tx.execute(
-            "INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                message.id,
-                message.sender_id,
-                message.recipient_id,
-                message.group_id,
-                message.body,
-                to_db_time(message.sent_at),
-                client_message_id,
-            ),
-        )
+    def add(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Statement:
+        """A direct message's row."""
+        return ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
+                " VALUES (%s, %s, %s, NULL, %s, %s, %s)",
+                (message.id, message.sender_id, message.recipient_id, message.body, to_db_time(message.sent_at),
+                 client_message_id))
+
+    def add_if_member(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Statement:
+        """A group message's row, only if its sender is a member (0 rows else).
+        Its foreign key share-locks the group's row until commit, so no one
+        joins or leaves while the message is delivered."""
+        return ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
+                " SELECT %s, %s, NULL, %s, %s, %s, %s FROM group_members WHERE group_id = %s AND user_id = %s",
+                (message.id, message.sender_id, message.group_id, message.body, to_db_time(message.sent_at),
+                 client_message_id, message.group_id, message.sender_id))
 
     def by_client_id(self, *, sender_id: str, client_message_id: str) -> Optional[StoredMessage]:
         row = self._tx.one(
@@ -166,12 +202,16 @@ class Inbox(Repository):
         " FROM inbox i JOIN messages m ON m.id = i.message_id"
     )
 
-    def add(self, *, message_id: str, sent_at: datetime, seqs: Dict[str, int]) -> None:
-        when = to_db_time(sent_at)
-        self._tx.executemany(
-            "INSERT INTO inbox (user_id, seq, message_id, sent_at) VALUES (%s, %s, %s, %s)",
-            [(user_id, seq, message_id, when) for user_id, seq in sorted(seqs.items())],
-        )
+    def deliver(self, *, message_id: str, sent_at: datetime, user_id: Optional[str] = None) -> Statement:
+        """An inbox row for every counter `message_id` advanced (of `user_id`
+        only, when given), with the seq it took: the recipients are exactly
+        the counters the message locked."""
+        if user_id is not None:
+            return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT user_id, last_seq, %s, %s"
+                    " FROM inbox_counters WHERE user_id = %s AND last_message_id = %s",
+                    (message_id, to_db_time(sent_at), user_id, message_id))
+        return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT user_id, last_seq, %s, %s"
+                " FROM inbox_counters WHERE last_message_id = %s", (message_id, to_db_time(sent_at), message_id))
 
     def deliveries(self, *, message_id: str) -> int:
         row = self._tx.one("SELECT COUNT(*) FROM inbox WHERE message_id = %s", (message_id,))

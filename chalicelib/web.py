@@ -279,7 +279,8 @@ def _log_unexpected(request_id: str, exc: Optional[BaseException]) -> None:
 def _log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> Any:
     """One JSON line per request: what happened and how long it took. Never
     parameters, bodies or headers (tokens and message text live there)."""
-    started, statements = time.perf_counter(), meter().db_statements
+    m = meter()
+    started, statements, round_trips, redis = time.perf_counter(), m.db_statements, m.db_round_trips, m.redis_round_trips
     response = get_response(request)
     request_log.info(json.dumps({
         "request_id": _request_id(app),
@@ -288,6 +289,8 @@ def _log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> 
         "status": response.status_code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         "cache": response.headers.get("X-Cache"),
-        "db_statements": meter().db_statements - statements,
+        "db_statements": m.db_statements - statements,
+        "db_round_trips": m.db_round_trips - round_trips,
+        "redis_round_trips": m.redis_round_trips - redis,
     }))
     return response

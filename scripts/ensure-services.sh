@@ -44,12 +44,15 @@ else
   wait_up MariaDB "$MYSQL_PORT"
 fi
 # The suite logs in as a user of its own, never as root: messaging_test with
-# a generated password, kept in .venv/test-mysql-url (owner-only). It may
+# a generated password, kept in ~/.config/messaging-tests/mysql-url
+# (owner-only; one for every checkout of this user, so two clones never
+# reset each other's password). It may
 # create, use and drop the databases whose names start with messaging (and grant on them),
 # and create the users the credential-rotation and least-privilege tests need.
 # Created once, through the socket as the server's root; TEST_MYSQL_URL
 # names another server or user instead.
-URL_FILE=.venv/test-mysql-url
+URL_DIR=${XDG_CONFIG_HOME:-$HOME/.config}/messaging-tests
+URL_FILE=$URL_DIR/mysql-url
 if [ -z "${TEST_MYSQL_URL:-}" ]; then
   login_ok() {  # the URL in the file still logs in
     [ -s "$URL_FILE" ] && .venv/bin/python - "$URL_FILE" <<'PY' 2>/dev/null
@@ -74,7 +77,7 @@ PY
         GRANT ALL PRIVILEGES ON \`messaging%\`.* TO 'messaging_test'@'$host' WITH GRANT OPTION;
         GRANT CREATE USER ON *.* TO 'messaging_test'@'$host';"
     done
-    (umask 077 && echo "mysql://messaging_test:$password@127.0.0.1:$MYSQL_PORT" >"$URL_FILE")
+    (umask 077 && mkdir -p "$URL_DIR" && echo "mysql://messaging_test:$password@127.0.0.1:$MYSQL_PORT" >"$URL_FILE")
     echo "created the MariaDB user messaging_test (URL in $URL_FILE)"
   fi
 fi

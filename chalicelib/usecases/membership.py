@@ -45,8 +45,8 @@ class Membership:
                 raise UserNotFound(f"user_id: no user {user_id}") from None
 
         def leave(tx: Tx) -> None:
-            if Members(tx).remove(group_id=group_id, user_id=user_id) == 1:
-                Groups(tx).free_seat(group_id=group_id)
+            if Groups(tx).free_seat_of(group_id=group_id, user_id=user_id):
+                Members(tx).remove(group_id=group_id, user_id=user_id)
                 return
             if not Groups(tx).exists(group_id=group_id):
                 raise GroupNotFound(f"group_id: no group {group_id}")

@@ -10,7 +10,7 @@ from typing import Callable, Dict, Optional
 
 from ..db import DuplicateKey, MissingReference, Tx
 from ..errors import Blocked, GroupNotFound, IdempotencyConflict, NotAMember
-from ..repositories import Groups, Inbox, InboxCounters, Members, Messages, StoredMessage
+from ..repositories import Groups, Inbox, InboxCounters, Messages, StoredMessage
 from .deps import Deps, raise_unknown_users
 from .results import Sent, iso, message_item
 
@@ -31,67 +31,78 @@ class Sending:
     def send(
         self, *, caller: Optional[str], sender_id: str, recipient_id: str, text: str, client_message_id: Optional[str]
     ) -> Sent:
-        def unknown(tx: Tx) -> None:
-            raise_unknown_users(tx, receiving_user_id=recipient_id, sending_user_id=sender_id)
-
-        def fan_out(tx: Tx, message: StoredMessage) -> Dict[str, int]:
-            seq = InboxCounters(tx).advance_unless_blocked(user_id=recipient_id, sender_id=sender_id)
+        def deliver(tx: Tx, message: StoredMessage) -> Dict[str, int]:
+            counters = InboxCounters(tx)
+            stored, advanced, _ = tx.batch([
+                Messages(tx).add(message=message, client_message_id=client_message_id),
+                counters.advance_unless_blocked(user_id=recipient_id, sender_id=sender_id, message_id=message.id),
+                Inbox(tx).deliver(message_id=message.id, sent_at=message.sent_at, user_id=recipient_id),
+            ])
+            seq = counters.seq_taken(advanced)
             if seq is None:
                 raise Blocked("the receiving user has blocked the sending user")
             return {recipient_id: seq}
 
-        return self._send(caller, sender_id, text, client_message_id, recipient_id=recipient_id, group_id=None,
-                          unknown=unknown, fan_out=fan_out)
+        def unknown(tx: Tx) -> None:
+            raise_unknown_users(tx, receiving_user_id=recipient_id, sending_user_id=sender_id)
+
+        return self._send(caller, StoredMessage(str(uuid.uuid4()), sender_id, recipient_id, None, text,
+                                                self._deps.now()), client_message_id, deliver, unknown)
 
     def send_group(
         self, *, caller: Optional[str], sender_id: str, group_id: str, text: str, client_message_id: Optional[str]
     ) -> Sent:
+        def deliver(tx: Tx, message: StoredMessage) -> Optional[Dict[str, int]]:
+            """None when no message row was stored (the sender is no member)."""
+            counters = InboxCounters(tx)
+            stored, _, _, seqs = tx.batch([
+                Messages(tx).add_if_member(message=message, client_message_id=client_message_id),
+                counters.advance_members(group_id=group_id, sender_id=sender_id, message_id=message.id),
+                Inbox(tx).deliver(message_id=message.id, sent_at=message.sent_at),
+                counters.advanced_by(message_id=message.id),
+            ])
+            return dict(seqs.rows) if stored.rowcount == 1 else None
+
         def unknown(tx: Tx) -> None:
             if not Groups(tx).exists(group_id=group_id):
-                raise GroupNotFound(f"group_id: no group {group_id}")
+                raise GroupNotFound(f"group_id: no group {group_id}") from None
             raise_unknown_users(tx, sending_user_id=sender_id)
+            raise NotAMember("only members of the group can send to it")
 
-        def fan_out(tx: Tx, message: StoredMessage) -> Dict[str, int]:
-            members = Members(tx).with_block_flags(group_id=group_id, sender_id=sender_id)
-            if not any(user_id == sender_id for user_id, _ in members):
-                raise NotAMember("only members of the group can send to it")
-            recipients = [user_id for user_id, blocks_sender in members if user_id != sender_id and not blocks_sender]
-            return InboxCounters(tx).advance(user_ids=recipients) if recipients else {}
-
-        return self._send(caller, sender_id, text, client_message_id, recipient_id=None, group_id=group_id,
-                          unknown=unknown, fan_out=fan_out)
+        return self._send(caller, StoredMessage(str(uuid.uuid4()), sender_id, None, group_id, text, self._deps.now()),
+                          client_message_id, deliver, unknown)
 
     def _send(
         self,
         caller: Optional[str],
-        sender_id: str,
-        text: str,
+        message: StoredMessage,
         client_message_id: Optional[str],
-        *,
-        recipient_id: Optional[str],
-        group_id: Optional[str],
+        deliver: Callable[[Tx, StoredMessage], Optional[Dict[str, int]]],
         unknown: Callable[[Tx], None],
-        fan_out: Callable[[Tx, StoredMessage], Dict[str, int]],
     ) -> Sent:
-        """The part both sends share. `unknown` raises the right 404 when the
-        message row's foreign keys fail; `fan_out` takes each recipient's seq."""
+        """The part both sends share: one transaction whose statements travel
+        in one batch (`deliver`: the message row, each recipient's seq, the
+        inbox rows) and the COMMIT, then the after-commit step. A used
+        idempotency key answers what it stored; `unknown` raises the right
+        404 or 403 when the message row could not be stored."""
         deps = self._deps
-        deps.act_as(caller, "sending_user_id", sender_id)
-        deps.limit(deps.limits.sends, sender_id)
+        deps.act_as(caller, "sending_user_id", message.sender_id)
+        deps.limit(deps.limits.sends, message.sender_id)
 
         def work(tx: Tx) -> Delivery:
-            message = StoredMessage(str(uuid.uuid4()), sender_id, recipient_id, group_id, text, deps.now())
             try:
-                Messages(tx).add(message=message, client_message_id=client_message_id)
+                seqs = deliver(tx, message)
             except DuplicateKey:
                 return Delivery(_replay(tx, message, client_message_id), {}, None)
             except MissingReference:
                 unknown(tx)
                 raise
-            seqs = fan_out(tx, message)
-            if seqs:
-                Inbox(tx).add(message_id=message.id, sent_at=message.sent_at, seqs=seqs)
-            recipients = len(seqs) if group_id is not None else None
+            if seqs is None:
+                if client_message_id is not None and Messages(tx).by_client_id(
+                        sender_id=message.sender_id, client_message_id=client_message_id):
+                    return Delivery(_replay(tx, message, client_message_id), {}, None)  # sent while a member
+                unknown(tx)
+            recipients = len(seqs) if message.group_id is not None else None
             return Delivery(Sent(message.id, iso(message.sent_at), False, recipients), seqs, message)
 
         delivery = deps.db.run(work, write=True)

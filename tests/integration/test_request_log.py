@@ -23,9 +23,12 @@ def test_every_request_logs_one_json_line_and_no_token_password_or_text(api, cap
         ("/register", 201), ("/register", 201), ("/send", 201), ("/create_group", 201), ("/update_group", 200),
         ("/send_group", 201), ("/read_messages", 200), ("/read_messages", 400), ("/send", 401)]
     for line in lines:
-        assert set(line) == {"request_id", "method", "route", "status", "latency_ms", "cache", "db_statements"}
+        assert set(line) == {"request_id", "method", "route", "status", "latency_ms", "cache", "db_statements",
+                             "db_round_trips", "redis_round_trips"}
+        assert line["db_round_trips"] <= line["db_statements"]
         assert line["latency_ms"] >= 0
     assert lines[2]["db_statements"] >= 4  # message, counter, inbox row, commit
+    assert 1 <= lines[2]["db_round_trips"] <= lines[2]["db_statements"]
     assert lines[6]["cache"] == "off" and lines[6]["db_statements"] >= 1
     assert lines[7]["db_statements"] == 0 and lines[8]["db_statements"] == 0
     assert len({line["request_id"] for line in lines}) == len(lines)

@@ -14,9 +14,8 @@ from chalicelib.dialects import parse_mysql_url
 from chalicelib.migrate import apply_migrations
 from chalicelib.settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The suite's own MariaDB user, made by scripts/ensure-services.sh (`make test`).
-URL_FILE = PROJECT_ROOT / ".venv" / "test-mysql-url"
+URL_FILE = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "messaging-tests" / "mysql-url"
 
 
 def _test_mysql_url() -> str:
