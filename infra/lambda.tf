@@ -24,8 +24,8 @@ resource "aws_cloudwatch_log_group" "migrate" {
 
 # The functions that came with push (local.push_functions): push and
 # forget_connections (@app.lambda_function in app.py) and the three WebSocket
-# handlers. None of them was ever deployed without this resource, so there is
-# nothing to import.
+# handlers. A group Lambda made before this resource existed is imported by
+# scripts/deploy.py as for migrate.
 resource "aws_cloudwatch_log_group" "function" {
   for_each = toset(local.push_functions)
 
