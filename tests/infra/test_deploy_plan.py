@@ -22,25 +22,10 @@ SAMPLE = ROOT / "infra" / "testdata" / "terraform-output.sample.json"
 
 # .chalice/deployed/prod.json as Chalice 1.x writes it (chalice/deploy/deployer.py:
 # {"resources": [...], "schema_version": "2.0", "backend": "api"}; one entry
-# per resource, keyed by "name", with the values its RecordResource* steps stored).
-DEPLOYED = {
-    "resources": [
-        {"name": "default-role", "resource_type": "iam_role",
-         "role_arn": "arn:aws:iam::123456789012:role/messaging-prod", "role_name": "messaging-prod"},
-        {"name": "migrate", "resource_type": "lambda_function",
-         "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod-migrate"},
-        {"name": "api_handler", "resource_type": "lambda_function",
-         "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod"},
-        # _plan_websocketapi records the URL, then the id, under one name (merged).
-        {"name": "websocket_api", "resource_type": "websocket_api",
-         "websocket_api_url": "wss://f6g7h8i9j0.execute-api.us-east-1.amazonaws.com/api/",
-         "websocket_api_id": "f6g7h8i9j0"},
-        {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "a1b2c3d4e5",
-         "rest_api_url": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/api/"},
-    ],
-    "schema_version": "2.0",
-    "backend": "api",
-}
+# per resource, keyed by "name", with the values its RecordResource* steps
+# stored; _plan_websocketapi records the URL, then the id, merged under one
+# name). scripts/check-infra.sh renders the WebSocket API id of it too.
+DEPLOYED = json.loads((ROOT / "infra" / "testdata" / "chalice-deployed.sample.json").read_text())
 
 GOOD_BACKEND = """
 # comment
