@@ -2,9 +2,11 @@
 # here so they get a retention and the CMK (Lambda would otherwise create them
 # on first use, unencrypted and kept forever). Chalice names the functions
 # "<app_name>-<stage>" (the API) and "<app_name>-<stage>-<name>" (each
-# @app.lambda_function), hence name_prefix must equal app_name in
-# .chalice/config.json. The rendered policy (scripts/render_chalice_config.py)
-# lets each function write to exactly these groups.
+# @app.lambda_function, and the WebSocket handlers as websocket_connect,
+# websocket_message, websocket_disconnect: chalice/deploy/appgraph.py), hence
+# name_prefix must equal app_name in .chalice/config.json. The rendered
+# policies (scripts/render_chalice_config.py) let each function write to
+# exactly these groups.
 resource "aws_cloudwatch_log_group" "lambda" {
   name              = "/aws/lambda/${local.name}"
   retention_in_days = var.log_retention_days
@@ -16,6 +18,18 @@ resource "aws_cloudwatch_log_group" "lambda" {
 # imports it into the state before the apply.
 resource "aws_cloudwatch_log_group" "migrate" {
   name              = "/aws/lambda/${local.name}-migrate"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+}
+
+# The functions that came with push (local.push_functions): push and
+# forget_connections (@app.lambda_function in app.py) and the three WebSocket
+# handlers. A group Lambda made before this resource existed is imported by
+# scripts/deploy.py as for migrate.
+resource "aws_cloudwatch_log_group" "function" {
+  for_each = toset(local.push_functions)
+
+  name              = "/aws/lambda/${local.name}-${each.key}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this.arn
 }

@@ -38,6 +38,17 @@ locals {
   ]
 
   db_log_exports = ["audit", "error", "slowquery"]
+
+  # Chalice's names (resource names in .chalice/config.json lambda_functions,
+  # and the suffix of "<name>-<suffix>") of the functions push brought: the
+  # in-VPC WebSocket handlers and forget_connections, and push (outside the
+  # VPC). Each gets its log group in lambda.tf.
+  push_functions = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect"]
+
+  # The one function the VPC may invoke through its Lambda endpoint
+  # (network.tf): the API hands posting to it asynchronously.
+  push_function_name = "${local.name}-push"
+  push_function_arn  = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:function:${local.push_function_name}"
 }
 
 data "aws_caller_identity" "current" {}

@@ -1,7 +1,10 @@
 # A VPC with two private subnets and nothing that reaches the internet: no
 # internet gateway, no NAT gateway, no route but the implicit local one. The
-# Lambda reaches Aurora, ElastiCache and (through an interface endpoint)
-# Secrets Manager; CloudWatch Logs delivery does not go through the VPC.
+# in-VPC Lambdas reach Aurora, ElastiCache and, through interface endpoints,
+# Secrets Manager and (to invoke the push function only) Lambda; CloudWatch
+# Logs delivery does not go through the VPC. The push function itself runs
+# outside the VPC: it posts to API Gateway's public @connections endpoint
+# (docs/deploy.md, "How a push reaches API Gateway").
 
 resource "aws_vpc" "this" {
   cidr_block           = var.vpc_cidr
@@ -70,6 +73,38 @@ resource "aws_vpc_endpoint" "secretsmanager" {
   })
 
   tags = { Name = "${local.name}-secretsmanager" }
+}
+
+# ---------------------------------------------------------------- Lambda endpoint
+
+# The API and the WebSocket handlers hand each push to the push function
+# (outside the VPC) with an asynchronous Invoke; this endpoint is their only
+# way to the Lambda API. A NAT gateway would cost more and open the VPC to the
+# internet; docs/deploy.md weighs the alternatives.
+resource "aws_vpc_endpoint" "lambda" {
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${var.region}.lambda"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true # boto3's default lambda.<region> endpoint resolves to it
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.lambda_endpoint.id]
+
+  # Only this account's principals, only Invoke, only the push function: the
+  # endpoint cannot be used to reach any other function or Lambda action.
+  # Both ARNs, as the Lambda guide's endpoint policy example requires.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "InvokePushOnly"
+      Effect    = "Allow"
+      Principal = { AWS = "*" }
+      Action    = "lambda:InvokeFunction"
+      Resource  = [local.push_function_arn, "${local.push_function_arn}:*"]
+      Condition = { StringEquals = { "aws:PrincipalAccount" = local.account_id } }
+    }]
+  })
+
+  tags = { Name = "${local.name}-lambda" }
 }
 
 # ---------------------------------------------------------------- flow logs

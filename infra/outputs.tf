@@ -22,7 +22,7 @@ output "subnet_ids" {
 }
 
 output "lambda_security_group_id" {
-  description = "Security group to attach to the Lambda: egress only to MySQL, Redis and the Secrets Manager endpoint."
+  description = "Security group to attach to every in-VPC Lambda (all but push): egress only to MySQL, Redis and the Secrets Manager and Lambda endpoints."
   value       = aws_security_group.lambda.id
 }
 
@@ -79,6 +79,16 @@ output "lambda_log_group_name" {
 output "migrate_log_group_name" {
   description = "CloudWatch log group created for the Chalice migrate Lambda \"<name_prefix>-<stage>-migrate\"."
   value       = aws_cloudwatch_log_group.migrate.name
+}
+
+output "function_log_group_names" {
+  description = "CloudWatch log groups created for the functions push brought, by Chalice function name: push, forget_connections and the WebSocket handlers websocket_connect, websocket_message, websocket_disconnect (\"/aws/lambda/<name_prefix>-<stage>-<function>\")."
+  value       = { for function, group in aws_cloudwatch_log_group.function : function => group.name }
+}
+
+output "push_function_name" {
+  description = "Name of the push Lambda (\"<name_prefix>-<stage>-push\"), the only function the Lambda VPC endpoint's policy lets the VPC invoke; the renderer writes it into PUSH_FUNCTION."
+  value       = local.push_function_name
 }
 
 # Chalice cannot express these in Terraform: the renderer writes the reserved

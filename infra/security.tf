@@ -1,11 +1,12 @@
 # Security groups. Every rule names its peer group; there is no CIDR rule at
-# all, so nothing is reachable from 0.0.0.0/0 and the Lambda can reach only
-# MySQL, Redis and the Secrets Manager endpoint.
+# all, so nothing is reachable from 0.0.0.0/0 and the in-VPC Lambdas can reach
+# only MySQL, Redis, the Secrets Manager endpoint and the Lambda endpoint. The
+# push function runs outside the VPC and has no security group.
 
 resource "aws_security_group" "lambda" {
   #checkov:skip=CKV2_AWS_5:Attached outside Terraform: Chalice puts it in the Lambda's VpcConfig from the lambda_security_group_id output (scripts/render_chalice_config.py).
   name_prefix = "${local.name}-lambda-"
-  description = "Messaging Lambda: egress only to MySQL, Redis and the Secrets Manager endpoint"
+  description = "Messaging Lambda: egress only to MySQL, Redis and the Secrets Manager and Lambda endpoints"
   vpc_id      = aws_vpc.this.id
 
   tags = { Name = "${local.name}-lambda" }
@@ -45,6 +46,20 @@ resource "aws_security_group" "endpoints" {
   vpc_id      = aws_vpc.this.id
 
   tags = { Name = "${local.name}-vpc-endpoints" }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# Its own group, not "endpoints": the RDS Proxy may reach Secrets Manager,
+# but has no business with the Lambda API.
+resource "aws_security_group" "lambda_endpoint" {
+  name_prefix = "${local.name}-lambda-endpoint-"
+  description = "Lambda interface endpoint: 443 from the Lambda only"
+  vpc_id      = aws_vpc.this.id
+
+  tags = { Name = "${local.name}-lambda-endpoint" }
 
   lifecycle {
     create_before_destroy = true
@@ -106,6 +121,15 @@ resource "aws_vpc_security_group_egress_rule" "lambda_to_endpoints" {
   referenced_security_group_id = aws_security_group.endpoints.id
 }
 
+resource "aws_vpc_security_group_egress_rule" "lambda_to_lambda_endpoint" {
+  security_group_id            = aws_security_group.lambda.id
+  description                  = "HTTPS to the Lambda interface endpoint (invoking the push function)"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.lambda_endpoint.id
+}
+
 # ---------------------------------------------------------------- database ingress
 
 resource "aws_vpc_security_group_ingress_rule" "db_from_lambda" {
@@ -159,6 +183,15 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_from_proxy" {
   from_port                    = 443
   to_port                      = 443
   referenced_security_group_id = aws_security_group.proxy[0].id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "lambda_endpoint_from_lambda" {
+  security_group_id            = aws_security_group.lambda_endpoint.id
+  description                  = "HTTPS from the Lambda"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.lambda.id
 }
 
 # ---------------------------------------------------------------- proxy

@@ -23,7 +23,7 @@ variable "stage" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every resource name. Keep it equal to app_name in .chalice/config.json: \"<name_prefix>-<stage>\" is the Lambda function name whose log group is created here."
+  description = "Prefix of every resource name. Keep it equal to app_name in .chalice/config.json: \"<name_prefix>-<stage>\" and \"<name_prefix>-<stage>-<function>\" are the Lambda function names whose log groups are created here, and the push function the Lambda endpoint's policy names."
   type        = string
   default     = "messaging"
 
@@ -258,7 +258,7 @@ variable "api_throttle_burst_limit" {
 }
 
 variable "api_reserved_concurrency" {
-  description = "Reserved concurrency of the API Lambda (\"<name_prefix>-<stage>\"; not the migrate function): at most this many containers, each holding one MySQL connection, so it caps the API's connections to Aurora (or the RDS Proxy). Taken from the account's regional concurrency, of which Lambda keeps 100 unreserved (so at most 900 with the default quota of 1,000)."
+  description = "Reserved concurrency of the API Lambda (\"<name_prefix>-<stage>\"; no other function): at most this many containers, each holding one MySQL connection, so it caps the API's connections to Aurora (or the RDS Proxy). A waiting long-poll (/read_messages with wait, up to 20 s) holds one container all that time. Taken from the account's regional concurrency, of which Lambda keeps 100 unreserved (so at most 900 with the default quota of 1,000)."
   type        = number
   default     = 50
 
@@ -271,7 +271,7 @@ variable "api_reserved_concurrency" {
 # ---------------------------------------------------------------- logs, keys, secrets
 
 variable "log_retention_days" {
-  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, the API and migrate Lambda logs)."
+  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, the logs of every Lambda: API, migrate, push, forget_connections, WebSocket handlers)."
   type        = number
   default     = 365
 

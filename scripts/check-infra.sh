@@ -18,11 +18,16 @@
 #   c. tests/infra (scripts/render_chalice_config.py on the recorded sample,
 #      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
 #   d. `chalice package --stage prod` of a temporary copy of the project with
-#      the sample rendered into it; sam.json must carry the VPC config, the
-#      environment (the production rate limits included) and the policy, the
-#      sample's reserved concurrency on APIHandler and none on the migrate
-#      function, a log group in the policy for every function, deployment.zip
-#      the RDS CA bundle
+#      the sample rendered into it, with the WebSocket API id that
+#      scripts/deploy.py reads from the recorded .chalice/deployed sample;
+#      sam.json must carry the VPC config on every function but push and none
+#      on push, the environment (rate limits, push settings, WEBSOCKET_URL),
+#      each function's policy (push: ManageConnections on that API and
+#      invoking forget_connections; the API and WebSocket handlers: invoking
+#      push; the rest neither), the WebSocket API with its three routes, the
+#      API handler's 25 s timeout and the sample's reserved concurrency (on no
+#      other function), a log group in some policy for every function, and
+#      deployment.zip the RDS CA bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,6 +37,7 @@ HCL2_VERSION=8.1.4
 PYTHON=${PYTHON:-python3}
 VENVS=.venv-infra
 SAMPLE=infra/testdata/terraform-output.sample.json
+DEPLOYED_SAMPLE=infra/testdata/chalice-deployed.sample.json
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -225,54 +231,126 @@ cp app.py requirements.txt "$project/"
 cp .chalice/config.json "$project/.chalice/"
 tar -cf - --exclude='__pycache__' --exclude='*.pyc' chalicelib | tar -xf - -C "$project"
 [[ -d vendor ]] && cp -r vendor "$project/"
-"$PYTHON" scripts/render_chalice_config.py "$SAMPLE" --project-dir "$project"
+# The id deploy.py would pass after `chalice deploy` recorded the WebSocket API.
+ws_id=$("$PYTHON" - "$DEPLOYED_SAMPLE" <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("deploy_script", "scripts/deploy.py")
+deploy = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = deploy
+spec.loader.exec_module(deploy)
+print(deploy.websocket_api_id(open(sys.argv[1]).read()))
+PY
+)
+"$PYTHON" scripts/render_chalice_config.py "$SAMPLE" --project-dir "$project" --websocket-api-id "$ws_id"
 AWS_DEFAULT_REGION=us-east-1 .venv/bin/chalice --project-dir "$project" package --stage prod "$work/out"
-"$PYTHON" - "$project" "$work/out" "$SAMPLE" <<'PY'
+"$PYTHON" - "$project" "$work/out" "$SAMPLE" "$ws_id" <<'PY'
 import json, sys, zipfile
 from pathlib import Path
 
-project, out, sample = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+project, out, sample, ws_id = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 values = {k: v["value"] for k, v in json.loads(sample.read_text()).items()}
 stage = json.loads((project / ".chalice/config.json").read_text())["stages"]["prod"]
-policy = json.loads((project / ".chalice/policy-prod.json").read_text())
+policies = {f: json.loads((project / ".chalice" / f).read_text())
+            for f in ("policy-prod.json", "policy-prod-api.json", "policy-prod-push.json")}
 sam = json.loads((out / "sam.json").read_text())
 resources = sam["Resources"]
+prefix = "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod"
 
-# Every Lambda of the app (the API handler, the migrate function, ...) runs in
-# the VPC with the stage's environment and a role holding exactly the policy.
+# Every Lambda of the app, by its sam.json name: its Chalice name and the
+# policy file its role must hold exactly.
+expected = {
+    "APIHandler": ("", "policy-prod-api.json"),
+    "WebsocketConnect": ("-websocket_connect", "policy-prod-api.json"),
+    "WebsocketMessage": ("-websocket_message", "policy-prod-api.json"),
+    "WebsocketDisconnect": ("-websocket_disconnect", "policy-prod-api.json"),
+    "Migrate": ("-migrate", "policy-prod.json"),
+    "ForgetConnections": ("-forget_connections", "policy-prod.json"),
+    "Push": ("-push", "policy-prod-push.json"),
+}
 functions = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
-assert "APIHandler" in functions, list(functions)
+assert set(functions) == set(expected), sorted(functions)
 roles = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+vpc = {"SubnetIds": values["subnet_ids"], "SecurityGroupIds": [values["lambda_security_group_id"]]}
 for name, props in functions.items():
-    assert props["VpcConfig"] == {"SubnetIds": values["subnet_ids"],
-                                  "SecurityGroupIds": [values["lambda_security_group_id"]]}, (name, props["VpcConfig"])
+    # In the VPC (beside Aurora and Redis), all but push, which must reach
+    # the public @connections endpoint the VPC has no way out to.
+    if name == "Push":
+        assert "VpcConfig" not in props, (name, props["VpcConfig"])
+    else:
+        assert props.get("VpcConfig") == vpc, (name, props.get("VpcConfig"))
     env = props["Environment"]["Variables"]
     assert env == stage["environment_variables"], (name, env)
     for var in ("DATABASE_URL", "DB_SECRET_ARN", "REDIS_URL", "REDIS_SECRET_ARN", "AUTH_SECRET_ARN", "AUTH_MODE",
                 "RATE_LIMIT_SENDS_PER_MINUTE", "RATE_LIMIT_READS_PER_MINUTE", "RATE_LIMIT_WRITES_PER_MINUTE",
-                "RATE_LIMIT_REGISTRATIONS_PER_HOUR"):
+                "RATE_LIMIT_REGISTRATIONS_PER_HOUR", "LONG_POLL_MAX_SECONDS"):
         assert env.get(var), (name, var)
+    assert (env["PUSH_FUNCTION"], env["FORGET_FUNCTION"]) == (values["push_function_name"],
+                                                              "messaging-prod-forget_connections"), name
+    assert env["WEBSOCKET_URL"] == f"wss://{ws_id}.execute-api.us-east-1.amazonaws.com/api", env["WEBSOCKET_URL"]
     role = props["Role"]["Fn::GetAtt"][0]
     assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]} and role in roles, (name, props["Role"])
-    assert [p["PolicyDocument"] for p in roles[role]["Policies"]] == [policy], f"{role} is not policy-prod.json"
+    wanted = expected[name][1]
+    assert [p["PolicyDocument"] for p in roles[role]["Policies"]] == [policies[wanted]], f"{role} is not {wanted}"
     assert not roles[role].get("ManagedPolicyArns"), f"{role} has managed policies"
-api = functions["APIHandler"]
-assert (api["MemorySize"], api["Timeout"]) == (512, 10), (api["MemorySize"], api["Timeout"])
+assert len(roles) == len({f["Role"]["Fn::GetAtt"][0] for f in functions.values()}), "a role no function uses"
+
+
+def grants(document, action):
+    return [r for s in document["Statement"] if s["Action"] == action
+            for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+
+
+# push: post to (and look up, drop) the connections of this stage's WebSocket
+# API only, invoke forget_connections; the API side: invoke push; the rest neither.
+api_arn = f"arn:aws:execute-api:us-east-1:123456789012:{ws_id}/api"
+push, api, default = policies["policy-prod-push.json"], policies["policy-prod-api.json"], policies["policy-prod.json"]
+assert sorted(grants(push, "execute-api:ManageConnections")) == sorted(
+    f"{api_arn}/{m}/@connections/*" for m in ("POST", "GET", "DELETE")), grants(push, "execute-api:ManageConnections")
+assert grants(push, "lambda:InvokeFunction") == [f"{prefix}-forget_connections", f"{prefix}-forget_connections:*"]
+assert grants(api, "lambda:InvokeFunction") == [f"{prefix}-push", f"{prefix}-push:*"]
+assert not grants(api, "execute-api:ManageConnections") and not grants(default, "execute-api:ManageConnections")
+assert not grants(default, "lambda:InvokeFunction")
+assert not grants(push, "secretsmanager:GetSecretValue") and not grants(push, "ec2:CreateNetworkInterface")
+
+# The WebSocket API, its stage and a route per handler, each to its function.
+ws = resources["WebsocketAPI"]
+assert ws["Type"] == "AWS::ApiGatewayV2::Api" and ws["Properties"]["ProtocolType"] == "WEBSOCKET", ws
+assert ws["Properties"]["Name"] == "messaging-prod-websocket-api", ws["Properties"]["Name"]
+assert resources["WebsocketAPIStage"]["Properties"]["StageName"] == "api"
+routes = {r["Properties"]["RouteKey"]: r["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
+          for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
+assert routes == {"$connect": "WebsocketConnectAPIIntegration", "$default": "WebsocketMessageAPIIntegration",
+                  "$disconnect": "WebsocketDisconnectAPIIntegration"}, routes
+for route, integration in routes.items():
+    handler = integration[:-len("APIIntegration")]
+    uri = resources[integration]["Properties"]["IntegrationUri"]["Fn::Sub"][1]
+    assert uri == {"WebsocketHandler": {"Ref": handler}} and handler in functions, (route, uri)
+
+# A 20 s long-poll and its last read fit in 25 s, under API Gateway's 29 s.
+api_fn = functions["APIHandler"]
+assert (api_fn["MemorySize"], api_fn["Timeout"]) == (512, 25), (api_fn["MemorySize"], api_fn["Timeout"])
+for name, props in functions.items():
+    if name != "APIHandler":
+        assert (props["MemorySize"], props["Timeout"]) == (512, 10), (name, props["MemorySize"], props["Timeout"])
 # Reserved concurrency caps the API's containers (one MySQL connection each);
-# only the API's: the migrate function must not take as much again.
-assert api.get("ReservedConcurrentExecutions") == values["api_reserved_concurrency"], api.get(
+# only the API's: no other function may take as much again.
+assert api_fn.get("ReservedConcurrentExecutions") == values["api_reserved_concurrency"], api_fn.get(
     "ReservedConcurrentExecutions")
-assert "Migrate" in functions, list(functions)
 for name, props in functions.items():
     if name != "APIHandler":
         assert "ReservedConcurrentExecutions" not in props, (name, props["ReservedConcurrentExecutions"])
-# Every function writes to a log group infra/lambda.tf made (retention, KMS):
-# a new @app.lambda_function needs its group there and in the renderer.
-log_statement = next(s for s in policy["Statement"] if s["Sid"] == "WriteOwnLogs")
-groups = {arn.split(":log-group:")[1] for arn in log_statement["Resource"] if not arn.endswith(":*")}
-assert groups == {values["lambda_log_group_name"], values["migrate_log_group_name"]}, groups
-assert len(groups) == len(functions), (sorted(groups), sorted(functions))
-assert len(roles) == len({f["Role"]["Fn::GetAtt"][0] for f in functions.values()}), "a role no function uses"
+
+# Every function writes to a log group infra/lambda.tf made (retention, KMS),
+# named in the policy its role holds: a new function needs its group there
+# and in the renderer.
+made = {values["lambda_log_group_name"], values["migrate_log_group_name"], *values["function_log_group_names"].values()}
+for name, (suffix, file) in expected.items():
+    own = f"/aws/lambda/messaging-prod{suffix}"
+    statement = next(s for s in policies[file]["Statement"] if s["Sid"] == "WriteOwnLogs")
+    assert own in made and f"arn:aws:logs:us-east-1:123456789012:log-group:{own}" in statement["Resource"], name
+granted = {arn.split(":log-group:")[1] for p in policies.values() for s in p["Statement"] if s["Sid"] == "WriteOwnLogs"
+           for arn in s["Resource"] if not arn.endswith(":*")}
+assert granted == made and len(made) == len(functions), (sorted(granted), sorted(made))
 
 ca = "chalicelib/certs/rds-ca-bundle.pem"
 with zipfile.ZipFile(out / "deployment.zip") as z:
@@ -283,12 +361,14 @@ with zipfile.ZipFile(out / "deployment.zip") as z:
     assert bundle == (project / ca).read_bytes() and bundle.count(b"BEGIN CERTIFICATE") > 0
     for package in ("pymysql/", "redis/"):
         assert any(n.startswith(package) for n in names), f"{package} is not packaged"
-for name, props in functions.items():
+for name, props in sorted(functions.items()):
     print(f"   sam.json: {name} ({props['Runtime']}, {props['MemorySize']} MB, {props['Timeout']} s, "
           f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}): "
-          f"VpcConfig {len(props['VpcConfig']['SubnetIds'])} subnets + 1 security group, "
-          f"{len(props['Environment']['Variables'])} environment variables, "
-          f"role {props['Role']['Fn::GetAtt'][0]} = policy-prod.json ({len(policy['Statement'])} statements)")
+          + (f"VpcConfig {len(props['VpcConfig']['SubnetIds'])} subnets + 1 security group, " if "VpcConfig" in props
+             else "no VpcConfig, ")
+          + f"{len(props['Environment']['Variables'])} environment variables, "
+          f"role {props['Role']['Fn::GetAtt'][0]} = {expected[name][1]}")
+print(f"   sam.json: WebsocketAPI (rendered with the id {ws_id} of the deployed sample), routes {', '.join(sorted(routes))}, stage api")
 print(f"   deployment.zip: {len(names)} files, {(out / 'deployment.zip').stat().st_size // 1024} KiB, "
       f"CA bundle with {bundle.count(b'BEGIN CERTIFICATE')} certificates")
 PY

@@ -10,15 +10,21 @@ Every command first shows the AWS account, caller and region it is about to
 change, and points infra/ at the stage's own state
 (s3://<bucket from infra/backend.hcl>/<prefix>/<stage>/terraform.tfstate).
 
-deploy: terraform apply (Terraform asks for approval itself; a migrate log
+deploy: terraform apply (Terraform asks for approval itself; a function's log
 group that Lambda made before Terraform managed it is imported first), render
 the Chalice stage from the outputs, then apply migrations before new code
 serves, and set the API Gateway stage throttling from the outputs right after
 chalice deploy (Chalice has no setting for it):
   * the stage exists (its migrate Lambda does): chalice package, put the new
     package into the migrate Lambda only, wait, invoke it, chalice deploy,
-    throttle;
-  * first deploy: chalice deploy, throttle, then invoke migrate.
+    throttle, websocket;
+  * first deploy: chalice deploy, throttle, websocket, then invoke migrate.
+websocket: the WebSocket API's id is known only once Chalice made the API
+(it records it in .chalice/deployed/<stage>.json); the render passes the id it
+finds there, and after chalice deploy the step renders again with the id
+Chalice recorded and, only if that is a new id (the first deploy with push),
+runs chalice deploy once more so WEBSOCKET_URL and the push function's
+@connections permission reach the functions.
 destroy: refuses while Aurora deletion protection is on, asks for the stage
 name, chalice delete, then terraform destroy (which asks again).
 tf: any terraform command against the stage's state, with -var stage/region
@@ -54,6 +60,14 @@ RENDER = ROOT / "scripts" / "render_chalice_config.py"
 
 MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
 MIGRATE_LOG_GROUP = "aws_cloudwatch_log_group.migrate"  # infra/lambda.tf
+# The other functions Chalice deploys besides the API handler: push and
+# forget_connections (app.py) and the WebSocket handlers as Chalice names them.
+PUSH_FUNCTIONS = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect"]
+FUNCTIONS = [MIGRATE, *PUSH_FUNCTIONS]
+# Each function's log group in infra/lambda.tf, by Terraform address; the
+# API's has always been Terraform's, so it is never imported.
+LOG_GROUP_ADDRESSES = {MIGRATE: MIGRATE_LOG_GROUP,
+                       **{f: f'aws_cloudwatch_log_group.function["{f}"]' for f in PUSH_FUNCTIONS}}
 DEFAULT_API_GATEWAY_STAGE = "api"  # Chalice's default api_gateway_stage
 
 # The stage-wide method settings key ("*/*": every resource and method) in
@@ -195,16 +209,19 @@ UPDATE_MIGRATE = Step("update_migrate", "put the new package into the migrate La
 INVOKE_MIGRATE = Step("invoke_migrate", "invoke migrate: apply pending migrations")
 CHALICE_DEPLOY = Step("chalice_deploy", "chalice deploy: the new code serves")
 THROTTLE = Step("throttle", "API Gateway stage throttling (rate, burst) from the Terraform outputs")
+WEBSOCKET = Step("websocket", "WEBSOCKET_URL and the push policy from the WebSocket API id Chalice recorded; "
+                              "chalice deploy once more only if that id is new (first deploy with push)")
 
 
 def plan_code_steps(migrate_exists: bool) -> List[Step]:
     """Migrations run before new code serves. On a first deploy there is no
     migrate function (and no old code) yet, so Chalice creates it first.
     Throttling follows chalice deploy at once: the stage exists only from
-    then on (first deploy), and Chalice has just recorded its REST API id."""
+    then on (first deploy), and Chalice has just recorded its REST API id.
+    The WebSocket step needs the id Chalice records in that same deploy."""
     if migrate_exists:
-        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY, THROTTLE]
-    return [CHALICE_DEPLOY, THROTTLE, INVOKE_MIGRATE]
+        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY, THROTTLE, WEBSOCKET]
+    return [CHALICE_DEPLOY, THROTTLE, WEBSOCKET, INVOKE_MIGRATE]
 
 
 def after_failed_migration(steps: Sequence[Step]) -> str:
@@ -265,21 +282,63 @@ def throttle_patch_operations(rate: float, burst: int) -> List[Dict[str, str]]:
     ]
 
 
-def rest_api_id(deployed_text: str) -> str:
-    """The REST API id Chalice recorded in .chalice/deployed/<stage>.json
-    (schema 2.0: {"resources": [{"name": "rest_api", "resource_type":
-    "rest_api", "rest_api_id": ..., "rest_api_url": ...}, ...]})."""
+def _deployed_ids(deployed_text: str, kind: str) -> List[Any]:
+    """The `<kind>_id` values of the resources named and typed `kind` in
+    .chalice/deployed/<stage>.json (schema 2.0: {"resources": [{"name":
+    kind, "resource_type": kind, "<kind>_id": ..., "<kind>_url": ...}, ...]},
+    chalice/deploy/planner.py's RecordResourceVariable steps)."""
     try:
         data = json.loads(deployed_text)
     except ValueError as exc:
         raise DeployError(f"the Chalice deployed file is not JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("schema_version") != "2.0":
         raise DeployError("the Chalice deployed file is not of schema_version 2.0")
-    ids = [r.get("rest_api_id") for r in data.get("resources") or []
-           if isinstance(r, dict) and r.get("resource_type") == "rest_api" and r.get("name") == "rest_api"]
-    if len(ids) != 1 or not isinstance(ids[0], str) or not re.match(r"^[a-z0-9]+$", ids[0]):
+    return [r.get(f"{kind}_id") for r in data.get("resources") or []
+            if isinstance(r, dict) and r.get("resource_type") == kind and r.get("name") == kind]
+
+
+def _api_id(value: Any) -> bool:
+    return isinstance(value, str) and re.match(r"^[a-z0-9]{1,32}$", value) is not None
+
+
+def rest_api_id(deployed_text: str) -> str:
+    """The REST API id Chalice recorded in .chalice/deployed/<stage>.json."""
+    ids = _deployed_ids(deployed_text, "rest_api")
+    if len(ids) != 1 or not _api_id(ids[0]):
         raise DeployError(f"the Chalice deployed file has no single rest_api with a rest_api_id (found {ids})")
     return ids[0]
+
+
+def websocket_api_id(deployed_text: Optional[str]) -> Optional[str]:
+    """The WebSocket API id Chalice recorded ({"name": "websocket_api",
+    "resource_type": "websocket_api", "websocket_api_id": ...,
+    "websocket_api_url": "wss://<id>.execute-api.<region>.<suffix>/<stage>/"});
+    None before Chalice made one (no file yet, or a stage deployed before
+    the app had WebSocket handlers)."""
+    if deployed_text is None:
+        return None
+    ids = _deployed_ids(deployed_text, "websocket_api")
+    if not ids:
+        return None
+    if len(ids) != 1 or not _api_id(ids[0]):
+        raise DeployError(f"the Chalice deployed file has no single websocket_api with a websocket_api_id "
+                          f"(found {ids})")
+    return ids[0]
+
+
+def render_command(stage: str, websocket_id: Optional[str]) -> List[str]:
+    """The renderer, reading `terraform output -json` on stdin; with the
+    WebSocket API id once it is known (WEBSOCKET_URL, the push policy)."""
+    cmd = [sys.executable, str(RENDER), "-", "--stage", stage]
+    return cmd + ["--websocket-api-id", websocket_id] if websocket_id else cmd
+
+
+def redeploy_for_websocket(rendered_with: Optional[str], recorded: Optional[str]) -> bool:
+    """After chalice deploy: deploy again only when Chalice recorded a
+    WebSocket API id the functions were not rendered with (the first deploy
+    with push, or an API Chalice had to make anew); the same id again means
+    the same files, so no second deploy."""
+    return recorded is not None and recorded != rendered_with
 
 
 def api_gateway_stage(config_text: str, stage: str) -> str:
@@ -308,7 +367,7 @@ def parse_state_list(returncode: int, stdout: str, stderr: str) -> List[str]:
 
 
 def needs_import(log_group_exists: bool, state_addresses: Sequence[str], address: str = MIGRATE_LOG_GROUP) -> bool:
-    """A stage deployed before infra/lambda.tf managed the migrate log group
+    """A stage deployed before infra/lambda.tf managed a function's log group
     has one that Lambda made (or a destroy left): creating it would fail with
     ResourceAlreadyExistsException, so it is imported instead."""
     return log_group_exists and address not in state_addresses
@@ -464,7 +523,8 @@ def prepare(args: argparse.Namespace) -> Context:
     identity = caller_identity(session, region)
     print(f"AWS account {identity['Account']} as {identity['Arn']}\n"
           f"region      {region}\n"
-          f"stage       {stage} (functions {function_name(app, stage)}, {function_name(app, stage, MIGRATE)})\n"
+          f"stage       {stage} (functions {function_name(app, stage)}, {function_name(app, stage, MIGRATE)} "
+          f"and {len(PUSH_FUNCTIONS)} more)\n"
           f"state       s3://{settings['bucket']}/{key}", flush=True)
 
     env = dict(os.environ, AWS_REGION=region, AWS_DEFAULT_REGION=region)
@@ -491,15 +551,39 @@ def state_addresses(ctx: Context) -> List[str]:
     return parse_state_list(done.returncode, done.stdout, done.stderr)
 
 
-def adopt_migrate_log_group(ctx: Context) -> None:
-    name = log_group_name(ctx.app, ctx.stage, MIGRATE)
-    if not log_group_exists(ctx.session, ctx.region, name):
-        return  # a new stage, or one already managed and then deleted: the apply creates it
-    if needs_import(True, state_addresses(ctx)):
-        print(f"{name} exists but is not in the state (made by Lambda before infra/lambda.tf managed it): "
-              "importing it, so the apply gives it the retention and the KMS key", flush=True)
-        run(terraform_command(["import", MIGRATE_LOG_GROUP, name], ctx.stage, ctx.region), timeout=OUTPUT_TIMEOUT,
-            env=ctx.env)
+def adopt_log_groups(ctx: Context) -> None:
+    addresses: Optional[List[str]] = None
+    for function, address in LOG_GROUP_ADDRESSES.items():
+        name = log_group_name(ctx.app, ctx.stage, function)
+        if not log_group_exists(ctx.session, ctx.region, name):
+            continue  # a new stage or function, or one managed and then deleted: the apply creates it
+        if addresses is None:
+            addresses = state_addresses(ctx)
+        if needs_import(True, addresses, address):
+            print(f"{name} exists but is not in the state (made by Lambda before infra/lambda.tf managed it): "
+                  "importing it, so the apply gives it the retention and the KMS key", flush=True)
+            run(terraform_command(["import", address, name], ctx.stage, ctx.region), timeout=OUTPUT_TIMEOUT,
+                env=ctx.env)
+
+
+def deployed_text(ctx: Context) -> Optional[str]:
+    deployed = CHALICE_DEPLOYED / f"{ctx.stage}.json"
+    return deployed.read_text(encoding="utf-8") if deployed.is_file() else None
+
+
+def websocket(ctx: Context, outputs: str, rendered_with: Optional[str]) -> None:
+    recorded = websocket_api_id(deployed_text(ctx))
+    if recorded is None:
+        print("chalice deploy recorded no WebSocket API: WEBSOCKET_URL stays unset, the app offers no push",
+              flush=True)
+        return
+    if not redeploy_for_websocket(rendered_with, recorded):
+        print(f"WebSocket API {recorded}: WEBSOCKET_URL and the push policy already name it", flush=True)
+        return
+    print(f"WebSocket API {recorded} is new to the rendered stage: render it in, chalice deploy once more",
+          flush=True)
+    run(render_command(ctx.stage, recorded), timeout=OUTPUT_TIMEOUT, env=ctx.env, input_text=outputs)
+    run([ctx.chalice, "--project-dir", str(ROOT), "deploy", "--stage", ctx.stage], timeout=None, env=ctx.env)
 
 
 def throttle(ctx: Context, operations: List[Dict[str, str]]) -> None:
@@ -529,7 +613,7 @@ def deploy(ctx: Context) -> None:
     init(ctx)
 
     banner(2, total, "terraform apply (review the plan; Terraform asks before it changes anything)")
-    adopt_migrate_log_group(ctx)
+    adopt_log_groups(ctx)
     run(terraform_command(["apply"], ctx.stage, ctx.region), timeout=None, env=ctx.env)
 
     banner(3, total, f"render the Chalice stage {ctx.stage} from terraform output")
@@ -537,8 +621,10 @@ def deploy(ctx: Context) -> None:
                   env=ctx.env, capture=True)
     if outputs_region(outputs) != ctx.region:
         raise DeployError(f"the stack is in {outputs_region(outputs)}, the AWS region is {ctx.region}")
-    run([sys.executable, str(RENDER), "-", "--stage", ctx.stage], timeout=OUTPUT_TIMEOUT, env=ctx.env,
-        input_text=outputs)
+    # The WebSocket API id of an existing stage, so its push keeps working
+    # through this deploy; none on a first deploy (the websocket step then).
+    rendered_with = websocket_api_id(deployed_text(ctx))
+    run(render_command(ctx.stage, rendered_with), timeout=OUTPUT_TIMEOUT, env=ctx.env, input_text=outputs)
     # Checked now, before any code changes, though applied after chalice deploy.
     throttle_operations = throttle_patch_operations(*api_throttle(outputs))
 
@@ -568,11 +654,16 @@ def deploy(ctx: Context) -> None:
                     timeout=None, env=ctx.env)
             elif step is THROTTLE:
                 throttle(ctx, throttle_operations)
+            elif step is WEBSOCKET:
+                websocket(ctx, outputs, rendered_with)
 
     banner(5, total, "done")
     url = run([ctx.chalice, "--project-dir", str(ROOT), "url", "--stage", ctx.stage], timeout=URL_TIMEOUT,
               env=ctx.env, capture=True).strip()
-    print(f"API: {url}\nTry: curl -s -X POST \"{url}register?user_name=shir\"")
+    ws = ((json.loads(CHALICE_CONFIG.read_text(encoding="utf-8")).get("stages") or {}).get(ctx.stage) or {}).get(
+        "environment_variables", {}).get("WEBSOCKET_URL")
+    print(f"API: {url}\nWebSocket: {ws or 'none (push not offered)'}\n"
+          f"Try: curl -s -X POST \"{url}register?user_name=shir\"")
 
 
 def confirm(stage: str) -> None:
@@ -601,7 +692,9 @@ def destroy(ctx: Context) -> None:
     banner(3, total, f"chalice delete --stage {ctx.stage}: the Lambdas (and their network interfaces) first")
     run([ctx.chalice, "--project-dir", str(ROOT), "delete", "--stage", ctx.stage], timeout=None, env=ctx.env)
     lambda_client = aws_client(ctx.session, "lambda", ctx.region)
-    remaining = [n for n in (function_name(ctx.app, ctx.stage), function_name(ctx.app, ctx.stage, MIGRATE))
+    # Every function: those in the VPC hold network interfaces in its subnets.
+    remaining = [n for n in (function_name(ctx.app, ctx.stage), *(function_name(ctx.app, ctx.stage, f)
+                                                                 for f in FUNCTIONS))
                  if function_exists(lambda_client, n)]
     if remaining:
         raise DeployError(f"still there after chalice delete: {', '.join(remaining)} (no .chalice/deployed/"

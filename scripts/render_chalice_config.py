@@ -4,29 +4,46 @@
     terraform -chdir=infra output -json | python3 scripts/render_chalice_config.py -
     python3 scripts/render_chalice_config.py outputs.json [--project-dir DIR]
 
-Writes two files of the project's .chalice directory:
+    ... --websocket-api-id a1b2c3d4e5   (scripts/deploy.py, once Chalice made it)
+
+Writes four files of the project's .chalice directory:
 
 * config.json: the stage (default `prod`) gets the VPC config (subnet_ids,
   security_group_ids), the environment (DATABASE_URL without credentials,
-  DB_SECRET_ARN, REDIS_URL, REDIS_SECRET_ARN, AUTH_SECRET_ARN, AUTH_MODE and
-  the production rate limits), autogen_policy false with iam_policy_file,
-  memory and timeout, and the reserved concurrency of the API handler only
-  (lambda_functions.api_handler.reserved_concurrency, from the output
-  api_reserved_concurrency). Every other key of the file, of the stage, of
+  DB_SECRET_ARN, REDIS_URL, REDIS_SECRET_ARN, AUTH_SECRET_ARN, AUTH_MODE, the
+  production rate limits, LONG_POLL_MAX_SECONDS, PUSH_FUNCTION,
+  FORGET_FUNCTION and, with --websocket-api-id, WEBSOCKET_URL),
+  autogen_policy false with iam_policy_file, memory and timeout; and under
+  lambda_functions: the API handler's reserved concurrency (output
+  api_reserved_concurrency), longer timeout and policy, the WebSocket
+  handlers' policy, and the push function's own policy and empty VPC config
+  (push runs outside the VPC). Every other key of the file, of the stage, of
   its lambda_functions and of its environment is kept as it was, so `dev`
   and hand-made settings survive.
-* policy-<stage>.json: the Lambdas' least-privilege IAM policy, with the real
-  ARNs: the log groups of the API and the migrate function (the two that
-  infra/lambda.tf creates), the VPC network interfaces (Resource "*", the only
-  one: AWS does not support resource-level permissions for those EC2 actions
-  as Lambda uses them), GetSecretValue on exactly the three secrets, and
-  kms:Decrypt on the key only through Secrets Manager.
+* three least-privilege IAM policies with the real ARNs (with autogen_policy
+  false Chalice gives every function a role of its own, made from the file
+  its iam_policy_file names):
+  - policy-<stage>.json, the stage's default (migrate, forget_connections and
+    any function added later): its functions' log groups, the VPC network
+    interfaces (Resource "*", the only one: AWS does not support
+    resource-level permissions for those EC2 actions as Lambda uses them),
+    GetSecretValue on exactly the three secrets, kms:Decrypt on the key only
+    through Secrets Manager;
+  - policy-<stage>-api.json (the API handler, the WebSocket handlers): the
+    same for their log groups, plus invoking the push function;
+  - policy-<stage>-push.json (push, outside the VPC): its log group,
+    ManageConnections (POST, GET, DELETE) on the @connections of the stage's
+    WebSocket API, invoking forget_connections. Before the first `chalice
+    deploy` the API's id is unknown: without --websocket-api-id there is no
+    WEBSOCKET_URL (the app offers no push) and no ManageConnections at all,
+    and scripts/deploy.py renders again and redeploys once Chalice recorded
+    the id.
 
 The API Gateway stage throttling (outputs api_throttle_*) is not Chalice
 configuration: scripts/deploy.py applies it after `chalice deploy`.
 
 Output is deterministic (keys in a fixed order, indent 2, trailing newline):
-a second run with the same outputs leaves both files untouched. Standard
+a second run with the same outputs leaves every file untouched. Standard
 library only.
 """
 from __future__ import annotations
@@ -55,12 +72,34 @@ RATE_LIMITS = {
 }
 LAMBDA_MEMORY_MB = 512
 LAMBDA_TIMEOUT_S = 10
+# The API handler only: a long-poll waits up to LONG_POLL_MAX_SECONDS and then
+# reads once more; 25 s fits that under API Gateway's 29 s integration
+# timeout, so the client gets the app's answer, not a 504.
+API_TIMEOUT_S = 25
+LONG_POLL_MAX_SECONDS = "20"
 
-# Chalice's name for the API handler in lambda_functions, and the suffix of
-# every other function's name ("<app>-<stage>-<suffix>"): the functions of
-# app.py, whose log groups infra/lambda.tf creates.
+# Chalice's names for the functions in lambda_functions, and the suffix of
+# every function's name but the API handler's ("<app>-<stage>-<suffix>"):
+# the @app.lambda_function's of app.py and the WebSocket handlers as
+# chalice/deploy/appgraph.py names them. infra/lambda.tf makes their log groups.
 API_HANDLER = "api_handler"
-OTHER_FUNCTIONS = ["migrate"]
+MIGRATE = "migrate"
+PUSH = "push"
+FORGET = "forget_connections"
+WEBSOCKET_HANDLERS = ["websocket_connect", "websocket_message", "websocket_disconnect"]
+FUNCTIONS = [API_HANDLER, MIGRATE, *WEBSOCKET_HANDLERS, FORGET, PUSH]
+# The functions infra/lambda.tf makes groups for through the output
+# function_log_group_names (the API's and migrate's have outputs of their own).
+PUSH_FUNCTIONS = sorted([PUSH, FORGET, *WEBSOCKET_HANDLERS])
+
+# Which policy file each function's role is made from (suffix of
+# "policy-<stage>"). "" is the stage's own iam_policy_file, so a function
+# added later gets the in-VPC policy without the right to push, and its
+# missing log group shows in `make check-infra`.
+POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUSH: "-push", MIGRATE: "", FORGET: ""}
+# What the @connections management API is called with (boto3
+# apigatewaymanagementapi: PostToConnection, GetConnection, DeleteConnection).
+CONNECTION_METHODS = ["POST", "GET", "DELETE"]
 
 # The network-interface actions a VPC Lambda's execution role needs, as in the
 # AWS managed policy AWSLambdaVPCAccessExecutionRole.
@@ -83,6 +122,9 @@ _STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 _SECRET_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):secret:[A-Za-z0-9/_+=.@!-]+$")
 _LOG_GROUP = re.compile(r"^/aws/lambda/[A-Za-z0-9_-]{1,64}$")
 _KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):key/(mrk-)?[0-9a-f-]{{32,36}}$")
+_FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# API Gateway ids: lowercase letters and digits (10 of them in practice).
+_API_ID = re.compile(r"^[a-z0-9]{1,32}$")
 
 
 class OutputError(ValueError):
@@ -126,6 +168,12 @@ def _rate(name: str, value: Any) -> float:
     return value
 
 
+def _log_groups(name: str, value: Any) -> Dict[str, str]:
+    if not isinstance(value, dict) or not value:
+        raise OutputError(f"output {name} must map function names to log groups, got {value!r}")
+    return {k: _string(_LOG_GROUP)(f"{name}.{k}", v) for k, v in value.items()}
+
+
 def _subnets(name: str, value: Any) -> List[str]:
     if not isinstance(value, list) or len(value) < 2 or len(set(value)) != len(value):
         raise OutputError(f"output {name} must list at least two distinct subnets, got {value!r}")
@@ -148,6 +196,8 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "kms_key_arn": _string(_KMS_ARN),
     "lambda_log_group_name": _string(_LOG_GROUP),
     "migrate_log_group_name": _string(_LOG_GROUP),
+    "function_log_group_names": _log_groups,
+    "push_function_name": _string(_FUNCTION),
     # The same bounds as the variables' validation in infra/variables.tf.
     "api_throttle_rate_limit": _rate,
     "api_throttle_burst_limit": _whole(1, 5_000),
@@ -192,9 +242,27 @@ def load_outputs(text: str) -> Dict[str, Any]:
 # --------------------------------------------------------------------------- what is rendered
 
 
-def environment(out: Mapping[str, Any], tls_ca: str) -> Dict[str, str]:
+def _dns_suffix(out: Mapping[str, Any]) -> str:
+    return "amazonaws.com.cn" if out["partition"] == "aws-cn" else "amazonaws.com"
+
+
+def function_name(app_name: str, stage_name: str, function: str) -> str:
+    """Chalice's function names: "<app>-<stage>" for the API handler (no
+    suffix, for backward compatibility), "<app>-<stage>-<name>" for the rest."""
+    api = f"{app_name}-{stage_name}"
+    return api if function == API_HANDLER else f"{api}-{function}"
+
+
+def websocket_url(out: Mapping[str, Any], api_id: str, api_gateway_stage: str) -> str:
+    """Where clients connect (the app hands it out with each connect ticket);
+    the app derives the @connections endpoint from it (chalicelib/push.py)."""
+    return f"wss://{api_id}.execute-api.{out['region']}.{_dns_suffix(out)}/{api_gateway_stage}"
+
+
+def environment(out: Mapping[str, Any], tls_ca: str, *, push_function: str, forget_function: str,
+                websocket: Optional[str]) -> Dict[str, str]:
     # No credentials in either URL: the app reads them from the secrets.
-    return {
+    env = {
         "DATABASE_URL": f"mysql://{out['db_endpoint']}:{out['db_port']}/{out['db_name']}?tls=verify&tls_ca={tls_ca}",
         "DB_SECRET_ARN": out["db_secret_arn"],
         "REDIS_URL": f"rediss://{out['redis_endpoint']}:{out['redis_port']}/0",
@@ -202,81 +270,139 @@ def environment(out: Mapping[str, Any], tls_ca: str) -> Dict[str, str]:
         "AUTH_SECRET_ARN": out["auth_secret_arn"],
         "AUTH_MODE": "token",
         **RATE_LIMITS,
+        "LONG_POLL_MAX_SECONDS": LONG_POLL_MAX_SECONDS,
+        # The API's VPC has no way out to @connections: it invokes push
+        # (asynchronously, through the Lambda endpoint), which posts and hands
+        # the connections found gone to forget_connections (beside Redis).
+        "PUSH_FUNCTION": push_function,
+        "FORGET_FUNCTION": forget_function,
     }
+    if websocket:
+        env["WEBSOCKET_URL"] = websocket
+    return env
 
 
-def _dns_suffix(out: Mapping[str, Any]) -> str:
-    return "amazonaws.com.cn" if out["partition"] == "aws-cn" else "amazonaws.com"
+def _lambda_arn(out: Mapping[str, Any], name: str) -> str:
+    return f"arn:{out['partition']}:lambda:{out['region']}:{out['account_id']}:function:{name}"
 
 
-def function_names(app_name: str, stage_name: str) -> List[str]:
-    """Chalice's function names: "<app>-<stage>" for the API handler (no
-    suffix, for backward compatibility), "<app>-<stage>-<name>" for the rest."""
-    api = f"{app_name}-{stage_name}"
-    return [api] + [f"{api}-{suffix}" for suffix in OTHER_FUNCTIONS]
-
-
-def policy(out: Mapping[str, Any], functions: List[str]) -> Dict[str, Any]:
-    """Least privilege for the Lambdas named `functions`: with autogen_policy
-    false Chalice gives each function its own role, all with this one file."""
+def _log_statement(out: Mapping[str, Any], functions: List[str]) -> Dict[str, Any]:
     prefix = f"arn:{out['partition']}:logs:{out['region']}:{out['account_id']}:log-group:/aws/lambda/"
     # Each group and its streams, by exact name: no "<app>-<stage>-*", which
     # would also match functions (and log groups) this stack does not make.
-    log_resources = [arn for name in functions for arn in (f"{prefix}{name}", f"{prefix}{name}:*")]
     return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": log_resources,
-            },
-            {
-                # AWS requires "*" here: these EC2 actions, as Lambda calls them
-                # to attach the function to its subnets, take no resource ARN.
-                "Sid": "VpcNetworkInterfaces",
-                "Effect": "Allow",
-                "Action": list(ENI_ACTIONS),
-                "Resource": "*",
-            },
-            {
-                "Sid": "ReadAppSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": [out["db_secret_arn"], out["redis_secret_arn"], out["auth_secret_arn"]],
-            },
-            {
-                "Sid": "DecryptAppSecretsViaSecretsManager",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": out["kms_key_arn"],
-                "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{out['region']}.{_dns_suffix(out)}"}},
-            },
-        ],
+        "Sid": "WriteOwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [arn for name in functions for arn in (f"{prefix}{name}", f"{prefix}{name}:*")],
     }
 
 
-def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str,
-                 policy_file: str) -> Dict[str, Any]:
+def _invoke_statement(sid: str, out: Mapping[str, Any], name: str) -> Dict[str, Any]:
+    # The function and its qualified forms (":*": versions, aliases; Chalice
+    # publishes none): the pair the Lambda guide's endpoint policy example
+    # says an Invoke needs, as in the endpoint's policy (infra/network.tf).
+    arn = _lambda_arn(out, name)
+    return {"Sid": sid, "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": [arn, f"{arn}:*"]}
+
+
+def policy(out: Mapping[str, Any], functions: List[str], *, push_function: Optional[str] = None) -> Dict[str, Any]:
+    """Least privilege for the in-VPC Lambdas named `functions` (each gets a
+    role of its own made from this file); with push_function, the right to
+    invoke it (the API and the WebSocket handlers hand it their posts)."""
+    statements = [
+        _log_statement(out, functions),
+        {
+            # AWS requires "*" here: these EC2 actions, as Lambda calls them
+            # to attach the function to its subnets, take no resource ARN.
+            "Sid": "VpcNetworkInterfaces",
+            "Effect": "Allow",
+            "Action": list(ENI_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "ReadAppSecrets",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": [out["db_secret_arn"], out["redis_secret_arn"], out["auth_secret_arn"]],
+        },
+        {
+            "Sid": "DecryptAppSecretsViaSecretsManager",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": out["kms_key_arn"],
+            "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{out['region']}.{_dns_suffix(out)}"}},
+        },
+    ]
+    if push_function:
+        statements.append(_invoke_statement("InvokePush", out, push_function))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def push_policy(out: Mapping[str, Any], push_function: str, forget_function: str, *, api_id: Optional[str],
+                api_gateway_stage: str) -> Dict[str, Any]:
+    """The push function's (outside the VPC): post to the connections of this
+    stage's WebSocket API only, have forget_connections drop the gone ones,
+    write its log group. No secrets, no network interfaces."""
+    statements = [_log_statement(out, [push_function])]
+    if api_id:
+        # arn:...:execute-api:<region>:<account>:<api-id>/<stage>/<method>/@connections/<connection-id>
+        # (API Gateway developer guide, "Control access to WebSocket APIs with IAM authorization").
+        api = f"arn:{out['partition']}:execute-api:{out['region']}:{out['account_id']}:{api_id}/{api_gateway_stage}"
+        statements.append({
+            "Sid": "ManageOwnConnections",
+            "Effect": "Allow",
+            "Action": "execute-api:ManageConnections",
+            "Resource": [f"{api}/{method}/@connections/*" for method in CONNECTION_METHODS],
+        })
+    statements.append(_invoke_statement("InvokeForgetConnections", out, forget_function))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def policy_file_name(stage_name: str, function: str) -> str:
+    return f"policy-{stage_name}{POLICY_OF[function]}.json"
+
+
+def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str, stage_name: str,
+                 app_name: str, websocket_api_id: Optional[str]) -> Dict[str, Any]:
     stage = dict(existing)
     stage.setdefault("api_gateway_stage", "api")
     stage["autogen_policy"] = False
-    stage["iam_policy_file"] = policy_file
+    # The default for every function without one of its own (migrate,
+    # forget_connections, any added later): in the VPC, no push.
+    stage["iam_policy_file"] = policy_file_name(stage_name, MIGRATE)
     stage["subnet_ids"] = list(out["subnet_ids"])
     stage["security_group_ids"] = [out["lambda_security_group_id"]]
     stage["lambda_memory_size"] = LAMBDA_MEMORY_MB
     stage["lambda_timeout"] = LAMBDA_TIMEOUT_S
     # The API handler only: a stage-level value (what --reserved-concurrency
-    # used to write) would reserve as much again for the migrate function.
+    # used to write) would reserve as much again for every other function.
     stage.pop("reserved_concurrency", None)
+
     functions = dict(existing.get("lambda_functions") or {})
-    api_handler = dict(functions.get(API_HANDLER) or {})
-    api_handler["reserved_concurrency"] = out["api_reserved_concurrency"]
-    functions[API_HANDLER] = api_handler
+
+    def managed(name: str, **settings: Any) -> None:
+        # Chalice looks each setting up per function first, then per stage
+        # (chalice/config.py, _chain_lookup): these win over the stage's.
+        entry = dict(functions.get(name) or {})
+        entry.update(settings)
+        functions[name] = entry
+
+    managed(API_HANDLER, reserved_concurrency=out["api_reserved_concurrency"], lambda_timeout=API_TIMEOUT_S,
+            iam_policy_file=policy_file_name(stage_name, API_HANDLER))
+    for handler in WEBSOCKET_HANDLERS:
+        managed(handler, iam_policy_file=policy_file_name(stage_name, handler))
+    # Outside the VPC: empty lists are "not None" to _chain_lookup, so they
+    # replace the stage's subnets and groups, and the appgraph then builds the
+    # function without a VpcConfig (both empty; one without the other is an error).
+    managed(PUSH, subnet_ids=[], security_group_ids=[], iam_policy_file=policy_file_name(stage_name, PUSH))
     stage["lambda_functions"] = functions
+
     env = dict(existing.get("environment_variables") or {})
-    env.update(environment(out, tls_ca))
+    env.pop("WEBSOCKET_URL", None)  # managed: present only while the WebSocket API's id is known
+    websocket = websocket_url(out, websocket_api_id, stage["api_gateway_stage"]) if websocket_api_id else None
+    env.update(environment(out, tls_ca, push_function=function_name(app_name, stage_name, PUSH),
+                           forget_function=function_name(app_name, stage_name, FORGET), websocket=websocket))
     stage["environment_variables"] = env
     return stage
 
@@ -304,12 +430,14 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tls_ca: str = DEFAULT_TLS_CA,
-           check_ca: bool = True) -> Dict[str, bool]:
+           check_ca: bool = True, websocket_api_id: Optional[str] = None) -> Dict[str, bool]:
     out = load_outputs(outputs_text)
     if out["stage"] != stage_name:
         raise OutputError(f"the Terraform stage is {out['stage']!r}, refusing to render it into stage {stage_name!r}")
     if check_ca and not (project_dir / tls_ca).is_file():
         raise OutputError(f"{tls_ca} is not in {project_dir}: the Lambda could not verify the database certificate")
+    if websocket_api_id is not None and not _API_ID.match(websocket_api_id):
+        raise OutputError(f"--websocket-api-id {websocket_api_id!r} is not an API Gateway id")
 
     chalice_dir = project_dir / ".chalice"
     config_path = chalice_dir / "config.json"
@@ -317,22 +445,37 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
     app_name = config.get("app_name")
     if not isinstance(app_name, str) or not app_name:
         raise OutputError(f"{config_path} has no app_name")
-    policy_file = f"policy-{stage_name}.json"
-    functions = function_names(app_name, stage_name)
-    # Terraform made the log groups for "<name_prefix>-<stage>"; the policy
-    # grants the ones of "<app_name>-<stage>". They must be the same.
-    made = [out["lambda_log_group_name"], out["migrate_log_group_name"]]
-    if made != [f"/aws/lambda/{name}" for name in functions]:
-        raise OutputError(f"Terraform created the log groups {made} but the functions are {functions}: "
-                          f"name_prefix in infra/ must equal app_name ({app_name!r}) of {config_path}")
+    names = {f: function_name(app_name, stage_name, f) for f in FUNCTIONS}
+    # Terraform made the log groups (and the Lambda endpoint's policy) for
+    # "<name_prefix>-<stage>..."; the policies and the environment name
+    # "<app_name>-<stage>...". They must be the same.
+    made = {API_HANDLER: out["lambda_log_group_name"], MIGRATE: out["migrate_log_group_name"],
+            **out["function_log_group_names"]}
+    wanted = {f: f"/aws/lambda/{name}" for f, name in names.items()}
+    if made != wanted or out["push_function_name"] != names[PUSH]:
+        raise OutputError(f"Terraform created the log groups {sorted(made.values())} and allows invoking "
+                          f"{out['push_function_name']!r}, but the functions are {sorted(names.values())}: "
+                          f"name_prefix in infra/ must equal app_name ({app_name!r}) of {config_path}, and "
+                          "infra/lambda.tf must make a group for every function")
 
     stages = config.setdefault("stages", {})
-    stages[stage_name] = render_stage(stages.get(stage_name) or {}, out, tls_ca=tls_ca, policy_file=policy_file)
-    return {
-        str(chalice_dir / policy_file): write_if_changed(chalice_dir / policy_file,
-                                                         _dump(policy(out, functions))),
-        str(config_path): write_if_changed(config_path, _dump(config)),
+    stages[stage_name] = render_stage(stages.get(stage_name) or {}, out, tls_ca=tls_ca, stage_name=stage_name,
+                                      app_name=app_name, websocket_api_id=websocket_api_id)
+    api_gateway_stage = stages[stage_name]["api_gateway_stage"]
+
+    def members(suffix: str) -> List[str]:
+        return [names[f] for f in FUNCTIONS if POLICY_OF[f] == suffix]
+
+    policies = {
+        policy_file_name(stage_name, MIGRATE): policy(out, members("")),
+        policy_file_name(stage_name, API_HANDLER): policy(out, members("-api"), push_function=names[PUSH]),
+        policy_file_name(stage_name, PUSH): push_policy(out, names[PUSH], names[FORGET], api_id=websocket_api_id,
+                                                        api_gateway_stage=api_gateway_stage),
     }
+    written = {str(chalice_dir / name): write_if_changed(chalice_dir / name, _dump(document))
+               for name, document in policies.items()}
+    written[str(config_path)] = write_if_changed(config_path, _dump(config))
+    return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -343,14 +486,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--stage", default="prod", help="Chalice stage to write (default: prod)")
     parser.add_argument("--tls-ca", default=DEFAULT_TLS_CA,
                         help=f"CA bundle path relative to the project, for DATABASE_URL (default: {DEFAULT_TLS_CA})")
+    parser.add_argument("--websocket-api-id",
+                        help="id of the stage's WebSocket API (Chalice records it in .chalice/deployed/<stage>.json "
+                             "after the first deploy); without it there is no WEBSOCKET_URL and no push")
     args = parser.parse_args(argv)
 
     text = sys.stdin.read() if args.outputs == "-" else Path(args.outputs).read_text(encoding="utf-8")
     try:
-        written = render(text, args.project_dir.resolve(), stage_name=args.stage, tls_ca=args.tls_ca)
+        written = render(text, args.project_dir.resolve(), stage_name=args.stage, tls_ca=args.tls_ca,
+                         websocket_api_id=args.websocket_api_id)
     except OutputError as exc:
         print(f"render_chalice_config: {exc}", file=sys.stderr)
         return 1
+    if not args.websocket_api_id:
+        print("render_chalice_config: no --websocket-api-id: WEBSOCKET_URL is not set, so the app offers no push "
+              "(scripts/deploy.py passes the id once Chalice has made the WebSocket API)", file=sys.stderr)
     for path, changed in written.items():
         print(f"{'wrote' if changed else 'unchanged'} {path}")
     return 0

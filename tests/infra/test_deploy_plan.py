@@ -22,21 +22,10 @@ SAMPLE = ROOT / "infra" / "testdata" / "terraform-output.sample.json"
 
 # .chalice/deployed/prod.json as Chalice 1.x writes it (chalice/deploy/deployer.py:
 # {"resources": [...], "schema_version": "2.0", "backend": "api"}; one entry
-# per resource, keyed by "name", with the values its RecordResource* steps stored).
-DEPLOYED = {
-    "resources": [
-        {"name": "default-role", "resource_type": "iam_role",
-         "role_arn": "arn:aws:iam::123456789012:role/messaging-prod", "role_name": "messaging-prod"},
-        {"name": "migrate", "resource_type": "lambda_function",
-         "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod-migrate"},
-        {"name": "api_handler", "resource_type": "lambda_function",
-         "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod"},
-        {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "a1b2c3d4e5",
-         "rest_api_url": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/api/"},
-    ],
-    "schema_version": "2.0",
-    "backend": "api",
-}
+# per resource, keyed by "name", with the values its RecordResource* steps
+# stored; _plan_websocketapi records the URL, then the id, merged under one
+# name). scripts/check-infra.sh renders the WebSocket API id of it too.
+DEPLOYED = json.loads((ROOT / "infra" / "testdata" / "chalice-deployed.sample.json").read_text())
 
 GOOD_BACKEND = """
 # comment
@@ -186,14 +175,21 @@ def names(steps):
 
 def test_existing_stage_migrates_with_the_new_code_before_it_serves():
     steps = names(deploy.plan_code_steps(migrate_exists=True))
-    assert steps == ["package", "update_migrate", "invoke_migrate", "chalice_deploy", "throttle"]
+    assert steps == ["package", "update_migrate", "invoke_migrate", "chalice_deploy", "throttle", "websocket"]
     assert steps.index("update_migrate") < steps.index("invoke_migrate") < steps.index("chalice_deploy")
 
 
 def test_first_deploy_creates_the_functions_throttles_then_migrates():
     # Throttled right after the stage comes into existence, before the
     # (possibly long) migration.
-    assert names(deploy.plan_code_steps(migrate_exists=False)) == ["chalice_deploy", "throttle", "invoke_migrate"]
+    assert names(deploy.plan_code_steps(migrate_exists=False)) == [
+        "chalice_deploy", "throttle", "websocket", "invoke_migrate"]
+
+
+@pytest.mark.parametrize("migrate_exists", [True, False])
+def test_the_websocket_step_comes_after_the_deploy_that_records_the_api(migrate_exists):
+    steps = names(deploy.plan_code_steps(migrate_exists))
+    assert steps.index("chalice_deploy") < steps.index("websocket")
 
 
 @pytest.mark.parametrize("migrate_exists", [True, False])
@@ -300,6 +296,60 @@ def test_a_deployed_file_without_one_rest_api_is_refused(change, message):
         deploy.rest_api_id("{")
 
 
+# --------------------------------------------------------------------------- the WebSocket API
+
+
+def test_the_websocket_api_id_is_the_one_chalice_recorded():
+    assert deploy.websocket_api_id(json.dumps(DEPLOYED)) == "f6g7h8i9j0"
+    # The REST API's lookup is not confused by it.
+    assert deploy.rest_api_id(json.dumps(DEPLOYED)) == "a1b2c3d4e5"
+
+
+def test_no_websocket_api_yet():
+    assert deploy.websocket_api_id(None) is None  # no deployed file: first deploy
+    before_push = json.loads(json.dumps(DEPLOYED))
+    before_push["resources"] = [r for r in before_push["resources"] if r["resource_type"] != "websocket_api"]
+    assert deploy.websocket_api_id(json.dumps(before_push)) is None  # a stage from before the WebSocket handlers
+
+
+def _ws(d):
+    return next(r for r in d["resources"] if r["resource_type"] == "websocket_api")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: _ws(d).pop("websocket_api_id"), "no single websocket_api"),
+    (lambda d: _ws(d).update(websocket_api_id="../x"), "no single websocket_api"),
+    (lambda d: d["resources"].append(dict(_ws(d))), "no single websocket_api"),
+    (lambda d: d.update(schema_version="1.0"), "schema_version 2.0"),
+])
+def test_a_deployed_file_with_a_broken_websocket_api_is_refused(change, message):
+    deployed = json.loads(json.dumps(DEPLOYED))
+    change(deployed)
+    with pytest.raises(deploy.DeployError, match=message):
+        deploy.websocket_api_id(json.dumps(deployed))
+
+
+def test_the_render_gets_the_websocket_api_id_once_known():
+    assert deploy.render_command("prod", None) == [sys.executable, str(deploy.RENDER), "-", "--stage", "prod"]
+    assert deploy.render_command("dev", "f6g7h8i9j0") == [
+        sys.executable, str(deploy.RENDER), "-", "--stage", "dev", "--websocket-api-id", "f6g7h8i9j0"]
+
+
+def test_the_render_command_is_one_the_renderer_accepts():
+    # The flag deploy.py passes is the renderer's own.
+    assert '"--websocket-api-id"' in deploy.RENDER.read_text()
+
+
+@pytest.mark.parametrize("rendered_with, recorded, again", [
+    (None, "f6g7h8i9j0", True),          # first deploy with push: Chalice just made the API
+    ("f6g7h8i9j0", "f6g7h8i9j0", False),  # every later deploy: rendered with it already
+    ("a1b2c3d4e5", "f6g7h8i9j0", True),  # the API was gone and Chalice made a new one
+    (None, None, False),                  # no WebSocket API at all: nothing to render
+])
+def test_chalice_deploy_runs_once_more_only_for_a_new_websocket_api(rendered_with, recorded, again):
+    assert deploy.redeploy_for_websocket(rendered_with, recorded) is again
+
+
 def test_api_gateway_stage_is_looked_up_as_chalice_does():
     config = {"app_name": "messaging", "stages": {"prod": {"api_gateway_stage": "v1"}, "dev": {}}}
     assert deploy.api_gateway_stage(json.dumps(config), "prod") == "v1"
@@ -320,6 +370,31 @@ def test_the_migrate_log_group_is_the_one_terraform_creates():
     resource_type, name = deploy.MIGRATE_LOG_GROUP.split(".")
     block = lambda_tf[lambda_tf.index(f'resource "{resource_type}" "{name}"'):]
     assert 'name              = "/aws/lambda/${local.name}-migrate"' in block[:block.index("\n}\n")]
+
+
+def test_every_function_log_group_has_its_terraform_address():
+    # infra/lambda.tf: migrate's own resource, the rest in the for_each over local.push_functions.
+    lambda_tf = (ROOT / "infra" / "lambda.tf").read_text()
+    locals_tf = (ROOT / "infra" / "locals.tf").read_text()
+    listed = re.search(r"^  push_functions = \[(.*)\]$", locals_tf, re.MULTILINE).group(1)
+    assert sorted(json.loads(f"[{listed}]")) == sorted(deploy.PUSH_FUNCTIONS)
+    assert 'resource "aws_cloudwatch_log_group" "function"' in lambda_tf
+    assert 'name              = "/aws/lambda/${local.name}-${each.key}"' in lambda_tf
+    assert deploy.LOG_GROUP_ADDRESSES == {
+        "migrate": "aws_cloudwatch_log_group.migrate",
+        **{f: f'aws_cloudwatch_log_group.function["{f}"]' for f in deploy.PUSH_FUNCTIONS}}
+    assert deploy.log_group_name("messaging", "prod", "websocket_connect") == "/aws/lambda/messaging-prod-websocket_connect"
+    assert not deploy.needs_import(True, ['aws_cloudwatch_log_group.function["push"]'],
+                                   deploy.LOG_GROUP_ADDRESSES["push"])
+    assert deploy.needs_import(True, [deploy.MIGRATE_LOG_GROUP], deploy.LOG_GROUP_ADDRESSES["push"])
+
+
+def test_the_functions_are_those_of_app_py():
+    app_py = (ROOT / "app.py").read_text()
+    for function in ("migrate", "push", "forget_connections"):
+        assert f'@app.lambda_function(name="{function}")' in app_py
+    for event in ("connect", "message", "disconnect"):
+        assert f"app.on_ws_{event}()" in app_py and f"websocket_{event}" in deploy.PUSH_FUNCTIONS
 
 
 def test_an_existing_unmanaged_migrate_log_group_is_imported():

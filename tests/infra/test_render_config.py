@@ -22,6 +22,9 @@ CA = "chalicelib/certs/rds-ca-bundle.pem"
 OUT = {name: entry["value"] for name, entry in json.loads(SAMPLE.read_text()).items()}
 SECRETS = [OUT["db_secret_arn"], OUT["redis_secret_arn"], OUT["auth_secret_arn"]]
 LOG_GROUPS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
+FUNCTIONS = "arn:aws:lambda:us-east-1:123456789012:function:"
+API_ID = "a1b2c3d4e5"  # as Chalice records it in .chalice/deployed/prod.json
+WS = ["websocket_connect", "websocket_message", "websocket_disconnect"]
 
 
 def run(project: Path, *args: str, outputs: Any = None) -> subprocess.CompletedProcess:
@@ -42,7 +45,7 @@ def project(tmp_path: Path) -> Path:
     """A copy of the project's .chalice directory (config.json only: no
     deployments or generated policies), and the CA bundle path the URL names."""
     shutil.copytree(ROOT / ".chalice", tmp_path / ".chalice",
-                    ignore=shutil.ignore_patterns("deployments", "venv", "policy-*.json"))
+                    ignore=shutil.ignore_patterns("deployments", "deployed", "venv", "policy-*.json"))
     (tmp_path / CA).parent.mkdir(parents=True)
     (tmp_path / CA).write_text("placeholder: the real bundle is checked by scripts/check-infra.sh\n")
     return tmp_path
@@ -52,8 +55,19 @@ def config(project: Path) -> Dict[str, Any]:
     return json.loads((project / ".chalice" / "config.json").read_text())
 
 
-def policy(project: Path) -> Dict[str, Any]:
-    return json.loads((project / ".chalice" / "policy-prod.json").read_text())
+def policy(project: Path, suffix: str = "") -> Dict[str, Any]:
+    return json.loads((project / ".chalice" / f"policy-prod{suffix}.json").read_text())
+
+
+def statements(project: Path, suffix: str = "") -> Dict[str, Dict[str, Any]]:
+    document = policy(project, suffix)
+    assert document["Version"] == "2012-10-17"
+    assert all(s["Effect"] == "Allow" for s in document["Statement"])
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def logs(*functions: str) -> list:
+    return [arn for f in functions for arn in (f"{LOG_GROUPS}{f}", f"{LOG_GROUPS}{f}:*")]
 
 
 # --------------------------------------------------------------------------- the sample itself
@@ -99,7 +113,13 @@ def test_prod_stage_has_every_field(project: Path):
     # Reserved for the API handler only (Chalice's per-function config), from
     # the output; never stage-wide, which would reserve as much for migrate.
     assert "reserved_concurrency" not in prod
-    assert prod["lambda_functions"] == {"api_handler": {"reserved_concurrency": 50}}
+    assert prod["lambda_functions"] == {
+        # 25 s: a 20 s long-poll and its last read, under API Gateway's 29 s.
+        "api_handler": {"reserved_concurrency": 50, "lambda_timeout": 25, "iam_policy_file": "policy-prod-api.json"},
+        **{h: {"iam_policy_file": "policy-prod-api.json"} for h in WS},
+        # Outside the VPC: it posts to the public @connections endpoint.
+        "push": {"subnet_ids": [], "security_group_ids": [], "iam_policy_file": "policy-prod-push.json"},
+    }
     assert prod["environment_variables"] == {
         "DATABASE_URL": "mysql://messaging-prod.cluster-c7x2kq9wz3ab.us-east-1.rds.amazonaws.com:3306/messaging"
                         f"?tls=verify&tls_ca={CA}",
@@ -112,7 +132,12 @@ def test_prod_stage_has_every_field(project: Path):
         "RATE_LIMIT_READS_PER_MINUTE": "600",
         "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "20",
         "RATE_LIMIT_WRITES_PER_MINUTE": "60",
+        "LONG_POLL_MAX_SECONDS": "20",
+        "PUSH_FUNCTION": "messaging-prod-push",
+        "FORGET_FUNCTION": "messaging-prod-forget_connections",
+        # No WEBSOCKET_URL: without the WebSocket API's id the app offers no push.
     }
+    assert "no --websocket-api-id" in result.stderr
     # Lambda environment values are strings, always.
     assert all(isinstance(v, str) for v in prod["environment_variables"].values())
 
@@ -141,6 +166,64 @@ def test_the_app_reads_the_rendered_database_url_as_intended(project: Path):
     # Every rendered limit is one the app reads (a misspelt name would be ignored: limit off).
     assert (settings.rate_limit_sends_per_minute, settings.rate_limit_reads_per_minute,
             settings.rate_limit_writes_per_minute, settings.rate_limit_registrations_per_hour) == (120, 600, 60, 20)
+    assert (settings.long_poll_max_seconds, settings.push_function, settings.forget_function) == (
+        20, "messaging-prod-push", "messaging-prod-forget_connections")
+    assert settings.websocket_url is None
+
+
+def test_the_websocket_url_follows_the_api_id(project: Path):
+    from chalicelib.push import management_url
+    from chalicelib.settings import Settings
+
+    result = run(project, "--websocket-api-id", API_ID)
+    assert result.returncode == 0, result.stderr
+    assert "no --websocket-api-id" not in result.stderr
+    env = config(project)["stages"]["prod"]["environment_variables"]
+    assert env["WEBSOCKET_URL"] == f"wss://{API_ID}.execute-api.us-east-1.amazonaws.com/api"
+    settings = Settings.from_env(env)
+    assert settings.websocket_url == env["WEBSOCKET_URL"] and settings.push_function == "messaging-prod-push"
+    # Where the push function posts: the stage's @connections, the resource its policy names.
+    assert management_url(settings.websocket_url) == f"https://{API_ID}.execute-api.us-east-1.amazonaws.com/api"
+
+    # A later render without the id (the API is gone, or a stale invocation) takes push away again.
+    assert run(project).returncode == 0
+    assert "WEBSOCKET_URL" not in config(project)["stages"]["prod"]["environment_variables"]
+    assert "ManageOwnConnections" not in statements(project, "-push")
+
+
+def test_the_websocket_url_uses_the_stage_api_gateway_stage(project: Path):
+    cfg = config(project)
+    cfg["stages"]["prod"] = {"api_gateway_stage": "v1"}
+    (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    env = config(project)["stages"]["prod"]["environment_variables"]
+    assert env["WEBSOCKET_URL"] == f"wss://{API_ID}.execute-api.us-east-1.amazonaws.com/v1"
+    assert statements(project, "-push")["ManageOwnConnections"]["Resource"][0].startswith(
+        f"arn:aws:execute-api:us-east-1:123456789012:{API_ID}/v1/POST/@connections/")
+
+
+def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: Path):
+    # How Chalice reads the rendered file (chalice/config.py, _chain_lookup:
+    # the function's entry first, then the stage's; an empty list is a value).
+    from chalice.config import Config
+
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    cfg = config(project)
+
+    def scoped(function: str) -> Config:
+        return Config(chalice_stage="prod", function_name=function, config_from_disk=cfg)
+
+    push = scoped("push")
+    assert (push.subnet_ids, push.security_group_ids, push.iam_policy_file) == ([], [], "policy-prod-push.json")
+    for function in ["api_handler", "migrate", "forget_connections", *WS]:
+        c = scoped(function)
+        assert c.subnet_ids == OUT["subnet_ids"] and c.security_group_ids == [OUT["lambda_security_group_id"]], function
+    assert scoped("api_handler").lambda_timeout == 25 and scoped("websocket_message").lambda_timeout == 10
+    assert {f: scoped(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", *WS]} == {
+        "api_handler": "policy-prod-api.json", "migrate": "policy-prod.json", "forget_connections": "policy-prod.json",
+        **{h: "policy-prod-api.json" for h in WS}}
+    # The environment is merged per function: every function has the stage's.
+    assert scoped("push").environment_variables == cfg["stages"]["prod"]["environment_variables"]
 
 
 def test_dev_stage_and_top_level_keys_are_preserved(project: Path):
@@ -174,7 +257,10 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
     assert "reserved_concurrency" not in prod
     assert prod["lambda_functions"] == {
         "migrate": {"lambda_timeout": 300},
-        "api_handler": {"reserved_concurrency": 50, "lambda_memory_size": 1024},
+        "api_handler": {"reserved_concurrency": 50, "lambda_memory_size": 1024, "lambda_timeout": 25,
+                        "iam_policy_file": "policy-prod-api.json"},
+        **{h: {"iam_policy_file": "policy-prod-api.json"} for h in WS},
+        "push": {"subnet_ids": [], "security_group_ids": [], "iam_policy_file": "policy-prod-push.json"},
     }
     assert prod["environment_variables"]["CACHE_SIZE"] == "200"
     assert prod["environment_variables"]["AUTH_MODE"] == "token"
@@ -184,7 +270,7 @@ def test_the_reserved_concurrency_follows_the_output(project: Path):
     outputs = copy.deepcopy(sample())
     outputs["api_reserved_concurrency"]["value"] = 20.0  # a whole JSON number in float form
     assert run(project, outputs=outputs).returncode == 0
-    assert config(project)["stages"]["prod"]["lambda_functions"]["api_handler"] == {"reserved_concurrency": 20}
+    assert config(project)["stages"]["prod"]["lambda_functions"]["api_handler"]["reserved_concurrency"] == 20
 
 
 def test_the_old_flag_is_gone(project: Path):
@@ -196,24 +282,13 @@ def test_the_old_flag_is_gone(project: Path):
 # --------------------------------------------------------------------------- the policy
 
 
-def test_policy_is_least_privilege(project: Path):
-    assert run(project).returncode == 0
-    statements = {s["Sid"]: s for s in policy(project)["Statement"]}
-    assert policy(project)["Version"] == "2012-10-17"
-    assert set(statements) == {"WriteOwnLogs", "VpcNetworkInterfaces", "ReadAppSecrets",
-                               "DecryptAppSecretsViaSecretsManager"}
-    assert all(s["Effect"] == "Allow" for s in statements.values())
+def _in_vpc_statements_are_least_privilege(found: Dict[str, Dict[str, Any]], groups: list) -> None:
+    logs_ = found["WriteOwnLogs"]
+    assert logs_["Action"] == ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    # Exactly the groups infra/lambda.tf creates for these functions, each with its streams.
+    assert logs_["Resource"] == logs(*groups)
 
-    logs = statements["WriteOwnLogs"]
-    assert logs["Action"] == ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
-    # Exactly the two log groups infra/lambda.tf creates (outputs lambda_log_group_name,
-    # migrate_log_group_name), each with its streams; no other group of the account.
-    api, migrate = (LOG_GROUPS + OUT["lambda_log_group_name"][len("/aws/lambda/"):],
-                    LOG_GROUPS + OUT["migrate_log_group_name"][len("/aws/lambda/"):])
-    assert (api, migrate) == (f"{LOG_GROUPS}messaging-prod", f"{LOG_GROUPS}messaging-prod-migrate")
-    assert logs["Resource"] == [api, f"{api}:*", migrate, f"{migrate}:*"]
-
-    eni = statements["VpcNetworkInterfaces"]
+    eni = found["VpcNetworkInterfaces"]
     assert set(eni["Action"]) >= {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
                                   "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
                                   "ec2:UnassignPrivateIpAddresses"}
@@ -221,31 +296,91 @@ def test_policy_is_least_privilege(project: Path):
                for a in eni["Action"])
     assert eni["Resource"] == "*"
 
-    secrets = statements["ReadAppSecrets"]
+    secrets = found["ReadAppSecrets"]
     assert secrets["Action"] == "secretsmanager:GetSecretValue"
     assert sorted(secrets["Resource"]) == sorted(SECRETS)
 
-    kms = statements["DecryptAppSecretsViaSecretsManager"]
+    kms = found["DecryptAppSecretsViaSecretsManager"]
     assert kms["Action"] == "kms:Decrypt"
     assert kms["Resource"] == OUT["kms_key_arn"]
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
 
 
-def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path):
+IN_VPC = {"WriteOwnLogs", "VpcNetworkInterfaces", "ReadAppSecrets", "DecryptAppSecretsViaSecretsManager"}
+
+
+def test_the_default_policy_is_least_privilege(project: Path):
+    # The stage's iam_policy_file: migrate and forget_connections (in the VPC, no push).
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    found = statements(project)
+    assert set(found) == IN_VPC
+    assert OUT["migrate_log_group_name"] == "/aws/lambda/messaging-prod-migrate"
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-migrate", "messaging-prod-forget_connections"])
+
+
+def test_the_api_policy_adds_invoking_push_only(project: Path):
+    # The API handler and the WebSocket handlers hand their posts to push.
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    found = statements(project, "-api")
+    assert set(found) == IN_VPC | {"InvokePush"}
+    assert OUT["lambda_log_group_name"] == "/aws/lambda/messaging-prod"
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod", *(f"messaging-prod-{h}" for h in WS)])
+    assert found["InvokePush"]["Action"] == "lambda:InvokeFunction"
+    assert found["InvokePush"]["Resource"] == [f"{FUNCTIONS}messaging-prod-push", f"{FUNCTIONS}messaging-prod-push:*"]
+    assert OUT["push_function_name"] == "messaging-prod-push"  # what the Lambda endpoint's policy allows
+
+
+def test_the_push_policy_posts_to_this_api_and_invokes_forget_only(project: Path):
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    found = statements(project, "-push")
+    # Outside the VPC: no network interfaces, and no secrets (push reads none).
+    assert set(found) == {"WriteOwnLogs", "ManageOwnConnections", "InvokeForgetConnections"}
+    assert found["WriteOwnLogs"]["Resource"] == logs("messaging-prod-push")
+    assert found["ManageOwnConnections"]["Action"] == "execute-api:ManageConnections"
+    api = f"arn:aws:execute-api:us-east-1:123456789012:{API_ID}/api"
+    assert found["ManageOwnConnections"]["Resource"] == [
+        f"{api}/POST/@connections/*", f"{api}/GET/@connections/*", f"{api}/DELETE/@connections/*"]
+    assert found["InvokeForgetConnections"]["Resource"] == [
+        f"{FUNCTIONS}messaging-prod-forget_connections", f"{FUNCTIONS}messaging-prod-forget_connections:*"]
+
+
+def test_before_the_first_deploy_push_may_post_nowhere(project: Path):
+    # The API id is known only after `chalice deploy`: no guessed wildcard
+    # over every API of the account, nothing at all until then.
     assert run(project).returncode == 0
-    for statement in policy(project)["Statement"]:
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        assert all("*" not in a for a in actions), statement["Sid"]
-        if statement["Sid"] == "VpcNetworkInterfaces":
-            continue
-        assert "*" not in resources, statement["Sid"]
-        for arn in resources:  # a wildcard only for the streams of one of the two log groups
-            assert "*" not in arn or arn in (f"{LOG_GROUPS}messaging-prod:*", f"{LOG_GROUPS}messaging-prod-migrate:*"), arn
-    secret_arns = [arn for s in policy(project)["Statement"]
-                   for arn in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
-                   if ":secretsmanager:" in arn]
-    assert sorted(secret_arns) == sorted(SECRETS)
+    assert set(statements(project, "-push")) == {"WriteOwnLogs", "InvokeForgetConnections"}
+
+
+def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path):
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    # A wildcard only for the streams of one log group, the qualifiers of one
+    # function, or the connections of this API's stage.
+    allowed = re.compile(rf"^({re.escape(LOG_GROUPS)}messaging-prod(-[a-z_]+)?:\*"
+                         rf"|{re.escape(FUNCTIONS)}messaging-prod-(push|forget_connections):\*"
+                         rf"|arn:aws:execute-api:us-east-1:123456789012:{API_ID}/api/(POST|GET|DELETE)/@connections/\*)$")
+    secret_arns = []
+    for suffix in ("", "-api", "-push"):
+        for statement in policy(project, suffix)["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all("*" not in a for a in actions), statement["Sid"]
+            secret_arns += [arn for arn in resources if ":secretsmanager:" in arn]
+            if statement["Sid"] == "VpcNetworkInterfaces":
+                continue
+            assert "*" not in resources, statement["Sid"]
+            for arn in resources:
+                assert "*" not in arn or allowed.match(arn), arn
+    assert sorted(secret_arns) == sorted(SECRETS * 2)  # the two in-VPC policies, none in push's
+
+
+def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
+    # The log groups infra/lambda.tf makes (all three outputs) are exactly
+    # the groups the three policies grant, one policy per function.
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    made = {OUT["lambda_log_group_name"], OUT["migrate_log_group_name"], *OUT["function_log_group_names"].values()}
+    granted = [arn.split(":log-group:")[1] for suffix in ("", "-api", "-push")
+               for arn in statements(project, suffix)["WriteOwnLogs"]["Resource"] if not arn.endswith(":*")]
+    assert sorted(granted) == sorted(made) and len(made) == 7
 
 
 # --------------------------------------------------------------------------- idempotence
@@ -254,15 +389,22 @@ def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path)
 def test_running_twice_changes_nothing(project: Path):
     first = run(project)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("wrote ") == 2
-    files = [project / ".chalice" / "config.json", project / ".chalice" / "policy-prod.json"]
+    assert first.stdout.count("wrote ") == 4
+    files = [project / ".chalice" / name for name in
+             ("config.json", "policy-prod.json", "policy-prod-api.json", "policy-prod-push.json")]
     snapshot = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
 
     second = run(project, outputs=sample())  # the same outputs, this time on stdin
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("unchanged ") == 2
+    assert second.stdout.count("unchanged ") == 4
     assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == snapshot
-    assert sorted(p.name for p in (project / ".chalice").iterdir()) == ["config.json", "policy-prod.json"]
+    assert sorted(p.name for p in (project / ".chalice").iterdir()) == sorted(p.name for p in files)
+
+    # Learning the WebSocket API's id changes config.json and the push policy only.
+    third = run(project, "--websocket-api-id", API_ID)
+    assert third.returncode == 0, third.stderr
+    assert sorted(line.split("/")[-1] for line in third.stdout.splitlines() if line.startswith("wrote ")) == [
+        "config.json", "policy-prod-push.json"]
 
 
 # --------------------------------------------------------------------------- refusals
@@ -289,6 +431,14 @@ def test_running_twice_changes_nothing(project: Path):
     # name_prefix differs from app_name: Terraform's log groups are not the functions'.
     (lambda o: o["migrate_log_group_name"].update(value="/aws/lambda/chat-prod-migrate"), "name_prefix in infra/"),
     (lambda o: o["lambda_log_group_name"].update(value="/aws/lambda/chat-prod"), "name_prefix in infra/"),
+    (lambda o: o["push_function_name"].update(value="chat-prod-push"), "name_prefix in infra/"),
+    # A function whose log group Terraform does not make (or one it makes for nothing).
+    (lambda o: o["function_log_group_names"]["value"].pop("websocket_message"), "a group for every function"),
+    (lambda o: o["function_log_group_names"]["value"].update(extra="/aws/lambda/messaging-prod-extra"),
+     "a group for every function"),
+    (lambda o: o["function_log_group_names"].update(value=["/aws/lambda/messaging-prod-push"]),
+     "must map function names to log groups"),
+    (lambda o: o.pop("push_function_name"), "missing outputs: push_function_name"),
 ])
 def test_bad_outputs_are_refused_and_nothing_is_written(project: Path, change, message):
     outputs = copy.deepcopy(sample())
@@ -298,7 +448,14 @@ def test_bad_outputs_are_refused_and_nothing_is_written(project: Path, change, m
     assert result.returncode == 1
     assert message in result.stderr
     assert (project / ".chalice" / "config.json").read_bytes() == before
-    assert not (project / ".chalice" / "policy-prod.json").exists()
+    assert not list((project / ".chalice").glob("policy-*.json"))
+
+
+@pytest.mark.parametrize("api_id", ["", "A1B2C3D4E5", "a1b2/c3", "a" * 33])
+def test_a_bad_websocket_api_id_is_refused(project: Path, api_id):
+    result = run(project, "--websocket-api-id", api_id)
+    assert result.returncode == 1 and "not an API Gateway id" in result.stderr
+    assert not list((project / ".chalice").glob("policy-*.json"))
 
 
 def test_a_missing_ca_bundle_is_refused(project: Path):
