@@ -40,7 +40,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .connections import connections_key
 from .redislink import SKIPPED, RedisLink, Script
-from .wakeups import channel_for
 
 TICKET_TTL_SECONDS = 60
 
@@ -100,27 +99,39 @@ return false
 """)
 
 DELIVER = Script("inbox_deliver", _WINDOW + """
--- KEYS[1] the user's window, KEYS[2] the user's live WebSocket connections
+-- KEYS: for each recipient its window, then its live WebSocket connections
 -- (zset: connection id -> expiry in ms, see connections.py);
--- ARGV: seq, entry, size, ttl, budget, wake-up channel.
--- After a commit: wakes the user's long-polls, adds the entry to a window
--- that exists, and returns the live connection ids to push the entry to.
-local key = KEYS[1]
-redis.call('PUBLISH', ARGV[6], ARGV[1])
+-- ARGV: size, ttl, budget, the entry's JSON after its seq, then for each
+-- recipient its seq and its user id.
+-- After a commit, for one message: wakes each recipient's long-polls, adds
+-- the entry to each window that exists, and returns each recipient's live
+-- connection ids (one array per recipient, in KEYS order).
+local size, ttl, budget, tail = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local t = redis.call('TIME')
-local live = redis.call('ZRANGEBYSCORE', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), '+inf')
-if redis.call('EXISTS', key) == 0 then return live end
-local seq, size = tonumber(ARGV[1]), tonumber(ARGV[3])
-local newest = tonumber(redis.call('HGET', key, 'm') or 0)
-if seq <= newest - size then return live end
-put(key, ARGV[1], ARGV[2])
-local low = tonumber(redis.call('HGET', key, 'l'))
-if not low or seq < low then redis.call('HSET', key, 'l', seq) end
-local top = math.max(newest, seq)
-trim(key, top, top, size, tonumber(ARGV[5]))
-redis.call('EXPIRE', key, ARGV[4])
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local live = {}
+for i = 1, #KEYS / 2 do
+  local key, seq_s, user = KEYS[2 * i - 1], ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  redis.call('PUBLISH', 'wake:{' .. user .. '}', seq_s)
+  live[i] = redis.call('ZRANGEBYSCORE', KEYS[2 * i], now, '+inf')
+  if redis.call('EXISTS', key) == 1 then
+    local seq = tonumber(seq_s)
+    local newest = tonumber(redis.call('HGET', key, 'm') or 0)
+    if seq > newest - size then
+      put(key, seq_s, '{"seq":' .. seq_s .. tail)
+      local low = tonumber(redis.call('HGET', key, 'l'))
+      if not low or seq < low then redis.call('HSET', key, 'l', seq) end
+      local top = math.max(newest, seq)
+      trim(key, top, top, size, budget)
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
+end
 return live
 """)
+# Recipients per DELIVER call: a call runs atomically, so a huge group is cut
+# into calls that each keep Redis busy briefly; all go in one round trip.
+DELIVER_CHUNK = 1000
 
 REFILL = Script("inbox_refill", _WINDOW + """
 -- KEYS[1] the user's window; ARGV: ticket, newest, size, ttl, budget, then seq, entry pairs.
@@ -157,12 +168,11 @@ def entry_json(item: Mapping[str, Any]) -> str:
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
 
 
-def _entries_for(item: Mapping[str, Any], seqs: Mapping[str, int]) -> Dict[str, str]:
-    """Each recipient's entry of one message: serialized once, only the
-    leading seq differs per recipient (the same text entry_json gives)."""
+def entry_tail(item: Mapping[str, Any]) -> str:
+    """An entry's JSON after its seq: serialized once per message, the seq
+    spliced in per recipient, giving the same text entry_json gives."""
     rest = {k: v for k, v in item.items() if k != "seq"}
-    tail = "," + entry_json(rest)[1:] if rest else "}"
-    return {user_id: f'{{"seq":{seq}{tail}' for user_id, seq in seqs.items()}
+    return "," + entry_json(rest)[1:] if rest else "}"
 
 
 @dataclass(frozen=True)
@@ -212,14 +222,20 @@ class InboxCache:
         it, `seqs` each recipient's seq of it."""
         if not seqs:
             return {}
-        users = list(seqs)
-        entries = _entries_for(item, seqs)
-        calls = [([key_for(u), connections_key(u)], [seqs[u], entries[u], self._size, self._ttl, self._budget,
-                                                     channel_for(u)]) for u in users]
+        users, tail = list(seqs), entry_tail(item)
+        calls = []
+        for start in range(0, len(users), DELIVER_CHUNK):
+            chunk = users[start:start + DELIVER_CHUNK]
+            keys, args = [], [self._size, self._ttl, self._budget, tail]
+            for u in chunk:
+                keys += (key_for(u), connections_key(u))
+                args += (seqs[u], u)
+            calls.append((keys, args))
         replies = self._link.guard(lambda: self._link.run_many(DELIVER, calls))
         if replies is SKIPPED:
             return None
-        return {u: [c.decode() for c in live] for u, live in zip(users, replies) if live}
+        live = (ids for reply in replies for ids in reply)
+        return {u: [c.decode() for c in ids] for u, ids in zip(users, live) if ids}
 
     def ping(self) -> bool:
         return self._link.ping()

@@ -110,7 +110,7 @@ class Settings:
             auth_mode=auth_mode,
             auth_secret=env.get("AUTH_SECRET", "").strip() or None,
             auth_secret_arn=env.get("AUTH_SECRET_ARN", "").strip() or None,
-            max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1000, 2, 10_000),
+            max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1024, 2, 10_000),
             rate_limit_sends_per_minute=_int(env, "RATE_LIMIT_SENDS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_reads_per_minute=_int(env, "RATE_LIMIT_READS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_writes_per_minute=_int(env, "RATE_LIMIT_WRITES_PER_MINUTE", 0, 0, 1_000_000),

@@ -203,3 +203,97 @@ def test_concurrent_first_requests_on_a_fresh_embedded_database_all_succeed(tmp_
         wiring.reset()
 
     assert failed == []
+
+
+@pytest.mark.parametrize("cache", ["no_cache", "redis_cache"])
+def test_concurrent_group_sends_into_overlapping_groups_while_members_join_and_leave_stay_gapless_and_exact(
+        tapi, cache, monkeypatch, request):
+    """Two groups sharing four members; two senders in each; two members
+    leaving and joining again all along. Every user's seqs stay 1..n, a
+    poller that reads while it happens gets exactly the final inbox, and
+    each message lands in exactly as many inboxes as its `recipients` said,
+    always those of its group's members at send time (the steady ones
+    included)."""
+    if cache == "redis_cache":
+        from chalicelib import wiring
+
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("session_redis").url)
+        monkeypatch.setenv("REDIS_TIMEOUT", "1")
+        wiring.reset()
+    users = [tapi.register(f"u{i}") for i in range(8)]
+    groups = {"a": tapi.create_group(users[0], "a"), "b": tapi.create_group(users[0], "b")}
+    members = {"a": users[0:6], "b": users[2:8]}  # users 2..5 are in both
+    for name, group_members in members.items():
+        for member in group_members:
+            assert tapi.join(member, groups[name]).status == 200
+    senders = {"a": [users[0], users[2]], "b": [users[3], users[7]]}
+    togglers = [(users[5], "a"), (users[4], "b")]  # in and out of a group, over and over
+    watched = users[3]  # polls while everything happens
+    acknowledged: Dict[str, Dict[str, Any]] = {}
+    failures: List[Any] = []
+    polled: List[Dict[str, Any]] = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def send(args) -> None:
+        name, sender = args
+        for i in range(MESSAGES_PER_THREAD):
+            r = tapi.send_group(sender, groups[name], f"{name}-{sender.name}-{i}")
+            with lock:
+                if r.status == 201:
+                    acknowledged[r.body["message_id"]] = {"group": name, "recipients": r.body["recipients"],
+                                                          "sender": sender.id}
+                else:
+                    failures.append((r.status, r.body))
+
+    def toggle(args) -> None:
+        member, name = args
+        while not done.is_set():
+            for to_be_added in (0, 1):
+                r = tapi.join(member, groups[name], to_be_added)
+                if r.status != 200:
+                    with lock:
+                        failures.append((r.status, r.body))
+
+    def poll(_) -> None:
+        after = 0
+        while True:
+            finished = done.is_set()
+            r = tapi.read(watched, after=after, limit=5)
+            if r.status != 200:
+                failures.append((r.status, r.body))
+                return
+            polled.extend(r.body["messages"])
+            after = r.body["next_after"]
+            if finished and not r.body["has_more"]:
+                return
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        background = [pool.submit(toggle, t) for t in togglers] + [pool.submit(poll, None)]
+        for f in [pool.submit(send, (name, s)) for name, group_senders in senders.items() for s in group_senders]:
+            f.result(timeout=DEADLINE_SECONDS)
+        done.set()
+        for f in background:
+            f.result(timeout=DEADLINE_SECONDS)
+
+    assert failures == []
+    assert len(acknowledged) == 4 * MESSAGES_PER_THREAD
+    inboxes = {u.id: tapi.read_all(u) for u in users}
+    deliveries = Counter()
+    for user_id, inbox in inboxes.items():
+        assert [m["seq"] for m in inbox] == list(range(1, len(inbox) + 1)), f"{user_id}: not gapless"
+        for m in inbox:
+            deliveries[m["message_id"]] += 1
+            sent = acknowledged[m["message_id"]]
+            assert user_id != sent["sender"] and user_id in {u.id for u in members[sent["group"]]}
+    for message_id, sent in acknowledged.items():
+        assert deliveries[message_id] == sent["recipients"], (message_id, sent)
+    togglers_ids = {u.id for u, _ in togglers}
+    for name, group_members in members.items():
+        for member in group_members:
+            if member.id in togglers_ids:
+                continue
+            expected = {m for m, s in acknowledged.items() if s["group"] == name and s["sender"] != member.id}
+            got = {m["message_id"] for m in inboxes[member.id] if acknowledged[m["message_id"]]["group"] == name}
+            assert got == expected, f"steady member {member.name} missed messages of group {name}"
+    assert polled == inboxes[watched.id]  # what the poller saw, while it happened, is the whole inbox in order
