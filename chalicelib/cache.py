@@ -38,7 +38,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .connections import connections_key
 from .redislink import SKIPPED, RedisLink, Script
 
 TICKET_TTL_SECONDS = 60
@@ -98,36 +97,62 @@ if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[4]) end
 return false
 """)
 
-DELIVER = Script("inbox_deliver", _WINDOW + """
--- KEYS: for each recipient its window, then its live WebSocket connections
--- (zset: connection id -> expiry in ms, see connections.py);
--- ARGV: size, ttl, budget, the entry's JSON after its seq, then for each
--- recipient its seq and its user id.
+DELIVER = Script("inbox_deliver", """
+-- KEYS: each recipient's window, inbox:{<user>}; its live WebSocket
+-- connections, ws:{<user>} (zset: connection id -> expiry in ms, see
+-- connections.py), share the hash tag and so the slot, and are named from it
+-- here rather than passed: a group of 10,000 makes every argument count.
+-- ARGV: size, ttl, budget, the entry's JSON after its seq, the recipients'
+-- seqs as one comma-separated text (in KEYS order).
 -- After a commit, for one message: wakes each recipient's long-polls, adds
--- the entry to each window that exists, and returns each recipient's live
--- connection ids (one array per recipient, in KEYS order).
+-- the entry to each window that exists, and returns, flat, the position,
+-- count and ids of every recipient that has live connections (most have none).
 local size, ttl, budget, tail = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local live = {}
-for i = 1, #KEYS / 2 do
-  local key, seq_s, user = KEYS[2 * i - 1], ARGV[3 + 2 * i], ARGV[4 + 2 * i]
-  redis.call('PUBLISH', 'wake:{' .. user .. '}', seq_s)
-  live[i] = redis.call('ZRANGEBYSCORE', KEYS[2 * i], now, '+inf')
-  if redis.call('EXISTS', key) == 1 then
-    local seq = tonumber(seq_s)
-    local newest = tonumber(redis.call('HGET', key, 'm') or 0)
+local out, i = {}, 0
+for seq_s in string.gmatch(ARGV[5], '[^,]+') do
+  i = i + 1
+  local key = KEYS[i]
+  local tag = string.sub(key, 7)  -- inbox:{<user>} -> {<user>}
+  redis.call('PUBLISH', 'wake:' .. tag, seq_s)
+  local live = redis.call('ZRANGEBYSCORE', 'ws:' .. tag, now, '+inf')
+  if #live > 0 then
+    out[#out + 1] = i
+    out[#out + 1] = #live
+    for _, id in ipairs(live) do out[#out + 1] = id end
+  end
+  -- m, l, z and t, b: all nil means the window does not exist (writers never create one)
+  local meta = redis.call('HMGET', key, 'm', 'l', 'z', 't', 'b')
+  if meta[1] or meta[4] or meta[5] then
+    local seq, newest = tonumber(seq_s), tonumber(meta[1] or 0)
     if seq > newest - size then
-      put(key, seq_s, '{"seq":' .. seq_s .. tail)
-      local low = tonumber(redis.call('HGET', key, 'l'))
-      if not low or seq < low then redis.call('HSET', key, 'l', seq) end
+      local entry = '{"seq":' .. seq_s .. tail
+      local bytes = tonumber(meta[3] or 0) + #entry - redis.call('HSTRLEN', key, seq_s)
+      local low = tonumber(meta[2] or seq)
+      if seq < low then low = seq end
       local top = math.max(newest, seq)
-      trim(key, top, top, size, budget)
+      -- the trim of _WINDOW, with the entry's own write folded into one HSET
+      local floor = top - size + 1
+      local drop = {}
+      for s = low, math.min(floor - 1, newest) do drop[#drop + 1] = tostring(s) end
+      for _, f in ipairs(drop) do bytes = bytes - redis.call('HSTRLEN', key, f) end
+      low = math.max(low, floor)
+      if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+      redis.call('HSET', key, seq_s, entry, 'm', top, 'l', low, 'z', bytes)
+      if bytes > budget then  -- over the byte budget: the oldest go first
+        while bytes > budget and low <= top do
+          bytes = bytes - redis.call('HSTRLEN', key, tostring(low))
+          redis.call('HDEL', key, tostring(low))
+          low = low + 1
+        end
+        redis.call('HSET', key, 'l', low, 'z', bytes)
+      end
       redis.call('EXPIRE', key, ttl)
     end
   end
 end
-return live
+return out
 """)
 # Recipients per DELIVER call: a call runs atomically, so a huge group is cut
 # into calls that each keep Redis busy briefly; all go in one round trip.
@@ -223,19 +248,21 @@ class InboxCache:
         if not seqs:
             return {}
         users, tail = list(seqs), entry_tail(item)
-        calls = []
-        for start in range(0, len(users), DELIVER_CHUNK):
-            chunk = users[start:start + DELIVER_CHUNK]
-            keys, args = [], [self._size, self._ttl, self._budget, tail]
-            for u in chunk:
-                keys += (key_for(u), connections_key(u))
-                args += (seqs[u], u)
-            calls.append((keys, args))
+        chunks = [users[start:start + DELIVER_CHUNK] for start in range(0, len(users), DELIVER_CHUNK)]
+        calls = [([key_for(u) for u in chunk],
+                  [self._size, self._ttl, self._budget, tail, ",".join(str(seqs[u]) for u in chunk)])
+                 for chunk in chunks]
         replies = self._link.guard(lambda: self._link.run_many(DELIVER, calls))
         if replies is SKIPPED:
             return None
-        live = (ids for reply in replies for ids in reply)
-        return {u: [c.decode() for c in ids] for u, ids in zip(users, live) if ids}
+        live: Dict[str, List[str]] = {}
+        for chunk, reply in zip(chunks, replies):
+            at = 0
+            while at < len(reply):  # position (1-based), count, ids ...
+                position, count = int(reply[at]), int(reply[at + 1])
+                live[chunk[position - 1]] = [c.decode() for c in reply[at + 2:at + 2 + count]]
+                at += 2 + count
+        return live
 
     def ping(self) -> bool:
         return self._link.ping()

@@ -24,6 +24,7 @@ MAX_CONNECTIONS_PER_USER = 10  # more push to too many devices: the oldest go
 
 
 def connections_key(user_id: str) -> str:
+    # cache.DELIVER names this key from the window's, inbox:{<user_id>}.
     return f"ws:{{{user_id}}}"
 
 

@@ -19,6 +19,9 @@ from .settings import PROJECT_ROOT, Settings
 
 RDS_CA_BUNDLE = "chalicelib/certs/rds-ca-bundle.pem"  # Amazon RDS CAs and Amazon root CAs (RDS Proxy)
 
+# Room for 'user_id:seq,' of the largest group allowed (10,000 members, ~50 bytes each).
+GROUP_CONCAT_BYTES = 4 * 1024 * 1024
+
 # What a driver error means to a unit of work (db.Database.run decides what to do).
 DUPLICATE = "duplicate"  # a unique or primary key already holds the value
 MISSING_REFERENCE = "missing_reference"  # a foreign key points at no row
@@ -154,8 +157,11 @@ class MySQLDialect:
         )
         try:
             with conn.cursor() as cur:
-                # End lock waits (as a retryable error) well before the socket read timeout.
-                cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (self.lock_wait_seconds(),))
+                # End lock waits (as a retryable error) well before the socket read
+                # timeout; let a fan-out's seqs come back as one text (see
+                # InboxCounters.advanced_by; MySQL's default is 1 KB).
+                cur.execute("SET SESSION innodb_lock_wait_timeout = %s, group_concat_max_len = %s",
+                            (self.lock_wait_seconds(), GROUP_CONCAT_BYTES))
             conn.lock_wait = self.lock_wait_seconds()
         except BaseException:
             conn.close()

@@ -95,9 +95,26 @@ class InboxCounters(Repository):
                 " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
                 (message_id, sender_id, group_id, sender_id, message_id))
 
-    def advanced_by(self, *, message_id: str) -> Statement:
-        """(user_id, seq) of every counter `message_id` advanced."""
-        return ("SELECT user_id, last_seq FROM inbox_counters WHERE last_message_id = %s", (message_id,))
+    def advanced_by(self, *, group_id: str, message_id: str) -> Statement:
+        """Every counter of the group's members that `message_id` advanced, as
+        one row of one text, 'user_id:seq,user_id:seq,...' (reading 10,000
+        rows one by one would cost the driver more than the database), or
+        NULL for none. In READ COMMITTED a read of our own updates, no locks."""
+        if self._tx.dialect == "mysql":
+            aggregate = "GROUP_CONCAT(c.user_id, ':', c.last_seq SEPARATOR ',')"
+        else:
+            aggregate = "group_concat(c.user_id || ':' || c.last_seq, ',')"
+        return (f"SELECT {aggregate} FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id"
+                " WHERE m.group_id = %s AND c.last_message_id = %s", (group_id, message_id))
+
+    @staticmethod
+    def seqs_of(result: Result) -> dict:
+        """advanced_by's one row as {user_id: seq}."""
+        text = result.rows[0][0] if result.rows else None
+        if not text:
+            return {}
+        pairs = (pair.split(":") for pair in (text.decode() if isinstance(text, bytes) else text).split(","))
+        return {user_id: int(seq) for user_id, seq in pairs}
 
 
 class Blocks(Repository):
@@ -202,16 +219,21 @@ class Inbox(Repository):
         " FROM inbox i JOIN messages m ON m.id = i.message_id"
     )
 
-    def deliver(self, *, message_id: str, sent_at: datetime, user_id: Optional[str] = None) -> Statement:
-        """An inbox row for every counter `message_id` advanced (of `user_id`
-        only, when given), with the seq it took: the recipients are exactly
-        the counters the message locked."""
+    def deliver(self, *, message_id: str, sent_at: datetime, user_id: Optional[str] = None,
+                group_id: Optional[str] = None) -> Statement:
+        """An inbox row, with the seq it took, for every counter `message_id`
+        advanced: the recipient's (`user_id`) or the group's members'
+        (`group_id`). The recipients are exactly the counters the message
+        advanced. In READ COMMITTED, INSERT ... SELECT reads its source as a
+        consistent read: it locks no row of the counters it reads."""
+        when = to_db_time(sent_at)
         if user_id is not None:
             return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT user_id, last_seq, %s, %s"
                     " FROM inbox_counters WHERE user_id = %s AND last_message_id = %s",
-                    (message_id, to_db_time(sent_at), user_id, message_id))
-        return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT user_id, last_seq, %s, %s"
-                " FROM inbox_counters WHERE last_message_id = %s", (message_id, to_db_time(sent_at), message_id))
+                    (message_id, when, user_id, message_id))
+        return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT c.user_id, c.last_seq, %s, %s"
+                " FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id"
+                " WHERE m.group_id = %s AND c.last_message_id = %s", (message_id, when, group_id, message_id))
 
     def deliveries(self, *, message_id: str) -> int:
         row = self._tx.one("SELECT COUNT(*) FROM inbox WHERE message_id = %s", (message_id,))

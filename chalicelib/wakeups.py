@@ -28,7 +28,7 @@ RECHECK_SECONDS = 1.0  # without Redis: how often a waiter asks the database
 
 
 def channel_for(user_id: str) -> str:
-    # The hash tag matches the user's cache keys: one slot in a cluster.
+    # The hash tag matches the user's cache keys; cache.DELIVER names it the same way.
     return f"wake:{{{user_id}}}"
 
 

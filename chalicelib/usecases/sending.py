@@ -58,10 +58,10 @@ class Sending:
             stored, _, _, seqs = tx.batch([
                 Messages(tx).add_if_member(message=message, client_message_id=client_message_id),
                 counters.advance_members(group_id=group_id, sender_id=sender_id, message_id=message.id),
-                Inbox(tx).deliver(message_id=message.id, sent_at=message.sent_at),
-                counters.advanced_by(message_id=message.id),
+                Inbox(tx).deliver(message_id=message.id, sent_at=message.sent_at, group_id=group_id),
+                counters.advanced_by(group_id=group_id, message_id=message.id),
             ])
-            return dict(seqs.rows) if stored.rowcount == 1 else None
+            return counters.seqs_of(seqs) if stored.rowcount == 1 else None
 
         def unknown(tx: Tx) -> None:
             if not Groups(tx).exists(group_id=group_id):
