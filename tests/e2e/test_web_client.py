@@ -178,11 +178,23 @@ def test_a_direct_chat_is_delivered_live_both_ways_and_shown_as_text(people, tmp
     assert bob.page.locator("#messages img, #messages b").count() == 0  # text, never markup
     expect(bob.conversation(f"d:{alice.user_id}")).to_have_attribute("data-unread", "0")
     expect(bob.page).to_have_title("Messaging")
-    bob.send("Hi Alice!")
-    expect(alice.texts()).to_have_text(["Hello Bob <b>not bold</b> <img src=x>", "Hi Alice!"])
+    box = bob.page.locator("#composer-text")
+    box.press_sequentially("Hi Alice!")
+    box.press("Shift+Enter")  # a new line, not a send
+    box.press_sequentially("Second line")
+    expect(box).to_have_value("Hi Alice!\nSecond line")
+    box.press("Enter")
+    expect(bob.mine().last).to_have_attribute("data-state", "sent")
+    expect(alice.texts()).to_have_text(["Hello Bob <b>not bold</b> <img src=x>", re.compile("Hi Alice!")])
+    assert alice.texts().last.text_content() == "Hi Alice!\nSecond line"
     expect(alice.page.locator("#messages .msg.theirs .who")).to_have_text(["Bob"])
     alice.screenshot(tmp_path, "direct-alice")
     bob.screenshot(tmp_path, "direct-bob")
+
+    alice.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=alice.server.url)
+    alice.page.get_by_role("button", name="Copy").first.click()
+    expect(alice.page.locator("#copy-me-id")).to_have_text("Copied")
+    assert alice.page.evaluate("navigator.clipboard.readText()") == alice.user_id
 
 
 def test_a_group_chat_is_joined_by_id_and_both_see_each_others_messages_live(people, tmp_path):
