@@ -224,7 +224,7 @@
     }
     const saved = await store.load().catch(() => ({ messages: [], conversations: [], cursor: 0, selected: null }));
     const s = {
-      profile, store, abort: new AbortController(), ws: null, transport: 'connecting',
+      profile, store, abort: new AbortController(), ws: null,
       cursor: saved.cursor, conversations: new Map(), messages: new Map(), selected: null,
       outbox: [], pumping: false, catching: null, catchAgain: false, lock: Promise.resolve(),
       errors: new Map(),   // conversation id -> {text, key, error}: shown near the composer
