@@ -3,6 +3,8 @@
 # own user, and redis-server is installed (for `make bench`, also running on
 # 127.0.0.1:6379): use running ones, else start the installed ones, else
 # install mariadb-server / redis-server with apt-get when running as root.
+# The browser tests need Debian's chromium at /usr/bin/chromium: installed the
+# same way, else named (those tests then fail saying so; the rest still run).
 set -euo pipefail
 
 MYSQL_PORT=${TEST_MYSQL_PORT:-3306}
@@ -91,5 +93,16 @@ if [ "${1:-}" = bench ]; then
   else
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >/dev/null
     wait_up Redis "$REDIS_PORT"
+  fi
+fi
+
+# tests/e2e/test_web_client.py drives Debian's chromium through Playwright
+# (Playwright's own browser download is not used); `make bench` needs none.
+if [ "${1:-}" != bench ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    install_pkg chromium
+  else
+    echo "warning: /usr/bin/chromium is missing, so tests/e2e/test_web_client.py will fail:" \
+         "install Debian's chromium (e.g. 'sudo apt-get install chromium')." >&2
   fi
 fi
