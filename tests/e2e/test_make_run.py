@@ -41,7 +41,8 @@ def _post(base: str, path: str, token: Optional[str] = None) -> Tuple[int, Any]:
 def _environment(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "RATE_LIMIT_", "AUTH_", "DB_"))}
     env.pop("DATABASE_URL", None)
-    env.pop("MAKEFLAGS", None)
+    for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):  # under `make test` the inner make would say make[1]
+        env.pop(name, None)
     env.update(extra)
     return env
 

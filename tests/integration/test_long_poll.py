@@ -165,7 +165,7 @@ def test_without_redis_a_waiting_reader_asks_the_database_at_most_once_a_second(
             if r.name == "chalicelib.requests" and "/read_messages" in r.getMessage()][-1]
     # Two reads (before and after the wait, 3 statements each at most) and at
     # most one newest-seq check (a SELECT and its COMMIT) a second.
-    assert 2 * 2 + 2 <= line["db_statements"] <= 2 * 3 + 3 * 2, line
+    assert 2 * 2 + 2 <= line["DbStatements"] <= 2 * 3 + 3 * 2, line
 
 
 def test_with_redis_a_waiting_reader_costs_no_database_statement_while_it_waits(tapi, monkeypatch, caplog,
@@ -183,4 +183,4 @@ def test_with_redis_a_waiting_reader_costs_no_database_statement_while_it_waits(
     api.read(bob, after=0, wait=2)
     line = [json.loads(r.getMessage()) for r in caplog.records
             if r.name == "chalicelib.requests" and "/read_messages" in r.getMessage()][-1]
-    assert line["db_statements"] == 0 and line["cache"] == "hit", line
+    assert line["DbStatements"] == 0 and line["Cache"] == "hit", line
