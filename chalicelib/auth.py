@@ -68,7 +68,7 @@ class TokenSigner:
             raise ConfigError("no token signing secret configured")
         for secret in secrets:
             if len(secret) < MIN_SECRET_CHARS:
-                raise ConfigError(f"token signing secrets must be at least {MIN_SECRET_CHARS} characters")
+                raise ConfigError(f"each token signing secret must be at least {MIN_SECRET_CHARS} characters")
         self._keys: Dict[str, bytes] = {key_id(s): s.encode("utf-8") for s in secrets}
         self._signing_kid = key_id(secrets[0])
 

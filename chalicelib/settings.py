@@ -42,6 +42,30 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _database_url(env: Mapping[str, str]) -> str:
+    """DATABASE_URL, checked for what the app will parse of it later."""
+    from urllib.parse import parse_qs, urlsplit
+
+    url = env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+    if url.startswith("sqlite:///"):
+        if len(url) == len("sqlite:///"):
+            raise ConfigError("DATABASE_URL sqlite:/// needs a file path after it")
+        return url
+    if not url.startswith("mysql://"):
+        raise ConfigError("DATABASE_URL must start with mysql:// or sqlite:///")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError:
+        raise ConfigError("DATABASE_URL has a malformed host or port (mysql://user:pass@host:3306/db)") from None
+    if not parts.path.strip("/"):
+        raise ConfigError("DATABASE_URL must name the database (mysql://user:pass@host:3306/db)")
+    tls = parse_qs(parts.query).get("tls", ["verify"])[-1]
+    if tls not in ("off", "verify"):
+        raise ConfigError("DATABASE_URL's tls must be 'off' or 'verify'")
+    return url
+
+
 def _url(env: Mapping[str, str], name: str, schemes: tuple) -> Optional[str]:
     raw = env.get(name, "").strip()
     if raw and not raw.startswith(schemes):
@@ -94,12 +118,12 @@ class Settings:
             # Anyone could act as anyone: deployed, that takes a second, explicit switch.
             raise ConfigError("AUTH_MODE=none is refused in Lambda unless AUTH_MODE_NONE_IN_LAMBDA=allow is set too")
         return cls(
-            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            database_url=_database_url(env),
             db_secret_arn=env.get("DB_SECRET_ARN", "").strip() or None,
             db_connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 3.0),
             db_read_timeout=_float(env, "DB_READ_TIMEOUT", 10.0),
             db_write_timeout=_float(env, "DB_WRITE_TIMEOUT", 10.0),
-            redis_url=env.get("REDIS_URL", "").strip() or None,
+            redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
             redis_secret_arn=env.get("REDIS_SECRET_ARN", "").strip() or None,
             redis_connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", 0.1),
             redis_timeout=_float(env, "REDIS_TIMEOUT", 0.1),

@@ -29,10 +29,16 @@ _db: Optional[Database] = None
 
 def _signer(settings: Settings, secrets: SecretStore) -> TokenSigner:
     if settings.auth_secret:
-        return TokenSigner(settings.auth_secret.split())  # newest first; older ones still verify
+        try:
+            return TokenSigner(settings.auth_secret.split())  # newest first; older ones still verify
+        except ConfigError as error:
+            raise ConfigError(f"AUTH_SECRET: {error}") from None
     if settings.auth_secret_arn:
         source = RefreshingSigningSecrets(secrets, settings.auth_secret_arn)
-        return TokenSigner(source.load(), reload=lambda: source.load(refresh=True), due=source.due)
+        try:
+            return TokenSigner(source.load(), reload=lambda: source.load(refresh=True), due=source.due)
+        except ConfigError as error:
+            raise ConfigError(f"secret {settings.auth_secret_arn} (AUTH_SECRET_ARN): {error}") from None
     if settings.in_lambda:
         raise ConfigError("AUTH_SECRET or AUTH_SECRET_ARN must be set in Lambda")
     log.warning("AUTH_SECRET is unset: signing tokens with a local development secret in %s", DATA_DIR)
@@ -79,6 +85,7 @@ def build(settings: Settings) -> UseCases:
     if not settings.auth_enabled:
         log.warning("AUTH_MODE=none: authentication is OFF; any caller can act as any user")
     secrets = SecretStore()
+    signer = _signer(settings, secrets)  # first: a bad secret fails before anything is touched
     _db = Database(settings, secrets=secrets)
     if _db.kind == "sqlite":
         # The embedded default has no deploy step: it migrates itself, once
@@ -92,7 +99,7 @@ def build(settings: Settings) -> UseCases:
         pusher=_pusher(settings),
         websocket_url=settings.websocket_url,
         db=_db,
-        signer=_signer(settings, secrets),
+        signer=signer,
         auth_enabled=settings.auth_enabled,
         max_group_members=settings.max_group_members,
         cache=InboxCache(link, size=settings.cache_size, ttl_seconds=settings.cache_ttl_seconds,

@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from chalicelib.settings import ConfigError
+
 from .server import PortInUse, serve
 
 
@@ -19,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     except PortInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -152,6 +152,11 @@ def serve(*, host: str, port: int, stage: str) -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials..." on every start
     websocket_url = _local_environment(host, port)
     app, config = load_app(stage)
+    # Fail fast: a setting the app cannot run with stops the server now, with
+    # one line naming it (ConfigError never quotes the value), not every request later.
+    from chalicelib import wiring
+
+    wiring.service()
     shown = f"[{host}]" if ":" in host else host
     print(f"Serving the API on http://{shown}:{port} and its WebSocket on {websocket_url} "
           f"(stage {stage}; Ctrl-C stops)", flush=True)

@@ -180,3 +180,20 @@ def test_a_venv_made_by_another_python_is_rebuilt(tmp_path):
     assert made_by() == version[1]
     again = _venv(sandbox, second)  # nothing changed: nothing rebuilt or installed
     assert again.returncode == 0 and again.stdout == "", again
+
+
+@pytest.mark.parametrize("setting, value, rule", [
+    ("AUTH_SECRET", "tooshort", "AUTH_SECRET: each token signing secret must be at least 16 characters"),
+    ("DATABASE_URL", "postgres://user:hunter2@db.example/app", "DATABASE_URL must start with mysql:// or sqlite:///"),
+    ("DATABASE_URL", "mysql://user:hunter2@db.example:99999/app", "DATABASE_URL has a malformed host or port"),
+    ("LONG_POLL_MAX_SECONDS", "forever", "LONG_POLL_MAX_SECONDS must be an integer"),
+])
+def test_make_run_with_a_bad_setting_exits_at_once_with_one_line_naming_it_never_its_value(setting, value, rule):
+    result = subprocess.run(["make", "--no-print-directory", "run", f"PORT={free_port()}", "HOST=127.0.0.1"],
+                            cwd=PROJECT_ROOT, env=_environment(**{setting: value}), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    ours = [line for line in (result.stdout + result.stderr).splitlines()
+            if line and not line.startswith(("make: ", "installing "))]
+    assert len(ours) == 1 and ours[0].startswith(f"error: {rule}"), result
+    assert value not in result.stdout + result.stderr and "hunter2" not in result.stdout + result.stderr

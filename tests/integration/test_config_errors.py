@@ -72,3 +72,24 @@ def test_a_bad_setting_is_named_with_its_rule_and_never_its_value():
         with pytest.raises(ConfigError) as err:
             Settings.from_env(env)
         assert str(err.value) == rule and list(env.values())[0] not in str(err.value)
+
+
+def test_in_lambda_a_bad_setting_makes_the_first_request_log_one_line_and_answer_500_with_a_request_id(
+        monkeypatch, caplog, tmp_path):
+    from app import app
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "messaging-test")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    monkeypatch.setenv("AUTH_SECRET", "too-short")
+    wiring.reset()
+    caplog.set_level(logging.INFO)
+    try:
+        response = invoke(app, "/register", {"user_name": "shir"})
+    finally:
+        wiring.reset()
+    assert response["statusCode"] == 500 and response["json"]["Code"] == "InternalServerError"
+    request_id = response["json"]["Message"].rsplit(" ", 1)[1]
+    [line] = [r.getMessage() for r in caplog.records if "configuration error" in r.getMessage()]
+    assert line == (f"configuration error request_id={request_id}: "
+                    "AUTH_SECRET: each token signing secret must be at least 16 characters")
+    assert "too-short" not in "\n".join(r.getMessage() for r in caplog.records)
