@@ -2,7 +2,7 @@
 (chalicelib/web.py) authenticates, sets the status and maps errors."""
 from pathlib import Path
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib import wiring
 from chalicelib.params import (DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS,
@@ -101,6 +101,12 @@ edge.unknown_routes()
 def migrate(event, context):
     """Applies pending schema migrations; `make deploy` invokes it once."""
     return {"applied": wiring.migrate()}
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="purge")
+def purge(event):
+    """Deletes messages older than RETENTION_DAYS, in bounded batches."""
+    return edge.job("purge", lambda: use().retention.purge(), event.context)
 
 
 @app.lambda_function(name="push")

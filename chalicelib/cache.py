@@ -38,6 +38,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink, Script
 
 TICKET_TTL_SECONDS = 60
@@ -263,6 +264,19 @@ class InboxCache:
                 live[chunk[position - 1]] = [c.decode() for c in reply[at + 2:at + 2 + count]]
                 at += 2 + count
         return live
+
+    def forget(self, user_ids: Sequence[str]) -> bool:
+        """Drop these users' windows (they are rebuilt from the database on
+        their next read); False when Redis could not be reached."""
+        keys = [key_for(u) for u in set(user_ids)]
+        if not keys:
+            return True
+
+        def delete() -> None:
+            count_redis_round_trip()
+            self._link.client.delete(*keys)
+
+        return self._link.guard(delete) is not SKIPPED
 
     def ping(self) -> bool:
         return self._link.ping()

@@ -202,6 +202,29 @@ class Messages(Repository):
                 (message.id, message.sender_id, message.group_id, message.body, to_db_time(message.sent_at),
                  client_message_id, message.group_id, message.sender_id))
 
+    def oldest_deliveries(self, *, before: datetime, limit: int) -> List[tuple]:
+        """(user_id, seq, message_id) of up to `limit` inbox rows of the
+        oldest messages sent before `before`, oldest first."""
+        return self._tx.all(
+            "SELECT i.user_id, i.seq, i.message_id FROM messages m JOIN inbox i ON i.message_id = m.id"
+            " WHERE m.sent_at < %s ORDER BY m.sent_at, i.message_id LIMIT %s", (to_db_time(before), limit))
+
+    def undelivered_before(self, *, before: datetime, limit: int) -> List[str]:
+        """Ids of up to `limit` messages sent before `before` that no inbox row references."""
+        return [row[0] for row in self._tx.all(
+            "SELECT m.id FROM messages m WHERE m.sent_at < %s"
+            " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = m.id) ORDER BY m.sent_at LIMIT %s",
+            (to_db_time(before), limit))]
+
+    def remove(self, *, message_ids: Sequence[str]) -> int:
+        """Delete these messages if no inbox row references them any more."""
+        if not message_ids:
+            return 0
+        marks = ", ".join(["%s"] * len(message_ids))
+        return self._tx.execute(
+            f"DELETE FROM messages WHERE id IN ({marks})"
+            " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = messages.id)", tuple(message_ids))
+
     def by_client_id(self, *, sender_id: str, client_message_id: str) -> Optional[StoredMessage]:
         row = self._tx.one(
             "SELECT id, sender_id, recipient_id, group_id, body, sent_at FROM messages"
@@ -234,6 +257,14 @@ class Inbox(Repository):
         return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT c.user_id, c.last_seq, %s, %s"
                 " FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id"
                 " WHERE m.group_id = %s AND c.last_message_id = %s", (message_id, when, group_id, message_id))
+
+    def remove(self, *, rows: Sequence[tuple]) -> int:
+        """Delete these inbox rows, (user_id, seq) each, by their key."""
+        if not rows:
+            return 0
+        marks = ", ".join(["(%s, %s)"] * len(rows))
+        return self._tx.execute(f"DELETE FROM inbox WHERE (user_id, seq) IN ({marks})",
+                                tuple(v for user_id, seq, *_ in rows for v in (user_id, seq)))
 
     def deliveries(self, *, message_id: str) -> int:
         row = self._tx.one("SELECT COUNT(*) FROM inbox WHERE message_id = %s", (message_id,))

@@ -101,6 +101,7 @@ class Settings:
     push_function: Optional[str]  # deployed: the Lambda that posts to @connections
     forget_function: Optional[str]  # deployed: the in-VPC Lambda that forgets gone connections
     push_timeout_seconds: float
+    retention_days: Optional[int]  # None: keep every message
     in_lambda: bool
 
     @property
@@ -144,5 +145,6 @@ class Settings:
             push_function=env.get("PUSH_FUNCTION", "").strip() or None,
             forget_function=env.get("FORGET_FUNCTION", "").strip() or None,
             push_timeout_seconds=_float(env, "PUSH_TIMEOUT_SECONDS", 1.0),
+            retention_days=_int(env, "RETENTION_DAYS", 0, 1, 36_500) or None,
             in_lambda=in_lambda,
         )

@@ -196,6 +196,24 @@ class Edge:
             raise MethodNotAllowed(f"{path} allows GET, HEAD, not {method}", allowed="GET, HEAD")
         return serve()
 
+    def job(self, name: str, run: Callable[[], Any], context: Any) -> Dict[str, Any]:
+        """A scheduled job's invocation: its time budget from the Lambda
+        context, one log line with its result, errors logged like a request's."""
+        timebudget.begin(context)
+        try:
+            result = run()
+            body = result.body() if hasattr(result, "body") else result
+            log.info("job %s: %s", name, json.dumps(body))
+            return body
+        except ConfigError as exc:
+            log.error("configuration error in job %s: %s", name, exc)
+            raise
+        except Exception as exc:
+            _log_unexpected(getattr(context, "aws_request_id", None) or str(uuid.uuid4()), exc)
+            raise
+        finally:
+            timebudget.end()
+
     def unknown_routes(self) -> None:
         """A 404 in the error envelope for every path no route serves."""
 

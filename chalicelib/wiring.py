@@ -98,6 +98,7 @@ def build(settings: Settings) -> UseCases:
         connections=RedisConnections(link) if link else LocalConnections(),
         pusher=_pusher(settings),
         websocket_url=settings.websocket_url,
+        retention_days=settings.retention_days,
         db=_db,
         signer=signer,
         auth_enabled=settings.auth_enabled,

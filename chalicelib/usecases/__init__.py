@@ -11,6 +11,7 @@ from .health import Health
 from .live import Live
 from .membership import Membership
 from .reading import Reading
+from .retention import Retention
 from .sending import Sending
 
 
@@ -25,6 +26,7 @@ class UseCases:
         self.reading = Reading(deps)
         self.health = Health(deps)
         self.live = Live(deps)
+        self.retention = Retention(deps)
 
 
 __all__ = ["Deps", "Limits", "UseCases"]

@@ -44,6 +44,7 @@ class Deps:
     connections: "RedisConnections | LocalConnections" = field(default_factory=LocalConnections)
     pusher: Optional[Any] = None  # push.DirectPusher or push.LambdaPusher
     websocket_url: Optional[str] = None
+    retention_days: Optional[int] = None  # None: keep every message
     now: Callable[[], datetime] = utc_now
 
     def act_as(self, caller: Optional[str], parameter: str, user_id: str) -> None:
