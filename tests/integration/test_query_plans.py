@@ -68,9 +68,9 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
         message=r.StoredMessage("00000000-0000-4000-8000-00000000abcd", ids["alice"], None, ids["group"], "x",
                                 datetime(2024, 7, 1, 9, 10)), client_message_id=None),
     "Messages.oldest_deliveries": lambda tx, ids: r.Messages(tx).oldest_deliveries(
-        before=datetime(2030, 1, 1), limit=1000),
+        before=datetime(2024, 7, 1), limit=1000),
     "Messages.undelivered_before": lambda tx, ids: r.Messages(tx).undelivered_before(
-        before=datetime(2030, 1, 1), limit=1000),
+        before=datetime(2024, 7, 1), limit=1000),
     "Messages.remove": lambda tx, ids: r.Messages(tx).remove(message_ids=[ids["group_message"]]),
     "Inbox.remove": lambda tx, ids: r.Inbox(tx).remove(rows=[(ids["bob"], 1), (ids["carol"], 2)]),
     "Groups.free_seat_of": lambda tx, ids: r.Groups(tx).free_seat_of(group_id=ids["group"], user_id=ids["carol"]),
