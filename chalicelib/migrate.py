@@ -79,6 +79,43 @@ def apply_migrations(db: Database) -> List[str]:
     return applied_now
 
 
+# What the API's database user may do, table by table: the statements the
+# app runs and nothing else (no DDL, no DROP, no access to other tables).
+APP_GRANTS = {
+    "users": "SELECT, INSERT",
+    "inbox_counters": "SELECT, INSERT, UPDATE",
+    "blocks": "SELECT, INSERT, DELETE",
+    "chat_groups": "SELECT, INSERT, UPDATE",
+    "group_members": "SELECT, INSERT, DELETE",
+    "messages": "SELECT, INSERT, DELETE",  # DELETE: retention
+    "inbox": "SELECT, INSERT, DELETE",
+}
+_USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
+
+
+def ensure_app_user(db: Database, *, user: str, password: str) -> None:
+    """Create (or give a new password to) the API's own database user, with
+    only APP_GRANTS on this database's tables. MySQL only: the embedded
+    SQLite file has no users. Run by the migrate Lambda as the admin."""
+    if db.kind != "mysql":
+        return
+    if not _USER_NAME.fullmatch(user):
+        raise ValueError("the app database user's name must be 1-32 letters, digits or _")
+
+    def work(tx: Tx) -> None:
+        database = tx.one("SELECT DATABASE()")[0]
+        # Checked above: safe to quote as is (identifiers cannot be parameters);
+        # %% because the driver formats every statement.
+        account = f"'{user}'@'%%'"
+        tx.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
+        tx.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))  # a rotated secret
+        for table, privileges in APP_GRANTS.items():
+            tx.execute(f"GRANT {privileges} ON `{database}`.`{table}` TO {account}")
+
+    db.run(work, write=True)
+    log.info("the app database user %s has its grants", user)
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     db = Database(Settings.from_env())

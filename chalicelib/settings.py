@@ -77,6 +77,7 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple) -> Optional[str]:
 class Settings:
     database_url: str
     db_secret_arn: Optional[str]
+    app_db_secret_arn: Optional[str]  # the migrate Lambda: the API's own user, to create and grant
     db_connect_timeout: float
     db_read_timeout: float
     db_write_timeout: float
@@ -121,6 +122,7 @@ class Settings:
         return cls(
             database_url=_database_url(env),
             db_secret_arn=env.get("DB_SECRET_ARN", "").strip() or None,
+            app_db_secret_arn=env.get("APP_DB_SECRET_ARN", "").strip() or None,
             db_connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 3.0),
             db_read_timeout=_float(env, "DB_READ_TIMEOUT", 10.0),
             db_write_timeout=_float(env, "DB_WRITE_TIMEOUT", 10.0),

@@ -11,11 +11,11 @@ from .auth import TokenSigner, development_secret
 from .cache import InboxCache
 from .connections import LocalConnections, RedisConnections
 from .db import Database
-from .migrate import apply_migrations
+from .migrate import apply_migrations, ensure_app_user
 from .push import DirectPusher, LambdaPusher, invoke_async, management_url
 from .ratelimit import Limit, RateLimiter
 from .redislink import RedisLink
-from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
+from .secrets import RefreshingSigningSecrets, SecretStore, database_credentials, redis_password
 from .settings import DATA_DIR, ConfigError, Settings
 from .usecases import Deps, Limits, UseCases
 from .wakeups import Wakeups
@@ -111,10 +111,19 @@ def build(settings: Settings) -> UseCases:
 
 
 def migrate() -> List[str]:
-    """Apply pending migrations to the configured database (the `migrate` Lambda)."""
-    db = Database(Settings.from_env(), secrets=SecretStore())
+    """Apply pending migrations to the configured database (the `migrate`
+    Lambda, as the admin), then give the API's own user its grants when
+    APP_DB_SECRET_ARN names its credentials."""
+    settings = Settings.from_env()
+    secrets = SecretStore()
+    db = Database(settings, secrets=secrets)
     try:
-        return apply_migrations(db)
+        applied = apply_migrations(db)
+        if settings.app_db_secret_arn:
+            user, password = database_credentials(settings.app_db_secret_arn,
+                                                  secrets.get(settings.app_db_secret_arn))
+            ensure_app_user(db, user=user, password=password)
+        return applied
     finally:
         db.close()
 
