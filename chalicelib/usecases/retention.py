@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import List, Optional
 
 from .. import timebudget
-from ..db import Tx
 from ..repositories import Inbox, Messages
 from .deps import Deps
 from .results import Result
@@ -58,11 +57,21 @@ class Retention:
             if not self._forget(users):
                 return Purged(rows, messages, batches, False, "the cache could not be reached")
 
-            def delete(tx: Tx, victims: List[tuple] = victims) -> tuple:
-                removed = Inbox(tx).remove(rows=victims)
-                return removed, Messages(tx).remove(message_ids=sorted({m for _, _, m in victims}))
-
-            removed, gone = deps.db.run(delete, write=True)
+            # Whole messages where the batch has all of their rows (it is in
+            # message order, so only the last one may be cut short); a message
+            # with more rows than a batch goes batch by batch.
+            order = list(dict.fromkeys(m for _, _, m in victims))
+            if len(order) > 1 and len(victims) == batch:
+                order.pop()  # the last message's other rows come in the next batch
+            if len(order) == 1 and len(victims) == batch:
+                some = [u for u, _, m in victims if m == order[0]]
+                removed = deps.db.run(
+                    lambda tx: Inbox(tx).remove_some_of(message_id=order[0], user_ids=some), write=True)
+            else:
+                removed = deps.db.run(lambda tx: Inbox(tx).remove_of(message_ids=order), write=True)
+            # Its own short transaction: checking for rows left against the
+            # first one's uncommitted deletes would cost InnoDB far more.
+            gone = deps.db.run(lambda tx: Messages(tx).remove(message_ids=order), write=True)
             self._forget(users)  # a refill that read before the delete may have landed meanwhile
             rows, messages, batches = rows + removed, messages + gone, batches + 1
         while True:  # messages that never had an inbox row (a group send to nobody)

@@ -72,7 +72,9 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Messages.undelivered_before": lambda tx, ids: r.Messages(tx).undelivered_before(
         before=datetime(2024, 7, 1), limit=1000),
     "Messages.remove": lambda tx, ids: r.Messages(tx).remove(message_ids=[ids["group_message"]]),
-    "Inbox.remove": lambda tx, ids: r.Inbox(tx).remove(rows=[(ids["bob"], 1), (ids["carol"], 2)]),
+    "Inbox.remove_of": lambda tx, ids: r.Inbox(tx).remove_of(message_ids=[ids["group_message"]]),
+    "Inbox.remove_some_of": lambda tx, ids: r.Inbox(tx).remove_some_of(message_id=ids["group_message"],
+                                                                       user_ids=[ids["bob"], ids["carol"]]),
     "Groups.free_seat_of": lambda tx, ids: r.Groups(tx).free_seat_of(group_id=ids["group"], user_id=ids["carol"]),
     "Members.is_member": lambda tx, ids: r.Members(tx).is_member(group_id=ids["group"], user_id=ids["bob"]),
     "Members.remove": lambda tx, ids: r.Members(tx).remove(group_id=ids["group"], user_id=ids["carol"]),
