@@ -42,8 +42,13 @@ output "db_name" {
 }
 
 output "db_secret_arn" {
-  description = "ARN of the RDS-managed master user secret (JSON with username and password), for DB_SECRET_ARN."
+  description = "ARN of the RDS-managed master user secret (JSON with username and password): DB_SECRET_ARN of migrate only."
   value       = local.db_secret_arn
+}
+
+output "db_app_secret_arn" {
+  description = "ARN of the secret of the MySQL app user (JSON with username and password; DML on the app's tables only): DB_SECRET_ARN of the API, the WebSocket handlers and forget_connections, APP_DB_SECRET_ARN of migrate, which creates the user."
+  value       = local.db_app_secret_arn
 }
 
 output "redis_endpoint" {
@@ -109,3 +114,4 @@ output "api_reserved_concurrency" {
   description = "Reserved concurrency of the API handler Lambda only (var.api_reserved_concurrency)."
   value       = var.api_reserved_concurrency
 }
+

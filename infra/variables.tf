@@ -188,8 +188,30 @@ variable "skip_final_snapshot" {
   default     = false
 }
 
+variable "db_app_username" {
+  description = "MySQL user the deployed API (and the WebSocket handlers, forget_connections) connects as: DML on the app's tables only. The migrate Lambda, which connects as the master user, creates it and sets its password from the secret db_app_secret_arn (JSON {\"username\", \"password\"}); Terraform writes the password write-only."
+  type        = string
+  default     = "messaging_app"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,31}$", var.db_app_username)) && !contains(["rdsadmin", "root", "admin", "rdsrepladmin", "rdsproxyadmin"], lower(var.db_app_username))
+    error_message = "db_app_username must be 1-32 letters, digits or underscores, start with a letter, and not be a reserved name (rdsadmin, root, admin, rdsrepladmin, rdsproxyadmin)."
+  }
+}
+
+variable "db_app_password_generation" {
+  description = "Increase by one to rotate the app user's password: the apply writes a new random password into its secret and the migrate step of the next make deploy sets it on the user. In between (the minutes of that deploy), a newly started API container reads the new password and cannot connect until migrate has run; running containers keep their connections."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.db_app_password_generation >= 1 && floor(var.db_app_password_generation) == var.db_app_password_generation
+    error_message = "db_app_password_generation must be a positive whole number."
+  }
+}
+
 variable "enable_rds_proxy" {
-  description = "Put an RDS Proxy (TLS required, authenticating with the RDS-managed master secret) in front of the cluster for Lambda connection pooling. db_endpoint then points at the proxy."
+  description = "Put an RDS Proxy (TLS required, authenticating with the RDS-managed master secret and the app user's secret) in front of the cluster for Lambda connection pooling. db_endpoint then points at the proxy."
   type        = bool
   default     = false
 }
@@ -304,7 +326,7 @@ variable "redis_auth_token_generation" {
 }
 
 variable "secret_recovery_window_days" {
-  description = "Days a deleted Secrets Manager secret (Redis AUTH token, token-signing secret) can still be restored. Apply a change before the destroy."
+  description = "Days a deleted Secrets Manager secret (Redis AUTH token, token-signing secret, database app user) can still be restored. Apply a change before the destroy."
   type        = number
   default     = 30
 
@@ -313,3 +335,4 @@ variable "secret_recovery_window_days" {
     error_message = "secret_recovery_window_days must be between 7 and 30."
   }
 }
+
