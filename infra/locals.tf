@@ -54,6 +54,11 @@ locals {
   push_function_name = "${local.name}-push"
   push_function_arn  = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:function:${local.push_function_name}"
 
+  # The alarm topic (monitoring.tf), by name: the KMS key policy (secrets.tf)
+  # names it, and the topic is encrypted with that key, so its ARN cannot be
+  # read off the resource there.
+  alarm_topic_name = "${local.name}-alarms"
+  alarm_topic_arn  = "arn:${local.partition}:sns:${var.region}:${local.account_id}:${local.alarm_topic_name}"
 }
 
 data "aws_caller_identity" "current" {}

@@ -115,3 +115,20 @@ output "api_reserved_concurrency" {
   value       = var.api_reserved_concurrency
 }
 
+# Monitoring (monitoring.tf). The renderer checks the Chalice stage against
+# api_gateway_stage: the API Gateway alarm and widgets select that stage.
+
+output "api_gateway_stage" {
+  description = "API Gateway stage of the REST API that the 5xx alarm and the dashboard watch (var.api_gateway_stage); the renderer requires the Chalice stage's api_gateway_stage to equal it."
+  value       = var.api_gateway_stage
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the SNS topic every alarm notifies (KMS-encrypted); subscribe to it (docs/deploy.md, \"Monitoring\")."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dashboard_name" {
+  description = "Name of the stage's CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}

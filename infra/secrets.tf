@@ -1,8 +1,9 @@
 # One customer managed key for everything at rest here: Aurora storage and
 # Performance Insights, the ElastiCache data, the Secrets Manager secrets
-# (including the RDS-managed master secret) and the CloudWatch log groups.
-# AWS services use it through grants made on the caller's behalf (allowed by
-# the account statement); CloudWatch Logs needs its own statement.
+# (including the RDS-managed master secret), the CloudWatch log groups and
+# the alarm topic (monitoring.tf). AWS services use it through grants made on
+# the caller's behalf (allowed by the account statement); CloudWatch Logs and
+# CloudWatch alarms, which act as service principals, need a statement each.
 
 resource "aws_kms_key" "this" {
   description             = "${local.name}: Aurora, ElastiCache, Secrets Manager and CloudWatch Logs encryption"
@@ -36,6 +37,22 @@ resource "aws_kms_key" "this" {
           ArnLike = {
             "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:*"
           }
+        }
+      },
+      {
+        # An alarm publishing to the encrypted topic: SNS asks KMS for a data
+        # key on the publisher's behalf, and the publisher is CloudWatch's
+        # service principal (SNS guide, "Enable compatibility between event
+        # sources from AWS services and encrypted topics"). Only for this
+        # stack's topic, by the encryption context SNS sets (its ARN is
+        # built in locals.tf: the topic itself depends on this key).
+        Sid       = "CloudWatchAlarmsPublishToTheAlarmTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "kms:EncryptionContext:aws:sns:topicArn" = local.alarm_topic_arn }
         }
       },
     ]
