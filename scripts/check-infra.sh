@@ -26,7 +26,8 @@
 #      migrate's the master's with APP_DB_SECRET_ARN, none on push),
 #      each function's policy (push: ManageConnections on that API and
 #      invoking forget_connections; the API and WebSocket handlers: invoking
-#      push; the rest neither), the WebSocket API with its three routes, the
+#      push; the rest neither), the REST API's name and stage as the alarms
+#      select them, the WebSocket API with its three routes, the
 #      API handler's 25 s timeout and the sample's reserved concurrency (on no
 #      other function), a log group in some policy for every function, and
 #      deployment.zip the RDS CA bundle
@@ -332,6 +333,14 @@ for document in (api, default):
     assert grants(document, "secretsmanager:GetSecretValue") == [
         app_user, values["redis_secret_arn"], values["auth_secret_arn"]], grants(document, "secretsmanager:GetSecretValue")
 
+# The REST API the API Gateway alarm and widgets select (infra/monitoring.tf):
+# ApiName is the swagger title, the app's name (name_prefix there), and the
+# stage the output api_gateway_stage the renderer put into the Chalice stage.
+rest = resources["RestAPI"]["Properties"]
+name_prefix = values["lambda_log_group_name"].split("/")[-1].removesuffix("-" + values["stage"])
+assert rest["DefinitionBody"]["info"]["title"] == name_prefix, rest["DefinitionBody"]["info"]["title"]
+assert rest["StageName"] == values["api_gateway_stage"] == stage["api_gateway_stage"], rest["StageName"]
+
 # The WebSocket API, its stage and a route per handler, each to its function.
 ws = resources["WebsocketAPI"]
 assert ws["Type"] == "AWS::ApiGatewayV2::Api" and ws["Properties"]["ProtocolType"] == "WEBSOCKET", ws
@@ -389,6 +398,8 @@ for name, props in sorted(functions.items()):
           + f"{len(props['Environment']['Variables'])} environment variables "
           f"(database user: {'app' if db_user[name] == app_user else 'master' if db_user[name] else 'none'}), "
           f"role {props['Role']['Fn::GetAtt'][0]} = {expected[name][1]}")
+print(f"   sam.json: RestAPI named {rest['DefinitionBody']['info']['title']}, stage {rest['StageName']} "
+      "(what the API Gateway alarm and widgets select)")
 print(f"   sam.json: WebsocketAPI (rendered with the id {ws_id} of the deployed sample), routes {', '.join(sorted(routes))}, stage api")
 print(f"   deployment.zip: {len(names)} files, {(out / 'deployment.zip').stat().st_size // 1024} KiB, "
       f"CA bundle with {bundle.count(b'BEGIN CERTIFICATE')} certificates")

@@ -9,7 +9,9 @@
 Writes five files of the project's .chalice directory:
 
 * config.json: the stage (default `prod`) gets the VPC config (subnet_ids,
-  security_group_ids), the environment (DATABASE_URL without credentials, REDIS_URL,
+  security_group_ids), the API Gateway stage (output api_gateway_stage, which
+  the alarms watch: a different api_gateway_stage already set is refused),
+  the environment (DATABASE_URL without credentials, REDIS_URL,
   REDIS_SECRET_ARN, AUTH_SECRET_ARN, AUTH_MODE, the production rate limits,
   LONG_POLL_MAX_SECONDS, PUSH_FUNCTION, FORGET_FUNCTION and, with
   --websocket-api-id, WEBSOCKET_URL), autogen_policy false with
@@ -142,6 +144,8 @@ _KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9
 _FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # API Gateway ids: lowercase letters and digits (10 of them in practice).
 _API_ID = re.compile(r"^[a-z0-9]{1,32}$")
+# API Gateway stage names (var.api_gateway_stage in infra/variables.tf).
+_API_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class OutputError(ValueError):
@@ -216,6 +220,7 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "migrate_log_group_name": _string(_LOG_GROUP),
     "function_log_group_names": _log_groups,
     "push_function_name": _string(_FUNCTION),
+    "api_gateway_stage": _string(_API_STAGE),
     # The same bounds as the variables' validation in infra/variables.tf.
     "api_throttle_rate_limit": _rate,
     "api_throttle_burst_limit": _whole(1, 5_000),
@@ -412,7 +417,13 @@ def policy_file_name(stage_name: str, function: str) -> str:
 def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str, stage_name: str,
                  app_name: str, websocket_api_id: Optional[str]) -> Dict[str, Any]:
     stage = dict(existing)
-    stage.setdefault("api_gateway_stage", "api")
+    # The stage the API Gateway alarm and widgets watch (infra/monitoring.tf):
+    # set it where none is, refuse another one (they would watch nothing).
+    stage.setdefault("api_gateway_stage", out["api_gateway_stage"])
+    if stage["api_gateway_stage"] != out["api_gateway_stage"]:
+        raise OutputError(f"the Chalice stage has api_gateway_stage {stage['api_gateway_stage']!r} but Terraform's "
+                          f"alarms watch {out['api_gateway_stage']!r}: set api_gateway_stage = "
+                          f"\"{stage['api_gateway_stage']}\" in infra/ (terraform.tfvars) and apply")
     stage["autogen_policy"] = False
     # The default for every function without one of its own
     # (forget_connections, any added later): in the VPC, no push, no master secret.

@@ -78,6 +78,12 @@ def write_config(project: Path, cfg: Dict[str, Any]) -> None:
     (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
 
+def with_api_gateway_stage(name: str) -> Dict[str, Any]:
+    outputs = copy.deepcopy(sample())
+    outputs["api_gateway_stage"]["value"] = name
+    return outputs
+
+
 def scoped(cfg: Dict[str, Any], function: str):
     """How Chalice itself reads the rendered file for one function
     (chalice/config.py: _chain_lookup, the function's entry first, then the
@@ -222,11 +228,22 @@ def test_the_websocket_url_uses_the_stage_api_gateway_stage(project: Path):
     cfg = config(project)
     cfg["stages"]["prod"] = {"api_gateway_stage": "v1"}
     write_config(project, cfg)
-    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    assert run(project, "--websocket-api-id", API_ID, outputs=with_api_gateway_stage("v1")).returncode == 0
     env = config(project)["stages"]["prod"]["environment_variables"]
     assert env["WEBSOCKET_URL"] == f"wss://{API_ID}.execute-api.us-east-1.amazonaws.com/v1"
     assert statements(project, "-push")["ManageOwnConnections"]["Resource"][0].startswith(
         f"arn:aws:execute-api:us-east-1:123456789012:{API_ID}/v1/POST/@connections/")
+
+
+def test_the_api_gateway_stage_is_the_one_the_alarms_watch(project: Path):
+    # Unset: the output's (var.api_gateway_stage, what monitoring.tf watches).
+    assert run(project, outputs=with_api_gateway_stage("v2")).returncode == 0
+    assert config(project)["stages"]["prod"]["api_gateway_stage"] == "v2"
+    # Set to another: refused, nothing written (the alarms would watch nothing).
+    before = (project / ".chalice" / "config.json").read_bytes()
+    result = run(project)
+    assert result.returncode == 1 and 'set api_gateway_stage = "v2" in infra/' in result.stderr
+    assert (project / ".chalice" / "config.json").read_bytes() == before
 
 
 def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: Path):
@@ -288,7 +305,7 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
         },
     }
     write_config(project, cfg)
-    assert run(project).returncode == 0
+    assert run(project, outputs=with_api_gateway_stage("v1")).returncode == 0
     prod = config(project)["stages"]["prod"]
     assert prod["api_gateway_stage"] == "v1"
     assert prod["tags"] == {"team": "messaging"}
@@ -486,6 +503,8 @@ def test_running_twice_changes_nothing(project: Path):
     (lambda o: o.pop("db_app_secret_arn"), "missing outputs: db_app_secret_arn"),
     (lambda o: o["db_app_secret_arn"].update(value=o["db_app_secret_arn"]["value"].replace("us-east-1", "eu-west-1")),
      "disagree on the region"),
+    (lambda o: o.pop("api_gateway_stage"), "missing outputs: api_gateway_stage"),
+    (lambda o: o["api_gateway_stage"].update(value="api/v1"), "unexpected form"),
     (lambda o: o.pop("api_reserved_concurrency"), "missing outputs: api_reserved_concurrency"),
     (lambda o: o["api_reserved_concurrency"].update(value=0), "whole number from 1 to 1000"),
     (lambda o: o["api_reserved_concurrency"].update(value=2.5), "whole number from 1 to 1000"),
