@@ -220,11 +220,20 @@ resource "aws_db_proxy" "this" {
   idle_client_timeout    = 1800
   debug_logging          = false # would log SQL text, i.e. message bodies
 
+  # One entry per user that connects through the proxy: migrate as the
+  # master user, the API as the app user (created by migrate).
   auth {
     auth_scheme = "SECRETS"
     description = "RDS-managed master user secret"
     iam_auth    = "DISABLED"
     secret_arn  = local.db_secret_arn
+  }
+
+  auth {
+    auth_scheme = "SECRETS"
+    description = "App user (DML only) secret"
+    iam_auth    = "DISABLED"
+    secret_arn  = local.db_app_secret_arn
   }
 }
 
@@ -267,6 +276,8 @@ resource "aws_iam_role" "proxy" {
 resource "aws_iam_role_policy" "proxy" {
   count = var.enable_rds_proxy ? 1 : 0
 
+  # The name predates the app user's secret; kept, since renaming an inline
+  # policy replaces it (a moment in which the proxy could read neither).
   name = "read-master-secret"
   role = aws_iam_role.proxy[0].id
 
@@ -274,13 +285,13 @@ resource "aws_iam_role_policy" "proxy" {
     Version = "2012-10-17"
     Statement = [
       {
-        Sid      = "ReadMasterSecret"
+        Sid      = "ReadDatabaseSecrets"
         Effect   = "Allow"
         Action   = "secretsmanager:GetSecretValue"
-        Resource = local.db_secret_arn
+        Resource = [local.db_secret_arn, local.db_app_secret_arn]
       },
       {
-        Sid       = "DecryptMasterSecret"
+        Sid       = "DecryptDatabaseSecrets"
         Effect    = "Allow"
         Action    = "kms:Decrypt"
         Resource  = aws_kms_key.this.arn

@@ -31,8 +31,12 @@ locals {
   # The RDS-managed master user secret (username/password JSON), rotated by RDS.
   db_secret_arn = aws_rds_cluster.this.master_user_secret[0].secret_arn
 
+  # The MySQL user the API connects as (DML only); migrate creates it.
+  db_app_secret_arn = aws_secretsmanager_secret.db_app.arn
+
   app_secret_arns = [
     local.db_secret_arn,
+    local.db_app_secret_arn,
     aws_secretsmanager_secret.redis_auth.arn,
     aws_secretsmanager_secret.auth.arn,
   ]
@@ -49,6 +53,12 @@ locals {
   # (network.tf): the API hands posting to it asynchronously.
   push_function_name = "${local.name}-push"
   push_function_arn  = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:function:${local.push_function_name}"
+
+  # The alarm topic (monitoring.tf), by name: the KMS key policy (secrets.tf)
+  # names it, and the topic is encrypted with that key, so its ARN cannot be
+  # read off the resource there.
+  alarm_topic_name = "${local.name}-alarms"
+  alarm_topic_arn  = "arn:${local.partition}:sns:${var.region}:${local.account_id}:${local.alarm_topic_name}"
 }
 
 data "aws_caller_identity" "current" {}

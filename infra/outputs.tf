@@ -42,8 +42,13 @@ output "db_name" {
 }
 
 output "db_secret_arn" {
-  description = "ARN of the RDS-managed master user secret (JSON with username and password), for DB_SECRET_ARN."
+  description = "ARN of the RDS-managed master user secret (JSON with username and password): DB_SECRET_ARN of migrate only."
   value       = local.db_secret_arn
+}
+
+output "db_app_secret_arn" {
+  description = "ARN of the secret of the MySQL app user (JSON with username and password; DML on the app's tables only): DB_SECRET_ARN of the API, the WebSocket handlers and forget_connections, APP_DB_SECRET_ARN of migrate, which creates the user."
+  value       = local.db_app_secret_arn
 }
 
 output "redis_endpoint" {
@@ -108,4 +113,22 @@ output "api_throttle_burst_limit" {
 output "api_reserved_concurrency" {
   description = "Reserved concurrency of the API handler Lambda only (var.api_reserved_concurrency)."
   value       = var.api_reserved_concurrency
+}
+
+# Monitoring (monitoring.tf). The renderer checks the Chalice stage against
+# api_gateway_stage: the API Gateway alarm and widgets select that stage.
+
+output "api_gateway_stage" {
+  description = "API Gateway stage of the REST API that the 5xx alarm and the dashboard watch (var.api_gateway_stage); the renderer requires the Chalice stage's api_gateway_stage to equal it."
+  value       = var.api_gateway_stage
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the SNS topic every alarm notifies (KMS-encrypted); subscribe to it (docs/deploy.md, \"Monitoring\")."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dashboard_name" {
+  description = "Name of the stage's CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
 }

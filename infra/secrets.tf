@@ -1,8 +1,9 @@
 # One customer managed key for everything at rest here: Aurora storage and
 # Performance Insights, the ElastiCache data, the Secrets Manager secrets
-# (including the RDS-managed master secret) and the CloudWatch log groups.
-# AWS services use it through grants made on the caller's behalf (allowed by
-# the account statement); CloudWatch Logs needs its own statement.
+# (including the RDS-managed master secret), the CloudWatch log groups and
+# the alarm topic (monitoring.tf). AWS services use it through grants made on
+# the caller's behalf (allowed by the account statement); CloudWatch Logs and
+# CloudWatch alarms, which act as service principals, need a statement each.
 
 resource "aws_kms_key" "this" {
   description             = "${local.name}: Aurora, ElastiCache, Secrets Manager and CloudWatch Logs encryption"
@@ -36,6 +37,22 @@ resource "aws_kms_key" "this" {
           ArnLike = {
             "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:*"
           }
+        }
+      },
+      {
+        # An alarm publishing to the encrypted topic: SNS asks KMS for a data
+        # key on the publisher's behalf, and the publisher is CloudWatch's
+        # service principal (SNS guide, "Enable compatibility between event
+        # sources from AWS services and encrypted topics"). Only for this
+        # stack's topic, by the encryption context SNS sets (its ARN is
+        # built in locals.tf: the topic itself depends on this key).
+        Sid       = "CloudWatchAlarmsPublishToTheAlarmTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "kms:EncryptionContext:aws:sns:topicArn" = local.alarm_topic_arn }
         }
       },
     ]
@@ -122,4 +139,45 @@ resource "aws_secretsmanager_secret_version" "redis_auth" {
   secret_string_wo = random_password.redis_auth.result
   # A new token generation writes a new version (replacing this one).
   secret_string_wo_version = var.redis_auth_token_generation
+}
+
+# ---------------------------------------------------------------- database app user
+
+# DB_SECRET_ARN of the API, the WebSocket handlers and forget_connections;
+# APP_DB_SECRET_ARN of migrate, which connects as the master user and creates
+# this user (DML on the app's tables only) with the password found here. The
+# same JSON as the RDS-managed master secret, {"username", "password"}, which
+# chalicelib/secrets.py reads, and which an RDS Proxy auth entry requires.
+#
+# Kept out of plan and state as the signing secret is: an ephemeral password
+# written through the write-only secret_string_wo (jsonencode of an ephemeral
+# value is ephemeral too). Letters and digits only: no quoting in SQL or JSON.
+ephemeral "random_password" "db_app" {
+  length  = 32
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "db_app" {
+  #checkov:skip=CKV2_AWS_57:Rotated by Terraform and migrate, not a rotation Lambda: bumping db_app_password_generation writes a new password here and the next make deploy runs migrate, which sets it on the user (ALTER USER).
+  name_prefix             = "${local.name}/db-app-user-"
+  description             = "${local.name}: MySQL user of the API (DML only), JSON username and password"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "db_app" {
+  secret_id = aws_secretsmanager_secret.db_app.id
+  secret_string_wo = jsonencode({
+    username = var.db_app_username
+    password = ephemeral.random_password.db_app.result
+  })
+  # A new generation (or a new user name) writes a new version.
+  secret_string_wo_version = var.db_app_password_generation
+
+  lifecycle {
+    precondition {
+      condition     = lower(var.db_app_username) != lower(var.db_master_username)
+      error_message = "db_app_username must differ from db_master_username: the API must not connect as the master user."
+    }
+  }
 }

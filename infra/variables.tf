@@ -188,8 +188,30 @@ variable "skip_final_snapshot" {
   default     = false
 }
 
+variable "db_app_username" {
+  description = "MySQL user the deployed API (and the WebSocket handlers, forget_connections) connects as: DML on the app's tables only. The migrate Lambda, which connects as the master user, creates it and sets its password from the secret db_app_secret_arn (JSON {\"username\", \"password\"}); Terraform writes the password write-only."
+  type        = string
+  default     = "messaging_app"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,31}$", var.db_app_username)) && !contains(["rdsadmin", "root", "admin", "rdsrepladmin", "rdsproxyadmin"], lower(var.db_app_username))
+    error_message = "db_app_username must be 1-32 letters, digits or underscores, start with a letter, and not be a reserved name (rdsadmin, root, admin, rdsrepladmin, rdsproxyadmin)."
+  }
+}
+
+variable "db_app_password_generation" {
+  description = "Increase by one to rotate the app user's password: the apply writes a new random password into its secret and the migrate step of the next make deploy sets it on the user. In between (the minutes of that deploy), a newly started API container reads the new password and cannot connect until migrate has run; running containers keep their connections."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.db_app_password_generation >= 1 && floor(var.db_app_password_generation) == var.db_app_password_generation
+    error_message = "db_app_password_generation must be a positive whole number."
+  }
+}
+
 variable "enable_rds_proxy" {
-  description = "Put an RDS Proxy (TLS required, authenticating with the RDS-managed master secret) in front of the cluster for Lambda connection pooling. db_endpoint then points at the proxy."
+  description = "Put an RDS Proxy (TLS required, authenticating with the RDS-managed master secret and the app user's secret) in front of the cluster for Lambda connection pooling. db_endpoint then points at the proxy."
   type        = bool
   default     = false
 }
@@ -304,12 +326,147 @@ variable "redis_auth_token_generation" {
 }
 
 variable "secret_recovery_window_days" {
-  description = "Days a deleted Secrets Manager secret (Redis AUTH token, token-signing secret) can still be restored. Apply a change before the destroy."
+  description = "Days a deleted Secrets Manager secret (Redis AUTH token, token-signing secret, database app user) can still be restored. Apply a change before the destroy."
   type        = number
   default     = 30
 
   validation {
     condition     = var.secret_recovery_window_days >= 7 && var.secret_recovery_window_days <= 30
     error_message = "secret_recovery_window_days must be between 7 and 30."
+  }
+}
+
+# ---------------------------------------------------------------- monitoring (monitoring.tf)
+
+variable "alarm_email" {
+  description = "Address subscribed by email to the alarm topic (every alarm's ALARM and OK notifications); SNS mails a confirmation link first, and nothing arrives until it is clicked. Empty: no subscription (subscribe by hand, docs/deploy.md, \"Monitoring\")."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alarm_email == "" || can(regex("^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$", var.alarm_email))
+    error_message = "alarm_email must be empty or an email address."
+  }
+}
+
+variable "api_gateway_stage" {
+  description = "API Gateway stage of the Chalice REST API (api_gateway_stage of the Chalice stage, Chalice's default api). The API Gateway alarm and widgets select it by the Stage dimension; the renderer refuses a Chalice stage whose api_gateway_stage differs, and sets it where none is set."
+  type        = string
+  default     = "api"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.api_gateway_stage))
+    error_message = "api_gateway_stage must be 1-128 letters, digits, hyphens or underscores."
+  }
+}
+
+variable "alarm_5xx_rate_percent" {
+  description = "API 5xx alarm: share of the REST API's requests answered with a 5xx (API Gateway 5XXError / Count, 5-minute periods) above which it alarms, in percent, when 2 of 3 periods exceed it."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.alarm_5xx_rate_percent > 0 && var.alarm_5xx_rate_percent <= 100
+    error_message = "alarm_5xx_rate_percent must be greater than 0 and at most 100."
+  }
+}
+
+variable "alarm_5xx_min_requests" {
+  description = "API 5xx alarm: fewest requests in a 5-minute period for the rate to count; a quieter period counts as healthy (one failed request out of three is not an outage worth a page)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.alarm_5xx_min_requests >= 1 && floor(var.alarm_5xx_min_requests) == var.alarm_5xx_min_requests
+    error_message = "alarm_5xx_min_requests must be a whole number of at least 1."
+  }
+}
+
+variable "alarm_latency_p99_ms" {
+  description = "Latency alarms: p99 of the app's own per-request Latency (EMF metric Messaging/Latency of one route, 5-minute periods) above which a route's alarm fires, in milliseconds, when 3 periods in a row exceed it."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.alarm_latency_p99_ms >= 10 && var.alarm_latency_p99_ms <= 29000
+    error_message = "alarm_latency_p99_ms must be from 10 to 29000 (API Gateway's 29 s integration timeout)."
+  }
+}
+
+variable "alarm_latency_routes" {
+  description = "Routes with a p99 latency alarm each (Route dimension of the EMF metrics, the Chalice route pattern). Not /read_messages: a long-poll waits up to 20 s by design, so its latency says nothing about health (the dashboard shows it)."
+  type        = list(string)
+  default     = ["/register", "/send", "/send_group", "/block", "/create_group", "/update_group", "/connect_ticket"]
+
+  validation {
+    # Distinct also once "/" becomes "-" and braces go: that is the alarm's name (monitoring.tf).
+    condition     = length(var.alarm_latency_routes) <= 20 && length(distinct([for r in var.alarm_latency_routes : trim(replace(replace(replace(r, "/", "-"), "{", ""), "}", ""), "-")])) == length(var.alarm_latency_routes) && alltrue([for r in var.alarm_latency_routes : can(regex("^/[A-Za-z0-9_/{}-]*$", r))])
+    error_message = "alarm_latency_routes must list at most 20 route patterns, each starting with /, that stay distinct with / read as - (they name the alarms)."
+  }
+}
+
+variable "alarm_latency_min_requests" {
+  description = "Latency alarms: fewest requests to a route in a 5-minute period for its p99 to count; below that the p99 is the slowest of a handful (a cold connection), not a trend."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.alarm_latency_min_requests >= 1 && floor(var.alarm_latency_min_requests) == var.alarm_latency_min_requests
+    error_message = "alarm_latency_min_requests must be a whole number of at least 1."
+  }
+}
+
+variable "alarm_lambda_errors" {
+  description = "Lambda errors alarms (one per function: API, migrate, push, forget_connections, the three WebSocket handlers): function errors (Lambda Errors: crashes, timeouts, out of memory; the app's own 4xx/5xx answers are not errors) in a 5-minute period above which it alarms."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.alarm_lambda_errors >= 0 && floor(var.alarm_lambda_errors) == var.alarm_lambda_errors
+    error_message = "alarm_lambda_errors must be a whole number of at least 0."
+  }
+}
+
+variable "alarm_api_throttles" {
+  description = "API throttles alarm: invocations of the API Lambda refused in a 5-minute period (Lambda Throttles: all api_reserved_concurrency containers busy) above which it alarms."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.alarm_api_throttles >= 0 && floor(var.alarm_api_throttles) == var.alarm_api_throttles
+    error_message = "alarm_api_throttles must be a whole number of at least 0."
+  }
+}
+
+variable "alarm_aurora_acu_percent" {
+  description = "Aurora capacity alarm (one per instance): ServerlessDatabaseCapacity as a percentage of aurora_max_acu above which it alarms, averaged over 5 minutes, 3 periods in a row."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.alarm_aurora_acu_percent >= 50 && var.alarm_aurora_acu_percent <= 100
+    error_message = "alarm_aurora_acu_percent must be from 50 to 100."
+  }
+}
+
+variable "alarm_db_connections" {
+  description = "Aurora connections alarm (one per instance): DatabaseConnections (the 5-minute maximum, 2 of 3 periods) above which it alarms. The API opens at most api_reserved_concurrency connections and migrate one, so it must be above api_reserved_concurrency + 1; more means another client, a leak, or a raised concurrency."
+  type        = number
+  default     = 75
+
+  validation {
+    condition     = var.alarm_db_connections >= 2 && floor(var.alarm_db_connections) == var.alarm_db_connections
+    error_message = "alarm_db_connections must be a whole number of at least 2."
+  }
+}
+
+variable "alarm_redis_memory_percent" {
+  description = "Redis memory alarm (one per node): DatabaseMemoryUsagePercentage (used memory of maxmemory) above which it alarms, averaged over 5 minutes, 3 periods in a row."
+  type        = number
+  default     = 80
+
+  validation {
+    condition     = var.alarm_redis_memory_percent >= 10 && var.alarm_redis_memory_percent <= 100
+    error_message = "alarm_redis_memory_percent must be from 10 to 100."
   }
 }

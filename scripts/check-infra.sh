@@ -21,10 +21,13 @@
 #      the sample rendered into it, with the WebSocket API id that
 #      scripts/deploy.py reads from the recorded .chalice/deployed sample;
 #      sam.json must carry the VPC config on every function but push and none
-#      on push, the environment (rate limits, push settings, WEBSOCKET_URL),
+#      on push, the environment (rate limits, push settings, WEBSOCKET_URL,
+#      each function's database user: DB_SECRET_ARN the app user's secret,
+#      migrate's the master's with APP_DB_SECRET_ARN, none on push),
 #      each function's policy (push: ManageConnections on that API and
 #      invoking forget_connections; the API and WebSocket handlers: invoking
-#      push; the rest neither), the WebSocket API with its three routes, the
+#      push; the rest neither), the REST API's name and stage as the alarms
+#      select them, the WebSocket API with its three routes, the
 #      API handler's 25 s timeout and the sample's reserved concurrency (on no
 #      other function), a log group in some policy for every function, and
 #      deployment.zip the RDS CA bundle
@@ -251,22 +254,28 @@ project, out, sample, ws_id = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.arg
 values = {k: v["value"] for k, v in json.loads(sample.read_text()).items()}
 stage = json.loads((project / ".chalice/config.json").read_text())["stages"]["prod"]
 policies = {f: json.loads((project / ".chalice" / f).read_text())
-            for f in ("policy-prod.json", "policy-prod-api.json", "policy-prod-push.json")}
+            for f in ("policy-prod.json", "policy-prod-migrate.json", "policy-prod-api.json", "policy-prod-push.json")}
 sam = json.loads((out / "sam.json").read_text())
 resources = sam["Resources"]
 prefix = "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod"
 
-# Every Lambda of the app, by its sam.json name: its Chalice name and the
-# policy file its role must hold exactly.
+# Every Lambda of the app, by its sam.json name: the suffix of its function
+# name, the policy file its role must hold exactly, and its Chalice name.
 expected = {
-    "APIHandler": ("", "policy-prod-api.json"),
-    "WebsocketConnect": ("-websocket_connect", "policy-prod-api.json"),
-    "WebsocketMessage": ("-websocket_message", "policy-prod-api.json"),
-    "WebsocketDisconnect": ("-websocket_disconnect", "policy-prod-api.json"),
-    "Migrate": ("-migrate", "policy-prod.json"),
-    "ForgetConnections": ("-forget_connections", "policy-prod.json"),
-    "Push": ("-push", "policy-prod-push.json"),
+    "APIHandler": ("", "policy-prod-api.json", "api_handler"),
+    "WebsocketConnect": ("-websocket_connect", "policy-prod-api.json", "websocket_connect"),
+    "WebsocketMessage": ("-websocket_message", "policy-prod-api.json", "websocket_message"),
+    "WebsocketDisconnect": ("-websocket_disconnect", "policy-prod-api.json", "websocket_disconnect"),
+    "Migrate": ("-migrate", "policy-prod-migrate.json", "migrate"),
+    "ForgetConnections": ("-forget_connections", "policy-prod.json", "forget_connections"),
+    "Push": ("-push", "policy-prod-push.json", "push"),
 }
+# The database user each function connects as (DB_SECRET_ARN): the app user
+# (DML only) wherever requests are served, the master user in migrate alone,
+# which creates the app user from APP_DB_SECRET_ARN; push has no database.
+master, app_user = values["db_secret_arn"], values["db_app_secret_arn"]
+db_user = {name: app_user for name in expected}
+db_user.update(Migrate=master, Push=None)
 functions = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
 assert set(functions) == set(expected), sorted(functions)
 roles = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
@@ -279,11 +288,15 @@ for name, props in functions.items():
     else:
         assert props.get("VpcConfig") == vpc, (name, props.get("VpcConfig"))
     env = props["Environment"]["Variables"]
-    assert env == stage["environment_variables"], (name, env)
-    for var in ("DATABASE_URL", "DB_SECRET_ARN", "REDIS_URL", "REDIS_SECRET_ARN", "AUTH_SECRET_ARN", "AUTH_MODE",
+    # The stage's environment with the function's own merged over it.
+    own = (stage["lambda_functions"].get(expected[name][2]) or {}).get("environment_variables") or {}
+    assert env == {**stage["environment_variables"], **own}, (name, env)
+    for var in ("DATABASE_URL", "REDIS_URL", "REDIS_SECRET_ARN", "AUTH_SECRET_ARN", "AUTH_MODE",
                 "RATE_LIMIT_SENDS_PER_MINUTE", "RATE_LIMIT_READS_PER_MINUTE", "RATE_LIMIT_WRITES_PER_MINUTE",
                 "RATE_LIMIT_REGISTRATIONS_PER_HOUR", "LONG_POLL_MAX_SECONDS"):
         assert env.get(var), (name, var)
+    assert env.get("DB_SECRET_ARN") == db_user[name], (name, env.get("DB_SECRET_ARN"))
+    assert env.get("APP_DB_SECRET_ARN") == (app_user if name == "Migrate" else None), (name, env.get("APP_DB_SECRET_ARN"))
     assert (env["PUSH_FUNCTION"], env["FORGET_FUNCTION"]) == (values["push_function_name"],
                                                               "messaging-prod-forget_connections"), name
     assert env["WEBSOCKET_URL"] == f"wss://{ws_id}.execute-api.us-east-1.amazonaws.com/api", env["WEBSOCKET_URL"]
@@ -311,6 +324,22 @@ assert grants(api, "lambda:InvokeFunction") == [f"{prefix}-push", f"{prefix}-pus
 assert not grants(api, "execute-api:ManageConnections") and not grants(default, "execute-api:ManageConnections")
 assert not grants(default, "lambda:InvokeFunction")
 assert not grants(push, "secretsmanager:GetSecretValue") and not grants(push, "ec2:CreateNetworkInterface")
+# Each role reads the database secret its function's DB_SECRET_ARN names, and
+# only migrate's the master secret (so a compromised API cannot become it).
+migrate = policies["policy-prod-migrate.json"]
+assert grants(migrate, "secretsmanager:GetSecretValue") == [master, app_user], grants(migrate, "secretsmanager:GetSecretValue")
+assert not grants(migrate, "lambda:InvokeFunction") and not grants(migrate, "execute-api:ManageConnections")
+for document in (api, default):
+    assert grants(document, "secretsmanager:GetSecretValue") == [
+        app_user, values["redis_secret_arn"], values["auth_secret_arn"]], grants(document, "secretsmanager:GetSecretValue")
+
+# The REST API the API Gateway alarm and widgets select (infra/monitoring.tf):
+# ApiName is the swagger title, the app's name (name_prefix there), and the
+# stage the output api_gateway_stage the renderer put into the Chalice stage.
+rest = resources["RestAPI"]["Properties"]
+name_prefix = values["lambda_log_group_name"].split("/")[-1].removesuffix("-" + values["stage"])
+assert rest["DefinitionBody"]["info"]["title"] == name_prefix, rest["DefinitionBody"]["info"]["title"]
+assert rest["StageName"] == values["api_gateway_stage"] == stage["api_gateway_stage"], rest["StageName"]
 
 # The WebSocket API, its stage and a route per handler, each to its function.
 ws = resources["WebsocketAPI"]
@@ -344,7 +373,7 @@ for name, props in functions.items():
 # named in the policy its role holds: a new function needs its group there
 # and in the renderer.
 made = {values["lambda_log_group_name"], values["migrate_log_group_name"], *values["function_log_group_names"].values()}
-for name, (suffix, file) in expected.items():
+for name, (suffix, file, _) in expected.items():
     own = f"/aws/lambda/messaging-prod{suffix}"
     statement = next(s for s in policies[file]["Statement"] if s["Sid"] == "WriteOwnLogs")
     assert own in made and f"arn:aws:logs:us-east-1:123456789012:log-group:{own}" in statement["Resource"], name
@@ -366,8 +395,11 @@ for name, props in sorted(functions.items()):
           f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}): "
           + (f"VpcConfig {len(props['VpcConfig']['SubnetIds'])} subnets + 1 security group, " if "VpcConfig" in props
              else "no VpcConfig, ")
-          + f"{len(props['Environment']['Variables'])} environment variables, "
+          + f"{len(props['Environment']['Variables'])} environment variables "
+          f"(database user: {'app' if db_user[name] == app_user else 'master' if db_user[name] else 'none'}), "
           f"role {props['Role']['Fn::GetAtt'][0]} = {expected[name][1]}")
+print(f"   sam.json: RestAPI named {rest['DefinitionBody']['info']['title']}, stage {rest['StageName']} "
+      "(what the API Gateway alarm and widgets select)")
 print(f"   sam.json: WebsocketAPI (rendered with the id {ws_id} of the deployed sample), routes {', '.join(sorted(routes))}, stage api")
 print(f"   deployment.zip: {len(names)} files, {(out / 'deployment.zip').stat().st_size // 1024} KiB, "
       f"CA bundle with {bundle.count(b'BEGIN CERTIFICATE')} certificates")

@@ -16,8 +16,8 @@ the Chalice stage from the outputs, then apply migrations before new code
 serves, and set the API Gateway stage throttling from the outputs right after
 chalice deploy (Chalice has no setting for it):
   * the stage exists (its migrate Lambda does): chalice package, put the new
-    package into the migrate Lambda only, wait, invoke it, chalice deploy,
-    throttle, websocket;
+    package, environment and role policy (as rendered) into the migrate
+    Lambda only, wait, invoke it, chalice deploy, throttle, websocket;
   * first deploy: chalice deploy, throttle, websocket, then invoke migrate.
 websocket: the WebSocket API's id is known only once Chalice made the API
 (it records it in .chalice/deployed/<stage>.json); the render passes the id it
@@ -205,7 +205,8 @@ class Step:
 
 
 PACKAGE = Step("package", "chalice package: build the new deployment.zip")
-UPDATE_MIGRATE = Step("update_migrate", "put the new package into the migrate Lambda only, and wait")
+UPDATE_MIGRATE = Step("update_migrate", "put the new role policy, package and environment into the migrate "
+                                          "Lambda only, and wait")
 INVOKE_MIGRATE = Step("invoke_migrate", "invoke migrate: apply pending migrations")
 CHALICE_DEPLOY = Step("chalice_deploy", "chalice deploy: the new code serves")
 THROTTLE = Step("throttle", "API Gateway stage throttling (rate, burst) from the Terraform outputs")
@@ -352,6 +353,43 @@ def api_gateway_stage(config_text: str, stage: str) -> str:
     return DEFAULT_API_GATEWAY_STAGE
 
 
+def _stage_config(config_text: str, stage: str) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+    config = json.loads(config_text)
+    scope = (config.get("stages") or {}).get(stage) or {}
+    return config, scope, scope.get("lambda_functions") or {}
+
+
+def function_environment(config_text: str, stage: str, function: str) -> Dict[str, str]:
+    """The environment Chalice gives one function (by its Chalice name, e.g.
+    "migrate"): the top level's, the stage's and the function's own entry
+    merged in that order (chalice/config.py, _chain_merge)."""
+    config, scope, functions = _stage_config(config_text, stage)
+    env: Dict[str, str] = {}
+    for layer in (config, scope, functions.get(function) or {}):
+        env.update(layer.get("environment_variables") or {})
+    return env
+
+
+def function_policy_file(config_text: str, stage: str, function: str) -> str:
+    """iam_policy_file as Chalice looks it up for one function (chalice/config.py,
+    _chain_lookup): the stage's entry for the function, the stage, the top
+    level's entry for the function, the top level; else policy-<stage>.json
+    (chalice/deploy/appgraph.py)."""
+    config, scope, functions = _stage_config(config_text, stage)
+    top_functions = config.get("lambda_functions") or {}
+    for layer in (functions.get(function) or {}, scope, top_functions.get(function) or {}, config):
+        if layer.get("iam_policy_file") is not None:
+            return layer["iam_policy_file"]
+    return f"policy-{stage}.json"
+
+
+def role_name(app: str, stage: str, function: str) -> str:
+    """The role Chalice makes for a function when autogen_policy is false (as
+    the renderer sets it): "<app>-<stage>-<function>", whose one inline
+    policy has the role's name (chalice/deploy/appgraph.py, planner.py)."""
+    return f"{app}-{stage}-{function}"
+
+
 def log_group_name(app: str, stage: str, function: Optional[str] = None) -> str:
     return f"/aws/lambda/{function_name(app, stage, function)}"
 
@@ -426,6 +464,21 @@ def update_code(session: Any, region: str, name: str, zip_bytes: bytes) -> None:
     client = aws_client(session, "lambda", region, read_timeout=UPLOAD_READ_TIMEOUT)
     wait_updated(client, name)  # an update still in progress refuses another
     client.update_function_code(FunctionName=name, ZipFile=zip_bytes, Publish=False)
+    wait_updated(client, name)
+
+
+def put_role_policy(session: Any, region: str, role: str, document: Mapping[str, Any]) -> None:
+    """The role's inline policy, as chalice deploy would put it (same name,
+    same document), so that chalice deploy later finds nothing to change."""
+    aws_client(session, "iam", region).put_role_policy(RoleName=role, PolicyName=role,
+                                                       PolicyDocument=json.dumps(document, indent=2))
+
+
+def update_environment(session: Any, region: str, name: str, environment: Mapping[str, str]) -> None:
+    # The whole environment: Lambda replaces it, as chalice deploy does.
+    client = aws_client(session, "lambda", region)
+    wait_updated(client, name)
+    client.update_function_configuration(FunctionName=name, Environment={"Variables": dict(environment)})
     wait_updated(client, name)
 
 
@@ -604,6 +657,23 @@ def throttle(ctx: Context, operations: List[Dict[str, str]]) -> None:
           f"burst {now.get('throttlingBurstLimit')}", flush=True)
 
 
+def update_migrate(ctx: Context, migrate: str, zip_path: Path) -> None:
+    """The new code, and with it the rendered environment and role policy:
+    the migrations of this release may need a setting or a secret the last
+    one lacked (the app user's secret: APP_DB_SECRET_ARN, readable only by
+    the new policy). The policy goes first, so that IAM has propagated it by
+    the time the new environment starts fresh containers."""
+    check_package_size(zip_path.stat().st_size)
+    config_text = CHALICE_CONFIG.read_text(encoding="utf-8")
+    policy_file = ROOT / ".chalice" / function_policy_file(config_text, ctx.stage, MIGRATE)
+    role = role_name(ctx.app, ctx.stage, MIGRATE)
+    put_role_policy(ctx.session, ctx.region, role, json.loads(policy_file.read_text(encoding="utf-8")))
+    print(f"{role}: policy {policy_file.name} in place", flush=True)
+    update_code(ctx.session, ctx.region, migrate, zip_path.read_bytes())
+    update_environment(ctx.session, ctx.region, migrate, function_environment(config_text, ctx.stage, MIGRATE))
+    print(f"{migrate}: new code and environment in place", flush=True)
+
+
 def deploy(ctx: Context) -> None:
     migrate = function_name(ctx.app, ctx.stage, MIGRATE)
     lambda_client = aws_client(ctx.session, "lambda", ctx.region)
@@ -639,10 +709,7 @@ def deploy(ctx: Context) -> None:
                 run([ctx.chalice, "--project-dir", str(ROOT), "package", "--stage", ctx.stage, out],
                     timeout=PACKAGE_TIMEOUT, env=ctx.env)
             elif step is UPDATE_MIGRATE:
-                zip_path = Path(out) / "deployment.zip"
-                check_package_size(zip_path.stat().st_size)
-                update_code(ctx.session, ctx.region, migrate, zip_path.read_bytes())
-                print(f"{migrate}: new code in place", flush=True)
+                update_migrate(ctx, migrate, Path(out) / "deployment.zip")
             elif step is INVOKE_MIGRATE:
                 try:
                     result = invoke(ctx.session, ctx.region, migrate)

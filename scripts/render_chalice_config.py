@@ -6,31 +6,40 @@
 
     ... --websocket-api-id a1b2c3d4e5   (scripts/deploy.py, once Chalice made it)
 
-Writes four files of the project's .chalice directory:
+Writes five files of the project's .chalice directory:
 
 * config.json: the stage (default `prod`) gets the VPC config (subnet_ids,
-  security_group_ids), the environment (DATABASE_URL without credentials,
-  DB_SECRET_ARN, REDIS_URL, REDIS_SECRET_ARN, AUTH_SECRET_ARN, AUTH_MODE, the
-  production rate limits, LONG_POLL_MAX_SECONDS, PUSH_FUNCTION,
-  FORGET_FUNCTION and, with --websocket-api-id, WEBSOCKET_URL),
-  autogen_policy false with iam_policy_file, memory and timeout; and under
-  lambda_functions: the API handler's reserved concurrency (output
-  api_reserved_concurrency), longer timeout and policy, the WebSocket
-  handlers' policy, and the push function's own policy and empty VPC config
-  (push runs outside the VPC). Every other key of the file, of the stage, of
-  its lambda_functions and of its environment is kept as it was, so `dev`
-  and hand-made settings survive.
-* three least-privilege IAM policies with the real ARNs (with autogen_policy
+  security_group_ids), the API Gateway stage (output api_gateway_stage, which
+  the alarms watch: a different api_gateway_stage already set is refused),
+  the environment (DATABASE_URL without credentials, REDIS_URL,
+  REDIS_SECRET_ARN, AUTH_SECRET_ARN, AUTH_MODE, the production rate limits,
+  LONG_POLL_MAX_SECONDS, PUSH_FUNCTION, FORGET_FUNCTION and, with
+  --websocket-api-id, WEBSOCKET_URL), autogen_policy false with
+  iam_policy_file, memory and timeout; and under lambda_functions: the
+  database user each function connects as (DB_SECRET_ARN: the app user's
+  secret, DML only, for the API handler, the WebSocket handlers and
+  forget_connections; the RDS master secret for migrate, with
+  APP_DB_SECRET_ARN, the app user's secret, so that it can create that user;
+  none for push, which has no database), the API handler's reserved
+  concurrency (output api_reserved_concurrency), longer timeout and policy,
+  the WebSocket handlers' and migrate's policies, and the push function's
+  own policy and empty VPC config (push runs outside the VPC). Every other
+  key of the file, of the stage, of its lambda_functions and of their
+  environments is kept as it was, so `dev` and hand-made settings survive.
+* four least-privilege IAM policies with the real ARNs (with autogen_policy
   false Chalice gives every function a role of its own, made from the file
   its iam_policy_file names):
-  - policy-<stage>.json, the stage's default (migrate, forget_connections and
-    any function added later): its functions' log groups, the VPC network
+  - policy-<stage>.json, the stage's default (forget_connections and any
+    function added later): its functions' log groups, the VPC network
     interfaces (Resource "*", the only one: AWS does not support
     resource-level permissions for those EC2 actions as Lambda uses them),
-    GetSecretValue on exactly the three secrets, kms:Decrypt on the key only
-    through Secrets Manager;
+    GetSecretValue on the app user's, the Redis and the signing secrets
+    (never the master secret), kms:Decrypt on the key only through Secrets
+    Manager;
+  - policy-<stage>-migrate.json (migrate): the same, but of the secrets only
+    the two database ones, the master's and the app user's;
   - policy-<stage>-api.json (the API handler, the WebSocket handlers): the
-    same for their log groups, plus invoking the push function;
+    same as the default for their log groups, plus invoking the push function;
   - policy-<stage>-push.json (push, outside the VPC): its log group,
     ManageConnections (POST, GET, DELETE) on the @connections of the stage's
     WebSocket API, invoking forget_connections. Before the first `chalice
@@ -94,9 +103,19 @@ PUSH_FUNCTIONS = sorted([PUSH, FORGET, *WEBSOCKET_HANDLERS])
 
 # Which policy file each function's role is made from (suffix of
 # "policy-<stage>"). "" is the stage's own iam_policy_file, so a function
-# added later gets the in-VPC policy without the right to push, and its
-# missing log group shows in `make check-infra`.
-POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUSH: "-push", MIGRATE: "", FORGET: ""}
+# added later gets the in-VPC policy without the right to push or the master
+# secret, and its missing log group shows in `make check-infra`.
+POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUSH: "-push", MIGRATE: "-migrate",
+             FORGET: ""}
+# The database user of each function, by the secret its DB_SECRET_ARN names:
+# the app user (DML only) for everything that serves, the master user for
+# migrate alone, none for push (outside the VPC, no database). Per function
+# (lambda_functions.<name>.environment_variables, which Chalice merges over
+# the stage's: chalice/config.py, _chain_merge), never stage-wide: a function
+# added later then has no database credentials rather than the master's.
+DB_USER_OF = {API_HANDLER: "app", **{h: "app" for h in WEBSOCKET_HANDLERS}, FORGET: "app", MIGRATE: "master",
+              PUSH: None}
+DB_ENV = ("DB_SECRET_ARN", "APP_DB_SECRET_ARN")
 # What the @connections management API is called with (boto3
 # apigatewaymanagementapi: PostToConnection, GetConnection, DeleteConnection).
 CONNECTION_METHODS = ["POST", "GET", "DELETE"]
@@ -125,6 +144,8 @@ _KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9
 _FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # API Gateway ids: lowercase letters and digits (10 of them in practice).
 _API_ID = re.compile(r"^[a-z0-9]{1,32}$")
+# API Gateway stage names (var.api_gateway_stage in infra/variables.tf).
+_API_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class OutputError(ValueError):
@@ -189,6 +210,7 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "db_port": _port,
     "db_name": _string(_DB_NAME),
     "db_secret_arn": _string(_SECRET_ARN),
+    "db_app_secret_arn": _string(_SECRET_ARN),
     "redis_endpoint": _string(_HOST),
     "redis_port": _port,
     "redis_secret_arn": _string(_SECRET_ARN),
@@ -198,11 +220,15 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "migrate_log_group_name": _string(_LOG_GROUP),
     "function_log_group_names": _log_groups,
     "push_function_name": _string(_FUNCTION),
+    "api_gateway_stage": _string(_API_STAGE),
     # The same bounds as the variables' validation in infra/variables.tf.
     "api_throttle_rate_limit": _rate,
     "api_throttle_burst_limit": _whole(1, 5_000),
     "api_reserved_concurrency": _whole(1, 1_000),
 }
+
+
+SECRET_OUTPUTS = ("db_secret_arn", "db_app_secret_arn", "redis_secret_arn", "auth_secret_arn")
 
 
 def load_outputs(text: str) -> Dict[str, Any]:
@@ -224,7 +250,7 @@ def load_outputs(text: str) -> Dict[str, Any]:
         values[name] = check(name, entry["value"])
 
     # Every ARN must be of the same account, partition and region as the stack.
-    arns = {k: values[k] for k in ("db_secret_arn", "redis_secret_arn", "auth_secret_arn", "kms_key_arn")}
+    arns = {k: values[k] for k in (*SECRET_OUTPUTS, "kms_key_arn")}
     parsed = {k: (_KMS_ARN if k == "kms_key_arn" else _SECRET_ARN).match(v) for k, v in arns.items()}
     for key in ("partition", "account", "region"):
         seen = {m.group(key) for m in parsed.values()}
@@ -234,8 +260,8 @@ def load_outputs(text: str) -> Dict[str, Any]:
     values["account_id"] = parsed["kms_key_arn"].group("account")
     if parsed["kms_key_arn"].group("region") != values["region"]:
         raise OutputError(f"the ARNs are in {parsed['kms_key_arn'].group('region')}, output region is {values['region']}")
-    if len({arns[k] for k in ("db_secret_arn", "redis_secret_arn", "auth_secret_arn")}) != 3:
-        raise OutputError("the three secret ARNs must be distinct")
+    if len({arns[k] for k in SECRET_OUTPUTS}) != len(SECRET_OUTPUTS):
+        raise OutputError(f"the {len(SECRET_OUTPUTS)} secret ARNs must be distinct")
     return values
 
 
@@ -261,10 +287,10 @@ def websocket_url(out: Mapping[str, Any], api_id: str, api_gateway_stage: str) -
 
 def environment(out: Mapping[str, Any], tls_ca: str, *, push_function: str, forget_function: str,
                 websocket: Optional[str]) -> Dict[str, str]:
-    # No credentials in either URL: the app reads them from the secrets.
+    # No credentials in either URL: the app reads them from the secrets (the
+    # database's per function: function_environment).
     env = {
         "DATABASE_URL": f"mysql://{out['db_endpoint']}:{out['db_port']}/{out['db_name']}?tls=verify&tls_ca={tls_ca}",
-        "DB_SECRET_ARN": out["db_secret_arn"],
         "REDIS_URL": f"rediss://{out['redis_endpoint']}:{out['redis_port']}/0",
         "REDIS_SECRET_ARN": out["redis_secret_arn"],
         "AUTH_SECRET_ARN": out["auth_secret_arn"],
@@ -280,6 +306,29 @@ def environment(out: Mapping[str, Any], tls_ca: str, *, push_function: str, forg
     if websocket:
         env["WEBSOCKET_URL"] = websocket
     return env
+
+
+def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
+    """The database credentials of one function (DB_USER_OF)."""
+    user = DB_USER_OF[function]
+    if user == "master":
+        return {"DB_SECRET_ARN": out["db_secret_arn"], "APP_DB_SECRET_ARN": out["db_app_secret_arn"]}
+    if user == "app":
+        return {"DB_SECRET_ARN": out["db_app_secret_arn"]}
+    return {}
+
+
+def secrets_of(out: Mapping[str, Any], functions: List[str]) -> List[str]:
+    """The secrets the functions sharing one policy read: the database secrets
+    their DB_SECRET_ARN / APP_DB_SECRET_ARN name, and Redis' and the signing
+    secrets for all but migrate (which reads only the database ones)."""
+    arns: List[str] = []
+    for function in functions:
+        wanted = list(function_environment(out, function).values())
+        if function != MIGRATE:
+            wanted += [out["redis_secret_arn"], out["auth_secret_arn"]]
+        arns += [arn for arn in wanted if arn not in arns]
+    return arns
 
 
 def _lambda_arn(out: Mapping[str, Any], name: str) -> str:
@@ -306,10 +355,12 @@ def _invoke_statement(sid: str, out: Mapping[str, Any], name: str) -> Dict[str, 
     return {"Sid": sid, "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": [arn, f"{arn}:*"]}
 
 
-def policy(out: Mapping[str, Any], functions: List[str], *, push_function: Optional[str] = None) -> Dict[str, Any]:
+def policy(out: Mapping[str, Any], functions: List[str], *, secrets: List[str],
+           push_function: Optional[str] = None) -> Dict[str, Any]:
     """Least privilege for the in-VPC Lambdas named `functions` (each gets a
-    role of its own made from this file); with push_function, the right to
-    invoke it (the API and the WebSocket handlers hand it their posts)."""
+    role of its own made from this file): reading exactly `secrets`; with
+    push_function, the right to invoke it (the API and the WebSocket handlers
+    hand it their posts)."""
     statements = [
         _log_statement(out, functions),
         {
@@ -324,7 +375,7 @@ def policy(out: Mapping[str, Any], functions: List[str], *, push_function: Optio
             "Sid": "ReadAppSecrets",
             "Effect": "Allow",
             "Action": "secretsmanager:GetSecretValue",
-            "Resource": [out["db_secret_arn"], out["redis_secret_arn"], out["auth_secret_arn"]],
+            "Resource": list(secrets),
         },
         {
             "Sid": "DecryptAppSecretsViaSecretsManager",
@@ -366,11 +417,17 @@ def policy_file_name(stage_name: str, function: str) -> str:
 def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca: str, stage_name: str,
                  app_name: str, websocket_api_id: Optional[str]) -> Dict[str, Any]:
     stage = dict(existing)
-    stage.setdefault("api_gateway_stage", "api")
+    # The stage the API Gateway alarm and widgets watch (infra/monitoring.tf):
+    # set it where none is, refuse another one (they would watch nothing).
+    stage.setdefault("api_gateway_stage", out["api_gateway_stage"])
+    if stage["api_gateway_stage"] != out["api_gateway_stage"]:
+        raise OutputError(f"the Chalice stage has api_gateway_stage {stage['api_gateway_stage']!r} but Terraform's "
+                          f"alarms watch {out['api_gateway_stage']!r}: set api_gateway_stage = "
+                          f"\"{stage['api_gateway_stage']}\" in infra/ (terraform.tfvars) and apply")
     stage["autogen_policy"] = False
-    # The default for every function without one of its own (migrate,
-    # forget_connections, any added later): in the VPC, no push.
-    stage["iam_policy_file"] = policy_file_name(stage_name, MIGRATE)
+    # The default for every function without one of its own
+    # (forget_connections, any added later): in the VPC, no push, no master secret.
+    stage["iam_policy_file"] = policy_file_name(stage_name, FORGET)
     stage["subnet_ids"] = list(out["subnet_ids"])
     stage["security_group_ids"] = [out["lambda_security_group_id"]]
     stage["lambda_memory_size"] = LAMBDA_MEMORY_MB
@@ -384,14 +441,25 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
     def managed(name: str, **settings: Any) -> None:
         # Chalice looks each setting up per function first, then per stage
         # (chalice/config.py, _chain_lookup): these win over the stage's.
+        # The environment is merged instead (_chain_merge: top level, stage,
+        # function), so the function's own holds only what differs: its
+        # database credentials, beside any hand-made variable.
         entry = dict(functions.get(name) or {})
         entry.update(settings)
+        env = {k: v for k, v in (entry.get("environment_variables") or {}).items() if k not in DB_ENV}
+        env.update(function_environment(out, name))
+        if env:
+            entry["environment_variables"] = env
+        else:
+            entry.pop("environment_variables", None)
         functions[name] = entry
 
     managed(API_HANDLER, reserved_concurrency=out["api_reserved_concurrency"], lambda_timeout=API_TIMEOUT_S,
             iam_policy_file=policy_file_name(stage_name, API_HANDLER))
     for handler in WEBSOCKET_HANDLERS:
         managed(handler, iam_policy_file=policy_file_name(stage_name, handler))
+    managed(MIGRATE, iam_policy_file=policy_file_name(stage_name, MIGRATE))
+    managed(FORGET)
     # Outside the VPC: empty lists are "not None" to _chain_lookup, so they
     # replace the stage's subnets and groups, and the appgraph then builds the
     # function without a VpcConfig (both empty; one without the other is an error).
@@ -400,6 +468,8 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
 
     env = dict(existing.get("environment_variables") or {})
     env.pop("WEBSOCKET_URL", None)  # managed: present only while the WebSocket API's id is known
+    for name in DB_ENV:  # managed per function (DB_USER_OF); stage-wide, push would get the master's
+        env.pop(name, None)
     websocket = websocket_url(out, websocket_api_id, stage["api_gateway_stage"]) if websocket_api_id else None
     env.update(environment(out, tls_ca, push_function=function_name(app_name, stage_name, PUSH),
                            forget_function=function_name(app_name, stage_name, FORGET), websocket=websocket))
@@ -463,12 +533,14 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
                                       app_name=app_name, websocket_api_id=websocket_api_id)
     api_gateway_stage = stages[stage_name]["api_gateway_stage"]
 
-    def members(suffix: str) -> List[str]:
-        return [names[f] for f in FUNCTIONS if POLICY_OF[f] == suffix]
+    def in_vpc(suffix: str, **extra: Any) -> Dict[str, Any]:
+        functions = [f for f in FUNCTIONS if POLICY_OF[f] == suffix]
+        return policy(out, [names[f] for f in functions], secrets=secrets_of(out, functions), **extra)
 
     policies = {
-        policy_file_name(stage_name, MIGRATE): policy(out, members("")),
-        policy_file_name(stage_name, API_HANDLER): policy(out, members("-api"), push_function=names[PUSH]),
+        policy_file_name(stage_name, FORGET): in_vpc(""),
+        policy_file_name(stage_name, MIGRATE): in_vpc("-migrate"),
+        policy_file_name(stage_name, API_HANDLER): in_vpc("-api", push_function=names[PUSH]),
         policy_file_name(stage_name, PUSH): push_policy(out, names[PUSH], names[FORGET], api_id=websocket_api_id,
                                                         api_gateway_stage=api_gateway_stage),
     }

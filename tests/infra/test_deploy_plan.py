@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -204,6 +206,67 @@ def test_every_step_is_handled_by_the_runner():
     for step in {*deploy.plan_code_steps(True), *deploy.plan_code_steps(False)}:
         constant = next(k for k, v in vars(deploy).items() if v is step)
         assert re.search(rf"step is {constant}\b", source), constant
+
+
+# --------------------------------------------------------------------------- what migrate runs with
+
+
+def rendered_config(tmp_path: Path) -> str:
+    """.chalice/config.json as the renderer writes it from the recorded sample."""
+    shutil.copytree(ROOT / ".chalice", tmp_path / ".chalice",
+                    ignore=shutil.ignore_patterns("deployments", "deployed", "venv", "policy-*.json"))
+    ca = tmp_path / "chalicelib" / "certs" / "rds-ca-bundle.pem"
+    ca.parent.mkdir(parents=True)
+    ca.write_text("placeholder\n")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_chalice_config.py"), str(SAMPLE),
+                           "--project-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / ".chalice" / "config.json").read_text()
+
+
+def test_migrate_gets_the_environment_and_policy_chalice_would_give_it(tmp_path: Path):
+    # Before it runs, the migrate Lambda gets what `chalice deploy` would set
+    # (its master secret and APP_DB_SECRET_ARN, which the previous release may
+    # lack), computed as Chalice computes it.
+    from chalice.config import Config
+
+    text = rendered_config(tmp_path)
+    cfg = json.loads(text)
+    outputs = {k: v["value"] for k, v in json.loads(SAMPLE.read_text()).items()}
+    for function in ("migrate", "api_handler", "push", "forget_connections", "websocket_message", "added_later"):
+        chalice = Config(chalice_stage="prod", function_name=function, config_from_disk=cfg)
+        assert deploy.function_environment(text, "prod", function) == chalice.environment_variables, function
+        assert deploy.function_policy_file(text, "prod", function) == chalice.iam_policy_file, function
+    env = deploy.function_environment(text, "prod", deploy.MIGRATE)
+    assert (env["DB_SECRET_ARN"], env["APP_DB_SECRET_ARN"]) == (outputs["db_secret_arn"], outputs["db_app_secret_arn"])
+    assert deploy.function_policy_file(text, "prod", deploy.MIGRATE) == "policy-prod-migrate.json"
+    assert (tmp_path / ".chalice" / "policy-prod-migrate.json").is_file()
+
+
+def test_policy_file_lookup_order_is_chalices():
+    from chalice.config import Config
+
+    layers = {
+        "iam_policy_file": "top.json",
+        "lambda_functions": {"migrate": {"iam_policy_file": "top-migrate.json"}},
+        "stages": {"prod": {"iam_policy_file": "stage.json",
+                            "lambda_functions": {"migrate": {"iam_policy_file": "stage-migrate.json"}}}},
+    }
+    for drop in (None, ("stages", "prod", "lambda_functions"), ("stages", "prod", "iam_policy_file"),
+                 ("lambda_functions",), ("iam_policy_file",)):
+        if drop:
+            scope = layers
+            for key in drop[:-1]:
+                scope = scope[key]
+            scope.pop(drop[-1])
+        chalice = Config(chalice_stage="prod", function_name="migrate", config_from_disk=json.loads(json.dumps(layers)))
+        assert deploy.function_policy_file(json.dumps(layers), "prod", "migrate") == (
+            chalice.iam_policy_file or "policy-prod.json"), drop
+
+
+def test_the_migrate_role_is_the_one_chalice_makes():
+    # autogen_policy false: "<app>-<stage>-<function>" (chalice/deploy/appgraph.py).
+    assert deploy.role_name("messaging", "prod", "migrate") == "messaging-prod-migrate"
 
 
 # --------------------------------------------------------------------------- results

@@ -20,7 +20,11 @@ SAMPLE = ROOT / "infra" / "testdata" / "terraform-output.sample.json"
 CA = "chalicelib/certs/rds-ca-bundle.pem"
 
 OUT = {name: entry["value"] for name, entry in json.loads(SAMPLE.read_text()).items()}
-SECRETS = [OUT["db_secret_arn"], OUT["redis_secret_arn"], OUT["auth_secret_arn"]]
+MASTER, APP_USER = OUT["db_secret_arn"], OUT["db_app_secret_arn"]
+# What each in-VPC policy may read: everything that serves, the app user's
+# database secret (never the master's); migrate, the two database secrets only.
+SERVING_SECRETS = [APP_USER, OUT["redis_secret_arn"], OUT["auth_secret_arn"]]
+MIGRATE_SECRETS = [MASTER, APP_USER]
 LOG_GROUPS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
 FUNCTIONS = "arn:aws:lambda:us-east-1:123456789012:function:"
 API_ID = "a1b2c3d4e5"  # as Chalice records it in .chalice/deployed/prod.json
@@ -70,6 +74,25 @@ def logs(*functions: str) -> list:
     return [arn for f in functions for arn in (f"{LOG_GROUPS}{f}", f"{LOG_GROUPS}{f}:*")]
 
 
+def write_config(project: Path, cfg: Dict[str, Any]) -> None:
+    (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def with_api_gateway_stage(name: str) -> Dict[str, Any]:
+    outputs = copy.deepcopy(sample())
+    outputs["api_gateway_stage"]["value"] = name
+    return outputs
+
+
+def scoped(cfg: Dict[str, Any], function: str):
+    """How Chalice itself reads the rendered file for one function
+    (chalice/config.py: _chain_lookup, the function's entry first, then the
+    stage's; _chain_merge for the environment)."""
+    from chalice.config import Config
+
+    return Config(chalice_stage="prod", function_name=function, config_from_disk=cfg)
+
+
 # --------------------------------------------------------------------------- the sample itself
 
 
@@ -113,17 +136,25 @@ def test_prod_stage_has_every_field(project: Path):
     # Reserved for the API handler only (Chalice's per-function config), from
     # the output; never stage-wide, which would reserve as much for migrate.
     assert "reserved_concurrency" not in prod
+    # Each function connects as its own database user: the app user (DML
+    # only) wherever requests are served, the master user in migrate alone
+    # (which creates the app user), none in push.
+    app_user = {"DB_SECRET_ARN": APP_USER}
     assert prod["lambda_functions"] == {
         # 25 s: a 20 s long-poll and its last read, under API Gateway's 29 s.
-        "api_handler": {"reserved_concurrency": 50, "lambda_timeout": 25, "iam_policy_file": "policy-prod-api.json"},
-        **{h: {"iam_policy_file": "policy-prod-api.json"} for h in WS},
+        "api_handler": {"reserved_concurrency": 50, "lambda_timeout": 25, "iam_policy_file": "policy-prod-api.json",
+                        "environment_variables": app_user},
+        **{h: {"iam_policy_file": "policy-prod-api.json", "environment_variables": app_user} for h in WS},
+        "migrate": {"iam_policy_file": "policy-prod-migrate.json",
+                    "environment_variables": {"DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}},
+        "forget_connections": {"environment_variables": app_user},
         # Outside the VPC: it posts to the public @connections endpoint.
         "push": {"subnet_ids": [], "security_group_ids": [], "iam_policy_file": "policy-prod-push.json"},
     }
+    # Not stage-wide: a function added later gets no database credentials at all.
     assert prod["environment_variables"] == {
         "DATABASE_URL": "mysql://messaging-prod.cluster-c7x2kq9wz3ab.us-east-1.rds.amazonaws.com:3306/messaging"
                         f"?tls=verify&tls_ca={CA}",
-        "DB_SECRET_ARN": OUT["db_secret_arn"],
         "REDIS_URL": "rediss://master.messaging-prod.x1y2z3.use1.cache.amazonaws.com:6379/0",
         "REDIS_SECRET_ARN": OUT["redis_secret_arn"],
         "AUTH_SECRET_ARN": OUT["auth_secret_arn"],
@@ -140,6 +171,8 @@ def test_prod_stage_has_every_field(project: Path):
     assert "no --websocket-api-id" in result.stderr
     # Lambda environment values are strings, always.
     assert all(isinstance(v, str) for v in prod["environment_variables"].values())
+    assert all(isinstance(v, str) for f in prod["lambda_functions"].values()
+               for v in (f.get("environment_variables") or {}).values())
 
 
 def test_urls_carry_no_credentials_and_demand_tls(project: Path):
@@ -156,13 +189,13 @@ def test_the_app_reads_the_rendered_database_url_as_intended(project: Path):
     from chalicelib.settings import Settings
 
     assert run(project).returncode == 0
-    env = config(project)["stages"]["prod"]["environment_variables"]
+    env = scoped(config(project), "api_handler").environment_variables
     target = parse_mysql_url(env["DATABASE_URL"])
     assert (target.host, target.port, target.database) == (OUT["db_endpoint"], 3306, "messaging")
     assert target.tls == "verify"
     assert str(target.tls_ca).endswith(CA)
     settings = Settings.from_env(env)  # no ConfigError
-    assert settings.db_secret_arn == OUT["db_secret_arn"] and settings.auth_secret_arn == OUT["auth_secret_arn"]
+    assert settings.db_secret_arn == APP_USER and settings.auth_secret_arn == OUT["auth_secret_arn"]
     # Every rendered limit is one the app reads (a misspelt name would be ignored: limit off).
     assert (settings.rate_limit_sends_per_minute, settings.rate_limit_reads_per_minute,
             settings.rate_limit_writes_per_minute, settings.rate_limit_registrations_per_hour) == (120, 600, 60, 20)
@@ -194,36 +227,56 @@ def test_the_websocket_url_follows_the_api_id(project: Path):
 def test_the_websocket_url_uses_the_stage_api_gateway_stage(project: Path):
     cfg = config(project)
     cfg["stages"]["prod"] = {"api_gateway_stage": "v1"}
-    (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    write_config(project, cfg)
+    assert run(project, "--websocket-api-id", API_ID, outputs=with_api_gateway_stage("v1")).returncode == 0
     env = config(project)["stages"]["prod"]["environment_variables"]
     assert env["WEBSOCKET_URL"] == f"wss://{API_ID}.execute-api.us-east-1.amazonaws.com/v1"
     assert statements(project, "-push")["ManageOwnConnections"]["Resource"][0].startswith(
         f"arn:aws:execute-api:us-east-1:123456789012:{API_ID}/v1/POST/@connections/")
 
 
-def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: Path):
-    # How Chalice reads the rendered file (chalice/config.py, _chain_lookup:
-    # the function's entry first, then the stage's; an empty list is a value).
-    from chalice.config import Config
+def test_the_api_gateway_stage_is_the_one_the_alarms_watch(project: Path):
+    # Unset: the output's (var.api_gateway_stage, what monitoring.tf watches).
+    assert run(project, outputs=with_api_gateway_stage("v2")).returncode == 0
+    assert config(project)["stages"]["prod"]["api_gateway_stage"] == "v2"
+    # Set to another: refused, nothing written (the alarms would watch nothing).
+    before = (project / ".chalice" / "config.json").read_bytes()
+    result = run(project)
+    assert result.returncode == 1 and 'set api_gateway_stage = "v2" in infra/' in result.stderr
+    assert (project / ".chalice" / "config.json").read_bytes() == before
 
+
+def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: Path):
+    # An empty list is a value to _chain_lookup: push gets no VPC config.
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     cfg = config(project)
 
-    def scoped(function: str) -> Config:
-        return Config(chalice_stage="prod", function_name=function, config_from_disk=cfg)
+    def scoped_(function: str):
+        return scoped(cfg, function)
 
-    push = scoped("push")
+    push = scoped_("push")
     assert (push.subnet_ids, push.security_group_ids, push.iam_policy_file) == ([], [], "policy-prod-push.json")
     for function in ["api_handler", "migrate", "forget_connections", *WS]:
-        c = scoped(function)
+        c = scoped_(function)
         assert c.subnet_ids == OUT["subnet_ids"] and c.security_group_ids == [OUT["lambda_security_group_id"]], function
-    assert scoped("api_handler").lambda_timeout == 25 and scoped("websocket_message").lambda_timeout == 10
-    assert {f: scoped(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", *WS]} == {
-        "api_handler": "policy-prod-api.json", "migrate": "policy-prod.json", "forget_connections": "policy-prod.json",
-        **{h: "policy-prod-api.json" for h in WS}}
-    # The environment is merged per function: every function has the stage's.
-    assert scoped("push").environment_variables == cfg["stages"]["prod"]["environment_variables"]
+    assert scoped_("api_handler").lambda_timeout == 25 and scoped_("websocket_message").lambda_timeout == 10
+    assert {f: scoped_(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", *WS]} == {
+        "api_handler": "policy-prod-api.json", "migrate": "policy-prod-migrate.json",
+        "forget_connections": "policy-prod.json", **{h: "policy-prod-api.json" for h in WS}}
+
+
+def test_chalice_merges_each_functions_database_user_over_the_stage_environment(project: Path):
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    cfg = config(project)
+    stage_env = cfg["stages"]["prod"]["environment_variables"]
+    assert "DB_SECRET_ARN" not in stage_env and "APP_DB_SECRET_ARN" not in stage_env
+    for function in ["api_handler", "forget_connections", *WS]:
+        assert scoped(cfg, function).environment_variables == {**stage_env, "DB_SECRET_ARN": APP_USER}, function
+    assert scoped(cfg, "migrate").environment_variables == {
+        **stage_env, "DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}
+    # push has no database; a function added later has no credentials either.
+    assert scoped(cfg, "push").environment_variables == stage_env
+    assert scoped(cfg, "added_later").environment_variables == stage_env
 
 
 def test_dev_stage_and_top_level_keys_are_preserved(project: Path):
@@ -242,28 +295,37 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
         "lambda_timeout": 3,
         "reserved_concurrency": 7,  # what the old --reserved-concurrency wrote: stage-wide
         "tags": {"team": "messaging"},
-        "environment_variables": {"CACHE_SIZE": "200", "AUTH_MODE": "none"},
+        # DB_SECRET_ARN stage-wide, as renders before the app user wrote it (the master's).
+        "environment_variables": {"CACHE_SIZE": "200", "AUTH_MODE": "none", "DB_SECRET_ARN": MASTER},
         "lambda_functions": {
             "migrate": {"lambda_timeout": 300},  # docs/deploy.md: a longer migration
-            "api_handler": {"reserved_concurrency": 5, "lambda_memory_size": 1024},
+            "api_handler": {"reserved_concurrency": 5, "lambda_memory_size": 1024,
+                            "environment_variables": {"CACHE_TTL_SECONDS": "60", "DB_SECRET_ARN": MASTER}},
+            "push": {"environment_variables": {"APP_DB_SECRET_ARN": APP_USER, "PUSH_TIMEOUT_SECONDS": "2"}},
         },
     }
-    (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    assert run(project).returncode == 0
+    write_config(project, cfg)
+    assert run(project, outputs=with_api_gateway_stage("v1")).returncode == 0
     prod = config(project)["stages"]["prod"]
     assert prod["api_gateway_stage"] == "v1"
     assert prod["tags"] == {"team": "messaging"}
     assert prod["lambda_timeout"] == 10
     assert "reserved_concurrency" not in prod
+    app_user = {"DB_SECRET_ARN": APP_USER}
     assert prod["lambda_functions"] == {
-        "migrate": {"lambda_timeout": 300},
+        "migrate": {"lambda_timeout": 300, "iam_policy_file": "policy-prod-migrate.json",
+                    "environment_variables": {"DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}},
         "api_handler": {"reserved_concurrency": 50, "lambda_memory_size": 1024, "lambda_timeout": 25,
-                        "iam_policy_file": "policy-prod-api.json"},
-        **{h: {"iam_policy_file": "policy-prod-api.json"} for h in WS},
-        "push": {"subnet_ids": [], "security_group_ids": [], "iam_policy_file": "policy-prod-push.json"},
+                        "iam_policy_file": "policy-prod-api.json",
+                        "environment_variables": {"CACHE_TTL_SECONDS": "60", "DB_SECRET_ARN": APP_USER}},
+        **{h: {"iam_policy_file": "policy-prod-api.json", "environment_variables": app_user} for h in WS},
+        "forget_connections": {"environment_variables": app_user},
+        "push": {"environment_variables": {"PUSH_TIMEOUT_SECONDS": "2"}, "subnet_ids": [], "security_group_ids": [],
+                 "iam_policy_file": "policy-prod-push.json"},
     }
     assert prod["environment_variables"]["CACHE_SIZE"] == "200"
     assert prod["environment_variables"]["AUTH_MODE"] == "token"
+    assert "DB_SECRET_ARN" not in prod["environment_variables"]
 
 
 def test_the_reserved_concurrency_follows_the_output(project: Path):
@@ -282,7 +344,7 @@ def test_the_old_flag_is_gone(project: Path):
 # --------------------------------------------------------------------------- the policy
 
 
-def _in_vpc_statements_are_least_privilege(found: Dict[str, Dict[str, Any]], groups: list) -> None:
+def _in_vpc_statements_are_least_privilege(found: Dict[str, Dict[str, Any]], groups: list, secrets: list) -> None:
     logs_ = found["WriteOwnLogs"]
     assert logs_["Action"] == ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
     # Exactly the groups infra/lambda.tf creates for these functions, each with its streams.
@@ -296,9 +358,8 @@ def _in_vpc_statements_are_least_privilege(found: Dict[str, Dict[str, Any]], gro
                for a in eni["Action"])
     assert eni["Resource"] == "*"
 
-    secrets = found["ReadAppSecrets"]
-    assert secrets["Action"] == "secretsmanager:GetSecretValue"
-    assert sorted(secrets["Resource"]) == sorted(SECRETS)
+    assert found["ReadAppSecrets"]["Action"] == "secretsmanager:GetSecretValue"
+    assert found["ReadAppSecrets"]["Resource"] == secrets
 
     kms = found["DecryptAppSecretsViaSecretsManager"]
     assert kms["Action"] == "kms:Decrypt"
@@ -310,12 +371,26 @@ IN_VPC = {"WriteOwnLogs", "VpcNetworkInterfaces", "ReadAppSecrets", "DecryptAppS
 
 
 def test_the_default_policy_is_least_privilege(project: Path):
-    # The stage's iam_policy_file: migrate and forget_connections (in the VPC, no push).
+    # The stage's iam_policy_file: forget_connections and any function added
+    # later (in the VPC, no push, the app user's database secret only).
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     found = statements(project)
     assert set(found) == IN_VPC
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-forget_connections"], SERVING_SECRETS)
+
+
+def test_only_migrate_reads_the_master_secret(project: Path):
+    # It connects as the master user and creates the app user with the
+    # password from the app user's secret; it needs neither Redis nor the
+    # signing secrets.
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    found = statements(project, "-migrate")
+    assert set(found) == IN_VPC
     assert OUT["migrate_log_group_name"] == "/aws/lambda/messaging-prod-migrate"
-    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-migrate", "messaging-prod-forget_connections"])
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-migrate"], MIGRATE_SECRETS)
+    readers = [suffix for suffix in ("", "-api", "-push", "-migrate")
+               for s in statements(project, suffix).values() if MASTER in json.dumps(s)]
+    assert readers == ["-migrate"]
 
 
 def test_the_api_policy_adds_invoking_push_only(project: Path):
@@ -324,7 +399,8 @@ def test_the_api_policy_adds_invoking_push_only(project: Path):
     found = statements(project, "-api")
     assert set(found) == IN_VPC | {"InvokePush"}
     assert OUT["lambda_log_group_name"] == "/aws/lambda/messaging-prod"
-    _in_vpc_statements_are_least_privilege(found, ["messaging-prod", *(f"messaging-prod-{h}" for h in WS)])
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod", *(f"messaging-prod-{h}" for h in WS)],
+                                           SERVING_SECRETS)
     assert found["InvokePush"]["Action"] == "lambda:InvokeFunction"
     assert found["InvokePush"]["Resource"] == [f"{FUNCTIONS}messaging-prod-push", f"{FUNCTIONS}messaging-prod-push:*"]
     assert OUT["push_function_name"] == "messaging-prod-push"  # what the Lambda endpoint's policy allows
@@ -359,7 +435,7 @@ def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path)
                          rf"|{re.escape(FUNCTIONS)}messaging-prod-(push|forget_connections):\*"
                          rf"|arn:aws:execute-api:us-east-1:123456789012:{API_ID}/api/(POST|GET|DELETE)/@connections/\*)$")
     secret_arns = []
-    for suffix in ("", "-api", "-push"):
+    for suffix in ("", "-api", "-push", "-migrate"):
         for statement in policy(project, suffix)["Statement"]:
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -370,7 +446,8 @@ def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path)
             assert "*" not in resources, statement["Sid"]
             for arn in resources:
                 assert "*" not in arn or allowed.match(arn), arn
-    assert sorted(secret_arns) == sorted(SECRETS * 2)  # the two in-VPC policies, none in push's
+    # The three in-VPC policies, none in push's.
+    assert sorted(secret_arns) == sorted(SERVING_SECRETS * 2 + MIGRATE_SECRETS)
 
 
 def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
@@ -378,7 +455,7 @@ def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
     # the groups the three policies grant, one policy per function.
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     made = {OUT["lambda_log_group_name"], OUT["migrate_log_group_name"], *OUT["function_log_group_names"].values()}
-    granted = [arn.split(":log-group:")[1] for suffix in ("", "-api", "-push")
+    granted = [arn.split(":log-group:")[1] for suffix in ("", "-api", "-push", "-migrate")
                for arn in statements(project, suffix)["WriteOwnLogs"]["Resource"] if not arn.endswith(":*")]
     assert sorted(granted) == sorted(made) and len(made) == 7
 
@@ -389,14 +466,15 @@ def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
 def test_running_twice_changes_nothing(project: Path):
     first = run(project)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("wrote ") == 4
+    assert first.stdout.count("wrote ") == 5
     files = [project / ".chalice" / name for name in
-             ("config.json", "policy-prod.json", "policy-prod-api.json", "policy-prod-push.json")]
+             ("config.json", "policy-prod.json", "policy-prod-migrate.json", "policy-prod-api.json",
+              "policy-prod-push.json")]
     snapshot = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
 
     second = run(project, outputs=sample())  # the same outputs, this time on stdin
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("unchanged ") == 4
+    assert second.stdout.count("unchanged ") == 5
     assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == snapshot
     assert sorted(p.name for p in (project / ".chalice").iterdir()) == sorted(p.name for p in files)
 
@@ -420,6 +498,13 @@ def test_running_twice_changes_nothing(project: Path):
      "disagree on the account"),
     (lambda o: o["region"].update(value="eu-west-1"), "output region is eu-west-1"),
     (lambda o: o["redis_secret_arn"].update(value=o["auth_secret_arn"]["value"]), "must be distinct"),
+    # The API must never connect as the master user.
+    (lambda o: o["db_app_secret_arn"].update(value=o["db_secret_arn"]["value"]), "must be distinct"),
+    (lambda o: o.pop("db_app_secret_arn"), "missing outputs: db_app_secret_arn"),
+    (lambda o: o["db_app_secret_arn"].update(value=o["db_app_secret_arn"]["value"].replace("us-east-1", "eu-west-1")),
+     "disagree on the region"),
+    (lambda o: o.pop("api_gateway_stage"), "missing outputs: api_gateway_stage"),
+    (lambda o: o["api_gateway_stage"].update(value="api/v1"), "unexpected form"),
     (lambda o: o.pop("api_reserved_concurrency"), "missing outputs: api_reserved_concurrency"),
     (lambda o: o["api_reserved_concurrency"].update(value=0), "whole number from 1 to 1000"),
     (lambda o: o["api_reserved_concurrency"].update(value=2.5), "whole number from 1 to 1000"),
