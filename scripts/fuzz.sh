@@ -121,10 +121,10 @@ elapsed=$(( $(date +%s) - started ))
 import collections, json, sys
 statuses = collections.defaultdict(collections.Counter)
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
-    if line.startswith('{"request_id"'):
+    if line.startswith('{"_aws"'):  # the app's request log line (Embedded Metric Format)
         r = json.loads(line)
-        declared = r["method"] == ("GET" if r["route"] == "/health" else "POST")
-        statuses[f'{r["method"]} {r["route"]}' if declared else "undeclared methods"][r["status"]] += 1
+        declared = r["method"] == ("GET" if r["Route"] in ("/health", "/", "/static/{name}") else "POST")
+        statuses[f'{r["method"]} {r["Route"]}' if declared else "undeclared methods"][r["status"]] += 1
 for key, counts in sorted(statuses.items()):
     detail = " ".join(f"{s}:{n}" for s, n in sorted(counts.items()))
     print(f"fuzz: {key:20} {sum(counts.values()):6} requests ({detail})")
