@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import datetime
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -145,11 +146,7 @@ def main(argv: list[str]) -> int:
         if os.getppid() != parent:
             break
     server.stop(grace=0.5).wait()
-    try:
-        os.unlink(address)
-        os.rmdir(socket_dir)
-    except OSError:
-        pass
+    shutil.rmtree(socket_dir, ignore_errors=True)
     return 0
 
 

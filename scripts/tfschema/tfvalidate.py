@@ -192,6 +192,9 @@ def validate_dir(directory: Path, profile: str, providers: dict, work: Path) -> 
     """init -backend=false and validate -json of a copy of DIRECTORY."""
     root = Path(tempfile.mkdtemp(dir=work))
     os.environ["TF_CLI_CONFIG_FILE"] = str(lay_out_mirror(root, providers))
+    # The plugins' sockets (and anything else temporary) go where the work
+    # directory's cleanup finds them.
+    os.environ["TMPDIR"] = str(root)
     module = root / "module"
     copy_root(directory, module)
     started = time.time()
