@@ -8,10 +8,10 @@ lays out a filesystem mirror whose executable runs this file with a schema):
     provider.py SCHEMA.pb
 
 SCHEMA.pb is a serialized tfplugin6 GetProviderSchema.Response, built once
-from the provider's published bindings, so this process needs grpcio (and
-cryptography for the TLS Terraform insists on) and
-answers with bytes: the schema, empty (= no diagnostics) validation
-responses, and UNIMPLEMENTED for everything that would need the real provider.
+from the provider's published bindings, so this process needs only grpcio
+(and cryptography for the TLS Terraform insists on) and answers with bytes:
+the schema, empty (= no diagnostics) validation responses, and UNIMPLEMENTED
+for everything that would need the real provider.
 Terraform core does the validation itself from the schema: unknown and
 missing arguments, block nesting and counts, types, references, ephemeral
 values outside write-only arguments.
@@ -127,9 +127,9 @@ def main(argv: list[str]) -> int:
     handshake = f"1|{PROTOCOL_VERSION}|unix|{address}|grpc"
     if client_cert:
         key_pem, cert_pem, cert_der = server_certificate()
-        # Terraform's client certificate is not checked: its P-521 key is
-        # outside what gRPC's TLS offers for client certificates, so Go would
-        # not send it. The socket sits in a private temporary directory.
+        # No client certificate is asked for: asked, Terraform sent none to
+        # gRPC's TLS (PEER_DID_NOT_RETURN_A_CERTIFICATE). The socket sits in
+        # a private temporary directory instead.
         server.add_secure_port(f"unix:{address}", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
         # go-plugin reads the certificate as unpadded base64 of its DER form.
         handshake += "|" + base64.b64encode(cert_der).decode().rstrip("=")
