@@ -87,6 +87,10 @@ class Counters:
         return self._meter.db_statements
 
     @property
+    def db_round_trips(self) -> int:
+        return self._meter.db_round_trips
+
+    @property
     def redis_round_trips(self) -> int:
         return self._meter.redis_round_trips
 
@@ -98,9 +102,9 @@ class Counters:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Set-up work between timed calls does not count."""
-        saved = self._meter.db_statements, self._meter.redis_round_trips
+        saved = self._meter.db_statements, self._meter.db_round_trips, self._meter.redis_round_trips
         yield
-        self._meter.db_statements, self._meter.redis_round_trips = saved
+        self._meter.db_statements, self._meter.db_round_trips, self._meter.redis_round_trips = saved
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[List[Tuple[str, Sequence[Any]]]]:
@@ -207,6 +211,7 @@ class Bench:
         latencies: List[float] = []
         cache_states: Dict[str, int] = {}
         statements, round_trips = self.counters.statements, self.counters.redis_round_trips
+        db_round_trips = self.counters.db_round_trips
         questions = self.counters.server_questions()
         for _ in range(calls):
             i = case.next()
@@ -227,6 +232,7 @@ class Bench:
             "p99_ms": percentile(latencies, 0.99),
             "calls": calls,
             "statements": self.counters.statements - statements,
+            "db_round_trips": self.counters.db_round_trips - db_round_trips,
             "redis_round_trips": self.counters.redis_round_trips - round_trips,
             "server_questions": questions,
             "x_cache": cache_states,
@@ -246,6 +252,7 @@ def _combine(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
         "round_p99_ms": [round(r["p99_ms"], 3) for r in rounds],
         "calls": calls,
         "db_statements_per_call": round(sum(r["statements"] for r in rounds) / calls, 2),
+        "db_round_trips_per_call": round(sum(r["db_round_trips"] for r in rounds) / calls, 2),
         "redis_round_trips_per_call": round(sum(r["redis_round_trips"] for r in rounds) / calls, 2),
         # Global server counter: equals the above unless other clients were busy.
         "server_questions_per_call": round(sum(r["server_questions"] for r in rounds) / calls, 2),
@@ -258,7 +265,8 @@ def _combine(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
 def format_result(name: str, r: Dict[str, Any]) -> str:
     rounds = "/".join(f"{p:.2f}" for p in r["round_p50_ms"])
     line = (f"{name:42s} p50 {r['p50_ms']:8.3f} ms  p99 {r['p99_ms']:8.3f} ms  "
-            f"db {r['db_statements_per_call']:6.2f}  redis {r['redis_round_trips_per_call']:5.2f}  (round p50s {rounds})")
+            f"db {r['db_statements_per_call']:6.2f} in {r['db_round_trips_per_call']:5.2f} round trips  "
+            f"redis {r['redis_round_trips_per_call']:5.2f}  (round p50s {rounds})")
     if r.get("x_cache"):
         line += f"  X-Cache {r['x_cache']}"
     return line

@@ -34,6 +34,7 @@ def _ms(value: float) -> str:
 
 def _row(name: str, r: Dict[str, Any]) -> str:
     return (f"| {name} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {r['db_statements_per_call']:g} "
+            f"in {r.get('db_round_trips_per_call', r['db_statements_per_call']):g} "
             f"| {r['redis_round_trips_per_call']:g} |")
 
 
@@ -46,7 +47,7 @@ def table(results: Dict[str, Any]) -> str:
     lines: List[str] = [
         header,
         "",
-        "| measurement | p50 | p99 | DB statements/call | Redis round trips/call |",
+        "| measurement | p50 | p99 | DB statements in round trips/call | Redis round trips/call |",
         "|---|---|---|---|---|",
     ]
     for name, r in results.get("endpoints", {}).items():
