@@ -47,7 +47,7 @@ locals {
   # and the suffix of "<name>-<suffix>") of the functions push brought: the
   # in-VPC WebSocket handlers and forget_connections, and push (outside the
   # VPC). Each gets its log group in lambda.tf.
-  push_functions = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect"]
+  extra_functions = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect"]
 
   # The one function the VPC may invoke through its Lambda endpoint
   # (network.tf): the API hands posting to it asynchronously.

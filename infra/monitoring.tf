@@ -31,7 +31,7 @@ locals {
   # Chalice function name (lambda.tf's log groups) -> Lambda function name.
   lambda_functions = merge(
     { api_handler = local.name, migrate = "${local.name}-migrate" },
-    { for f in local.push_functions : f => "${local.name}-${f}" },
+    { for f in local.extra_functions : f => "${local.name}-${f}" },
   )
 
   # The member clusters ("<replication group id>-001", "-002") are known only

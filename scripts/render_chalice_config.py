@@ -99,7 +99,7 @@ WEBSOCKET_HANDLERS = ["websocket_connect", "websocket_message", "websocket_disco
 FUNCTIONS = [API_HANDLER, MIGRATE, *WEBSOCKET_HANDLERS, FORGET, PUSH]
 # The functions infra/lambda.tf makes groups for through the output
 # function_log_group_names (the API's and migrate's have outputs of their own).
-PUSH_FUNCTIONS = sorted([PUSH, FORGET, *WEBSOCKET_HANDLERS])
+EXTRA_FUNCTIONS = sorted([PUSH, FORGET, *WEBSOCKET_HANDLERS])
 
 # Which policy file each function's role is made from (suffix of
 # "policy-<stage>"). "" is the stage's own iam_policy_file, so a function
