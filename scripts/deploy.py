@@ -61,8 +61,10 @@ RENDER = ROOT / "scripts" / "render_chalice_config.py"
 MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
 MIGRATE_LOG_GROUP = "aws_cloudwatch_log_group.migrate"  # infra/lambda.tf
 # The other functions Chalice deploys besides the API handler: push and
-# forget_connections (app.py) and the WebSocket handlers as Chalice names them.
-EXTRA_FUNCTIONS = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect"]
+# forget_connections (app.py), the WebSocket handlers as Chalice names them,
+# and the scheduled purge (local.extra_functions in infra/locals.tf).
+EXTRA_FUNCTIONS = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect",
+                   "purge"]
 FUNCTIONS = [MIGRATE, *EXTRA_FUNCTIONS]
 # Each function's log group in infra/lambda.tf, by Terraform address; the
 # API's has always been Terraform's, so it is never imported.

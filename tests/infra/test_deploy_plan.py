@@ -233,7 +233,8 @@ def test_migrate_gets_the_environment_and_policy_chalice_would_give_it(tmp_path:
     text = rendered_config(tmp_path)
     cfg = json.loads(text)
     outputs = {k: v["value"] for k, v in json.loads(SAMPLE.read_text()).items()}
-    for function in ("migrate", "api_handler", "push", "forget_connections", "websocket_message", "added_later"):
+    for function in ("migrate", "api_handler", "push", "forget_connections", "websocket_message", "purge",
+                     "added_later"):
         chalice = Config(chalice_stage="prod", function_name=function, config_from_disk=cfg)
         assert deploy.function_environment(text, "prod", function) == chalice.environment_variables, function
         assert deploy.function_policy_file(text, "prod", function) == chalice.iam_policy_file, function
@@ -458,6 +459,10 @@ def test_the_functions_are_those_of_app_py():
         assert f'@app.lambda_function(name="{function}")' in app_py
     for event in ("connect", "message", "disconnect"):
         assert f"app.on_ws_{event}()" in app_py and f"websocket_{event}" in deploy.EXTRA_FUNCTIONS
+    # Scheduled: Chalice names the function (and its rule) after `name`.
+    assert re.search(r'^@app\.schedule\(.*, name="purge"\)$', app_py, re.MULTILINE) and "purge" in deploy.EXTRA_FUNCTIONS
+    assert set(deploy.FUNCTIONS) == {"migrate", "push", "forget_connections", "purge",
+                                     "websocket_connect", "websocket_message", "websocket_disconnect"}
 
 
 def test_an_existing_unmanaged_migrate_log_group_is_imported():

@@ -150,6 +150,8 @@ def test_prod_stage_has_every_field(project: Path):
         "forget_connections": {"environment_variables": app_user},
         # Outside the VPC: it posts to the public @connections endpoint.
         "push": {"subnet_ids": [], "security_group_ids": [], "iam_policy_file": "policy-prod-push.json"},
+        # The stage's policy; 60 s: it stops itself when a batch no longer fits.
+        "purge": {"lambda_timeout": 60, "environment_variables": app_user},
     }
     # Not stage-wide: a function added later gets no database credentials at all.
     assert prod["environment_variables"] == {
@@ -256,13 +258,14 @@ def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: P
 
     push = scoped_("push")
     assert (push.subnet_ids, push.security_group_ids, push.iam_policy_file) == ([], [], "policy-prod-push.json")
-    for function in ["api_handler", "migrate", "forget_connections", *WS]:
+    for function in ["api_handler", "migrate", "forget_connections", "purge", *WS]:
         c = scoped_(function)
         assert c.subnet_ids == OUT["subnet_ids"] and c.security_group_ids == [OUT["lambda_security_group_id"]], function
     assert scoped_("api_handler").lambda_timeout == 25 and scoped_("websocket_message").lambda_timeout == 10
-    assert {f: scoped_(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", *WS]} == {
+    assert scoped_("purge").lambda_timeout == 60 and scoped_("forget_connections").lambda_timeout == 10
+    assert {f: scoped_(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", "purge", *WS]} == {
         "api_handler": "policy-prod-api.json", "migrate": "policy-prod-migrate.json",
-        "forget_connections": "policy-prod.json", **{h: "policy-prod-api.json" for h in WS}}
+        "forget_connections": "policy-prod.json", "purge": "policy-prod.json", **{h: "policy-prod-api.json" for h in WS}}
 
 
 def test_chalice_merges_each_functions_database_user_over_the_stage_environment(project: Path):
@@ -270,7 +273,7 @@ def test_chalice_merges_each_functions_database_user_over_the_stage_environment(
     cfg = config(project)
     stage_env = cfg["stages"]["prod"]["environment_variables"]
     assert "DB_SECRET_ARN" not in stage_env and "APP_DB_SECRET_ARN" not in stage_env
-    for function in ["api_handler", "forget_connections", *WS]:
+    for function in ["api_handler", "forget_connections", "purge", *WS]:
         assert scoped(cfg, function).environment_variables == {**stage_env, "DB_SECRET_ARN": APP_USER}, function
     assert scoped(cfg, "migrate").environment_variables == {
         **stage_env, "DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}
@@ -322,6 +325,7 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
         "forget_connections": {"environment_variables": app_user},
         "push": {"environment_variables": {"PUSH_TIMEOUT_SECONDS": "2"}, "subnet_ids": [], "security_group_ids": [],
                  "iam_policy_file": "policy-prod-push.json"},
+        "purge": {"lambda_timeout": 60, "environment_variables": app_user},
     }
     assert prod["environment_variables"]["CACHE_SIZE"] == "200"
     assert prod["environment_variables"]["AUTH_MODE"] == "token"
@@ -371,12 +375,13 @@ IN_VPC = {"WriteOwnLogs", "VpcNetworkInterfaces", "ReadAppSecrets", "DecryptAppS
 
 
 def test_the_default_policy_is_least_privilege(project: Path):
-    # The stage's iam_policy_file: forget_connections and any function added
-    # later (in the VPC, no push, the app user's database secret only).
+    # The stage's iam_policy_file: forget_connections, purge and any function
+    # added later (in the VPC, no push, the app user's database secret only).
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     found = statements(project)
     assert set(found) == IN_VPC
-    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-forget_connections"], SERVING_SECRETS)
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-forget_connections", "messaging-prod-purge"],
+                                           SERVING_SECRETS)
 
 
 def test_only_migrate_reads_the_master_secret(project: Path):
@@ -457,7 +462,7 @@ def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
     made = {OUT["lambda_log_group_name"], OUT["migrate_log_group_name"], *OUT["function_log_group_names"].values()}
     granted = [arn.split(":log-group:")[1] for suffix in ("", "-api", "-push", "-migrate")
                for arn in statements(project, suffix)["WriteOwnLogs"]["Resource"] if not arn.endswith(":*")]
-    assert sorted(granted) == sorted(made) and len(made) == 7
+    assert sorted(granted) == sorted(made) and len(made) == 8
 
 
 # --------------------------------------------------------------------------- idempotence
@@ -519,6 +524,7 @@ def test_running_twice_changes_nothing(project: Path):
     (lambda o: o["push_function_name"].update(value="chat-prod-push"), "name_prefix in infra/"),
     # A function whose log group Terraform does not make (or one it makes for nothing).
     (lambda o: o["function_log_group_names"]["value"].pop("websocket_message"), "a group for every function"),
+    (lambda o: o["function_log_group_names"]["value"].pop("purge"), "a group for every function"),
     (lambda o: o["function_log_group_names"]["value"].update(extra="/aws/lambda/messaging-prod-extra"),
      "a group for every function"),
     (lambda o: o["function_log_group_names"].update(value=["/aws/lambda/messaging-prod-push"]),
