@@ -115,6 +115,11 @@ output "api_reserved_concurrency" {
   value       = var.api_reserved_concurrency
 }
 
+output "retention_days" {
+  description = "Days a message is kept (var.retention_days; 0: every message): the renderer sets RETENTION_DAYS on the purge Lambda only, and none when 0."
+  value       = var.retention_days
+}
+
 # Monitoring (monitoring.tf). The renderer checks the Chalice stage against
 # api_gateway_stage: the API Gateway alarm and widgets select that stage.
 

@@ -290,6 +290,23 @@ variable "api_reserved_concurrency" {
   }
 }
 
+# ---------------------------------------------------------------- retention
+
+# Like the API limits, an output only: the renderer writes it into the purge
+# Lambda's RETENTION_DAYS (docs/deploy.md, "Retention").
+
+variable "retention_days" {
+  description = "Days a message is kept: the hourly purge Lambda deletes messages older than that (RETENTION_DAYS, set on the purge function only). 0 keeps every message (the purge then deletes nothing); otherwise 1 to 36500. Deleted messages stay in the Aurora backups for backup_retention_days and in the backtrack window for db_backtrack_hours."
+  type        = number
+  default     = 0
+
+  validation {
+    # The bounds the app accepts (chalicelib/settings.py, RETENTION_DAYS).
+    condition     = floor(var.retention_days) == var.retention_days && (var.retention_days == 0 || (var.retention_days >= 1 && var.retention_days <= 36500))
+    error_message = "retention_days must be 0 (keep every message) or a whole number of days from 1 to 36500."
+  }
+}
+
 # ---------------------------------------------------------------- logs, keys, secrets
 
 variable "log_retention_days" {

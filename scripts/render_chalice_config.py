@@ -22,11 +22,12 @@ Writes five files of the project's .chalice directory:
   APP_DB_SECRET_ARN, the app user's secret, so that it can create that user;
   none for push, which has no database), the API handler's reserved
   concurrency (output api_reserved_concurrency), longer timeout and policy,
-  purge's longer timeout, the WebSocket handlers' and migrate's policies,
-  and the push function's own policy and empty VPC config (push runs
-  outside the VPC). Every other
-  key of the file, of the stage, of its lambda_functions and of their
-  environments is kept as it was, so `dev` and hand-made settings survive.
+  purge's longer timeout and RETENTION_DAYS (output retention_days; none
+  when it is 0: every message is kept), the WebSocket handlers' and
+  migrate's policies, and the push function's own policy and empty VPC
+  config (push runs outside the VPC). Every other key of the file, of the
+  stage, of its lambda_functions and of their environments is kept as it
+  was, so `dev` and hand-made settings survive.
 * four least-privilege IAM policies with the real ARNs (with autogen_policy
   false Chalice gives every function a role of its own, made from the file
   its iam_policy_file names):
@@ -117,13 +118,19 @@ POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUS
 # The database user of each function, by the secret its DB_SECRET_ARN names:
 # the app user (DML only) for everything that serves and for purge (SELECT
 # and DELETE), the master user for migrate alone, none for push (outside the
-# VPC, no database). Per function
-# (lambda_functions.<name>.environment_variables, which Chalice merges over
-# the stage's: chalice/config.py, _chain_merge), never stage-wide: a function
-# added later then has no database credentials rather than the master's.
+# VPC, no database). Per function (lambda_functions.<name>.environment_variables,
+# which Chalice merges over the stage's: chalice/config.py, _chain_merge),
+# never stage-wide: a function added later then has no database credentials
+# rather than the master's.
 DB_USER_OF = {API_HANDLER: "app", **{h: "app" for h in WEBSOCKET_HANDLERS}, FORGET: "app", PURGE: "app",
               MIGRATE: "master", PUSH: None}
 DB_ENV = ("DB_SECRET_ARN", "APP_DB_SECRET_ARN")
+# On purge alone, the only function that reads it: the other functions'
+# environments then say nothing they do not use, and a retention change
+# touches purge's configuration only. Removed everywhere else, the stage
+# included, so that var.retention_days is its one source.
+RETENTION_ENV = "RETENTION_DAYS"
+MANAGED_FUNCTION_ENV = (*DB_ENV, RETENTION_ENV)
 # What the @connections management API is called with (boto3
 # apigatewaymanagementapi: PostToConnection, GetConnection, DeleteConnection).
 CONNECTION_METHODS = ["POST", "GET", "DELETE"]
@@ -233,6 +240,7 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "api_throttle_rate_limit": _rate,
     "api_throttle_burst_limit": _whole(1, 5_000),
     "api_reserved_concurrency": _whole(1, 1_000),
+    "retention_days": _whole(0, 36_500),  # 0: keep every message
 }
 
 
@@ -316,7 +324,7 @@ def environment(out: Mapping[str, Any], tls_ca: str, *, push_function: str, forg
     return env
 
 
-def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
+def database_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
     """The database credentials of one function (DB_USER_OF)."""
     user = DB_USER_OF[function]
     if user == "master":
@@ -326,13 +334,23 @@ def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str
     return {}
 
 
+def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
+    """What one function's environment holds beyond the stage's: its database
+    credentials and, for purge, RETENTION_DAYS (unset is "keep everything";
+    the app refuses 0, hence none at all for retention_days = 0)."""
+    env = database_environment(out, function)
+    if function == PURGE and out["retention_days"]:
+        env[RETENTION_ENV] = str(out["retention_days"])
+    return env
+
+
 def secrets_of(out: Mapping[str, Any], functions: List[str]) -> List[str]:
     """The secrets the functions sharing one policy read: the database secrets
     their DB_SECRET_ARN / APP_DB_SECRET_ARN name, and Redis' and the signing
     secrets for all but migrate (which reads only the database ones)."""
     arns: List[str] = []
     for function in functions:
-        wanted = list(function_environment(out, function).values())
+        wanted = list(database_environment(out, function).values())
         if function != MIGRATE:
             wanted += [out["redis_secret_arn"], out["auth_secret_arn"]]
         arns += [arn for arn in wanted if arn not in arns]
@@ -452,10 +470,11 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
         # (chalice/config.py, _chain_lookup): these win over the stage's.
         # The environment is merged instead (_chain_merge: top level, stage,
         # function), so the function's own holds only what differs: its
-        # database credentials, beside any hand-made variable.
+        # database credentials (and purge's retention), beside any hand-made
+        # variable.
         entry = dict(functions.get(name) or {})
         entry.update(settings)
-        env = {k: v for k, v in (entry.get("environment_variables") or {}).items() if k not in DB_ENV}
+        env = {k: v for k, v in (entry.get("environment_variables") or {}).items() if k not in MANAGED_FUNCTION_ENV}
         env.update(function_environment(out, name))
         if env:
             entry["environment_variables"] = env
@@ -478,7 +497,9 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
 
     env = dict(existing.get("environment_variables") or {})
     env.pop("WEBSOCKET_URL", None)  # managed: present only while the WebSocket API's id is known
-    for name in DB_ENV:  # managed per function (DB_USER_OF); stage-wide, push would get the master's
+    # Per function: stage-wide, push would get the master's secret and every
+    # function purge's retention (a hand-made one would outlive retention_days = 0).
+    for name in MANAGED_FUNCTION_ENV:
         env.pop(name, None)
     websocket = websocket_url(out, websocket_api_id, stage["api_gateway_stage"]) if websocket_api_id else None
     env.update(environment(out, tls_ca, push_function=function_name(app_name, stage_name, PUSH),
