@@ -22,12 +22,13 @@ resource "aws_cloudwatch_log_group" "migrate" {
   kms_key_id        = aws_kms_key.this.arn
 }
 
-# The functions that came with push (local.push_functions): push and
-# forget_connections (@app.lambda_function in app.py) and the three WebSocket
-# handlers. A group Lambda made before this resource existed is imported by
-# scripts/deploy.py as for migrate.
+# The other functions (local.extra_functions): push and forget_connections
+# (@app.lambda_function in app.py), the three WebSocket handlers, and purge
+# (@app.schedule: Chalice also makes its hourly EventBridge rule). A group
+# Lambda made before this resource existed is imported by scripts/deploy.py
+# as for migrate.
 resource "aws_cloudwatch_log_group" "function" {
-  for_each = toset(local.push_functions)
+  for_each = toset(local.extra_functions)
 
   name              = "/aws/lambda/${local.name}-${each.key}"
   retention_in_days = var.log_retention_days

@@ -44,10 +44,12 @@ locals {
   db_log_exports = ["audit", "error", "slowquery"]
 
   # Chalice's names (resource names in .chalice/config.json lambda_functions,
-  # and the suffix of "<name>-<suffix>") of the functions push brought: the
-  # in-VPC WebSocket handlers and forget_connections, and push (outside the
-  # VPC). Each gets its log group in lambda.tf.
-  push_functions = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect"]
+  # and the suffix of "<name>-<suffix>") of every function but the API
+  # handler and migrate (those have groups, and outputs, of their own): the
+  # ones push brought (the in-VPC WebSocket handlers and forget_connections,
+  # push outside the VPC) and the hourly purge (@app.schedule in app.py).
+  # Each gets its log group in lambda.tf and an errors alarm in monitoring.tf.
+  extra_functions = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect", "purge"]
 
   # The one function the VPC may invoke through its Lambda endpoint
   # (network.tf): the API hands posting to it asynchronously.

@@ -31,8 +31,13 @@ locals {
   # Chalice function name (lambda.tf's log groups) -> Lambda function name.
   lambda_functions = merge(
     { api_handler = local.name, migrate = "${local.name}-migrate" },
-    { for f in local.push_functions : f => "${local.name}-${f}" },
+    { for f in local.extra_functions : f => "${local.name}-${f}" },
   )
+
+  # purge runs once an hour, and a failed run is retried by Lambda twice
+  # (asynchronous invocation) a few minutes apart: its errors may never
+  # reach alarm_lambda_errors in one 5-minute period, so any error alarms.
+  lambda_error_thresholds = { for f in keys(local.lambda_functions) : f => f == "purge" ? 0 : var.alarm_lambda_errors }
 
   # The member clusters ("<replication group id>-001", "-002") are known only
   # once the group exists, so the alarms count nodes (num_cache_clusters in
@@ -181,7 +186,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   for_each = local.lambda_functions
 
   alarm_name        = "${each.value}-errors"
-  alarm_description = "More than ${var.alarm_lambda_errors} function errors of ${each.value} in 5 minutes (it clears after 10 quiet minutes). Function errors are crashes, timeouts and out-of-memory, not the app's own error answers. Look at the function's log group (/aws/lambda/${each.value}): 'Task timed out' (a backend too slow: Aurora, Redis, Secrets Manager), a traceback, 'Runtime exited'. migrate: a failed migration, see docs/deploy.md. push: posts to @connections failing."
+  alarm_description = "More than ${local.lambda_error_thresholds[each.key]} function errors of ${each.value} in 5 minutes (it clears after 10 quiet minutes). Function errors are crashes, timeouts and out-of-memory, not the app's own error answers. Look at the function's log group (/aws/lambda/${each.value}): 'Task timed out' (a backend too slow: Aurora, Redis, Secrets Manager), a traceback, 'Runtime exited'. migrate: a failed migration, see docs/deploy.md. push: posts to @connections failing. purge: the hourly retention run failed; the next one goes on where it stopped."
 
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
@@ -189,7 +194,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   statistic           = "Sum"
   period              = local.alarm_period
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alarm_lambda_errors
+  threshold           = local.lambda_error_thresholds[each.key]
   # 1 of 2: alarms at once, clears only after two clean periods (no flapping).
   evaluation_periods  = 2
   datapoints_to_alarm = 1
@@ -262,8 +267,9 @@ resource "aws_cloudwatch_metric_alarm" "aurora_connections" {
 
   lifecycle {
     precondition {
-      condition     = var.alarm_db_connections > var.api_reserved_concurrency + 1
-      error_message = "alarm_db_connections must exceed api_reserved_concurrency + 1 (the API's containers and migrate): at full load the alarm would fire on the app itself."
+      # + 2: migrate's connection while a deploy runs it, purge's while its hourly run lasts.
+      condition     = var.alarm_db_connections > var.api_reserved_concurrency + 2
+      error_message = "alarm_db_connections must exceed api_reserved_concurrency + 2 (the API's containers, migrate and purge): at full load the alarm would fire on the app itself."
     }
   }
 }

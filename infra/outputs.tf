@@ -47,7 +47,7 @@ output "db_secret_arn" {
 }
 
 output "db_app_secret_arn" {
-  description = "ARN of the secret of the MySQL app user (JSON with username and password; DML on the app's tables only): DB_SECRET_ARN of the API, the WebSocket handlers and forget_connections, APP_DB_SECRET_ARN of migrate, which creates the user."
+  description = "ARN of the secret of the MySQL app user (JSON with username and password; DML on the app's tables only): DB_SECRET_ARN of the API, the WebSocket handlers, forget_connections and purge, APP_DB_SECRET_ARN of migrate, which creates the user."
   value       = local.db_app_secret_arn
 }
 
@@ -87,7 +87,7 @@ output "migrate_log_group_name" {
 }
 
 output "function_log_group_names" {
-  description = "CloudWatch log groups created for the functions push brought, by Chalice function name: push, forget_connections and the WebSocket handlers websocket_connect, websocket_message, websocket_disconnect (\"/aws/lambda/<name_prefix>-<stage>-<function>\")."
+  description = "CloudWatch log groups created for every function but the API handler and migrate, by Chalice function name: push, forget_connections, the WebSocket handlers websocket_connect, websocket_message, websocket_disconnect, and purge (\"/aws/lambda/<name_prefix>-<stage>-<function>\")."
   value       = { for function, group in aws_cloudwatch_log_group.function : function => group.name }
 }
 
@@ -113,6 +113,11 @@ output "api_throttle_burst_limit" {
 output "api_reserved_concurrency" {
   description = "Reserved concurrency of the API handler Lambda only (var.api_reserved_concurrency)."
   value       = var.api_reserved_concurrency
+}
+
+output "retention_days" {
+  description = "Days a message is kept (var.retention_days; 0: every message): the renderer sets RETENTION_DAYS on the purge Lambda only, and none when 0."
+  value       = var.retention_days
 }
 
 # Monitoring (monitoring.tf). The renderer checks the Chalice stage against

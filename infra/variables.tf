@@ -189,7 +189,7 @@ variable "skip_final_snapshot" {
 }
 
 variable "db_app_username" {
-  description = "MySQL user the deployed API (and the WebSocket handlers, forget_connections) connects as: DML on the app's tables only. The migrate Lambda, which connects as the master user, creates it and sets its password from the secret db_app_secret_arn (JSON {\"username\", \"password\"}); Terraform writes the password write-only."
+  description = "MySQL user the deployed API (and the WebSocket handlers, forget_connections, purge) connects as: DML on the app's tables only. The migrate Lambda, which connects as the master user, creates it and sets its password from the secret db_app_secret_arn (JSON {\"username\", \"password\"}); Terraform writes the password write-only."
   type        = string
   default     = "messaging_app"
 
@@ -290,10 +290,27 @@ variable "api_reserved_concurrency" {
   }
 }
 
+# ---------------------------------------------------------------- retention
+
+# Like the API limits, an output only: the renderer writes it into the purge
+# Lambda's RETENTION_DAYS (docs/deploy.md, "Retention").
+
+variable "retention_days" {
+  description = "Days a message is kept: the hourly purge Lambda deletes messages older than that (RETENTION_DAYS, set on the purge function only). 0 keeps every message (the purge then deletes nothing); otherwise 1 to 36500. Deleted messages stay in the Aurora backups for backup_retention_days and in the backtrack window for db_backtrack_hours."
+  type        = number
+  default     = 0
+
+  validation {
+    # The bounds the app accepts (chalicelib/settings.py, RETENTION_DAYS).
+    condition     = floor(var.retention_days) == var.retention_days && (var.retention_days == 0 || (var.retention_days >= 1 && var.retention_days <= 36500))
+    error_message = "retention_days must be 0 (keep every message) or a whole number of days from 1 to 36500."
+  }
+}
+
 # ---------------------------------------------------------------- logs, keys, secrets
 
 variable "log_retention_days" {
-  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, the logs of every Lambda: API, migrate, push, forget_connections, WebSocket handlers)."
+  description = "Retention in days of every CloudWatch log group created here (database audit/error/slow query logs, VPC flow logs, cache slow log, the logs of every Lambda: API, migrate, push, forget_connections, WebSocket handlers, purge)."
   type        = number
   default     = 365
 
@@ -417,7 +434,7 @@ variable "alarm_latency_min_requests" {
 }
 
 variable "alarm_lambda_errors" {
-  description = "Lambda errors alarms (one per function: API, migrate, push, forget_connections, the three WebSocket handlers): function errors (Lambda Errors: crashes, timeouts, out of memory; the app's own 4xx/5xx answers are not errors) in a 5-minute period above which it alarms."
+  description = "Lambda errors alarms (one per function: API, migrate, push, forget_connections, the three WebSocket handlers, purge): function errors (Lambda Errors: crashes, timeouts, out of memory; the app's own 4xx/5xx answers are not errors) in a 5-minute period above which it alarms. Not for purge, which runs once an hour and alarms on any error."
   type        = number
   default     = 2
 
@@ -450,7 +467,7 @@ variable "alarm_aurora_acu_percent" {
 }
 
 variable "alarm_db_connections" {
-  description = "Aurora connections alarm (one per instance): DatabaseConnections (the 5-minute maximum, 2 of 3 periods) above which it alarms. The API opens at most api_reserved_concurrency connections and migrate one, so it must be above api_reserved_concurrency + 1; more means another client, a leak, or a raised concurrency."
+  description = "Aurora connections alarm (one per instance): DatabaseConnections (the 5-minute maximum, 2 of 3 periods) above which it alarms. The API opens at most api_reserved_concurrency connections, migrate one and the hourly purge one, so it must be above api_reserved_concurrency + 2; more means another client, a leak, or a raised concurrency."
   type        = number
   default     = 75
 

@@ -39,7 +39,9 @@
 #      push; the rest neither), the REST API's name and stage as the alarms
 #      select them, the WebSocket API with its three routes, the
 #      API handler's 25 s timeout and the sample's reserved concurrency (on no
-#      other function), a log group in some policy for every function, and
+#      other function), purge's 60 s timeout, hourly schedule and
+#      RETENTION_DAYS (on no other function), a log group in some policy for
+#      every function, and
 #      deployment.zip the RDS CA bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -290,6 +292,8 @@ expected = {
     "Migrate": ("-migrate", "policy-prod-migrate.json", "migrate"),
     "ForgetConnections": ("-forget_connections", "policy-prod.json", "forget_connections"),
     "Push": ("-push", "policy-prod-push.json", "push"),
+    # The hourly retention job (@app.schedule): in the VPC like forget_connections.
+    "Purge": ("-purge", "policy-prod.json", "purge"),
 }
 # The database user each function connects as (DB_SECRET_ARN): the app user
 # (DML only) wherever requests are served, the master user in migrate alone,
@@ -379,9 +383,11 @@ for route, integration in routes.items():
 # A 20 s long-poll and its last read fit in 25 s, under API Gateway's 29 s.
 api_fn = functions["APIHandler"]
 assert (api_fn["MemorySize"], api_fn["Timeout"]) == (512, 25), (api_fn["MemorySize"], api_fn["Timeout"])
+# purge starts a batch only while one fits: 60 s is how much it deletes an hour.
+timeouts = {"APIHandler": 25, "Purge": 60}
 for name, props in functions.items():
-    if name != "APIHandler":
-        assert (props["MemorySize"], props["Timeout"]) == (512, 10), (name, props["MemorySize"], props["Timeout"])
+    assert (props["MemorySize"], props["Timeout"]) == (512, timeouts.get(name, 10)), (
+        name, props["MemorySize"], props["Timeout"])
 # Reserved concurrency caps the API's containers (one MySQL connection each);
 # only the API's: no other function may take as much again.
 assert api_fn.get("ReservedConcurrentExecutions") == values["api_reserved_concurrency"], api_fn.get(
@@ -389,6 +395,19 @@ assert api_fn.get("ReservedConcurrentExecutions") == values["api_reserved_concur
 for name, props in functions.items():
     if name != "APIHandler":
         assert "ReservedConcurrentExecutions" not in props, (name, props["ReservedConcurrentExecutions"])
+
+# Chalice puts purge's rate(1 hour) schedule on the function as a SAM Schedule
+# event (the transform makes the EventBridge rule and the invoke permission
+# from it); nothing else is scheduled or triggered by a rule.
+schedule = {"PurgeEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 hour)"}}}
+assert functions["Purge"].get("Events") == schedule, functions["Purge"].get("Events")
+assert [n for n, p in functions.items() if p.get("Events")] == ["Purge"], [n for n, p in functions.items() if p.get("Events")]
+assert not [k for k, r in resources.items() if r["Type"].startswith(("AWS::Events::", "AWS::Scheduler::"))]
+# The horizon reaches purge alone (the sample's retention_days is not 0).
+assert values["retention_days"] > 0
+for name, props in functions.items():
+    wanted = str(values["retention_days"]) if name == "Purge" else None
+    assert props["Environment"]["Variables"].get("RETENTION_DAYS") == wanted, (name, wanted)
 
 # Every function writes to a log group infra/lambda.tf made (retention, KMS),
 # named in the policy its role holds: a new function needs its group there
@@ -419,6 +438,8 @@ for name, props in sorted(functions.items()):
           + f"{len(props['Environment']['Variables'])} environment variables "
           f"(database user: {'app' if db_user[name] == app_user else 'master' if db_user[name] else 'none'}), "
           f"role {props['Role']['Fn::GetAtt'][0]} = {expected[name][1]}")
+print(f"   sam.json: Purge scheduled {functions['Purge']['Events']['PurgeEvent']['Properties']['Schedule']}, "
+      f"RETENTION_DAYS={functions['Purge']['Environment']['Variables']['RETENTION_DAYS']}")
 print(f"   sam.json: RestAPI named {rest['DefinitionBody']['info']['title']}, stage {rest['StageName']} "
       "(what the API Gateway alarm and widgets select)")
 print(f"   sam.json: WebsocketAPI (rendered with the id {ws_id} of the deployed sample), routes {', '.join(sorted(routes))}, stage api")

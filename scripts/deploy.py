@@ -61,13 +61,15 @@ RENDER = ROOT / "scripts" / "render_chalice_config.py"
 MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
 MIGRATE_LOG_GROUP = "aws_cloudwatch_log_group.migrate"  # infra/lambda.tf
 # The other functions Chalice deploys besides the API handler: push and
-# forget_connections (app.py) and the WebSocket handlers as Chalice names them.
-PUSH_FUNCTIONS = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect"]
-FUNCTIONS = [MIGRATE, *PUSH_FUNCTIONS]
+# forget_connections (app.py), the WebSocket handlers as Chalice names them,
+# and the scheduled purge (local.extra_functions in infra/locals.tf).
+EXTRA_FUNCTIONS = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect",
+                   "purge"]
+FUNCTIONS = [MIGRATE, *EXTRA_FUNCTIONS]
 # Each function's log group in infra/lambda.tf, by Terraform address; the
 # API's has always been Terraform's, so it is never imported.
 LOG_GROUP_ADDRESSES = {MIGRATE: MIGRATE_LOG_GROUP,
-                       **{f: f'aws_cloudwatch_log_group.function["{f}"]' for f in PUSH_FUNCTIONS}}
+                       **{f: f'aws_cloudwatch_log_group.function["{f}"]' for f in EXTRA_FUNCTIONS}}
 DEFAULT_API_GATEWAY_STAGE = "api"  # Chalice's default api_gateway_stage
 
 # The stage-wide method settings key ("*/*": every resource and method) in
@@ -577,7 +579,7 @@ def prepare(args: argparse.Namespace) -> Context:
     print(f"AWS account {identity['Account']} as {identity['Arn']}\n"
           f"region      {region}\n"
           f"stage       {stage} (functions {function_name(app, stage)}, {function_name(app, stage, MIGRATE)} "
-          f"and {len(PUSH_FUNCTIONS)} more)\n"
+          f"and {len(EXTRA_FUNCTIONS)} more)\n"
           f"state       s3://{settings['bucket']}/{key}", flush=True)
 
     env = dict(os.environ, AWS_REGION=region, AWS_DEFAULT_REGION=region)

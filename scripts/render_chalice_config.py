@@ -17,20 +17,22 @@ Writes five files of the project's .chalice directory:
   --websocket-api-id, WEBSOCKET_URL), autogen_policy false with
   iam_policy_file, memory and timeout; and under lambda_functions: the
   database user each function connects as (DB_SECRET_ARN: the app user's
-  secret, DML only, for the API handler, the WebSocket handlers and
-  forget_connections; the RDS master secret for migrate, with
+  secret, DML only, for the API handler, the WebSocket handlers,
+  forget_connections and purge; the RDS master secret for migrate, with
   APP_DB_SECRET_ARN, the app user's secret, so that it can create that user;
   none for push, which has no database), the API handler's reserved
   concurrency (output api_reserved_concurrency), longer timeout and policy,
-  the WebSocket handlers' and migrate's policies, and the push function's
-  own policy and empty VPC config (push runs outside the VPC). Every other
-  key of the file, of the stage, of its lambda_functions and of their
-  environments is kept as it was, so `dev` and hand-made settings survive.
+  purge's longer timeout and RETENTION_DAYS (output retention_days; none
+  when it is 0: every message is kept), the WebSocket handlers' and
+  migrate's policies, and the push function's own policy and empty VPC
+  config (push runs outside the VPC). Every other key of the file, of the
+  stage, of its lambda_functions and of their environments is kept as it
+  was, so `dev` and hand-made settings survive.
 * four least-privilege IAM policies with the real ARNs (with autogen_policy
   false Chalice gives every function a role of its own, made from the file
   its iam_policy_file names):
-  - policy-<stage>.json, the stage's default (forget_connections and any
-    function added later): its functions' log groups, the VPC network
+  - policy-<stage>.json, the stage's default (forget_connections, purge and
+    any function added later): its functions' log groups, the VPC network
     interfaces (Resource "*", the only one: AWS does not support
     resource-level permissions for those EC2 actions as Lambda uses them),
     GetSecretValue on the app user's, the Redis and the signing secrets
@@ -86,36 +88,49 @@ LAMBDA_TIMEOUT_S = 10
 # timeout, so the client gets the app's answer, not a 504.
 API_TIMEOUT_S = 25
 LONG_POLL_MAX_SECONDS = "20"
+# purge only: it starts a batch only while a batch's worth of time is left
+# (chalicelib/usecases/retention.py), so a longer run deletes more an hour
+# (about a million inbox rows in 60 s) and still ends before Lambda's timeout.
+PURGE_TIMEOUT_S = 60
 
 # Chalice's names for the functions in lambda_functions, and the suffix of
 # every function's name but the API handler's ("<app>-<stage>-<suffix>"):
-# the @app.lambda_function's of app.py and the WebSocket handlers as
-# chalice/deploy/appgraph.py names them. infra/lambda.tf makes their log groups.
+# the @app.lambda_function's and the @app.schedule of app.py and the
+# WebSocket handlers as chalice/deploy/appgraph.py names them. infra/lambda.tf
+# makes their log groups.
 API_HANDLER = "api_handler"
 MIGRATE = "migrate"
 PUSH = "push"
 FORGET = "forget_connections"
+PURGE = "purge"
 WEBSOCKET_HANDLERS = ["websocket_connect", "websocket_message", "websocket_disconnect"]
-FUNCTIONS = [API_HANDLER, MIGRATE, *WEBSOCKET_HANDLERS, FORGET, PUSH]
+FUNCTIONS = [API_HANDLER, MIGRATE, *WEBSOCKET_HANDLERS, FORGET, PUSH, PURGE]
 # The functions infra/lambda.tf makes groups for through the output
 # function_log_group_names (the API's and migrate's have outputs of their own).
-PUSH_FUNCTIONS = sorted([PUSH, FORGET, *WEBSOCKET_HANDLERS])
+EXTRA_FUNCTIONS = sorted([PUSH, FORGET, *WEBSOCKET_HANDLERS, PURGE])
 
 # Which policy file each function's role is made from (suffix of
 # "policy-<stage>"). "" is the stage's own iam_policy_file, so a function
 # added later gets the in-VPC policy without the right to push or the master
 # secret, and its missing log group shows in `make check-infra`.
 POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUSH: "-push", MIGRATE: "-migrate",
-             FORGET: ""}
+             FORGET: "", PURGE: ""}
 # The database user of each function, by the secret its DB_SECRET_ARN names:
-# the app user (DML only) for everything that serves, the master user for
-# migrate alone, none for push (outside the VPC, no database). Per function
-# (lambda_functions.<name>.environment_variables, which Chalice merges over
-# the stage's: chalice/config.py, _chain_merge), never stage-wide: a function
-# added later then has no database credentials rather than the master's.
-DB_USER_OF = {API_HANDLER: "app", **{h: "app" for h in WEBSOCKET_HANDLERS}, FORGET: "app", MIGRATE: "master",
-              PUSH: None}
+# the app user (DML only) for everything that serves and for purge (SELECT
+# and DELETE), the master user for migrate alone, none for push (outside the
+# VPC, no database). Per function (lambda_functions.<name>.environment_variables,
+# which Chalice merges over the stage's: chalice/config.py, _chain_merge),
+# never stage-wide: a function added later then has no database credentials
+# rather than the master's.
+DB_USER_OF = {API_HANDLER: "app", **{h: "app" for h in WEBSOCKET_HANDLERS}, FORGET: "app", PURGE: "app",
+              MIGRATE: "master", PUSH: None}
 DB_ENV = ("DB_SECRET_ARN", "APP_DB_SECRET_ARN")
+# On purge alone, the only function that reads it: the other functions'
+# environments then say nothing they do not use, and a retention change
+# touches purge's configuration only. Removed everywhere else, the stage
+# included, so that var.retention_days is its one source.
+RETENTION_ENV = "RETENTION_DAYS"
+MANAGED_FUNCTION_ENV = (*DB_ENV, RETENTION_ENV)
 # What the @connections management API is called with (boto3
 # apigatewaymanagementapi: PostToConnection, GetConnection, DeleteConnection).
 CONNECTION_METHODS = ["POST", "GET", "DELETE"]
@@ -225,6 +240,7 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "api_throttle_rate_limit": _rate,
     "api_throttle_burst_limit": _whole(1, 5_000),
     "api_reserved_concurrency": _whole(1, 1_000),
+    "retention_days": _whole(0, 36_500),  # 0: keep every message
 }
 
 
@@ -308,7 +324,7 @@ def environment(out: Mapping[str, Any], tls_ca: str, *, push_function: str, forg
     return env
 
 
-def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
+def database_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
     """The database credentials of one function (DB_USER_OF)."""
     user = DB_USER_OF[function]
     if user == "master":
@@ -318,13 +334,23 @@ def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str
     return {}
 
 
+def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
+    """What one function's environment holds beyond the stage's: its database
+    credentials and, for purge, RETENTION_DAYS (unset is "keep everything";
+    the app refuses 0, hence none at all for retention_days = 0)."""
+    env = database_environment(out, function)
+    if function == PURGE and out["retention_days"]:
+        env[RETENTION_ENV] = str(out["retention_days"])
+    return env
+
+
 def secrets_of(out: Mapping[str, Any], functions: List[str]) -> List[str]:
     """The secrets the functions sharing one policy read: the database secrets
     their DB_SECRET_ARN / APP_DB_SECRET_ARN name, and Redis' and the signing
     secrets for all but migrate (which reads only the database ones)."""
     arns: List[str] = []
     for function in functions:
-        wanted = list(function_environment(out, function).values())
+        wanted = list(database_environment(out, function).values())
         if function != MIGRATE:
             wanted += [out["redis_secret_arn"], out["auth_secret_arn"]]
         arns += [arn for arn in wanted if arn not in arns]
@@ -426,7 +452,8 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
                           f"\"{stage['api_gateway_stage']}\" in infra/ (terraform.tfvars) and apply")
     stage["autogen_policy"] = False
     # The default for every function without one of its own
-    # (forget_connections, any added later): in the VPC, no push, no master secret.
+    # (forget_connections, purge, any added later): in the VPC, no push, no
+    # master secret.
     stage["iam_policy_file"] = policy_file_name(stage_name, FORGET)
     stage["subnet_ids"] = list(out["subnet_ids"])
     stage["security_group_ids"] = [out["lambda_security_group_id"]]
@@ -443,10 +470,11 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
         # (chalice/config.py, _chain_lookup): these win over the stage's.
         # The environment is merged instead (_chain_merge: top level, stage,
         # function), so the function's own holds only what differs: its
-        # database credentials, beside any hand-made variable.
+        # database credentials (and purge's retention), beside any hand-made
+        # variable.
         entry = dict(functions.get(name) or {})
         entry.update(settings)
-        env = {k: v for k, v in (entry.get("environment_variables") or {}).items() if k not in DB_ENV}
+        env = {k: v for k, v in (entry.get("environment_variables") or {}).items() if k not in MANAGED_FUNCTION_ENV}
         env.update(function_environment(out, name))
         if env:
             entry["environment_variables"] = env
@@ -460,6 +488,7 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
         managed(handler, iam_policy_file=policy_file_name(stage_name, handler))
     managed(MIGRATE, iam_policy_file=policy_file_name(stage_name, MIGRATE))
     managed(FORGET)
+    managed(PURGE, lambda_timeout=PURGE_TIMEOUT_S)
     # Outside the VPC: empty lists are "not None" to _chain_lookup, so they
     # replace the stage's subnets and groups, and the appgraph then builds the
     # function without a VpcConfig (both empty; one without the other is an error).
@@ -468,7 +497,9 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
 
     env = dict(existing.get("environment_variables") or {})
     env.pop("WEBSOCKET_URL", None)  # managed: present only while the WebSocket API's id is known
-    for name in DB_ENV:  # managed per function (DB_USER_OF); stage-wide, push would get the master's
+    # Per function: stage-wide, push would get the master's secret and every
+    # function purge's retention (a hand-made one would outlive retention_days = 0).
+    for name in MANAGED_FUNCTION_ENV:
         env.pop(name, None)
     websocket = websocket_url(out, websocket_api_id, stage["api_gateway_stage"]) if websocket_api_id else None
     env.update(environment(out, tls_ca, push_function=function_name(app_name, stage_name, PUSH),

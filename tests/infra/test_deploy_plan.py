@@ -233,7 +233,8 @@ def test_migrate_gets_the_environment_and_policy_chalice_would_give_it(tmp_path:
     text = rendered_config(tmp_path)
     cfg = json.loads(text)
     outputs = {k: v["value"] for k, v in json.loads(SAMPLE.read_text()).items()}
-    for function in ("migrate", "api_handler", "push", "forget_connections", "websocket_message", "added_later"):
+    for function in ("migrate", "api_handler", "push", "forget_connections", "websocket_message", "purge",
+                     "added_later"):
         chalice = Config(chalice_stage="prod", function_name=function, config_from_disk=cfg)
         assert deploy.function_environment(text, "prod", function) == chalice.environment_variables, function
         assert deploy.function_policy_file(text, "prod", function) == chalice.iam_policy_file, function
@@ -436,16 +437,16 @@ def test_the_migrate_log_group_is_the_one_terraform_creates():
 
 
 def test_every_function_log_group_has_its_terraform_address():
-    # infra/lambda.tf: migrate's own resource, the rest in the for_each over local.push_functions.
+    # infra/lambda.tf: migrate's own resource, the rest in the for_each over local.extra_functions.
     lambda_tf = (ROOT / "infra" / "lambda.tf").read_text()
     locals_tf = (ROOT / "infra" / "locals.tf").read_text()
-    listed = re.search(r"^  push_functions = \[(.*)\]$", locals_tf, re.MULTILINE).group(1)
-    assert sorted(json.loads(f"[{listed}]")) == sorted(deploy.PUSH_FUNCTIONS)
+    listed = re.search(r"^  extra_functions = \[(.*)\]$", locals_tf, re.MULTILINE).group(1)
+    assert sorted(json.loads(f"[{listed}]")) == sorted(deploy.EXTRA_FUNCTIONS)
     assert 'resource "aws_cloudwatch_log_group" "function"' in lambda_tf
     assert 'name              = "/aws/lambda/${local.name}-${each.key}"' in lambda_tf
     assert deploy.LOG_GROUP_ADDRESSES == {
         "migrate": "aws_cloudwatch_log_group.migrate",
-        **{f: f'aws_cloudwatch_log_group.function["{f}"]' for f in deploy.PUSH_FUNCTIONS}}
+        **{f: f'aws_cloudwatch_log_group.function["{f}"]' for f in deploy.EXTRA_FUNCTIONS}}
     assert deploy.log_group_name("messaging", "prod", "websocket_connect") == "/aws/lambda/messaging-prod-websocket_connect"
     assert not deploy.needs_import(True, ['aws_cloudwatch_log_group.function["push"]'],
                                    deploy.LOG_GROUP_ADDRESSES["push"])
@@ -457,7 +458,11 @@ def test_the_functions_are_those_of_app_py():
     for function in ("migrate", "push", "forget_connections"):
         assert f'@app.lambda_function(name="{function}")' in app_py
     for event in ("connect", "message", "disconnect"):
-        assert f"app.on_ws_{event}()" in app_py and f"websocket_{event}" in deploy.PUSH_FUNCTIONS
+        assert f"app.on_ws_{event}()" in app_py and f"websocket_{event}" in deploy.EXTRA_FUNCTIONS
+    # Scheduled: Chalice names the function (and its rule) after `name`.
+    assert re.search(r'^@app\.schedule\(.*, name="purge"\)$', app_py, re.MULTILINE) and "purge" in deploy.EXTRA_FUNCTIONS
+    assert set(deploy.FUNCTIONS) == {"migrate", "push", "forget_connections", "purge",
+                                     "websocket_connect", "websocket_message", "websocket_disconnect"}
 
 
 def test_an_existing_unmanaged_migrate_log_group_is_imported():

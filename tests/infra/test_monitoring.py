@@ -65,11 +65,16 @@ def test_every_threshold_is_a_variable_or_derived_from_one():
         if name == "redis_evictions":
             assert threshold == "0"  # any eviction: memory is full
             continue
-        ref = re.fullmatch(r"(var|local)\.([a-z0-9_]+)", threshold)
+        ref = re.fullmatch(r"(var|local)\.([a-z0-9_]+)(\[each\.key\])?", threshold)
         assert ref, (name, threshold)
         if ref.group(1) == "var":
             assert ref.group(2) in variables and ref.group(2).startswith("alarm_"), (name, threshold)
     assert "acu_alarm_at     = var.aurora_max_acu * var.alarm_aurora_acu_percent / 100" in MONITORING
+    # The hourly purge alarms on any error (its retries may split over
+    # periods); every other function on more than alarm_lambda_errors.
+    assert ('lambda_error_thresholds = { for f in keys(local.lambda_functions) : f => f == "purge" ? 0 : '
+            'var.alarm_lambda_errors }') in MONITORING
+    assert "threshold           = local.lambda_error_thresholds[each.key]" in ALARMS["lambda_errors"]
 
 
 def test_rates_and_percentiles_need_traffic_before_they_count():

@@ -150,6 +150,9 @@ def test_prod_stage_has_every_field(project: Path):
         "forget_connections": {"environment_variables": app_user},
         # Outside the VPC: it posts to the public @connections endpoint.
         "push": {"subnet_ids": [], "security_group_ids": [], "iam_policy_file": "policy-prod-push.json"},
+        # The stage's policy; 60 s: it stops itself when a batch no longer fits.
+        # RETENTION_DAYS on purge only, the one function that reads it.
+        "purge": {"lambda_timeout": 60, "environment_variables": {**app_user, "RETENTION_DAYS": "365"}},
     }
     # Not stage-wide: a function added later gets no database credentials at all.
     assert prod["environment_variables"] == {
@@ -256,13 +259,14 @@ def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: P
 
     push = scoped_("push")
     assert (push.subnet_ids, push.security_group_ids, push.iam_policy_file) == ([], [], "policy-prod-push.json")
-    for function in ["api_handler", "migrate", "forget_connections", *WS]:
+    for function in ["api_handler", "migrate", "forget_connections", "purge", *WS]:
         c = scoped_(function)
         assert c.subnet_ids == OUT["subnet_ids"] and c.security_group_ids == [OUT["lambda_security_group_id"]], function
     assert scoped_("api_handler").lambda_timeout == 25 and scoped_("websocket_message").lambda_timeout == 10
-    assert {f: scoped_(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", *WS]} == {
+    assert scoped_("purge").lambda_timeout == 60 and scoped_("forget_connections").lambda_timeout == 10
+    assert {f: scoped_(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", "purge", *WS]} == {
         "api_handler": "policy-prod-api.json", "migrate": "policy-prod-migrate.json",
-        "forget_connections": "policy-prod.json", **{h: "policy-prod-api.json" for h in WS}}
+        "forget_connections": "policy-prod.json", "purge": "policy-prod.json", **{h: "policy-prod-api.json" for h in WS}}
 
 
 def test_chalice_merges_each_functions_database_user_over_the_stage_environment(project: Path):
@@ -272,6 +276,8 @@ def test_chalice_merges_each_functions_database_user_over_the_stage_environment(
     assert "DB_SECRET_ARN" not in stage_env and "APP_DB_SECRET_ARN" not in stage_env
     for function in ["api_handler", "forget_connections", *WS]:
         assert scoped(cfg, function).environment_variables == {**stage_env, "DB_SECRET_ARN": APP_USER}, function
+    assert scoped(cfg, "purge").environment_variables == {
+        **stage_env, "DB_SECRET_ARN": APP_USER, "RETENTION_DAYS": str(OUT["retention_days"])}
     assert scoped(cfg, "migrate").environment_variables == {
         **stage_env, "DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}
     # push has no database; a function added later has no credentials either.
@@ -295,13 +301,17 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
         "lambda_timeout": 3,
         "reserved_concurrency": 7,  # what the old --reserved-concurrency wrote: stage-wide
         "tags": {"team": "messaging"},
-        # DB_SECRET_ARN stage-wide, as renders before the app user wrote it (the master's).
-        "environment_variables": {"CACHE_SIZE": "200", "AUTH_MODE": "none", "DB_SECRET_ARN": MASTER},
+        # DB_SECRET_ARN stage-wide, as renders before the app user wrote it (the
+        # master's); RETENTION_DAYS set by hand, stage-wide and per function.
+        "environment_variables": {"CACHE_SIZE": "200", "AUTH_MODE": "none", "DB_SECRET_ARN": MASTER,
+                                  "RETENTION_DAYS": "7"},
         "lambda_functions": {
             "migrate": {"lambda_timeout": 300},  # docs/deploy.md: a longer migration
             "api_handler": {"reserved_concurrency": 5, "lambda_memory_size": 1024,
                             "environment_variables": {"CACHE_TTL_SECONDS": "60", "DB_SECRET_ARN": MASTER}},
             "push": {"environment_variables": {"APP_DB_SECRET_ARN": APP_USER, "PUSH_TIMEOUT_SECONDS": "2"}},
+            "forget_connections": {"environment_variables": {"RETENTION_DAYS": "7"}},
+            "purge": {"lambda_timeout": 300, "environment_variables": {"RETENTION_DAYS": "7", "CACHE_SIZE": "50"}},
         },
     }
     write_config(project, cfg)
@@ -322,10 +332,14 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
         "forget_connections": {"environment_variables": app_user},
         "push": {"environment_variables": {"PUSH_TIMEOUT_SECONDS": "2"}, "subnet_ids": [], "security_group_ids": [],
                  "iam_policy_file": "policy-prod-push.json"},
+        # The timeout and the retention are managed; the hand-made variable stays.
+        "purge": {"lambda_timeout": 60,
+                  "environment_variables": {"CACHE_SIZE": "50", "DB_SECRET_ARN": APP_USER, "RETENTION_DAYS": "365"}},
     }
     assert prod["environment_variables"]["CACHE_SIZE"] == "200"
     assert prod["environment_variables"]["AUTH_MODE"] == "token"
     assert "DB_SECRET_ARN" not in prod["environment_variables"]
+    assert "RETENTION_DAYS" not in prod["environment_variables"]
 
 
 def test_the_reserved_concurrency_follows_the_output(project: Path):
@@ -333,6 +347,53 @@ def test_the_reserved_concurrency_follows_the_output(project: Path):
     outputs["api_reserved_concurrency"]["value"] = 20.0  # a whole JSON number in float form
     assert run(project, outputs=outputs).returncode == 0
     assert config(project)["stages"]["prod"]["lambda_functions"]["api_handler"]["reserved_concurrency"] == 20
+
+
+def with_retention(days: Any) -> Dict[str, Any]:
+    outputs = copy.deepcopy(sample())
+    outputs["retention_days"]["value"] = days
+    return outputs
+
+
+def test_retention_reaches_purge_alone_and_zero_keeps_everything(project: Path):
+    from chalicelib.settings import Settings
+
+    # The default: no RETENTION_DAYS anywhere, which the app reads as "keep every message".
+    assert variable_default("retention_days") == 0
+    assert run(project, outputs=with_retention(0)).returncode == 0
+    cfg = config(project)
+    for function in ["api_handler", "migrate", "forget_connections", "purge", "push", *WS]:
+        env = scoped(cfg, function).environment_variables
+        assert "RETENTION_DAYS" not in env, function
+        assert Settings.from_env(env).retention_days is None, function
+
+    # The sample's 365 (a whole number in float form too): on purge only, as the app reads it.
+    assert OUT["retention_days"] == 365
+    assert run(project, outputs=with_retention(365.0)).returncode == 0
+    cfg = config(project)
+    assert Settings.from_env(scoped(cfg, "purge").environment_variables).retention_days == 365
+    for function in ["api_handler", "migrate", "forget_connections", "push", *WS]:
+        assert "RETENTION_DAYS" not in scoped(cfg, function).environment_variables, function
+
+    # Back to 0: gone again, not left over from the render before.
+    assert run(project, outputs=with_retention(0)).returncode == 0
+    assert "RETENTION_DAYS" not in scoped(config(project), "purge").environment_variables
+
+
+def test_the_retention_bounds_are_the_apps():
+    # What var.retention_days validates and the renderer accepts (1..36500,
+    # 0 for unset) is what chalicelib/settings.py accepts.
+    from chalicelib.settings import ConfigError, Settings
+
+    assert Settings.from_env({"RETENTION_DAYS": "36500"}).retention_days == 36500
+    assert Settings.from_env({"RETENTION_DAYS": "1"}).retention_days == 1
+    for bad in ("36501", "0.5", "-1"):
+        with pytest.raises(ConfigError):
+            Settings.from_env({"RETENTION_DAYS": bad})
+    variables = (ROOT / "infra" / "variables.tf").read_text()
+    block = variables[variables.index('variable "retention_days"'):]
+    assert ("condition     = floor(var.retention_days) == var.retention_days && (var.retention_days == 0 || "
+            "(var.retention_days >= 1 && var.retention_days <= 36500))") in block[:block.index("\n}\n")]
 
 
 def test_the_old_flag_is_gone(project: Path):
@@ -371,12 +432,13 @@ IN_VPC = {"WriteOwnLogs", "VpcNetworkInterfaces", "ReadAppSecrets", "DecryptAppS
 
 
 def test_the_default_policy_is_least_privilege(project: Path):
-    # The stage's iam_policy_file: forget_connections and any function added
-    # later (in the VPC, no push, the app user's database secret only).
+    # The stage's iam_policy_file: forget_connections, purge and any function
+    # added later (in the VPC, no push, the app user's database secret only).
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     found = statements(project)
     assert set(found) == IN_VPC
-    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-forget_connections"], SERVING_SECRETS)
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-forget_connections", "messaging-prod-purge"],
+                                           SERVING_SECRETS)
 
 
 def test_only_migrate_reads_the_master_secret(project: Path):
@@ -457,7 +519,7 @@ def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
     made = {OUT["lambda_log_group_name"], OUT["migrate_log_group_name"], *OUT["function_log_group_names"].values()}
     granted = [arn.split(":log-group:")[1] for suffix in ("", "-api", "-push", "-migrate")
                for arn in statements(project, suffix)["WriteOwnLogs"]["Resource"] if not arn.endswith(":*")]
-    assert sorted(granted) == sorted(made) and len(made) == 7
+    assert sorted(granted) == sorted(made) and len(made) == 8
 
 
 # --------------------------------------------------------------------------- idempotence
@@ -519,11 +581,18 @@ def test_running_twice_changes_nothing(project: Path):
     (lambda o: o["push_function_name"].update(value="chat-prod-push"), "name_prefix in infra/"),
     # A function whose log group Terraform does not make (or one it makes for nothing).
     (lambda o: o["function_log_group_names"]["value"].pop("websocket_message"), "a group for every function"),
+    (lambda o: o["function_log_group_names"]["value"].pop("purge"), "a group for every function"),
     (lambda o: o["function_log_group_names"]["value"].update(extra="/aws/lambda/messaging-prod-extra"),
      "a group for every function"),
     (lambda o: o["function_log_group_names"].update(value=["/aws/lambda/messaging-prod-push"]),
      "must map function names to log groups"),
     (lambda o: o.pop("push_function_name"), "missing outputs: push_function_name"),
+    (lambda o: o.pop("retention_days"), "missing outputs: retention_days"),
+    (lambda o: o["retention_days"].update(value=-1), "whole number from 0 to 36500"),
+    (lambda o: o["retention_days"].update(value=36_501), "whole number from 0 to 36500"),
+    (lambda o: o["retention_days"].update(value=2.5), "whole number from 0 to 36500"),
+    (lambda o: o["retention_days"].update(value="30"), "whole number from 0 to 36500"),
+    (lambda o: o["retention_days"].update(value=True), "whole number from 0 to 36500"),
 ])
 def test_bad_outputs_are_refused_and_nothing_is_written(project: Path, change, message):
     outputs = copy.deepcopy(sample())
