@@ -203,7 +203,9 @@ class Edge:
         try:
             result = run()
             body = result.body() if hasattr(result, "body") else result
-            log.info("job %s: %s", name, json.dumps(body))
+            # The request log's logger: its level is set, so the result reaches
+            # CloudWatch where the root logger's default would drop INFO.
+            request_log.info("job %s: %s", name, json.dumps(body))
             return body
         except ConfigError as exc:
             log.error("configuration error in job %s: %s", name, exc)

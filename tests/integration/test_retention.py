@@ -4,6 +4,7 @@ serves a purged message, sends run on while it purges, and with Redis
 unreachable it stops rather than leave the cache wrong."""
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import List
@@ -108,3 +109,18 @@ def test_with_redis_unreachable_the_purge_stops_and_deletes_nothing(api, monkeyp
     assert (result["inbox_rows"], result["finished"], result["stopped_because"]) == (
         0, False, "the cache could not be reached"), result
     assert [m["text"] for m in api.read_all(bob)] == ["m0", "m1", "m2"]
+
+
+def test_each_run_logs_its_result_where_the_root_logger_drops_info(rapi, caplog):
+    import logging
+
+    # A Lambda runtime's root logger is left at WARNING; its handler (here
+    # caplog's, on the root, level unset) passes whatever reaches it.
+    root = logging.getLogger()
+    level, root.level = root.level, logging.WARNING
+    try:
+        result = run_purge()
+    finally:
+        root.level = level
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job purge: ")]
+    assert lines == [f"job purge: {json.dumps(result)}"], caplog.text
