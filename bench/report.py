@@ -114,13 +114,22 @@ def _triple(r: Dict[str, Any], key: str, unit: str = "") -> str:
     return " / ".join(f"{r['ops'][op][key]:g}" for op in ops)
 
 
+def _short_polls(r: Dict[str, Any]) -> str:
+    """Cache staleness the clients saw: complete pages that lacked a committed message."""
+    v = r["verification"]
+    if not v.get("short_polls"):
+        return ""
+    return (f"; {v['short_polls']} of {v['complete_polls']:,} complete polls from the cache lacked a committed "
+            f"message (for up to {v['short_poll_worst_lag_s']:.1f} s)")
+
+
 def _load_rows(load: Dict[str, Any]) -> List[str]:
     lines = []
     shared = f"{load['cores']} cores shared with MariaDB and Redis"
     for n, r in load["runs"].items():
         verdict = "verified" if r["pass"] else "**FAILED verification**"
         lines.append(f"| load, {n} worker{'s' * (n != '1')} ({shared}), {load['seconds']:g} s: "
-                     f"{r['requests_per_s']:,.0f} req/s, {r['deliveries_per_s']:,.0f} deliveries/s, {verdict}; "
+                     f"{r['requests_per_s']:,.0f} req/s, {r['deliveries_per_s']:,.0f} deliveries/s, {verdict}{_short_polls(r)}; "
                      f"send / send_group / poll | {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
                      f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
     names = {"redis_restart": "Redis SIGKILLed and restarted", "db_connections_killed": "database connections killed twice"}
@@ -132,7 +141,7 @@ def _load_rows(load: Dict[str, Any]) -> List[str]:
         lines.append(f"| load, {r['workers']} workers, {names.get(name, name)}: {outcome}; {r['retried_503']} 503s "
                      f"retried ({r['answered_duplicate_on_retry']} answered duplicate), "
                      f"{r['requests_per_s']:,.0f} req/s; worst request {_ms(r['worst_request_ms'])}, worst operation "
-                     f"with retries {_ms(r['worst_operation_ms'])}; send / send_group / poll "
+                     f"with retries {_ms(r['worst_operation_ms'])}{_short_polls(r)}; send / send_group / poll "
                      f"| {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
                      f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
     return lines
