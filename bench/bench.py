@@ -17,7 +17,8 @@ Gateway proxy events, against MariaDB and Redis on loopback, and measures:
 Each latency is measured in interleaved rounds (see harness.Bench.run) with
 DB statements and Redis round trips per call. Writes bench/results/latest.json,
 the plots in docs/perf/, and prints one markdown table of everything.
-`--quick` runs a smaller version in about a minute.
+`--quick` runs a smaller version in about a minute, plus about one more for
+the load part (about three in full).
 """
 from __future__ import annotations
 

@@ -124,8 +124,9 @@ def _worker(index: int, env: Dict[str, str], plan: Dict[str, Any], log_path: str
         key = f"w{index}-{counts['keys']}"
         counts["keys"] += 1
         text = f"{key} direct {FILLER}"
-        status, body, _, unknown_at = call("send", "/send", {"sending_user_id": sender, "receiving_user_id": recipient,
-                                                           "message_text": text, "client_message_id": key}, sender)
+        status, body, _, unknown_at = call("send", "/send", {
+            "sending_user_id": sender, "receiving_user_id": recipient, "message_text": text,
+            "client_message_id": key}, sender)
         if status in (200, 201):
             acked.append({"key": key, "message_id": body["message_id"], "kind": "direct", "to": recipient,
                           "committed_by": unknown_at if body["duplicate"] else time.time(),
@@ -547,6 +548,8 @@ def _run_once(bench: Bench, admin: Any, *, label: str, workers: int, seconds: fl
             bench.configure(**env)
             plan = _set_up(bench, seed)
             wiring.reset()  # the parent's connections are not part of the load
+            # Spawn, not fork: a fresh interpreter per container. It also re-runs
+            # bench.py's imports (matplotlib among them), before the start: untimed.
             ctx = multiprocessing.get_context("spawn")
             ready, results, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
             worker_plan = {"users": plan["users"], "groups": plan["groups"], "workers": workers, "seconds": seconds,
