@@ -153,6 +153,12 @@ def main() -> int:
     if "send_group_vs_group_size" in results:
         plots.send_group_vs_group_size(results["send_group_vs_group_size"], subtitle,
                                        plot_dir / "send_group_vs_group_size.png")
+    if "load" in results:
+        m = results["machine"]
+        plots.load_vs_workers(results["load"], f"{m['cores']} cores {m['cpu']} shared by the workers, MariaDB "
+                              f"{m['mariadb'].split('-')[0]} and Redis, {m['date'][:10]}; "
+                              f"{mode['load_seconds']} s per point", plot_dir / "load_vs_workers.png")
+
     results["table_markdown"] = report.table(results)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print()
