@@ -8,13 +8,17 @@ Gateway proxy events, against MariaDB and Redis on loopback, and measures:
   limits     Redis bytes per recipient of the largest message, the largest page, a held row lock
   delivery   from a send to a waiting long-poll and a WebSocket client, with and without Redis
   startup    cold start in a fresh interpreter, import profile, deployment zip size
+  load       N worker processes (one per Lambda container) sending and polling for a
+             fixed time, every inbox verified afterwards; also with Redis killed and with
+             the database connections killed mid-run
   rows       reads through the database as it grows to 10k, 100k, 1M messages,
              with the EXPLAIN of each query they run
 
 Each latency is measured in interleaved rounds (see harness.Bench.run) with
 DB statements and Redis round trips per call. Writes bench/results/latest.json,
 the plots in docs/perf/, and prints one markdown table of everything.
-`--quick` runs a smaller version in about a minute.
+`--quick` runs a smaller version in about a minute, plus about one more for
+the load part (about three in full).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from typing import Any, Dict
 import delivery
 import endpoints
 import limits
+import load
 import plots
 import report
 import scaling
@@ -47,13 +52,16 @@ from harness import (
 
 MODES: Dict[str, Dict[str, Any]] = {
     "full": {"calls": 300, "rounds": 3, "warmup": 30, "rows": [10_000, 100_000, 1_000_000],
-             "groups": [2, 10, 100, 1024, 10000], "repeats": 5},
+             "groups": [2, 10, 100, 1024, 10000], "repeats": 5,
+             "load_workers": [1, 2, 4, 8], "load_seconds": 20, "redis_down_seconds": 3},
     "quick": {"calls": 100, "rounds": 3, "warmup": 10, "rows": [10_000, 100_000],
-              "groups": [2, 10, 100, 1024], "repeats": 3},
+              "groups": [2, 10, 100, 1024], "repeats": 3,
+              "load_workers": [1, 2, 4], "load_seconds": 8, "redis_down_seconds": 2},
 }
 # The big groups get fewer calls a round, so that part stays near a minute.
 FANOUT_CALLS = {1024: 100, 10000: 20}
-PARTS = ("endpoints", "fanout", "limits", "delivery", "startup", "rows")
+PARTS = ("endpoints", "fanout", "limits", "delivery", "startup", "load", "rows")
+LOAD_FAULT_WORKERS = 4
 
 
 def main() -> int:
@@ -119,6 +127,12 @@ def main() -> int:
             print("== cold start and deployment size", flush=True)
             bench.configure(**main_env)
             results["startup"] = startup.run(bench, repeats=mode["repeats"])
+        if "load" in parts:
+            print("== load: worker processes in parallel, then every inbox verified; with Redis and the "
+                  "database connections killed", flush=True)
+            results["load"] = load.run(bench, admin, workers=mode["load_workers"], seconds=mode["load_seconds"],
+                                       fault_workers=LOAD_FAULT_WORKERS, redis_down_s=mode["redis_down_seconds"],
+                                       log_dir=out.parent)
         drop_database(admin, main_db)  # done with it: free the server's buffer pool for the big tables
         if "rows" in parts:
             print("== read latency vs database size (database path, no cache)", flush=True)
@@ -139,6 +153,11 @@ def main() -> int:
     if "send_group_vs_group_size" in results:
         plots.send_group_vs_group_size(results["send_group_vs_group_size"], subtitle,
                                        plot_dir / "send_group_vs_group_size.png")
+    if "load" in results:
+        m = results["machine"]
+        plots.load_vs_workers(results["load"], f"{m['cores']} cores {m['cpu']} shared by the workers, MariaDB "
+                              f"{m['mariadb'].split('-')[0]} and Redis, {m['date'][:10]}; "
+                              f"{mode['load_seconds']} s per point", plot_dir / "load_vs_workers.png")
 
     results["table_markdown"] = report.table(results)
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -148,10 +167,15 @@ def main() -> int:
 
     scans = [e for at in results.get("read_latency_vs_rows", {}).get("sizes", {}).values()
              for e in at["explain"] if e["full_scan"]]
+    failed = False
     if scans:
         print(f"FAIL: {len(scans)} read queries scan a whole table (EXPLAIN type ALL)")
-        return 1
-    return 0
+        failed = True
+    if results.get("load", {}).get("result") == "fail":
+        print("FAIL: the load run lost, duplicated or misdelivered messages, or answered a 5xx other than a"
+              " retried 503 (see the load lines above)")
+        failed = True
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -90,3 +90,41 @@ def send_group_vs_group_size(fanout: Dict[str, Any], subtitle: str, path: Path) 
         ax.set_title(f"send_group latency vs group size\n{subtitle}", fontsize=9)
         ax.legend()
         _save(fig, path)
+
+
+def load_vs_workers(load: Dict[str, Any], subtitle: str, path: Path) -> None:
+    ns = sorted(int(n) for n in load["runs"])
+    runs = [load["runs"][str(n)] for n in ns]
+    with plt.rc_context(_STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5))
+        left.plot(ns, [r["requests_per_s"] for r in runs], "o-", color="C0", label="requests/s (left axis)")
+        for n, r in zip(ns, runs):
+            left.annotate(f"{r['requests_per_s']:.0f}", (n, r["requests_per_s"]), textcoords="offset points",
+                          xytext=(0, 6), ha="center", fontsize=7, color="C0")
+        twin = left.twinx()  # deliveries are many times the requests: an axis of their own
+        twin.plot(ns, [r["deliveries_per_s"] for r in runs], "s--", color="C1",
+                  label="messages delivered/s = inbox rows (right axis)")
+        twin.grid(False)
+        left.set_ylim(bottom=0, top=max(r["requests_per_s"] for r in runs) * 1.25)
+        twin.set_ylim(bottom=0, top=max(r["deliveries_per_s"] for r in runs) * 1.25)
+        left.set_ylabel("requests / s (all workers)")
+        twin.set_ylabel("deliveries / s")
+        handles = left.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        left.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=7)
+        left.set_title("throughput", fontsize=9)
+        for k, op in enumerate(("send", "send_group", "poll")):
+            right.plot(ns, [r["ops"][op]["p99_ms"] for r in runs], "o-", color=f"C{k}", label=f"{op} p99")
+            right.plot(ns, [r["ops"][op]["p50_ms"] for r in runs], "x:", color=f"C{k}", alpha=0.6,
+                       label=f"{op} p50")
+        _log_axes(right)
+        right.set_ylabel("ms per request (every attempt)")
+        right.set_title("latency", fontsize=9)
+        right.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        for ax in (left, right):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ns, [str(n) for n in ns])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel("worker processes (one per Lambda container)")
+        fig.suptitle(f"Load vs workers (mix {', '.join(f'{w:.0%} {op}' for op, w in load['mix'].items())})\n"
+                     f"{subtitle}", fontsize=9)
+        _save(fig, path)

@@ -95,6 +95,9 @@ def table(results: Dict[str, Any]) -> str:
                             for k, v in list(package["by_top_level"].items())[:4])
         lines.append(f"| deployment.zip (`chalice package`) | {package['zip_bytes']:,} bytes "
                      f"({package['zip_bytes'] / 1024:.0f} KB), {package['entries']} files | {biggest} | | |")
+    load = results.get("load")
+    if load:
+        lines += _load_rows(load)
     if rows:
         loads = ", ".join(f"{int(s):,} msgs {at['load']['total_s']:.1f} s" for s, at in rows["sizes"].items())
         lines.append(f"| bulk load into empty tables ({rows['users']:,} users, LOAD DATA) | {loads} | | | |")
@@ -107,3 +110,44 @@ def table(results: Dict[str, Any]) -> str:
         scans = sum(e["full_scan"] for e in plans)
         lines.append(f"| EXPLAIN of the read queries | {len(plans)} plans, {scans} with type ALL | | | |")
     return "\n".join(lines)
+
+
+def _triple(r: Dict[str, Any], key: str, unit: str = "") -> str:
+    """send / send_group / poll values of one run, in one cell."""
+    ops = ("send", "send_group", "poll")
+    if unit:
+        return " / ".join(_ms(r["ops"][op][key])[:-3] for op in ops) + unit
+    return " / ".join(f"{r['ops'][op][key]:g}" for op in ops)
+
+
+def _short_polls(r: Dict[str, Any]) -> str:
+    """Cache staleness the clients saw: complete pages that lacked a committed message."""
+    v = r["verification"]
+    if not v.get("short_polls"):
+        return ""
+    return (f"; {v['short_polls']} of {v['complete_polls']:,} complete polls from the cache lacked a committed "
+            f"message (for up to {v['short_poll_worst_lag_s']:.1f} s)")
+
+
+def _load_rows(load: Dict[str, Any]) -> List[str]:
+    lines = []
+    shared = f"{load['cores']} cores shared with MariaDB and Redis"
+    for n, r in load["runs"].items():
+        verdict = "verified" if r["pass"] else "**FAILED verification**"
+        lines.append(f"| load, {n} worker{'s' * (n != '1')} ({shared}), {load['seconds']:g} s: "
+                     f"{r['requests_per_s']:,.0f} req/s, {r['deliveries_per_s']:,.0f} deliveries/s, {verdict}{_short_polls(r)}; "
+                     f"send / send_group / poll | {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
+                     f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
+    names = {"redis_restart": "Redis SIGKILLed and restarted", "db_connections_killed": "database connections killed twice"}
+    for name, r in load["faults"].items():
+        v = r["verification"]
+        outcome = ("PASS: nothing lost, duplicated or misdelivered" if r["pass"]
+                   else f"**FAIL**: {len(v['violations'])} violations, {r['other_5xx']} other 5xx, "
+                        f"{r['failed_operations']} failed operations")
+        lines.append(f"| load, {r['workers']} workers, {names.get(name, name)}: {outcome}; {r['retried_503']} 503s "
+                     f"retried ({r['answered_duplicate_on_retry']} answered duplicate), "
+                     f"{r['requests_per_s']:,.0f} req/s; worst request {_ms(r['worst_request_ms'])}, worst operation "
+                     f"with retries {_ms(r['worst_operation_ms'])}{_short_polls(r)}; send / send_group / poll "
+                     f"| {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
+                     f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
+    return lines
