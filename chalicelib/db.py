@@ -164,9 +164,10 @@ class Database:
         the answer is a 503. Deadlocks and lock wait timeouts are
         retried with jittered back-off.
         A connection found dead before the commit is replaced and the work
-        retried once (the server rolled it back). A connection lost during the
-        commit leaves the outcome unknown: that is a 503, and the client's
-        retry is made safe by its idempotency key.
+        retried once (the server rolled it back), and so is a read's, whose
+        commit changes nothing. A connection lost during a write's commit
+        leaves the outcome unknown: that is a 503, and the client's retry is
+        made safe by its idempotency key.
         """
         reconnected = False
         ends = time.monotonic() + min(timebudget.left(), self._unit_seconds)
@@ -181,7 +182,7 @@ class Database:
                 if write:
                     self.dialect.begin(conn)
                 result = work(Tx(conn, self.dialect))
-                committing = True
+                committing = write
                 if getattr(conn, "in_transaction", True):  # SQLite reads have nothing to commit
                     count_statement("COMMIT")
                 conn.commit()

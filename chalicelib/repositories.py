@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from .db import Statement, Tx
 from .dialects import Result, from_db_time, to_db_time
@@ -274,9 +274,10 @@ class Inbox(Repository):
         return self._tx.execute(f"DELETE FROM inbox WHERE message_id = %s AND user_id IN ({marks})",
                                 (message_id, *user_ids))
 
-    def deliveries(self, *, message_id: str) -> int:
-        row = self._tx.one("SELECT COUNT(*) FROM inbox WHERE message_id = %s", (message_id,))
-        return int(row[0]) if row else 0
+    def seqs(self, *, message_id: str) -> Dict[str, int]:
+        """{recipient: its seq} of one message's inbox rows."""
+        return {user_id: int(seq) for user_id, seq in
+                self._tx.all("SELECT user_id, seq FROM inbox WHERE message_id = %s", (message_id,))}
 
     def after(self, *, user_id: str, after: int, limit: int) -> List[InboxEntry]:
         return self._entries(

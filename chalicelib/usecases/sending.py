@@ -1,7 +1,8 @@
 """Direct and group sends. Both store the message once, deliver it into each
 recipient's inbox with the recipient's next seq in the same transaction,
 answer a retry with its idempotency key from what was stored, and write the
-new entries through to the cache after the commit."""
+new entries through to the cache after the commit (again on a retry: the
+first attempt's commit may have landed while its reply was lost)."""
 from __future__ import annotations
 
 import uuid
@@ -20,8 +21,8 @@ class Delivery:
     """What a send's transaction hands to the after-commit step."""
 
     result: Sent
-    seqs: Dict[str, int]  # recipient -> its seq of the message; empty for a replay
-    message: Optional[StoredMessage]  # None for a replay
+    seqs: Dict[str, int]  # recipient -> its seq of the message
+    message: StoredMessage  # as stored: for a replay, the original
 
 
 class Sending:
@@ -93,14 +94,14 @@ class Sending:
             try:
                 seqs = deliver(tx, message)
             except DuplicateKey:
-                return Delivery(_replay(tx, message, client_message_id), {}, None)
+                return _replay(tx, message, client_message_id)
             except MissingReference:
                 unknown(tx)
                 raise
             if seqs is None:
                 if client_message_id is not None and Messages(tx).by_client_id(
                         sender_id=message.sender_id, client_message_id=client_message_id):
-                    return Delivery(_replay(tx, message, client_message_id), {}, None)  # sent while a member
+                    return _replay(tx, message, client_message_id)  # sent while a member
                 unknown(tx)
             recipients = len(seqs) if message.group_id is not None else None
             return Delivery(Sent(message.id, iso(message.sent_at), False, recipients), seqs, message)
@@ -113,9 +114,11 @@ class Sending:
         """Hurry the news along (the cursor stays the truth): wake this
         process's long-polls; with Redis, in one round trip, write each entry
         through to the cache, wake every container's long-polls and learn who
-        is connected; then push to those connections."""
+        is connected; then push to those connections. All of it may run twice
+        for one message (a replay repeats it): a window keeps one entry per
+        seq, and clients drop what their cursor has passed."""
         deps, seqs = self._deps, delivery.seqs
-        if delivery.message is None or not seqs:
+        if not seqs:
             return
         deps.wakeups.notify(seqs)
         item = message_item(0, delivery.message)
@@ -128,8 +131,12 @@ class Sending:
             deps.connections.forget(gone)
 
 
-def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) -> Sent:
-    """The answer to a send whose idempotency key is already used."""
+def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) -> Delivery:
+    """The answer to a send whose idempotency key is already used, with what
+    the after-commit step needs to finish what the earlier attempt may not
+    have: its commit can land with the reply lost (the attempt answered 503),
+    and then only this retry can bring the news to the cache and the
+    recipients' connections."""
     original = Messages(tx).by_client_id(sender_id=attempt.sender_id, client_message_id=client_message_id or "")
     if original is None:  # the key's row vanished between the two statements
         raise IdempotencyConflict("client_message_id: the earlier send with this key is not readable")
@@ -140,5 +147,6 @@ def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) ->
     )
     if not same:
         raise IdempotencyConflict("client_message_id: already used by this sender for a different message or recipient")
-    recipients = Inbox(tx).deliveries(message_id=original.id) if original.group_id is not None else None
-    return Sent(original.id, iso(original.sent_at), True, recipients)
+    seqs = Inbox(tx).seqs(message_id=original.id)
+    recipients = len(seqs) if original.group_id is not None else None
+    return Delivery(Sent(original.id, iso(original.sent_at), True, recipients), seqs, original)

@@ -147,3 +147,30 @@ def test_mysql_sessions_use_read_committed_and_utf8mb4(database_url):
     assert (client, connection, results) == ("utf8mb4", "utf8mb4", "utf8mb4")
     assert collation.startswith("utf8mb4_")
     assert emoji_chars == 1
+
+
+def test_a_read_whose_connection_dies_before_its_commit_is_retried_and_answers(api, database_url, monkeypatch):
+    """A read's commit changes nothing, so a connection lost there is one
+    more reconnect, not the 503 of a write whose outcome is unknown."""
+    from chalicelib.repositories import Inbox
+
+    database = database_url.rsplit("/", 1)[1]
+    alice, bob = api.register("alice"), api.register("bob")
+    assert api.send(alice, bob, "hello").status == 201
+    admin = admin_connection()
+    page, kills = Inbox.after, []
+
+    def page_then_kill(self, **kwargs):
+        entries = page(self, **kwargs)
+        if not kills:  # the page is read; its COMMIT goes to a dead connection
+            kills.extend(_app_connections(admin, database))
+            admin.cursor().execute(f"KILL CONNECTION {kills[0]}")
+        return entries
+
+    monkeypatch.setattr(Inbox, "after", page_then_kill)
+    try:
+        read = api.read(bob, after=0)
+    finally:
+        admin.close()
+    assert len(kills) == 1
+    assert read.status == 200 and [m["text"] for m in read.body["messages"]] == ["hello"], read

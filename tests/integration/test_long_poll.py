@@ -184,3 +184,52 @@ def test_with_redis_a_waiting_reader_costs_no_database_statement_while_it_waits(
     line = [json.loads(r.getMessage()) for r in caplog.records
             if r.name == "chalicelib.requests" and "/read_messages" in r.getMessage()][-1]
     assert line["DbStatements"] == 0 and line["Cache"] == "hit", line
+
+
+
+@pytest.mark.parametrize("poll_api", ["redis"], indirect=True)
+@pytest.mark.parametrize("to", ["user", "group"])
+def test_a_send_whose_commit_reply_was_lost_reaches_cache_and_waiting_readers_on_its_retry(
+        poll_api, monkeypatch, to):
+    """The COMMIT lands and its reply is lost: the attempt answers 503 and
+    writes nothing to the cache, so each reader's window looks complete
+    without the message and a waiting reader hears nothing. The retry with
+    the same key answers `duplicate` and must finish the delivery."""
+    from chalicelib.db import Database
+    from chalicelib.errors import ServiceUnavailable
+
+    api, redis_url = poll_api
+    alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
+    readers = [bob, carol] if to == "group" else [bob]
+    if to == "group":
+        group = api.create_group(alice)
+        for member in (alice, bob, carol):
+            assert api.join(member, group).status == 200
+        send = lambda: api.send_group(alice, group, "committed", client_message_id="k-1")  # noqa: E731
+    else:
+        send = lambda: api.send(alice, bob, "committed", client_message_id="k-1")  # noqa: E731
+    for reader in readers:
+        assert api.read(reader, after=0).body["messages"] == []  # each reader has a window now
+    committed_run = Database.run
+
+    def reply_lost(self, work, *, write):
+        committed_run(self, work, write=write)
+        # What run answers when the connection dies before COMMIT's reply
+        # (tests/integration/test_database_faults.py kills a real server there).
+        raise ServiceUnavailable("the database connection was lost")
+
+    monkeypatch.setattr(Database, "run", reply_lost)
+    assert send().status == 503
+    monkeypatch.setattr(Database, "run", committed_run)
+    results = [_read_in_background(api, reader, after=0, wait=10) for reader in readers]
+    for reader in readers:
+        wait_until(lambda: _subscribed(redis_url, reader.id), 10, "a reader did not start waiting")
+    retry = send()
+    acknowledged = time.monotonic()
+    assert (retry.status, retry.body["duplicate"]) == (200, True), retry
+    for reader, result in zip(readers, results):
+        r, returned = result()
+        assert r.status == 200 and [(m["seq"], m["text"]) for m in r.body["messages"]] == [(1, "committed")], r
+        assert returned - acknowledged < WAKE_SECONDS, returned - acknowledged
+        cached = api.read(reader, after=0)
+        assert (cached.headers["X-Cache"], cached.body) == ("hit", r.body)

@@ -57,7 +57,7 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Inbox.after": lambda tx, ids: r.Inbox(tx).after(user_id=ids["bob"], after=2, limit=101),
     "Inbox.since": lambda tx, ids: r.Inbox(tx).since(
         user_id=ids["bob"], since=datetime(2024, 7, 1, 9, 10), limit=101),
-    "Inbox.deliveries": lambda tx, ids: r.Inbox(tx).deliveries(message_id=ids["group_message"]),
+    "Inbox.seqs": lambda tx, ids: r.Inbox(tx).seqs(message_id=ids["group_message"]),
     "InboxCounters.advance_members": lambda tx, ids: r.InboxCounters(tx).advance_members(
         group_id=ids["group"], sender_id=ids["alice"], message_id=ids["group_message"]),
     "InboxCounters.advanced_by": lambda tx, ids: r.InboxCounters(tx).advanced_by(
