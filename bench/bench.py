@@ -4,7 +4,7 @@ Calls the Lambda entry point in-process, `app.app(event, context)`, with API
 Gateway proxy events, against MariaDB and Redis on loopback, and measures:
 
   endpoints  p50/p99 of every endpoint and of the three ways a read is answered
-  fanout     send_group latency as the group grows (2 .. 1000 members)
+  fanout     send_group latency as the group grows (2 .. 10,000 members)
   limits     Redis bytes per recipient of the largest message, the largest page, a held row lock
   delivery   from a send to a waiting long-poll and a WebSocket client, with and without Redis
   startup    cold start in a fresh interpreter, import profile, deployment zip size
