@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import json
 import logging
 import os
 import socket
@@ -145,10 +146,27 @@ def _local_environment(host: str, port: int) -> str:
     return url
 
 
+class _RequestLines(logging.Formatter):
+    """The request log's line, for a terminal: what a developer reads of it
+    (method, route, status, time, round trips), not the Embedded Metric
+    Format envelope CloudWatch needs. Other lines pass as they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.name != "chalicelib.requests" or not text.startswith('{"_aws"'):
+            return text
+        r = json.loads(text)
+        cache = f" cache {r['Cache']}" if "Cache" in r else ""
+        return (f"{r['method']} {r['Route']} {r['status']} {r['Latency']:.1f} ms  db {r['DbStatements']} in "
+                f"{r['DbRoundTrips']}, redis {r['RedisRoundTrips']}{cache}  {r['request_id']}")
+
+
 def serve(*, host: str, port: int, stage: str) -> None:
     sock = _bind(host, port)  # first, so a taken port fails before anything is loaded
     # As under `chalice local` (and Lambda): the app's log lines on stdout.
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_RequestLines("%(message)s"))
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials..." on every start
     websocket_url = _local_environment(host, port)
     app, config = load_app(stage)
