@@ -2,15 +2,15 @@
 (chalicelib/web.py) authenticates, sets the status and maps errors."""
 from pathlib import Path
 
-from chalice import Chalice, Rate
+from chalice import Rate
 
 from chalicelib import wiring
 from chalicelib.params import (DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS,
                                MAX_WAIT_SECONDS)
-from chalicelib.web import Call, Edge
+from chalicelib.web import App, Call, Edge
 
 STATIC = Path(__file__).resolve().parent / "chalicelib" / "static"
-app = Chalice(app_name="messaging")
+app = App(app_name="messaging")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 use = wiring.service
 edge = Edge(app, authenticate=lambda header: use().accounts.authenticate(header))

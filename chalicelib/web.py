@@ -6,13 +6,14 @@ import functools
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from chalice import Response
+from chalice import Chalice, Response
 
 from . import timebudget
 from .metering import meter
@@ -99,6 +100,24 @@ def success_headers(result: Any) -> Dict[str, str]:
         return {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
     return {}
 
+
+
+class App(Chalice):
+    """Chalice, with the invocation's context kept per thread. Lambda runs
+    one request per container at a time, but `make run` and `chalice local`
+    run each request in its own thread, and Chalice keeps the context on the
+    app: a long-poll would take a later request's id and time budget.
+    (Both local servers already make `current_request` per thread.)"""
+
+    _invocation = threading.local()
+
+    @property  # type: ignore[override]
+    def lambda_context(self) -> Any:
+        return getattr(self._invocation, "lambda_context", None)
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._invocation.lambda_context = value
 
 class Edge:
     """Registers the app's routes. Each view takes a Call and returns its

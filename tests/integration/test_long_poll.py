@@ -233,3 +233,19 @@ def test_a_send_whose_commit_reply_was_lost_reaches_cache_and_waiting_readers_on
         assert returned - acknowledged < WAKE_SECONDS, returned - acknowledged
         cached = api.read(reader, after=0)
         assert (cached.headers["X-Cache"], cached.body) == ("hit", r.body)
+
+
+def test_a_waiting_read_keeps_its_own_request_id_while_other_requests_run(tapi, caplog):
+    """`make run` and `chalice local` run requests in threads of one app."""
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="chalicelib.requests")
+    alice, bob = tapi.register("alice"), tapi.register("bob")
+    result = _read_in_background(tapi, bob, after=0, wait=10)
+    wait_until(lambda: _waiting_in_process(bob.id), 10, "the reader did not start waiting")
+    assert tapi.send(alice, bob, "while you wait").status == 201
+    assert result()[0].status == 200
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "chalicelib.requests"]
+    ids = {line["Route"]: line["request_id"] for line in lines[-2:]}
+    assert set(ids) == {"/send", "/read_messages"} and ids["/send"] != ids["/read_messages"], lines[-2:]
