@@ -101,7 +101,6 @@ def success_headers(result: Any) -> Dict[str, str]:
     return {}
 
 
-
 class App(Chalice):
     """Chalice, with the invocation's context kept per thread. Lambda runs
     one request per container at a time, but `make run` and `chalice local`
@@ -119,6 +118,7 @@ class App(Chalice):
     def lambda_context(self, value: Any) -> None:
         self._invocation.lambda_context = value
 
+
 class Edge:
     """Registers the app's routes. Each view takes a Call and returns its
     result; the edge authenticates, sets the status and maps errors."""
@@ -133,17 +133,14 @@ class Edge:
         self, path: str, *, method: str = "POST", auth: bool = True
     ) -> Callable[[Callable[[Call], Any]], Callable[[], Response]]:
         """Serve `path` with `method`; auth=False for the two public routes."""
-        allowed = f"{method}, HEAD" if method == "GET" else method
 
         def register(view: Callable[[Call], Any]) -> Callable[[], Response]:
             @functools.wraps(view)
             def handler(**_path_params: Any) -> Response:
+                options = self._methods(path, method)
+                if options is not None:
+                    return options
                 request = self._app.current_request
-                timebudget.begin(self._app.lambda_context)
-                if request.method == "OPTIONS":
-                    return Response(body="", status_code=204, headers={"Allow": allowed})
-                if request.method not in (method, "HEAD" if method == "GET" else method):
-                    raise MethodNotAllowed(f"{path} allows {allowed}, not {request.method}", allowed=allowed)
                 caller = self._authenticate(request.headers.get("authorization")) if auth else None
                 result = view(Call(request, caller))
                 return Response(body=result.body(), status_code=success_status(result), headers=success_headers(result))
@@ -156,26 +153,18 @@ class Edge:
         return register
 
     def websocket(self, register: Callable[..., Any]) -> Callable[[Callable[[Any], Any]], Any]:
-        """A WebSocket handler (`register` is app.on_ws_connect() & co.): its
-        domain errors become the status API Gateway answers the client (a
-        refused $connect), anything else a 500 logged with a request id."""
+        """A WebSocket handler (`register` is app.on_ws_connect() & co.),
+        answered as a route is: its domain errors become the status API
+        Gateway answers the client (a refused $connect)."""
 
         def decorate(view: Callable[[Any], Any]) -> Any:
             @functools.wraps(view)
             def handler(event: Any) -> Response:
-                timebudget.begin(getattr(event, "context", None))
-                try:
+                def run() -> Response:
                     view(event)
                     return Response(body="", status_code=200)
-                except DomainError as error:
-                    return Response(body=json.dumps({"Code": error.code, "Message": error.message}),
-                                    status_code=STATUS.get(error.code, 500))
-                except Exception as exc:  # noqa: BLE001 - the edge of the app
-                    request_id = str(uuid.uuid4())
-                    _log_unexpected(request_id, exc)
-                    return Response(body="", status_code=500)
-                finally:
-                    timebudget.end()
+
+                return _answer(getattr(event, "context", None), run)
 
             return register(handler)
 
@@ -197,41 +186,40 @@ class Edge:
 
         @self._guarded
         def index() -> Response:
-            return self._only_get(lambda: serve("index.html"), "/")
+            return self._methods("/", "GET") or serve("index.html")
 
         @self._guarded
         def asset(name: str) -> Response:
-            return self._only_get(lambda: serve(name), "/static/{name}")
+            return self._methods("/static/{name}", "GET") or serve(name)
 
         self._app.route("/", methods=ALL_METHODS, content_types=["*/*"])(index)
         self._app.route("/static/{name}", methods=ALL_METHODS, content_types=["*/*"])(asset)
         self.operations["/"] = self.operations["/static/{name}"] = "GET"
 
-    def _only_get(self, serve: Callable[[], Response], path: str) -> Response:
-        method = self._app.current_request.method
-        if method == "OPTIONS":
-            return Response(body="", status_code=204, headers={"Allow": "GET, HEAD"})
-        if method not in ("GET", "HEAD"):
-            raise MethodNotAllowed(f"{path} allows GET, HEAD, not {method}", allowed="GET, HEAD")
-        return serve()
+    def _methods(self, path: str, method: str) -> Optional[Response]:
+        """None when the request's method is `method` (GET: or HEAD); the
+        answer to an OPTIONS; MethodNotAllowed for any other method."""
+        allowed = f"{method}, HEAD" if method == "GET" else method
+        given = self._app.current_request.method
+        if given == "OPTIONS":
+            return Response(body="", status_code=204, headers={"Allow": allowed})
+        if given not in allowed.split(", "):
+            raise MethodNotAllowed(f"{path} allows {allowed}, not {given}", allowed=allowed)
+        return None
 
     def job(self, name: str, run: Callable[[], Any], context: Any) -> Dict[str, Any]:
         """A scheduled job's invocation: its time budget from the Lambda
         context, one log line with its result, errors logged like a request's."""
         timebudget.begin(context)
         try:
-            result = run()
-            body = result.body() if hasattr(result, "body") else result
+            body = run().body()
             # The request log's logger: its level is set, so the result reaches
             # CloudWatch where the root logger's default would drop INFO.
             request_log.info("job %s: %s", name, json.dumps(body))
             return body
-        except ConfigError as exc:
-            log.error("configuration error in job %s: %s", name, exc)
-            raise
         except Exception as exc:
-            _log_unexpected(getattr(context, "aws_request_id", None) or str(uuid.uuid4()), exc)
-            raise
+            _log_failure(_request_id(context), exc)
+            raise  # a failed invocation: Lambda's Errors metric and its alarm
         finally:
             timebudget.end()
 
@@ -251,29 +239,28 @@ class Edge:
             entry.view_args = []
 
     def _guarded(self, handler: Callable[..., Response]) -> Callable[..., Response]:
-        """Domain errors become the error envelope, anything else a 500 that
-        carries only a request id."""
-
         @functools.wraps(handler)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
-            try:
-                return handler(*args, **kwargs)
-            except DomainError as error:
-                return error_response(error)
-            except ConfigError as exc:
-                # A setting the app cannot run with: say which and why (the
-                # message names the variable or secret, never its value).
-                request_id = _request_id(self._app)
-                log.error("configuration error request_id=%s: %s", request_id, exc)
-                return _internal_error(request_id)
-            except Exception as exc:  # noqa: BLE001 - the edge of the app
-                request_id = _request_id(self._app)
-                _log_unexpected(request_id, exc)
-                return _internal_error(request_id)
-            finally:
-                timebudget.end()
+            return _answer(self._app.lambda_context, lambda: handler(*args, **kwargs))
 
         return wrapper
+
+
+def _answer(context: Any, run: Callable[[], Response]) -> Response:
+    """Run a handler within its invocation's time budget: domain errors
+    become the error envelope, anything else a 500 that carries only a
+    request id."""
+    timebudget.begin(context)
+    try:
+        return run()
+    except DomainError as error:
+        return error_response(error)
+    except Exception as exc:  # noqa: BLE001 - the edge of the app
+        request_id = _request_id(context)
+        _log_failure(request_id, exc)
+        return _internal_error(request_id)
+    finally:
+        timebudget.end()
 
 
 def error_response(error: DomainError) -> Response:
@@ -297,9 +284,17 @@ def _internal_error(request_id: str) -> Response:
                     status_code=500)
 
 
-def _request_id(app: Any) -> str:
-    context = getattr(app, "lambda_context", None)
+def _request_id(context: Any) -> str:
     return getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+
+
+def _log_failure(request_id: str, exc: BaseException) -> None:
+    if isinstance(exc, ConfigError):
+        # A setting the app cannot run with: say which and why (the message
+        # names the variable or secret, never its value).
+        log.error("configuration error request_id=%s: %s", request_id, exc)
+    else:
+        _log_unexpected(request_id, exc)
 
 
 def _log_unexpected(request_id: str, exc: Optional[BaseException]) -> None:
@@ -346,7 +341,7 @@ def _log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> 
         "DbStatements": m.db_statements - statements,
         "DbRoundTrips": m.db_round_trips - round_trips,
         "RedisRoundTrips": m.redis_round_trips - redis,
-        "request_id": _request_id(app),
+        "request_id": _request_id(context),
         "method": request.method,
         "status": response.status_code,
     }
