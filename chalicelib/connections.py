@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink, Script
@@ -87,23 +87,7 @@ class RedisConnections:
 
         self._link.guard(forget)
 
-    def of(self, user_ids: Iterable[str]) -> Optional[Dict[str, List[str]]]:
-        """Live connections of these users; None when Redis was skipped or
-        failed. (After a send the delivery script returns them instead.)"""
-        users = list(user_ids)
-
-        def lookup() -> List[List[bytes]]:
-            now_ms = int(time.time() * 1000)
-            pipe = self._link.client.pipeline(transaction=False)
-            for user_id in users:
-                pipe.zrangebyscore(connections_key(user_id), now_ms, "+inf")
-            count_redis_round_trip()
-            return pipe.execute()
-
-        found = self._link.guard(lookup)
-        if found is SKIPPED:
-            return None
-        return {u: [c.decode() for c in ids] for u, ids in zip(users, found) if ids}
+    # No of(): with Redis, a send's delivery script returns who is connected (cache.DELIVER).
 
 
 class LocalConnections:

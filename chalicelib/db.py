@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from . import dialects, timebudget
 from .dialects import Result
@@ -66,13 +66,9 @@ class CountingCursor:
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
 
-    def execute(self, sql: str, params: Sequence[Any] = (), *, round_trip: bool = True) -> Any:
-        count_statement(sql, params, round_trip=round_trip)
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        count_statement(sql, params)
         return self._cursor.execute(sql, params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
-        count_statement(sql)  # PyMySQL sends INSERT ... VALUES rows as one statement
-        return self._cursor.executemany(sql, rows)
 
     def __getattr__(self, name: str) -> Any:  # fetchone, fetchall, rowcount, lastrowid
         return getattr(self._cursor, name)
@@ -84,10 +80,9 @@ class Tx:
     def __init__(self, conn: Any, dialect: Any) -> None:
         self._dialect = dialect
         self._cur = CountingCursor(conn.cursor())
-        self._sqlite = dialect.placeholder == "?"
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("%s", "?") if self._sqlite else sql
+        return sql.replace("%s", self._dialect.placeholder)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -101,9 +96,6 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._call(self._cur.execute, self._sql(sql), tuple(params))
         return self._cur.rowcount
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._call(self._cur.executemany, self._sql(sql), [tuple(r) for r in rows])
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Optional[Tuple[Any, ...]]:
         self.execute(sql, params)

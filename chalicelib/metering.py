@@ -36,10 +36,6 @@ def count_statement(sql: str, params: Sequence[Any] = (), *, round_trip: bool = 
         m.recorder((sql, params))
 
 
-def count_db_round_trip() -> None:
-    meter().db_round_trips += 1
-
-
 def count_redis_round_trip() -> None:
     meter().redis_round_trips += 1
 

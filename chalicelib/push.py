@@ -14,12 +14,13 @@ through the VPC's Lambda endpoint, and that one posts (LambdaPusher).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -99,27 +100,22 @@ class DirectPusher:
         return self.post([(user, connection, message_frame(item, seq)) for user, connection, seq in targets])
 
 
-_lambda_clients: Dict[float, Any] = {}
-_lambda_lock = threading.Lock()
+@functools.lru_cache(maxsize=None)
+def _lambda_client(timeout_seconds: float) -> Any:
+    """Made once per container (per timeout; there is one)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("lambda", config=Config(connect_timeout=timeout_seconds, read_timeout=timeout_seconds,
+                                                retries={"max_attempts": 1, "mode": "standard"}))
 
 
 def invoke_async(function_name: str, payload: Mapping[str, Any], *, timeout_seconds: float) -> None:
     """Invoke a Lambda asynchronously (InvocationType Event); a failure is
     logged, never raised: pushing never fails a send."""
-    client = _lambda_clients.get(timeout_seconds)
-    if client is None:
-        with _lambda_lock:
-            client = _lambda_clients.get(timeout_seconds)
-            if client is None:
-                import boto3
-                from botocore.config import Config
-
-                client = _lambda_clients[timeout_seconds] = boto3.client("lambda", config=Config(
-                    connect_timeout=timeout_seconds, read_timeout=timeout_seconds,
-                    retries={"max_attempts": 1, "mode": "standard"}))
     try:
-        client.invoke(FunctionName=function_name, InvocationType="Event",
-                      Payload=json.dumps(payload, separators=(",", ":")).encode())
+        _lambda_client(timeout_seconds).invoke(FunctionName=function_name, InvocationType="Event",
+                                               Payload=json.dumps(payload, separators=(",", ":")).encode())
     except Exception as exc:  # noqa: BLE001
         log.warning("push: invoking %s failed (%s)", function_name, type(exc).__name__)
 

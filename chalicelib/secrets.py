@@ -108,7 +108,7 @@ class RefreshingSigningSecrets:
 
     def __init__(self, store: SecretStore, arn: str, *, clock: Optional[Callable[[], float]] = None) -> None:
         self._store, self._arn = store, arn
-        self._clock = clock or (lambda: time.monotonic())
+        self._clock = clock or time.monotonic
         self._fetched_at = self._clock()
 
     def load(self, *, refresh: bool = False) -> Optional[List[str]]:

@@ -40,7 +40,7 @@ class Live:
 
     def forget(self, gone) -> None:
         """(user id, connection id) pairs that posting found gone."""
-        self._deps.connections.forget([(u, c) for u, c in gone])
+        self._deps.connections.forget(gone)
 
     def message(self, *, connection_id: str, body: str) -> None:
         """A frame from the client: only a keep-alive ping, answered with a pong."""

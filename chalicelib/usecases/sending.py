@@ -24,6 +24,11 @@ class Delivery:
     seqs: Dict[str, int]  # recipient -> its seq of the message
     message: StoredMessage  # as stored: for a replay, the original
 
+    @classmethod
+    def of(cls, message: StoredMessage, seqs: Dict[str, int], *, duplicate: bool) -> "Delivery":
+        recipients = len(seqs) if message.group_id is not None else None  # group sends say how many
+        return cls(Sent(message.id, iso(message.sent_at), duplicate, recipients), seqs, message)
+
 
 class Sending:
     def __init__(self, deps: Deps) -> None:
@@ -34,7 +39,7 @@ class Sending:
     ) -> Sent:
         def deliver(tx: Tx, message: StoredMessage) -> Dict[str, int]:
             counters = InboxCounters(tx)
-            stored, advanced, _ = tx.batch([
+            _, advanced, _ = tx.batch([
                 Messages(tx).add(message=message, client_message_id=client_message_id),
                 counters.advance_unless_blocked(user_id=recipient_id, sender_id=sender_id, message_id=message.id),
                 Inbox(tx).deliver(message_id=message.id, sent_at=message.sent_at, user_id=recipient_id),
@@ -103,8 +108,7 @@ class Sending:
                         sender_id=message.sender_id, client_message_id=client_message_id):
                     return _replay(tx, message, client_message_id)  # sent while a member
                 unknown(tx)
-            recipients = len(seqs) if message.group_id is not None else None
-            return Delivery(Sent(message.id, iso(message.sent_at), False, recipients), seqs, message)
+            return Delivery.of(message, seqs, duplicate=False)
 
         delivery = deps.db.run(work, write=True)
         self._after_commit(delivery)
@@ -147,6 +151,4 @@ def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) ->
     )
     if not same:
         raise IdempotencyConflict("client_message_id: already used by this sender for a different message or recipient")
-    seqs = Inbox(tx).seqs(message_id=original.id)
-    recipients = len(seqs) if original.group_id is not None else None
-    return Delivery(Sent(original.id, iso(original.sent_at), True, recipients), seqs, original)
+    return Delivery.of(original, Inbox(tx).seqs(message_id=original.id), duplicate=True)
