@@ -1,5 +1,7 @@
-"""Routes only: each reads its parameters and calls one use case; the edge
-(chalicelib/web.py) authenticates, sets the status and maps errors."""
+"""Routes, WebSocket handlers and the other Lambda functions (migrate, the
+hourly purge, push, forget_connections) only: each reads its parameters and
+calls one use case; the edge (chalicelib/web.py) authenticates, sets the
+status and maps errors."""
 from pathlib import Path
 
 from chalice import Rate

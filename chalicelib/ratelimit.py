@@ -1,6 +1,7 @@
-"""Per-subject token buckets in Redis: sends and reads per user, registrations
-per source IP. Off unless configured, and off while Redis is absent or
-unreachable: availability wins over limiting."""
+"""Per-subject token buckets in Redis: sends, reads and writes (block, group
+changes) per user, registrations per source IP (an IPv6 /64 counts as one).
+Off unless configured, and off while Redis is absent or unreachable:
+availability wins over limiting."""
 from __future__ import annotations
 
 import math

@@ -1,9 +1,9 @@
 """Retention: messages older than RETENTION_DAYS go, in bounded batches.
 
-Each batch is its own short transaction: up to BATCH inbox rows of the
-oldest messages, then those of their messages that no inbox row references
-any more (a group message's rows may take several batches; its message row
-goes with the last). A batch locks only old rows that no send touches, so a
+Each batch is two short transactions of its own: up to BATCH inbox rows of
+the oldest messages, then those of their messages that no inbox row
+references any more (a group message's rows may take several batches; its
+message row goes with the last). A batch locks only old rows that no send touches, so a
 purge never holds up a send for longer than one batch. Seqs are never
 renumbered: a cursor behind the horizon reads what is left.
 
