@@ -43,31 +43,27 @@ from .redislink import SKIPPED, RedisLink, Script
 
 TICKET_TTL_SECONDS = 60
 
-# Shared by the scripts that write entries: z stays the bytes held, and
-# trim keeps the window to the newest `size` seqs and `budget` bytes.
+# The window's two trims, shared by the scripts that write entries. Entries
+# are only ever held in [low, held]; each returns the new low and bytes, and
+# the caller writes them (l, z) with its own HSET.
 _WINDOW = """
-local function put(key, seq, entry)
-  local old = redis.call('HSTRLEN', key, seq)
-  redis.call('HSET', key, seq, entry)
-  redis.call('HINCRBY', key, 'z', #entry - old)
+-- Below the newest `size` seqs up to `top`: at most `size` seqs, one HDEL.
+local function trim_to_size(key, low, held, top, size, bytes)
+  local floor = top - size + 1
+  local drop = {}
+  for s = low, math.min(floor - 1, held) do drop[#drop + 1] = tostring(s) end
+  for _, f in ipairs(drop) do bytes = bytes - redis.call('HSTRLEN', key, f) end
+  if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+  return math.max(low, floor), bytes
 end
--- Entries are only ever held in [l, old_newest]: dropping below the new
--- floor, then by bytes from the oldest, touches at most `size` seqs.
-local function trim(key, old_newest, newest, size, budget)
-  local low = tonumber(redis.call('HGET', key, 'l') or (old_newest + 1))
-  local bytes = tonumber(redis.call('HGET', key, 'z') or 0)
-  local floor = newest - size + 1
-  for s = low, math.min(floor - 1, old_newest) do
-    bytes = bytes - redis.call('HSTRLEN', key, tostring(s))
-    redis.call('HDEL', key, tostring(s))
-  end
-  low = math.max(low, floor)
-  while bytes > budget and low <= newest do
+-- Over `budget` bytes: the oldest go first (an entry already written counts).
+local function trim_to_budget(key, low, top, budget, bytes)
+  while bytes > budget and low <= top do
     bytes = bytes - redis.call('HSTRLEN', key, tostring(low))
     redis.call('HDEL', key, tostring(low))
     low = low + 1
   end
-  redis.call('HSET', key, 'm', newest, 'l', low, 'z', bytes)
+  return low, bytes
 end
 """
 
@@ -98,7 +94,7 @@ if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[4]) end
 return false
 """)
 
-DELIVER = Script("inbox_deliver", """
+DELIVER = Script("inbox_deliver", _WINDOW + """
 -- KEYS: each recipient's window, inbox:{<user>}; its live WebSocket
 -- connections, ws:{<user>} (zset: connection id -> expiry in ms, see
 -- connections.py), share the hash tag and so the slot, and are named from it
@@ -133,20 +129,12 @@ for seq_s in string.gmatch(ARGV[5], '[^,]+') do
       local low = tonumber(meta[2] or seq)
       if seq < low then low = seq end
       local top = math.max(newest, seq)
-      -- the trim of _WINDOW, with the entry's own write folded into one HSET
-      local floor = top - size + 1
-      local drop = {}
-      for s = low, math.min(floor - 1, newest) do drop[#drop + 1] = tostring(s) end
-      for _, f in ipairs(drop) do bytes = bytes - redis.call('HSTRLEN', key, f) end
-      low = math.max(low, floor)
-      if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+      -- seq is at or above the floor, so the size trim never drops it; the
+      -- entry and the window's bounds then go in one HSET.
+      low, bytes = trim_to_size(key, low, newest, top, size, bytes)
       redis.call('HSET', key, seq_s, entry, 'm', top, 'l', low, 'z', bytes)
-      if bytes > budget then  -- over the byte budget: the oldest go first
-        while bytes > budget and low <= top do
-          bytes = bytes - redis.call('HSTRLEN', key, tostring(low))
-          redis.call('HDEL', key, tostring(low))
-          low = low + 1
-        end
+      if bytes > budget then
+        low, bytes = trim_to_budget(key, low, top, budget, bytes)
         redis.call('HSET', key, 'l', low, 'z', bytes)
       end
       redis.call('EXPIRE', key, ttl)
@@ -163,21 +151,23 @@ REFILL = Script("inbox_refill", _WINDOW + """
 -- KEYS[1] the user's window; ARGV: ticket, newest, size, ttl, budget, then seq, entry pairs.
 -- Lands a database read only if its miss's ticket is still there; never lowers `m`.
 local key = KEYS[1]
-if redis.call('HGET', key, 't') ~= ARGV[1] then return 0 end
+local meta = redis.call('HMGET', key, 't', 'm', 'l', 'z')
+if meta[1] ~= ARGV[1] then return 0 end
 local size = tonumber(ARGV[3])
-local old = tonumber(redis.call('HGET', key, 'm') or 0)
-local newest = math.max(old, tonumber(ARGV[2]))
-local low = tonumber(redis.call('HGET', key, 'l') or (newest + 1))
+local newest = math.max(tonumber(meta[2] or 0), tonumber(ARGV[2]))
+local low = tonumber(meta[3] or (newest + 1))
+local bytes = tonumber(meta[4] or 0)
 for i = 6, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
   if seq > newest - size then
-    put(key, ARGV[i], ARGV[i + 1])
+    bytes = bytes + #ARGV[i + 1] - redis.call('HSTRLEN', key, ARGV[i])
+    redis.call('HSET', key, ARGV[i], ARGV[i + 1])
     if seq < low then low = seq end
   end
 end
-redis.call('HSET', key, 'l', low)
-trim(key, math.max(old, newest), newest, size, tonumber(ARGV[5]))
-redis.call('HSET', key, 'b', '1')
+low, bytes = trim_to_size(key, low, newest, newest, size, bytes)
+low, bytes = trim_to_budget(key, low, newest, tonumber(ARGV[5]), bytes)
+redis.call('HSET', key, 'm', newest, 'l', low, 'z', bytes, 'b', '1')
 redis.call('HDEL', key, 't')
 redis.call('EXPIRE', key, ARGV[4])
 return 1

@@ -408,6 +408,9 @@ def test_a_window_over_its_byte_budget_covers_fewer_seqs_and_still_reads_exactly
     assert recent.headers["X-Cache"] == "hit" and [m["text"] for m in recent.body["messages"]] == largest[4:]
     everything = capi.read(bob, after=0)
     assert everything.headers["X-Cache"] == "miss" and [m["text"] for m in everything.body["messages"]] == largest
+    # The miss's refill rewrote the entries it held: the byte count still matches them.
+    assert sorted(int(f) for f in redis_client.hkeys(key) if f.isdigit()) == [5, 6]
+    assert int(redis_client.hget(key, "z")) == sum(redis_client.hstrlen(key, s) for s in ("5", "6")) <= 40_000
     redis_client.flushall()
     assert capi.read(bob, after=4).body == recent.body  # the database answers the same page
 
