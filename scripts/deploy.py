@@ -58,9 +58,9 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 CHALICE_DEPLOYED = ROOT / ".chalice" / "deployed"  # <stage>.json, written by chalice deploy
 RENDER = ROOT / "scripts" / "render_chalice_config.py"
 
-# The renderer's names and rules (function names, stage, region, API ids),
-# so that the two scripts cannot drift apart. Run as a
-# script, scripts/ is on the path already; loaded by file (tests, check-infra), not.
+# The renderer's names and rules (function names, stage, region, API ids,
+# the outputs' bounds), so that the two scripts cannot drift apart. scripts/
+# is on the path when this runs as a script, not when loaded by file (tests).
 sys.path.insert(0, str(RENDER.parent))
 import render_chalice_config as render  # noqa: E402
 
@@ -259,20 +259,18 @@ def migrate_result(payload: bytes, function_error: Optional[str], log_tail: str 
 
 def api_throttle(outputs_text: str) -> Tuple[float, int]:
     """(rate, burst) of the outputs api_throttle_rate_limit / _burst_limit,
-    within the bounds of their variables in infra/variables.tf."""
+    checked by the renderer's rules (the bounds of their variables)."""
+    names = ("api_throttle_rate_limit", "api_throttle_burst_limit")
     try:
         outputs = json.loads(outputs_text)
-        rate = outputs["api_throttle_rate_limit"]["value"]
-        burst = outputs["api_throttle_burst_limit"]["value"]
+        values = [outputs[name]["value"] for name in names]
     except (ValueError, KeyError, TypeError):
         raise DeployError("`terraform output -json` has no api_throttle_rate_limit / api_throttle_burst_limit "
                           "(did the apply finish?)") from None
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 10_000:
-        raise DeployError(f"api_throttle_rate_limit {rate!r}: must be in (0, 10000] requests per second")
-    if isinstance(burst, float) and burst.is_integer():
-        burst = int(burst)
-    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 5_000:
-        raise DeployError(f"api_throttle_burst_limit {burst!r}: must be a whole number from 1 to 5000")
+    try:
+        rate, burst = (render.REQUIRED_OUTPUTS[name](name, value) for name, value in zip(names, values))
+    except render.OutputError as exc:
+        raise DeployError(str(exc)) from None
     return rate, burst
 
 
