@@ -58,13 +58,18 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 CHALICE_DEPLOYED = ROOT / ".chalice" / "deployed"  # <stage>.json, written by chalice deploy
 RENDER = ROOT / "scripts" / "render_chalice_config.py"
 
-MIGRATE = "migrate"  # @app.lambda_function(name="migrate") in app.py
+# The renderer's names and rules (function names, stage, region, API ids,
+# the outputs' bounds), so that the two scripts cannot drift apart. scripts/
+# is on the path when this runs as a script, not when loaded by file (tests).
+sys.path.insert(0, str(RENDER.parent))
+import render_chalice_config as render  # noqa: E402
+
+MIGRATE = render.MIGRATE  # @app.lambda_function(name="migrate") in app.py
 MIGRATE_LOG_GROUP = "aws_cloudwatch_log_group.migrate"  # infra/lambda.tf
 # The other functions Chalice deploys besides the API handler: push and
 # forget_connections (app.py), the WebSocket handlers as Chalice names them,
 # and the scheduled purge (local.extra_functions in infra/locals.tf).
-EXTRA_FUNCTIONS = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect",
-                   "purge"]
+EXTRA_FUNCTIONS = render.EXTRA_FUNCTIONS
 FUNCTIONS = [MIGRATE, *EXTRA_FUNCTIONS]
 # Each function's log group in infra/lambda.tf, by Terraform address; the
 # API's has always been Terraform's, so it is never imported.
@@ -77,9 +82,9 @@ DEFAULT_API_GATEWAY_STAGE = "api"  # Chalice's default api_gateway_stage
 THROTTLE_PATHS = ("/*/*/throttling/rateLimit", "/*/*/throttling/burstLimit")
 
 # Same rule as var.stage in infra/variables.tf.
-_STAGE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+_STAGE = render._STAGE
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*$")
-_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+_REGION = render._REGION
 
 # Seconds. Subprocesses that are safe to kill get a timeout; see the docstring.
 INIT_TIMEOUT = 900
@@ -123,9 +128,9 @@ def app_name(config_text: str) -> str:
 
 
 def function_name(app: str, stage: str, function: Optional[str] = None) -> str:
-    """Chalice's names: "<app>-<stage>" for the API handler,
-    "<app>-<stage>-<function>" for an @app.lambda_function."""
-    return f"{app}-{stage}" + (f"-{function}" if function else "")
+    """Chalice's names (the renderer's): "<app>-<stage>" for the API handler
+    (no function), "<app>-<stage>-<function>" for the rest."""
+    return render.function_name(app, stage, function or render.API_HANDLER)
 
 
 def state_key(prefix: str, stage: str) -> str:
@@ -254,20 +259,18 @@ def migrate_result(payload: bytes, function_error: Optional[str], log_tail: str 
 
 def api_throttle(outputs_text: str) -> Tuple[float, int]:
     """(rate, burst) of the outputs api_throttle_rate_limit / _burst_limit,
-    within the bounds of their variables in infra/variables.tf."""
+    checked by the renderer's rules (the bounds of their variables)."""
+    names = ("api_throttle_rate_limit", "api_throttle_burst_limit")
     try:
         outputs = json.loads(outputs_text)
-        rate = outputs["api_throttle_rate_limit"]["value"]
-        burst = outputs["api_throttle_burst_limit"]["value"]
+        values = [outputs[name]["value"] for name in names]
     except (ValueError, KeyError, TypeError):
         raise DeployError("`terraform output -json` has no api_throttle_rate_limit / api_throttle_burst_limit "
                           "(did the apply finish?)") from None
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 10_000:
-        raise DeployError(f"api_throttle_rate_limit {rate!r}: must be in (0, 10000] requests per second")
-    if isinstance(burst, float) and burst.is_integer():
-        burst = int(burst)
-    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 5_000:
-        raise DeployError(f"api_throttle_burst_limit {burst!r}: must be a whole number from 1 to 5000")
+    try:
+        rate, burst = (render.REQUIRED_OUTPUTS[name](name, value) for name, value in zip(names, values))
+    except render.OutputError as exc:
+        raise DeployError(str(exc)) from None
     return rate, burst
 
 
@@ -301,7 +304,7 @@ def _deployed_ids(deployed_text: str, kind: str) -> List[Any]:
 
 
 def _api_id(value: Any) -> bool:
-    return isinstance(value, str) and re.match(r"^[a-z0-9]{1,32}$", value) is not None
+    return isinstance(value, str) and render._API_ID.match(value) is not None
 
 
 def rest_api_id(deployed_text: str) -> str:

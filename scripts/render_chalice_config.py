@@ -106,7 +106,8 @@ PURGE = "purge"
 WEBSOCKET_HANDLERS = ["websocket_connect", "websocket_message", "websocket_disconnect"]
 FUNCTIONS = [API_HANDLER, MIGRATE, *WEBSOCKET_HANDLERS, FORGET, PUSH, PURGE]
 # The functions infra/lambda.tf makes groups for through the output
-# function_log_group_names (the API's and migrate's have outputs of their own).
+# function_log_group_names (the API's and migrate's have outputs of their own);
+# scripts/deploy.py imports those Lambda made before Terraform managed them.
 EXTRA_FUNCTIONS = sorted([PUSH, FORGET, *WEBSOCKET_HANDLERS, PURGE])
 
 # Which policy file each function's role is made from (suffix of

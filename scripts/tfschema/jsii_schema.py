@@ -151,6 +151,10 @@ class Converter:
                 return fqn, None
         return None, None
 
+    def wraps_set(self, list_cls: str | None) -> bool:
+        """Whether an XList class of the bindings stands for a set."""
+        return bool(list_cls) and list_cls.split(".")[-1] in self.module(list_cls).set_lists
+
     # --------------------------------------------------------------- types
     def cty(self, ty: dict, owner: str | None = None, camel: str | None = None):
         """The cty type (JSON form) of a jsii type."""
@@ -208,8 +212,7 @@ class Converter:
                 elem_cls, list_cls = self.element_class(cls_fqn, camel)
                 inner = self.object_type(elem_cls, sub)
                 if is_array:
-                    wraps = list_cls and list_cls.split(".")[-1] in self.module(list_cls).set_lists
-                    inner = ["set" if wraps else "list", inner]
+                    inner = ["set" if self.wraps_set(list_cls) else "list", inner]
                 attrs[self.name(owner, camel)] = inner
             else:
                 attrs[self.name(owner, camel)] = self.cty(p["type"], cls_fqn, camel)
@@ -251,7 +254,7 @@ class Converter:
                 elem_cls, list_cls = self.element_class(cls_fqn, camel)
                 if list_cls is None and is_array:
                     list_cls = sub + "List" if self.local(sub + "List") else None
-                wraps = bool(list_cls) and list_cls.split(".")[-1] in self.module(list_cls).set_lists
+                wraps = self.wraps_set(list_cls)
                 inner = self.block(elem_cls, sub, seen)
                 # Terraform refuses set blocks holding a dynamic attribute (which
                 # the bindings give wafv2's too-deep `statement`): serve a list.
@@ -270,8 +273,7 @@ class Converter:
                 if is_array:
                     if list_cls is None and self.local(sub + "List"):
                         list_cls = sub + "List"
-                    wraps = bool(list_cls) and list_cls.split(".")[-1] in self.module(list_cls).set_lists
-                    ty = ["set" if wraps else "list", ty]
+                    ty = ["set" if self.wraps_set(list_cls) else "list", ty]
             else:
                 ty = self.cty(p["type"], cls_fqn, camel)
             attr = {"type": ty}

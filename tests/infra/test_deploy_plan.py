@@ -356,6 +356,9 @@ def test_a_deployed_file_without_one_rest_api_is_refused(change, message):
     change(deployed)
     with pytest.raises(deploy.DeployError, match=message):
         deploy.rest_api_id(json.dumps(deployed))
+
+
+def test_a_deployed_file_that_is_not_json_is_refused():
     with pytest.raises(deploy.DeployError, match="not JSON"):
         deploy.rest_api_id("{")
 

@@ -2,7 +2,6 @@
 sample, rendered into a temporary copy of the project's .chalice directory."""
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
@@ -41,7 +40,14 @@ def run(project: Path, *args: str, outputs: Any = None) -> subprocess.CompletedP
 
 
 def sample() -> Dict[str, Any]:
-    return json.loads(SAMPLE.read_text())
+    return json.loads(SAMPLE.read_text())  # a fresh copy each time, free to change
+
+
+def with_output(name: str, value: Any) -> Dict[str, Any]:
+    """The sample with one output's value changed."""
+    outputs = sample()
+    outputs[name]["value"] = value
+    return outputs
 
 
 @pytest.fixture
@@ -76,12 +82,6 @@ def logs(*functions: str) -> list:
 
 def write_config(project: Path, cfg: Dict[str, Any]) -> None:
     (project / ".chalice" / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-
-
-def with_api_gateway_stage(name: str) -> Dict[str, Any]:
-    outputs = copy.deepcopy(sample())
-    outputs["api_gateway_stage"]["value"] = name
-    return outputs
 
 
 def scoped(cfg: Dict[str, Any], function: str):
@@ -231,7 +231,7 @@ def test_the_websocket_url_uses_the_stage_api_gateway_stage(project: Path):
     cfg = config(project)
     cfg["stages"]["prod"] = {"api_gateway_stage": "v1"}
     write_config(project, cfg)
-    assert run(project, "--websocket-api-id", API_ID, outputs=with_api_gateway_stage("v1")).returncode == 0
+    assert run(project, "--websocket-api-id", API_ID, outputs=with_output("api_gateway_stage", "v1")).returncode == 0
     env = config(project)["stages"]["prod"]["environment_variables"]
     assert env["WEBSOCKET_URL"] == f"wss://{API_ID}.execute-api.us-east-1.amazonaws.com/v1"
     assert statements(project, "-push")["ManageOwnConnections"]["Resource"][0].startswith(
@@ -240,7 +240,7 @@ def test_the_websocket_url_uses_the_stage_api_gateway_stage(project: Path):
 
 def test_the_api_gateway_stage_is_the_one_the_alarms_watch(project: Path):
     # Unset: the output's (var.api_gateway_stage, what monitoring.tf watches).
-    assert run(project, outputs=with_api_gateway_stage("v2")).returncode == 0
+    assert run(project, outputs=with_output("api_gateway_stage", "v2")).returncode == 0
     assert config(project)["stages"]["prod"]["api_gateway_stage"] == "v2"
     # Set to another: refused, nothing written (the alarms would watch nothing).
     before = (project / ".chalice" / "config.json").read_bytes()
@@ -253,18 +253,15 @@ def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: P
     # An empty list is a value to _chain_lookup: push gets no VPC config.
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     cfg = config(project)
-
-    def scoped_(function: str):
-        return scoped(cfg, function)
-
-    push = scoped_("push")
+    push = scoped(cfg, "push")
     assert (push.subnet_ids, push.security_group_ids, push.iam_policy_file) == ([], [], "policy-prod-push.json")
-    for function in ["api_handler", "migrate", "forget_connections", "purge", *WS]:
-        c = scoped_(function)
+    in_vpc = ["api_handler", "migrate", "forget_connections", "purge", *WS]
+    for function in in_vpc:
+        c = scoped(cfg, function)
         assert c.subnet_ids == OUT["subnet_ids"] and c.security_group_ids == [OUT["lambda_security_group_id"]], function
-    assert scoped_("api_handler").lambda_timeout == 25 and scoped_("websocket_message").lambda_timeout == 10
-    assert scoped_("purge").lambda_timeout == 60 and scoped_("forget_connections").lambda_timeout == 10
-    assert {f: scoped_(f).iam_policy_file for f in ["api_handler", "migrate", "forget_connections", "purge", *WS]} == {
+    assert scoped(cfg, "api_handler").lambda_timeout == 25 and scoped(cfg, "websocket_message").lambda_timeout == 10
+    assert scoped(cfg, "purge").lambda_timeout == 60 and scoped(cfg, "forget_connections").lambda_timeout == 10
+    assert {f: scoped(cfg, f).iam_policy_file for f in in_vpc} == {
         "api_handler": "policy-prod-api.json", "migrate": "policy-prod-migrate.json",
         "forget_connections": "policy-prod.json", "purge": "policy-prod.json", **{h: "policy-prod-api.json" for h in WS}}
 
@@ -315,7 +312,7 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
         },
     }
     write_config(project, cfg)
-    assert run(project, outputs=with_api_gateway_stage("v1")).returncode == 0
+    assert run(project, outputs=with_output("api_gateway_stage", "v1")).returncode == 0
     prod = config(project)["stages"]["prod"]
     assert prod["api_gateway_stage"] == "v1"
     assert prod["tags"] == {"team": "messaging"}
@@ -343,16 +340,9 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
 
 
 def test_the_reserved_concurrency_follows_the_output(project: Path):
-    outputs = copy.deepcopy(sample())
-    outputs["api_reserved_concurrency"]["value"] = 20.0  # a whole JSON number in float form
-    assert run(project, outputs=outputs).returncode == 0
+    # A whole JSON number in float form.
+    assert run(project, outputs=with_output("api_reserved_concurrency", 20.0)).returncode == 0
     assert config(project)["stages"]["prod"]["lambda_functions"]["api_handler"]["reserved_concurrency"] == 20
-
-
-def with_retention(days: Any) -> Dict[str, Any]:
-    outputs = copy.deepcopy(sample())
-    outputs["retention_days"]["value"] = days
-    return outputs
 
 
 def test_retention_reaches_purge_alone_and_zero_keeps_everything(project: Path):
@@ -360,7 +350,7 @@ def test_retention_reaches_purge_alone_and_zero_keeps_everything(project: Path):
 
     # The default: no RETENTION_DAYS anywhere, which the app reads as "keep every message".
     assert variable_default("retention_days") == 0
-    assert run(project, outputs=with_retention(0)).returncode == 0
+    assert run(project, outputs=with_output("retention_days", 0)).returncode == 0
     cfg = config(project)
     for function in ["api_handler", "migrate", "forget_connections", "purge", "push", *WS]:
         env = scoped(cfg, function).environment_variables
@@ -369,14 +359,14 @@ def test_retention_reaches_purge_alone_and_zero_keeps_everything(project: Path):
 
     # The sample's 365 (a whole number in float form too): on purge only, as the app reads it.
     assert OUT["retention_days"] == 365
-    assert run(project, outputs=with_retention(365.0)).returncode == 0
+    assert run(project, outputs=with_output("retention_days", 365.0)).returncode == 0
     cfg = config(project)
     assert Settings.from_env(scoped(cfg, "purge").environment_variables).retention_days == 365
     for function in ["api_handler", "migrate", "forget_connections", "push", *WS]:
         assert "RETENTION_DAYS" not in scoped(cfg, function).environment_variables, function
 
     # Back to 0: gone again, not left over from the render before.
-    assert run(project, outputs=with_retention(0)).returncode == 0
+    assert run(project, outputs=with_output("retention_days", 0)).returncode == 0
     assert "RETENTION_DAYS" not in scoped(config(project), "purge").environment_variables
 
 
@@ -595,7 +585,7 @@ def test_running_twice_changes_nothing(project: Path):
     (lambda o: o["retention_days"].update(value=True), "whole number from 0 to 36500"),
 ])
 def test_bad_outputs_are_refused_and_nothing_is_written(project: Path, change, message):
-    outputs = copy.deepcopy(sample())
+    outputs = sample()
     change(outputs)
     before = (project / ".chalice" / "config.json").read_bytes()
     result = run(project, outputs=outputs)
