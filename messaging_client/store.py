@@ -213,11 +213,11 @@ class Store:
                                             (key,)).fetchone()
             db.execute("UPDATE outbox SET state = 'sent', message_id = ?, error = NULL WHERE client_message_id = ?",
                        (message_id, key))
-            db.execute("INSERT OR IGNORE INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text,"
-                       " sent_at, outgoing) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 1)",
+            db.execute("INSERT INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text,"
+                       " sent_at, outgoing) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 1)"
+                       " ON CONFLICT (message_id) DO UPDATE SET outgoing = 1",  # a note to self, received first
                        (message_id, f"{kind}:{target}", kind, self.me, target if kind == "group" else None, text,
                         sent_at))
-            db.execute("UPDATE messages SET outgoing = 1 WHERE message_id = ?", (message_id,))
 
     def retry_later(self, key: str, seconds: float, error: str) -> None:
         with self._tx() as db:
