@@ -59,13 +59,9 @@ class Messenger:
     def flush(self) -> int:
         """Send what is due in the outbox; how many are still pending."""
         for item in self.store.pending():
+            send = self.client.send_group if item.kind == "group" else self.client.send
             try:
-                if item.kind == "group":
-                    sent = self.client.send_group(self.me, item.target, item.text,
-                                                  client_message_id=item.client_message_id, retries=0)
-                else:
-                    sent = self.client.send(self.me, item.target, item.text,
-                                            client_message_id=item.client_message_id, retries=0)
+                sent = send(self.me, item.target, item.text, client_message_id=item.client_message_id, retries=0)
             except ApiError as error:
                 if error.code in PERMANENT:
                     self.store.failed(item.client_message_id, f"{error.code}: {error.message}")
