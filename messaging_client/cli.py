@@ -86,8 +86,8 @@ class Session:
 
     def conversation(self, target: str) -> str:
         """'group:<id>' when the id is a group we know, else 'direct:<id>'."""
-        known = {c.id for c in self.store.conversations()}
-        return f"group:{target}" if f"group:{target}" in known else f"direct:{target}"
+        group = f"group:{target}"
+        return group if self.store.has_conversation(group) else f"direct:{target}"
 
 
 def _short(user_id: Optional[str]) -> str:

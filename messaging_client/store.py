@@ -157,6 +157,9 @@ class Store:
             self._touch(db, conversation)
         return conversation
 
+    def has_conversation(self, conversation: str) -> bool:
+        return self._db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation,)).fetchone() is not None
+
     def conversations(self) -> List[Conversation]:
         rows = self._db.execute(
             "SELECT c.id, c.kind, c.target,"
