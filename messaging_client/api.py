@@ -189,8 +189,14 @@ class Client:
         raise AssertionError("unreachable")
 
     def _sleep(self, attempt: int, retry_after: Optional[float]) -> None:
-        backoff = min(self.backoff_cap, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0)
-        time.sleep(min(self.backoff_cap, max(backoff, retry_after or 0)))
+        time.sleep(backoff(attempt, retry_after, base=0.25, cap=self.backoff_cap))
+
+
+def backoff(attempt: int, retry_after: Optional[float] = None, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Seconds before retry `attempt` (0, 1, ...): capped exponential with jitter,
+    so many clients do not come back at once, and never sooner than Retry-After."""
+    delay = min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
+    return min(cap, max(delay, retry_after or 0))
 
 
 def _error(r: httpx.Response) -> ApiError:

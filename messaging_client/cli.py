@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 from . import profiles
 from .api import DEFAULT_API, ApiError, Client, Offline
 from .messenger import Messenger
-from .store import Store
+from .store import Store, conversation_of
 
 SEND_PATIENCE_SECONDS = 15  # how long one `send` keeps retrying before it leaves the message queued
 
@@ -86,8 +86,8 @@ class Session:
 
     def conversation(self, target: str) -> str:
         """'group:<id>' when the id is a group we know, else 'direct:<id>'."""
-        known = {c.id for c in self.store.conversations()}
-        return f"group:{target}" if f"group:{target}" in known else f"direct:{target}"
+        group = f"group:{target}"
+        return group if self.store.has_conversation(group) else f"direct:{target}"
 
 
 def _short(user_id: Optional[str]) -> str:
@@ -115,7 +115,8 @@ def _send(session: Session, target: str, text: str, *, group: bool) -> str:
     if state["state"] == "sent":
         return f"sent {state['message_id']}"
     if state["state"] == "failed":
-        raise Fail(f"not sent: {state['error'].split(': ', 1)[1]} ({state['error'].split(':', 1)[0]})")
+        code, message = state["error"].split(": ", 1)  # the outbox keeps "Code: Message"
+        raise Fail(f"not sent: {message} ({code})")
     raise Fail(f"not sent yet ({state['error']}); it is kept and goes out with this profile's next command")
 
 
@@ -172,7 +173,6 @@ def _command(args: argparse.Namespace, s: Session) -> int:
                 s.store.open_conversation("group", args.group_id)
             print(f"{'joined' if member else 'left'} group {args.group_id}")
         else:
-            s.store.open_conversation("group", args.group_id)
             print(_send(s, args.group_id, " ".join(args.text), group=True))
     elif args.command in ("block", "unblock"):
         blocked = s.client.block(me, args.user_id, args.command == "block")
@@ -202,8 +202,6 @@ def _command(args: argparse.Namespace, s: Session) -> int:
 
 def _watch(s: Session, conversation: Optional[str]) -> None:
     """Print what arrives (in `conversation`, or everything) until Ctrl-C."""
-    from .store import conversation_of
-
     me = s.profile.user_id
     if conversation is None:
         print(f"watching as {s.profile.user_name} ({me}); Ctrl-C stops", flush=True)

@@ -17,26 +17,19 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from .api import PERMANENT, ApiError, Client, CursorAhead
+from .api import PERMANENT, ApiError, Client, CursorAhead, backoff
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 20
 PING_SECONDS = 300  # API Gateway closes a WebSocket idle for 10 minutes
-MAX_BACKOFF_SECONDS = 30.0
 
 OnMessage = Callable[[Dict[str, Any]], None]
-
-
-def backoff(attempt: int, retry_after: Optional[float] = None) -> float:
-    delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
-    return min(MAX_BACKOFF_SECONDS, max(delay, retry_after or 0))
 
 
 class Messenger:
@@ -66,13 +59,9 @@ class Messenger:
     def flush(self) -> int:
         """Send what is due in the outbox; how many are still pending."""
         for item in self.store.pending():
+            send = self.client.send_group if item.kind == "group" else self.client.send
             try:
-                if item.kind == "group":
-                    sent = self.client.send_group(self.me, item.target, item.text,
-                                                  client_message_id=item.client_message_id, retries=0)
-                else:
-                    sent = self.client.send(self.me, item.target, item.text,
-                                            client_message_id=item.client_message_id, retries=0)
+                sent = send(self.me, item.target, item.text, client_message_id=item.client_message_id, retries=0)
             except ApiError as error:
                 if error.code in PERMANENT:
                     self.store.failed(item.client_message_id, f"{error.code}: {error.message}")

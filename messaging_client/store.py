@@ -54,11 +54,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
-def conversation_of(item: Dict[str, Any], me: str, recipient: Optional[str] = None) -> str:
+def conversation_of(item: Dict[str, Any], me: str) -> str:
+    """A received item's conversation: its group's, else its sender's (an inbox
+    only holds direct messages sent to this user, so one from `me` is a note to self)."""
     if item.get("group_id"):
         return f"group:{item['group_id']}"
-    other = recipient if item["sender_id"] == me and recipient else item["sender_id"]
-    return f"direct:{other}"
+    return f"direct:{item['sender_id']}"
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,7 @@ class Pending:
 class Store:
     def __init__(self, path: Path, user_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists()
-        if fresh:  # messages are private: the file is its owner's only
+        if not path.exists():  # messages are private: the file is its owner's only
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.path, self.me = path, user_id
         self._lock = threading.Lock()
@@ -112,8 +112,7 @@ class Store:
         have; an item past a gap is left for the cursor read that fills it."""
         new: List[Dict[str, Any]] = []
         with self._tx() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
-            cursor = int(row[0]) if row else 0
+            cursor = self.cursor  # read inside the transaction: the same connection
             for item in sorted(items, key=lambda i: i["seq"]):
                 if item["seq"] <= cursor:
                     continue
@@ -129,8 +128,7 @@ class Store:
                 self._touch(db, conversation)
                 cursor = item["seq"]
                 new.append(item)
-            db.execute("INSERT INTO meta (key, value) VALUES ('cursor', ?)"
-                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(cursor),))
+            self._set_cursor(db, cursor)
         return new
 
     def rewind(self, newest_seq: int) -> None:
@@ -138,8 +136,12 @@ class Store:
         forget what it no longer has and read on from there."""
         with self._tx() as db:
             db.execute("DELETE FROM messages WHERE seq > ?", (newest_seq,))
-            db.execute("INSERT INTO meta (key, value) VALUES ('cursor', ?)"
-                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(newest_seq),))
+            self._set_cursor(db, newest_seq)
+
+    @staticmethod
+    def _set_cursor(db: sqlite3.Connection, cursor: int) -> None:
+        db.execute("INSERT INTO meta (key, value) VALUES ('cursor', ?)"
+                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(cursor),))
 
     @staticmethod
     def _touch(db: sqlite3.Connection, conversation: str) -> None:
@@ -154,6 +156,9 @@ class Store:
         with self._tx() as db:
             self._touch(db, conversation)
         return conversation
+
+    def has_conversation(self, conversation: str) -> bool:
+        return self._db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation,)).fetchone() is not None
 
     def conversations(self) -> List[Conversation]:
         rows = self._db.execute(
@@ -211,11 +216,11 @@ class Store:
                                             (key,)).fetchone()
             db.execute("UPDATE outbox SET state = 'sent', message_id = ?, error = NULL WHERE client_message_id = ?",
                        (message_id, key))
-            db.execute("INSERT OR IGNORE INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text,"
-                       " sent_at, outgoing) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 1)",
+            db.execute("INSERT INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text,"
+                       " sent_at, outgoing) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 1)"
+                       " ON CONFLICT (message_id) DO UPDATE SET outgoing = 1",  # a note to self, received first
                        (message_id, f"{kind}:{target}", kind, self.me, target if kind == "group" else None, text,
                         sent_at))
-            db.execute("UPDATE messages SET outgoing = 1 WHERE message_id = ?", (message_id,))
 
     def retry_later(self, key: str, seconds: float, error: str) -> None:
         with self._tx() as db:

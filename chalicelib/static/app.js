@@ -359,6 +359,19 @@
     }
   }
 
+  /**
+   * After a failed read or ticket: false when the loop should end (signed
+   * out, or the token is refused), else shows the error and waits out the back-off.
+   */
+  async function waitOut(s, err, attempt, prefix = '') {
+    if (!alive(s) || (err && err.name === 'AbortError')) return false;
+    if (err.code === 'Unauthorized') { unauthorized(s); return false; }
+    const wait = err.retryAfterMs ?? backoff(attempt);
+    setConnection(s, 'offline', `${prefix}${describe(err, wait)}`);
+    await sleep(wait, s);
+    return true;
+  }
+
   /** A cursor read now, retried until it succeeds; concurrent calls share one. */
   function catchUp(s) {
     if (s.catching) { s.catchAgain = true; return s.catching; }
@@ -370,11 +383,7 @@
           await readPages(s, 0);
           attempt = 0;
         } catch (err) {
-          if (!alive(s) || (err && err.name === 'AbortError')) break;
-          if (err.code === 'Unauthorized') { unauthorized(s); break; }
-          const wait = err.retryAfterMs ?? backoff(attempt++);
-          setConnection(s, 'offline', `Cannot read new messages: ${describe(err, wait)}`);
-          await sleep(wait, s);
+          if (!await waitOut(s, err, attempt++, 'Cannot read new messages: ')) break;
           s.catchAgain = true;
         }
       } while (s.catchAgain && alive(s));
@@ -395,11 +404,7 @@
       try {
         ticket = await call('connect_ticket', { user_id: me(s) }, { token: s.profile.token, signal: s.abort.signal });
       } catch (err) {
-        if (!alive(s) || err.name === 'AbortError') return;
-        if (err.code === 'Unauthorized') { unauthorized(s); return; }
-        const wait = err.retryAfterMs ?? backoff(failures++);
-        setConnection(s, 'offline', describe(err, wait));
-        await sleep(wait, s);
+        if (!await waitOut(s, err, failures++)) return;
         continue;
       }
       if (!ticket.url) {
@@ -472,11 +477,7 @@
         if (attempt) setConnection(s, 'live', 'Live (long-poll)');
         attempt = 0;
       } catch (err) {
-        if (!alive(s) || err.name === 'AbortError') return;
-        if (err.code === 'Unauthorized') { unauthorized(s); return; }
-        const wait = err.retryAfterMs ?? backoff(attempt++);
-        setConnection(s, 'offline', describe(err, wait));
-        await sleep(wait, s);
+        if (!await waitOut(s, err, attempt++)) return;
       }
     }
   }

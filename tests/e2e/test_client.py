@@ -5,6 +5,7 @@ message exactly once when the client is killed between storing and sending,
 and through a 503 storm that loses acknowledgements."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -78,9 +79,11 @@ def test_the_library_sends_reads_and_keeps_conversations_with_unread_counts(serv
     assert [m["outgoing"] for m in alice.store.history(f"group:{group_id}")] == [1]
 
 
-def test_the_sync_loop_receives_live_over_the_websocket_and_fills_gaps_with_the_cursor(server, tmp_path):
+def test_the_sync_loop_receives_live_over_the_websocket_and_fills_gaps_with_the_cursor(server, tmp_path,
+                                                                                      monkeypatch):
     alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
     alice.send(bob.me, "before bob was online")
+    dropped = _lose_the_first_frame(monkeypatch)
     running = Running(bob)
     try:
         wait_until(lambda: len(running.received) == 1, 10, "the catch-up read did not arrive")
@@ -89,8 +92,35 @@ def test_the_sync_loop_receives_live_over_the_websocket_and_fills_gaps_with_the_
         wait_until(lambda: len(running.received) == 6, 10, "the live messages did not arrive")
     finally:
         running.stop()
+    assert dropped == [2]  # a frame came over the WebSocket, and its loss was filled by the next one's gap
     assert [m["seq"] for m in running.received] == list(range(1, 7))
     assert bob.store.cursor == 6 and len(bob.store.history(f"direct:{alice.me}")) == 6
+
+
+def _lose_the_first_frame(monkeypatch) -> List[int]:
+    """Every WebSocket the client opens loses the first message frame it
+    receives, as if on the way; the seqs lost."""
+    import websockets.sync.client
+
+    real_connect, dropped = websockets.sync.client.connect, []
+
+    def connect(*args: Any, **kwargs: Any):
+        socket = real_connect(*args, **kwargs)
+        real_recv = socket.recv
+
+        def recv(timeout=None):
+            data = real_recv(timeout=timeout)
+            frame = json.loads(data)
+            if not dropped and frame.get("type") == "message":
+                dropped.append(frame["message"]["seq"])
+                raise TimeoutError  # to the client, nothing came
+            return data
+
+        socket.recv = recv
+        return socket
+
+    monkeypatch.setattr(websockets.sync.client, "connect", connect)
+    return dropped
 
 
 def test_against_chalice_local_without_websocket_the_sync_loop_long_polls(tmp_path):
