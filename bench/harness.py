@@ -6,7 +6,6 @@ in this process, exactly as API Gateway's proxy integration would call it.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import statistics
@@ -26,8 +25,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 AUTH_SECRET = "bench-signing-secret-0123456789abcdef"
 
 
-from tests.support.lambda_events import LambdaContext as Context  # noqa: E402 - after the path insert
-from tests.support.lambda_events import api_gateway_event as lambda_event  # noqa: E402
+from tests.support.lambda_events import api_gateway_event as lambda_event  # noqa: E402 - after the path insert
+from tests.support.lambda_events import invoke  # noqa: E402
 
 
 # --------------------------------------------------------------------------- databases
@@ -153,9 +152,7 @@ class Bench:
         self.base_env: Dict[str, Optional[str]] = {}
 
     def call(self, path: str, params: Dict[str, Any], token: Optional[str] = None, method: str = "POST") -> Dict[str, Any]:
-        response = self.app(lambda_event(path, params, token, method), Context())
-        response["json"] = json.loads(response["body"]) if response.get("body") else None
-        return response
+        return invoke(self.app, path, params, token, method=method)
 
     # ----------------------------------------------------------------- settings
 
