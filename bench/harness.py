@@ -41,9 +41,9 @@ def admin_connection(database: Optional[str] = None, **options: Any) -> Any:
     from chalicelib.dialects import parse_mysql_url
 
     t = parse_mysql_url(MYSQL_URL)
+    options = {"autocommit": True, "ssl_disabled": True, "charset": "utf8mb4", **options}
     return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=database,
-                           unix_socket=t.unix_socket, autocommit=True, ssl_disabled=True, charset="utf8mb4",
-                           **options)
+                           unix_socket=t.unix_socket, **options)
 
 
 def create_database(admin: Any, label: str) -> str:

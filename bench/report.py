@@ -75,8 +75,8 @@ def table(results: Dict[str, Any]) -> str:
         lines.append(f"| largest page (100 largest messages waiting, limit=100) | {page['messages']} messages, "
                      f"{page['body_bytes']:,} bytes | Lambda payload {page['lambda_payload_bytes']:,} bytes, "
                      f"has_more {str(page['has_more']).lower()} | | |")
-        lines.append(f"| send blocked on a held row lock, 10 s invocation | {lock['status']} after "
-                     f"{lock['seconds_to_answer']:.2f} s | Retry-After {lock['retry_after']} | | |")
+        lines.append(f"| send blocked on a held row lock, {lock['lambda_remaining_seconds']} s invocation | "
+                     f"{lock['status']} after {lock['seconds_to_answer']:.2f} s | Retry-After {lock['retry_after']} | | |")
     for variant, paths in results.get("delivery", {}).items():
         for path, r in paths.items():
             lines.append(f"| delivery to a waiting {path.replace('_', '-')} client, {variant} (from the send's "
