@@ -476,7 +476,7 @@ def _scan_logs(paths: Sequence[Path]) -> Dict[str, Any]:
     return {"lines": dict(found), "unhandled": unhandled}
 
 
-def _summarize(outs: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
+def _summarize(outs: List[Dict[str, Any]]) -> Dict[str, Any]:
     elapsed = max(o["elapsed_s"] for o in outs)
     ops: Dict[str, Any] = {}
     for op, _ in MIX:
@@ -498,10 +498,10 @@ def _summarize(outs: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
     acked = [a for o in outs for a in o["acked"]]
     deliveries = sum(1 if a["kind"] == "direct" else a["recipients"] for a in acked)
     requests = counts["requests"]
-    # 5xx that are not a 503 (which are retried): each is a failure.
     per_second: Counter = Counter()
     for o in outs:
         per_second.update(o["per_second"])
+    # 5xx that are not a 503 (which are retried): each is a failure.
     other_5xx = sum(n for c in statuses.values() for s, n in c.items() if s.startswith("5") and s != "503")
     return {
         "elapsed_s": round(elapsed, 2),
@@ -576,7 +576,7 @@ def _run_once(bench: Bench, admin: Any, *, label: str, workers: int, seconds: fl
                 p.join(timeout=30)
             if injector:
                 injector.join()
-            summary = _summarize(outs, seconds)
+            summary = _summarize(outs)
             verification = _verify(bench, admin, database, env, plan, outs)
         finally:
             for p in procs:
