@@ -36,7 +36,7 @@ def _ms(value: float) -> str:
 
 def _row(name: str, r: Dict[str, Any]) -> str:
     return (f"| {name} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {r['db_statements_per_call']:g} "
-            f"in {r.get('db_round_trips_per_call', r['db_statements_per_call']):g} "
+            f"in {r['db_round_trips_per_call']:g} "
             f"| {r['redis_round_trips_per_call']:g} |")
 
 
