@@ -114,12 +114,12 @@ def table(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _triple(r: Dict[str, Any], key: str, unit: str = "") -> str:
-    """send / send_group / poll values of one run, in one cell."""
-    ops = ("send", "send_group", "poll")
-    if unit:
-        return " / ".join(_ms(r["ops"][op][key])[:-3] for op in ops) + unit
-    return " / ".join(f"{r['ops'][op][key]:g}" for op in ops)
+def _triple(r: Dict[str, Any], key: str) -> str:
+    """send / send_group / poll values of one run, in one cell (latencies with the unit once)."""
+    values = [r["ops"][op][key] for op in ("send", "send_group", "poll")]
+    if key.endswith("_ms"):
+        return " / ".join(_ms(v)[:-3] for v in values) + " ms"
+    return " / ".join(f"{v:g}" for v in values)
 
 
 def _short_polls(r: Dict[str, Any]) -> str:
@@ -138,7 +138,7 @@ def _load_rows(load: Dict[str, Any]) -> List[str]:
         verdict = "verified" if r["pass"] else "**FAILED verification**"
         lines.append(f"| load, {n} worker{'s' * (n != '1')} ({shared}), {load['seconds']:g} s: "
                      f"{r['requests_per_s']:,.0f} req/s, {r['deliveries_per_s']:,.0f} deliveries/s, {verdict}{_short_polls(r)}; "
-                     f"send / send_group / poll | {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
+                     f"send / send_group / poll | {_triple(r, 'p50_ms')} | {_triple(r, 'p99_ms')} "
                      f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
     names = {"redis_restart": "Redis SIGKILLed and restarted", "db_connections_killed": "database connections killed twice"}
     for name, r in load["faults"].items():
@@ -150,6 +150,6 @@ def _load_rows(load: Dict[str, Any]) -> List[str]:
                      f"retried ({r['answered_duplicate_on_retry']} answered duplicate), "
                      f"{r['requests_per_s']:,.0f} req/s; worst request {_ms(r['worst_request_ms'])}, worst operation "
                      f"with retries {_ms(r['worst_operation_ms'])}{_short_polls(r)}; send / send_group / poll "
-                     f"| {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
+                     f"| {_triple(r, 'p50_ms')} | {_triple(r, 'p99_ms')} "
                      f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
     return lines
