@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any, Dict
 
+from endpoints import poll_once, register
 from harness import Bench, admin_connection
 
 LARGEST = "😀" * 4096  # 4,096 characters, each 4 bytes of UTF-8 and 12 of escaped JSON
@@ -17,15 +18,12 @@ def run(bench: Bench, database: str) -> Dict[str, Any]:
     from chalicelib.cache import entry_json, key_for
     from tests.support.lambda_events import invoke
 
-    def register(name: str) -> Dict[str, Any]:
-        return bench.call("/register", {"user_name": name})["json"]
-
     # 1. One largest message to a group of 10: the bytes it adds to a recipient's window.
-    sender, members = register("sender"), [register(f"member{i}") for i in range(9)]
+    sender, members = register(bench, "sender"), [register(bench, f"member{i}") for i in range(9)]
     group = bench.call("/create_group", {"group_name": "big"}, sender["token"])["json"]["group_id"]
     for user in [sender] + members:
         bench.call("/update_group", {"user_id": user["user_id"], "group_id": group, "to_be_added": 1}, user["token"])
-        bench.call("/read_messages", {"user_id": user["user_id"], "after": 0}, user["token"])  # a window exists
+        poll_once(bench, user)
     key = key_for(members[0]["user_id"])
     before = bench.redis.memory_usage(key) or 0
     sent = bench.call("/send_group", {"sending_user_id": sender["user_id"], "group_id": group,
@@ -41,7 +39,7 @@ def run(bench: Bench, database: str) -> Dict[str, Any]:
     }
 
     # 2. The largest page: 100 largest messages waiting, one read with limit=100.
-    reader = register("reader")
+    reader = register(bench, "reader")
     for _ in range(100):
         bench.call("/send", {"sending_user_id": sender["user_id"], "receiving_user_id": reader["user_id"],
                              "message_text": LARGEST}, sender["token"])
