@@ -172,8 +172,8 @@ def main() -> int:
         print(f"FAIL: {len(scans)} read queries scan a whole table (EXPLAIN type ALL)")
         failed = True
     if results.get("load", {}).get("result") == "fail":
-        print("FAIL: the load run lost, duplicated or misdelivered messages, or answered a 5xx other than a"
-              " retried 503 (see the load lines above)")
+        print("FAIL: the load run lost, duplicated or misdelivered messages, answered a 5xx other than a"
+              " retried 503, or injected a fault no worker met (see the load lines above)")
         failed = True
     return 1 if failed else 0
 

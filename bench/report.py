@@ -146,7 +146,8 @@ def _load_rows(load: Dict[str, Any]) -> List[str]:
         v = r["verification"]
         outcome = ("PASS: nothing lost, duplicated or misdelivered" if r["pass"]
                    else f"**FAIL**: {len(v['violations'])} violations, {r['other_5xx']} other 5xx, "
-                        f"{r['failed_operations']} failed operations")
+                        f"{r['failed_operations']} failed operations"
+                        f"{'' if r['fault_met'] else ', no worker met the fault'}")
         lines.append(f"| load, {r['workers']} workers, {names.get(name, name)}: {outcome}; {r['retried_503']} 503s "
                      f"retried ({r['answered_duplicate_on_retry']} answered duplicate), "
                      f"{r['requests_per_s']:,.0f} req/s; worst request {_ms(r['worst_request_ms'])}, worst operation "
