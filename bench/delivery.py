@@ -20,7 +20,6 @@ from typing import Any, Dict, List, Optional
 
 from harness import AUTH_SECRET, REDIS_URL, percentile
 
-ROUNDS = 200
 WARMUP = 5  # first sends (boto3's client, the first connections) are not the steady state
 PACING_SECONDS = 0.02  # between a reader starting its wait and the send (a bench, not a test)
 
@@ -96,7 +95,7 @@ def _websocket(base: str, alice: Dict[str, str], bob: Dict[str, str], rounds: in
     return {"from_response": _summary(from_ack[WARMUP:]), "from_send": _summary(from_send[WARMUP:])}
 
 
-def run(mysql_database_url: str, rounds: int = ROUNDS) -> Dict[str, Any]:
+def run(mysql_database_url: str, rounds: int) -> Dict[str, Any]:
     from tests.support.devserver import DevServer
 
     results: Dict[str, Any] = {}

@@ -7,24 +7,23 @@ import json
 import time
 from typing import Any, Dict
 
-from harness import MYSQL_URL, Bench
+from endpoints import poll_once, register
+from harness import Bench, admin_connection
 
 LARGEST = "😀" * 4096  # 4,096 characters, each 4 bytes of UTF-8 and 12 of escaped JSON
+INVOCATION_MS = 10_000  # what the blocked send's invocation has left when it starts
 
 
 def run(bench: Bench, database: str) -> Dict[str, Any]:
     from chalicelib.cache import entry_json, key_for
-    from chalicelib.dialects import parse_mysql_url
-
-    def register(name: str) -> Dict[str, Any]:
-        return bench.call("/register", {"user_name": name})["json"]
+    from tests.support.lambda_events import invoke
 
     # 1. One largest message to a group of 10: the bytes it adds to a recipient's window.
-    sender, members = register("sender"), [register(f"member{i}") for i in range(9)]
+    sender, members = register(bench, "sender"), [register(bench, f"member{i}") for i in range(9)]
     group = bench.call("/create_group", {"group_name": "big"}, sender["token"])["json"]["group_id"]
     for user in [sender] + members:
         bench.call("/update_group", {"user_id": user["user_id"], "group_id": group, "to_be_added": 1}, user["token"])
-        bench.call("/read_messages", {"user_id": user["user_id"], "after": 0}, user["token"])  # a window exists
+        poll_once(bench, user)
     key = key_for(members[0]["user_id"])
     before = bench.redis.memory_usage(key) or 0
     sent = bench.call("/send_group", {"sending_user_id": sender["user_id"], "group_id": group,
@@ -40,7 +39,7 @@ def run(bench: Bench, database: str) -> Dict[str, Any]:
     }
 
     # 2. The largest page: 100 largest messages waiting, one read with limit=100.
-    reader = register("reader")
+    reader = register(bench, "reader")
     for _ in range(100):
         bench.call("/send", {"sending_user_id": sender["user_id"], "receiving_user_id": reader["user_id"],
                              "message_text": LARGEST}, sender["token"])
@@ -51,24 +50,21 @@ def run(bench: Bench, database: str) -> Dict[str, Any]:
                     "body_bytes": len(response["body"].encode()),
                     "lambda_payload_bytes": len(json.dumps({k: v for k, v in response.items() if k != "json"}))}
 
-    # 3. A send blocked on a row lock another connection holds, in a 10 s invocation.
-    import pymysql
-
-    t = parse_mysql_url(f"{MYSQL_URL}/{database}")
-    holder = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
-                             ssl_disabled=True, autocommit=False)
+    # 3. A send blocked on a row lock another connection holds.
+    holder = admin_connection(database, autocommit=False)
     try:
         holder.cursor().execute("SELECT last_seq FROM inbox_counters WHERE user_id = %s FOR UPDATE",
                                 (reader["user_id"],))
         started = time.perf_counter()
-        blocked = bench.call("/send", {"sending_user_id": sender["user_id"], "receiving_user_id": reader["user_id"],
-                                       "message_text": "blocked"}, sender["token"])
+        blocked = invoke(bench.app, "/send", {"sending_user_id": sender["user_id"],
+                                              "receiving_user_id": reader["user_id"], "message_text": "blocked"},
+                         sender["token"], remaining_ms=INVOCATION_MS)
         seconds = time.perf_counter() - started
     finally:
         holder.rollback()
         holder.close()
     held_lock = {"status": blocked["statusCode"], "retry_after": blocked["headers"].get("Retry-After"),
-                 "seconds_to_answer": round(seconds, 2), "lambda_remaining_seconds": 10}
+                 "seconds_to_answer": round(seconds, 2), "lambda_remaining_seconds": INVOCATION_MS // 1000}
     result = {"redis_bytes_largest_message": redis_bytes, "largest_page": largest_page,
               "held_row_lock": held_lock}
     print(f"  {json.dumps(result)}", flush=True)

@@ -39,6 +39,8 @@ LAMBDA_TIMEOUT_MS = 25_000  # the API handler's timeout when deployed
 PAGE = 1000  # the largest page, for reading the inboxes back
 CACHE_SIZE = 100  # the app's default window (CACHE_SIZE unset)
 FILLER = "the quick brown fox jumps over the lazy dog"
+# The worker log line (as _scan_logs counts it) that shows a worker met the fault.
+FAULT_SEEN = {"redis": "cache unavailable", "db": "database connection lost; reconnecting"}
 
 
 # --------------------------------------------------------------------------- the worker (one container)
@@ -476,7 +478,7 @@ def _scan_logs(paths: Sequence[Path]) -> Dict[str, Any]:
     return {"lines": dict(found), "unhandled": unhandled}
 
 
-def _summarize(outs: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
+def _summarize(outs: List[Dict[str, Any]]) -> Dict[str, Any]:
     elapsed = max(o["elapsed_s"] for o in outs)
     ops: Dict[str, Any] = {}
     for op, _ in MIX:
@@ -498,10 +500,10 @@ def _summarize(outs: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
     acked = [a for o in outs for a in o["acked"]]
     deliveries = sum(1 if a["kind"] == "direct" else a["recipients"] for a in acked)
     requests = counts["requests"]
-    # 5xx that are not a 503 (which are retried): each is a failure.
     per_second: Counter = Counter()
     for o in outs:
         per_second.update(o["per_second"])
+    # 5xx that are not a 503 (which are retried): each is a failure.
     other_5xx = sum(n for c in statuses.values() for s, n in c.items() if s.startswith("5") and s != "503")
     return {
         "elapsed_s": round(elapsed, 2),
@@ -576,7 +578,7 @@ def _run_once(bench: Bench, admin: Any, *, label: str, workers: int, seconds: fl
                 p.join(timeout=30)
             if injector:
                 injector.join()
-            summary = _summarize(outs, seconds)
+            summary = _summarize(outs)
             verification = _verify(bench, admin, database, env, plan, outs)
         finally:
             for p in procs:
@@ -588,8 +590,10 @@ def _run_once(bench: Bench, admin: Any, *, label: str, workers: int, seconds: fl
     result = {"workers": workers, "fault": fault, "events": events, "set_up_s": plan["set_up_s"],
               "load_average_before": load_average, **summary,
               "verification": verification, "logs": _scan_logs(logs)}
+    # A fault run that no worker noticed proves nothing about the fault: it fails too.
+    result["fault_met"] = fault is None or result["logs"]["lines"].get(FAULT_SEEN[fault], 0) > 0
     result["pass"] = (verification["ok"] and summary["other_5xx"] == 0 and summary["failed_operations"] == 0
-                      and summary["retried_429"] == 0)
+                      and summary["retried_429"] == 0 and result["fault_met"])
     _print_run(label, result)
     return result
 
@@ -622,7 +626,8 @@ def _print_run(label: str, r: Dict[str, Any]) -> None:
               f"{v['inbox_rows']} inbox rows = deliveries", flush=True)
         return
     print(f"  {'':22s} !!!!!!!! FAIL: {len(v['violations'])} violations, {r['other_5xx']} other 5xx, "
-          f"{r['failed_operations']} failed operations", flush=True)
+          f"{r['failed_operations']} failed operations{'' if r['fault_met'] else ', no worker met the fault'}",
+          flush=True)
     for line in v["violations"][:20] + [json.dumps(f) for f in r["failed_examples"]] + r["logs"]["unhandled"]:
         print(f"  {'':22s} !!! {line}", flush=True)
 

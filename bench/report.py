@@ -36,7 +36,7 @@ def _ms(value: float) -> str:
 
 def _row(name: str, r: Dict[str, Any]) -> str:
     return (f"| {name} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {r['db_statements_per_call']:g} "
-            f"in {r.get('db_round_trips_per_call', r['db_statements_per_call']):g} "
+            f"in {r['db_round_trips_per_call']:g} "
             f"| {r['redis_round_trips_per_call']:g} |")
 
 
@@ -75,8 +75,8 @@ def table(results: Dict[str, Any]) -> str:
         lines.append(f"| largest page (100 largest messages waiting, limit=100) | {page['messages']} messages, "
                      f"{page['body_bytes']:,} bytes | Lambda payload {page['lambda_payload_bytes']:,} bytes, "
                      f"has_more {str(page['has_more']).lower()} | | |")
-        lines.append(f"| send blocked on a held row lock, 10 s invocation | {lock['status']} after "
-                     f"{lock['seconds_to_answer']:.2f} s | Retry-After {lock['retry_after']} | | |")
+        lines.append(f"| send blocked on a held row lock, {lock['lambda_remaining_seconds']} s invocation | "
+                     f"{lock['status']} after {lock['seconds_to_answer']:.2f} s | Retry-After {lock['retry_after']} | | |")
     for variant, paths in results.get("delivery", {}).items():
         for path, r in paths.items():
             lines.append(f"| delivery to a waiting {path.replace('_', '-')} client, {variant} (from the send's "
@@ -105,21 +105,22 @@ def table(results: Dict[str, Any]) -> str:
         lines.append(f"| bulk load into empty tables ({rows['users']:,} users, LOAD DATA) | {loads} | | | |")
         purge = rows.get("purge")
         if purge:
-            lines.append(f"| retention purge at {purge['table_rows']:,} rows (batches of 1000, {purge['seconds']} s "
-                         f"budget) | {purge['inbox_rows_per_second']:,} inbox rows/s | {purge['inbox_rows']:,} rows, "
-                         f"{purge['messages']:,} messages | | |")
+            # The budget is what the purge was allowed; `seconds` what it took.
+            lines.append(f"| retention purge at {purge['table_rows']:,} rows (batches of {purge['batch_rows']:,}, "
+                         f"{purge['budget_seconds']:g} s budget) | {purge['inbox_rows_per_second']:,} inbox rows/s | "
+                         f"{purge['inbox_rows']:,} rows, {purge['messages']:,} messages in {purge['seconds']} s | | |")
         plans = [e for at in rows["sizes"].values() for e in at["explain"]]
         scans = sum(e["full_scan"] for e in plans)
         lines.append(f"| EXPLAIN of the read queries | {len(plans)} plans, {scans} with type ALL | | | |")
     return "\n".join(lines)
 
 
-def _triple(r: Dict[str, Any], key: str, unit: str = "") -> str:
-    """send / send_group / poll values of one run, in one cell."""
-    ops = ("send", "send_group", "poll")
-    if unit:
-        return " / ".join(_ms(r["ops"][op][key])[:-3] for op in ops) + unit
-    return " / ".join(f"{r['ops'][op][key]:g}" for op in ops)
+def _triple(r: Dict[str, Any], key: str) -> str:
+    """send / send_group / poll values of one run, in one cell (latencies with the unit once)."""
+    values = [r["ops"][op][key] for op in ("send", "send_group", "poll")]
+    if key.endswith("_ms"):
+        return " / ".join(_ms(v)[:-3] for v in values) + " ms"
+    return " / ".join(f"{v:g}" for v in values)
 
 
 def _short_polls(r: Dict[str, Any]) -> str:
@@ -138,18 +139,19 @@ def _load_rows(load: Dict[str, Any]) -> List[str]:
         verdict = "verified" if r["pass"] else "**FAILED verification**"
         lines.append(f"| load, {n} worker{'s' * (n != '1')} ({shared}), {load['seconds']:g} s: "
                      f"{r['requests_per_s']:,.0f} req/s, {r['deliveries_per_s']:,.0f} deliveries/s, {verdict}{_short_polls(r)}; "
-                     f"send / send_group / poll | {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
+                     f"send / send_group / poll | {_triple(r, 'p50_ms')} | {_triple(r, 'p99_ms')} "
                      f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
     names = {"redis_restart": "Redis SIGKILLed and restarted", "db_connections_killed": "database connections killed twice"}
     for name, r in load["faults"].items():
         v = r["verification"]
         outcome = ("PASS: nothing lost, duplicated or misdelivered" if r["pass"]
                    else f"**FAIL**: {len(v['violations'])} violations, {r['other_5xx']} other 5xx, "
-                        f"{r['failed_operations']} failed operations")
+                        f"{r['failed_operations']} failed operations"
+                        f"{'' if r['fault_met'] else ', no worker met the fault'}")
         lines.append(f"| load, {r['workers']} workers, {names.get(name, name)}: {outcome}; {r['retried_503']} 503s "
                      f"retried ({r['answered_duplicate_on_retry']} answered duplicate), "
                      f"{r['requests_per_s']:,.0f} req/s; worst request {_ms(r['worst_request_ms'])}, worst operation "
                      f"with retries {_ms(r['worst_operation_ms'])}{_short_polls(r)}; send / send_group / poll "
-                     f"| {_triple(r, 'p50_ms', ' ms')} | {_triple(r, 'p99_ms', ' ms')} "
+                     f"| {_triple(r, 'p50_ms')} | {_triple(r, 'p99_ms')} "
                      f"| {_triple(r, 'db_statements_per_call')} | {_triple(r, 'redis_round_trips_per_call')} |")
     return lines
