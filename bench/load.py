@@ -291,7 +291,6 @@ def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: 
     system of record), checked against the acknowledgements; then the
     cache's answer for each user's newest page compared with it."""
     violations: List[str] = []
-    token = dict(plan["users"])
     members = {g["group_id"]: set(g["members"]) for g in plan["groups"]}
     acked = [a for o in outs for a in o["acked"]]
     failed = {f["key"]: f for o in outs for f in o["failed"] if "key" in f}

@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 from .api import PERMANENT, ApiError, Client, CursorAhead, backoff
 from .store import Store

@@ -17,7 +17,7 @@ import pytest
 from tests.support.devserver import DevServer
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import Browser, expect, sync_playwright
 
     from tests.support.browser import CHROMIUM, DESKTOP, UUID, Person, launch
 except ImportError:  # a clear failure below, never a silent skip
