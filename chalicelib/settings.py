@@ -66,11 +66,16 @@ def _database_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _text(env: Mapping[str, str], name: str) -> Optional[str]:
+    """A setting's text; None when it is unset or blank."""
+    return env.get(name, "").strip() or None
+
+
 def _url(env: Mapping[str, str], name: str, schemes: tuple) -> Optional[str]:
-    raw = env.get(name, "").strip()
+    raw = _text(env, name)
     if raw and not raw.startswith(schemes):
         raise ConfigError(f"{name} must start with {' or '.join(schemes)}")
-    return raw or None
+    return raw
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,13 @@ class Settings:
             raise ConfigError("AUTH_MODE=none is refused in Lambda unless AUTH_MODE_NONE_IN_LAMBDA=allow is set too")
         return cls(
             database_url=_database_url(env),
-            db_secret_arn=env.get("DB_SECRET_ARN", "").strip() or None,
-            app_db_secret_arn=env.get("APP_DB_SECRET_ARN", "").strip() or None,
+            db_secret_arn=_text(env, "DB_SECRET_ARN"),
+            app_db_secret_arn=_text(env, "APP_DB_SECRET_ARN"),
             db_connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 3.0),
             db_read_timeout=_float(env, "DB_READ_TIMEOUT", 10.0),
             db_write_timeout=_float(env, "DB_WRITE_TIMEOUT", 10.0),
             redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
-            redis_secret_arn=env.get("REDIS_SECRET_ARN", "").strip() or None,
+            redis_secret_arn=_text(env, "REDIS_SECRET_ARN"),
             redis_connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", 0.1),
             redis_timeout=_float(env, "REDIS_TIMEOUT", 0.1),
             cache_size=_int(env, "CACHE_SIZE", 100, 1, 10_000),
@@ -135,8 +140,8 @@ class Settings:
             cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", 600, 1, 30 * 86400),
             cache_backoff_seconds=_float(env, "CACHE_BACKOFF_SECONDS", 2.0),
             auth_mode=auth_mode,
-            auth_secret=env.get("AUTH_SECRET", "").strip() or None,
-            auth_secret_arn=env.get("AUTH_SECRET_ARN", "").strip() or None,
+            auth_secret=_text(env, "AUTH_SECRET"),
+            auth_secret_arn=_text(env, "AUTH_SECRET_ARN"),
             max_group_members=_int(env, "MAX_GROUP_MEMBERS", 1024, 2, 10_000),
             rate_limit_sends_per_minute=_int(env, "RATE_LIMIT_SENDS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_reads_per_minute=_int(env, "RATE_LIMIT_READS_PER_MINUTE", 0, 0, 1_000_000),
@@ -144,8 +149,8 @@ class Settings:
             rate_limit_registrations_per_hour=_int(env, "RATE_LIMIT_REGISTRATIONS_PER_HOUR", 0, 0, 1_000_000),
             long_poll_max_seconds=_int(env, "LONG_POLL_MAX_SECONDS", 20, 0, 20),
             websocket_url=_url(env, "WEBSOCKET_URL", ("ws://", "wss://")),
-            push_function=env.get("PUSH_FUNCTION", "").strip() or None,
-            forget_function=env.get("FORGET_FUNCTION", "").strip() or None,
+            push_function=_text(env, "PUSH_FUNCTION"),
+            forget_function=_text(env, "FORGET_FUNCTION"),
             push_timeout_seconds=_float(env, "PUSH_TIMEOUT_SECONDS", 1.0),
             retention_days=_int(env, "RETENTION_DAYS", 0, 1, 36_500) or None,
             in_lambda=in_lambda,
