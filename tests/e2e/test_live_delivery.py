@@ -9,8 +9,6 @@ import json
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -20,7 +18,7 @@ import pytest
 import redis as redis_lib
 
 from chalicelib.auth import TokenSigner
-from tests.support.devserver import DevServer
+from tests.support.devserver import DevServer, call
 from tests.support.servers import RedisServer, wait_until
 
 AUTH_SECRET = "live-delivery-secret-0123456789abcdef"
@@ -28,18 +26,6 @@ FRAME_TIMEOUT = 5.0  # how long a test waits for a frame it expects
 
 
 # --------------------------------------------------------------------------- HTTP and WebSocket clients
-
-
-def call(base: str, path: str, token: Optional[str] = None, **params: Any) -> Tuple[int, Any]:
-    query = "&".join(f"{k}={urllib.request.quote(str(v))}" for k, v in params.items())
-    request = urllib.request.Request(f"{base}{path}?{query}", method="POST", data=b"")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 def register(base: str, name: str) -> Dict[str, str]:
