@@ -24,8 +24,8 @@ def _waiting_in_process(user_id: str) -> bool:
 
 
 def _subscribed(redis_url: str, user_id: str) -> bool:
-    client = redis_lib.Redis.from_url(redis_url)
-    return client.pubsub_numsub(f"wake:{{{user_id}}}")[0][1] >= 1
+    with redis_lib.Redis.from_url(redis_url) as client:  # closed: wait_until calls this every 20 ms
+        return client.pubsub_numsub(f"wake:{{{user_id}}}")[0][1] >= 1
 
 
 def _read_in_background(api, reader, **params) -> Callable[[], Any]:
