@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -19,7 +18,7 @@ import redis as redis_lib
 
 from chalicelib.auth import TokenSigner
 from tests.support.devserver import DevServer, call
-from tests.support.servers import RedisServer, wait_until
+from tests.support.servers import RedisServer, in_background, wait_until
 
 AUTH_SECRET = "live-delivery-secret-0123456789abcdef"
 FRAME_TIMEOUT = 5.0  # how long a test waits for a frame it expects
@@ -145,19 +144,12 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 # --------------------------------------------------------------------------- long-poll across processes
 
 
-def _in_background(fn, *args):
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(lambda: (fn(*args), time.monotonic()))
-    pool.shutdown(wait=False)
-    return lambda: future.result(timeout=60)
-
-
 def test_with_redis_a_send_in_another_process_wakes_a_waiting_reader_within_half_a_second(
         servers, mysql_url, private_redis):
     a = servers("a", DATABASE_URL=mysql_url, REDIS_URL=private_redis.url)
     b = servers("b", DATABASE_URL=mysql_url, REDIS_URL=private_redis.url)
     alice, bob = register(b.url, "alice"), register(a.url, "bob")
-    result = _in_background(lambda: read(a.url, bob, after=0, wait=10))
+    result = in_background(lambda: read(a.url, bob, after=0, wait=10))
     subscribers = redis_lib.Redis.from_url(private_redis.url)
     wait_until(lambda: subscribers.pubsub_numsub(f"wake:{{{bob['user_id']}}}")[0][1] == 1, 10,
                "the reader did not subscribe")
@@ -175,7 +167,7 @@ def test_without_redis_a_send_in_another_process_wakes_a_waiting_reader_within_a
     b = servers("b", DATABASE_URL=database)
     alice, bob = register(b.url, "alice"), register(a.url, "bob")
     started = time.monotonic()
-    result = _in_background(lambda: read(a.url, bob, after=0, wait=10))
+    result = in_background(lambda: read(a.url, bob, after=0, wait=10))
     # Pacing, not synchronization: the reader has nothing to show and keeps
     # waiting either way; the asserts hold whether it started waiting already.
     time.sleep(1.0)
