@@ -3,21 +3,18 @@ file in data/ is written, refuses a taken port with one line, and refuses or
 rebuilds what a wrong Python made."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 
+from tests.support.devserver import call, server_environment, stop_group, wait_serving
 from tests.support.servers import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -27,23 +24,10 @@ OLD_PYTHON = next((str(p) for p in sorted(Path("/root/.pyenv/versions").glob("3.
                    + [Path("/usr/bin/python3.10"), Path("/usr/bin/python3.9")] if p.exists()), "python3.10")
 
 
-def _post(base: str, path: str, token: Optional[str] = None) -> Tuple[int, Any]:
-    request = urllib.request.Request(base + path, method="POST", data=b"")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 def _environment(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "RATE_LIMIT_", "AUTH_", "DB_"))}
-    env.pop("DATABASE_URL", None)
+    env = server_environment(**extra)
     for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):  # under `make test` the inner make would say make[1]
         env.pop(name, None)
-    env.update(extra)
     return env
 
 
@@ -60,24 +44,11 @@ class MakeRun:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_serving(self, port: int) -> None:
-        deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-        while "Serving the API on" not in self.output():
-            assert self.process.poll() is None, f"make run exited: {self.output()}"
-            assert time.monotonic() < deadline, f"make run did not start: {self.output()}"
-            try:
-                self.process.wait(timeout=0.1)  # returns at once if it died
-            except subprocess.TimeoutExpired:
-                pass
+    def wait_serving(self) -> None:
+        wait_serving(self.process, self.output, STARTUP_DEADLINE_SECONDS, "make run")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_group(self.process, signal.SIGINT, timeout=15)
         self._out.close()
 
 
@@ -89,7 +60,7 @@ def make_run(tmp_path: Path) -> Iterator[Tuple[str, MakeRun]]:
     port = free_port()
     run = MakeRun(port, _environment(DATABASE_URL=f"sqlite:///{database}"), tmp_path / "make-run.log")
     try:
-        run.wait_serving(port)
+        run.wait_serving()
         yield f"http://127.0.0.1:{port}", run
     finally:
         run.stop()
@@ -99,21 +70,21 @@ def make_run(tmp_path: Path) -> Iterator[Tuple[str, MakeRun]]:
 
 def test_make_run_stays_up_and_acknowledges_50_sends_over_20_seconds(make_run):
     base, run = make_run
-    status, alice = _post(base, "/register?user_name=alice")
+    status, alice = call(base, "/register", user_name="alice")
     assert status == 201, alice
-    status, bob = _post(base, "/register?user_name=bob")
+    status, bob = call(base, "/register", user_name="bob")
     assert status == 201, bob
     acknowledged: List[int] = []
     started = time.monotonic()
     for i in range(50):
         # Paced, not synchronizing: a user typing a message every 0.4 s.
         time.sleep(max(0.0, started + i * 0.4 - time.monotonic()))
-        status, body = _post(base, f"/send?sending_user_id={alice['user_id']}&receiving_user_id={bob['user_id']}"
-                                   f"&message_text=message-{i}", alice["token"])
+        status, body = call(base, "/send", alice["token"], sending_user_id=alice["user_id"],
+                            receiving_user_id=bob["user_id"], message_text=f"message-{i}")
         assert status == 201, (i, body)
         acknowledged.append(i)
     assert time.monotonic() - started >= 19.6
-    status, page = _post(base, f"/read_messages?user_id={bob['user_id']}&after=0", bob["token"])
+    status, page = call(base, "/read_messages", bob["token"], user_id=bob["user_id"], after=0)
     assert status == 200 and [m["text"] for m in page["messages"]] == [f"message-{i}" for i in acknowledged]
     assert run.output().count("Serving the API on") == 1, run.output()  # never restarted
     assert run.process.poll() is None

@@ -40,16 +40,21 @@ def _run_together(count: int, work: Callable[[int], Any]) -> List[Any]:
         return [f.result(timeout=DEADLINE_SECONDS) for f in [pool.submit(start, i) for i in range(count)]]
 
 
+def _with_redis_cache(monkeypatch, request, **settings: str) -> None:
+    """Rebuild the service on the run's own Redis, with these settings too."""
+    from chalicelib import wiring
+
+    for name, value in {"REDIS_URL": request.getfixturevalue("session_redis").url, "REDIS_TIMEOUT": "1",
+                        **settings}.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+
+
 @pytest.mark.parametrize("cache", ["no_cache", "redis_cache"])
 def test_a_reader_polling_with_the_cursor_gets_every_message_of_eight_concurrent_writers_exactly_once_in_seq_order(
         tapi, cache, monkeypatch, request):
     if cache == "redis_cache":
-        from chalicelib import wiring
-
-        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("session_redis").url)
-        monkeypatch.setenv("REDIS_TIMEOUT", "1")
-        monkeypatch.setenv("CACHE_SIZE", "16")  # small, so the window slides while the reader lags
-        wiring.reset()
+        _with_redis_cache(monkeypatch, request, CACHE_SIZE="16")  # small, so the window slides while the reader lags
     reader = tapi.register("reader")
     direct_senders = [tapi.register(f"direct{i}") for i in range(DIRECT_SENDERS)]
     group_senders = [tapi.register(f"group{i}") for i in range(GROUP_SENDERS)]
@@ -215,11 +220,7 @@ def test_concurrent_group_sends_into_overlapping_groups_while_members_join_and_l
     always those of its group's members at send time (the steady ones
     included)."""
     if cache == "redis_cache":
-        from chalicelib import wiring
-
-        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("session_redis").url)
-        monkeypatch.setenv("REDIS_TIMEOUT", "1")
-        wiring.reset()
+        _with_redis_cache(monkeypatch, request)
     users = [tapi.register(f"u{i}") for i in range(8)]
     groups = {"a": tapi.create_group(users[0], "a"), "b": tapi.create_group(users[0], "b")}
     members = {"a": users[0:6], "b": users[2:8]}  # users 2..5 are in both

@@ -15,7 +15,7 @@ from chalicelib.dialects import parse_mysql_url
 from chalicelib.migrate import APP_GRANTS, ensure_app_user
 from chalicelib.settings import Settings
 from tests.conftest import TEST_AUTH_SECRET
-from tests.support.mysql import admin_connection, fresh_database
+from tests.support.mysql import admin_sql, connect, fresh_database
 
 
 @pytest.fixture
@@ -31,22 +31,31 @@ def app_user() -> Iterator[Tuple[str, str]]:
         try:
             yield f"mysql://{name}:{password}@{t.host}:{t.port}/{database}", database
         finally:
-            admin = admin_connection()
-            admin.cursor().execute(f"DROP USER IF EXISTS '{name}'@'%'")
-            admin.close()
+            admin_sql(f"DROP USER IF EXISTS '{name}'@'%'")
 
 
-def _connect(url: str):
-    t = parse_mysql_url(url)
-    return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
-                           ssl_disabled=True, autocommit=True)
+def _table_grants(url: str) -> tuple:
+    """(each table's privileges as SHOW GRANTS lists them for the URL's user, every grant line)."""
+    conn = connect(url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW GRANTS")
+        grants = [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+    table_grants = {g.split(" ON ")[1].split(" TO ")[0].split(".")[1].strip("`"): g.split(" ON ")[0][len("GRANT "):]
+                    for g in grants if ".`" in g}
+    return {t: set(p.split(", ")) for t, p in table_grants.items()}, grants
+
+
+APP_TABLE_GRANTS = {t: set(p.split(", ")) for t, p in APP_GRANTS.items()}
 
 
 @pytest.mark.parametrize("ddl", ["DROP TABLE inbox", "ALTER TABLE users ADD COLUMN x INT", "TRUNCATE TABLE messages",
                                  "CREATE TABLE spare (id INT)", "DELETE FROM schema_migrations",
                                  "SELECT * FROM schema_migrations", "UPDATE messages SET body = 'x'"])
 def test_the_app_user_cannot_change_the_schema_or_touch_what_the_app_does_not(app_user, ddl):
-    conn = _connect(app_user[0])
+    conn = connect(app_user[0])
     try:
         with pytest.raises(pymysql.err.OperationalError) as err:
             conn.cursor().execute(ddl)
@@ -88,17 +97,8 @@ def test_the_api_works_as_the_app_user(app_user, monkeypatch):
 
 
 def test_the_grants_are_exactly_the_app_tables_statements(app_user):
-    conn = _connect(app_user[0])
-    try:
-        cur = conn.cursor()
-        cur.execute("SHOW GRANTS")
-        grants = [row[0] for row in cur.fetchall()]
-    finally:
-        conn.close()
-    table_grants = {g.split(" ON ")[1].split(" TO ")[0].split(".")[1].strip("`"): g.split(" ON ")[0][len("GRANT "):]
-                    for g in grants if ".`" in g}
-    assert {t: set(p.split(", ")) for t, p in table_grants.items()} == {
-        t: set(p.split(", ")) for t, p in APP_GRANTS.items()}
+    table_grants, grants = _table_grants(app_user[0])
+    assert table_grants == APP_TABLE_GRANTS
     assert all("ALL PRIVILEGES" not in g and "*.*" not in g or "USAGE" in g for g in grants), grants
 
 
@@ -119,11 +119,11 @@ def test_the_migrate_lambda_gives_the_user_named_by_app_db_secret_arn_its_grants
             monkeypatch.delenv("DB_SECRET_ARN", raising=False)
             assert migrate({}, None)["applied"][0] == "0001_initial"
             t = parse_mysql_url(admin_url)
-            conn = _connect(f"mysql://{name}:{password}@{t.host}:{t.port}/{database}")
+            app_url = f"mysql://{name}:{password}@{t.host}:{t.port}/{database}"
+            conn = connect(app_url)
             conn.cursor().execute("SELECT COUNT(*) FROM inbox")
             conn.close()
+            assert _table_grants(app_url)[0] == APP_TABLE_GRANTS  # its grants: these and no more
     finally:
         server.stop()
-        admin = admin_connection()
-        admin.cursor().execute(f"DROP USER IF EXISTS '{name}'@'%'")
-        admin.close()
+        admin_sql(f"DROP USER IF EXISTS '{name}'@'%'")

@@ -5,7 +5,6 @@ hold up nobody and hold no database connection, and bad values are 400s."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import pytest
@@ -14,7 +13,7 @@ import redis as redis_lib
 from chalicelib import wiring
 from chalicelib.db import MAX_IDLE_CONNECTIONS
 from tests.support.http import assert_bad_request
-from tests.support.servers import wait_until
+from tests.support.servers import in_background, wait_until
 
 WAKE_SECONDS = 0.5  # the most a same-process or Redis wake-up may take
 
@@ -24,17 +23,14 @@ def _waiting_in_process(user_id: str) -> bool:
 
 
 def _subscribed(redis_url: str, user_id: str) -> bool:
-    client = redis_lib.Redis.from_url(redis_url)
-    return client.pubsub_numsub(f"wake:{{{user_id}}}")[0][1] >= 1
+    with redis_lib.Redis.from_url(redis_url) as client:  # closed: wait_until calls this every 20 ms
+        return client.pubsub_numsub(f"wake:{{{user_id}}}")[0][1] >= 1
 
 
 def _read_in_background(api, reader, **params) -> Callable[[], Any]:
     """Start a read in a thread; the returned call gives (response, the
     monotonic time it returned)."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(lambda: (api.read(reader, **params), time.monotonic()))
-    pool.shutdown(wait=False)
-    return lambda: future.result(timeout=30)
+    return in_background(lambda: api.read(reader, **params), timeout=30)
 
 
 @pytest.fixture(params=["no_redis", "redis"])

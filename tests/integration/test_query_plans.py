@@ -11,8 +11,9 @@ import pytest
 
 from chalicelib import repositories as r
 from chalicelib.db import Tx
-from chalicelib.dialects import MySQLDialect, parse_mysql_url
+from chalicelib.dialects import MySQLDialect
 from chalicelib.settings import Settings
+from tests.support.mysql import connect
 
 
 class _RecordingCursor:
@@ -138,9 +139,7 @@ def populated(api) -> Dict[str, str]:
 def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(query, populated, mysql_url):
     statements = _statements(mysql_url, lambda tx: QUERIES[query](tx, populated))
     assert statements, "the method ran no statement"
-    t = parse_mysql_url(mysql_url)
-    conn = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
-                           ssl_disabled=True, autocommit=False, cursorclass=pymysql.cursors.DictCursor)
+    conn = connect(mysql_url, autocommit=False, cursorclass=pymysql.cursors.DictCursor)
     try:
         cur = conn.cursor()
         cur.execute("ANALYZE TABLE inbox, messages, group_members, blocks, inbox_counters, users, chat_groups")
@@ -153,5 +152,3 @@ def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(qu
         conn.rollback()
     finally:
         conn.close()
-
-

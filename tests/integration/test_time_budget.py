@@ -12,7 +12,6 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.auth import TokenSigner
-from chalicelib.dialects import parse_mysql_url
 from tests.conftest import TEST_AUTH_SECRET
 from tests.support.lambda_events import invoke
 
@@ -40,13 +39,11 @@ def database_url(mysql_url: str) -> str:
 
 
 def test_a_send_blocked_on_a_locked_counter_row_answers_503_before_the_deadline(lambda_app, mysql_url):
-    import pymysql
+    from tests.support.mysql import connect
 
     alice = invoke(lambda_app, "/register", {"user_name": "alice"})["json"]
     bob = invoke(lambda_app, "/register", {"user_name": "bob"})["json"]
-    t = parse_mysql_url(mysql_url)
-    holder = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
-                             ssl_disabled=True, autocommit=False)
+    holder = connect(mysql_url, autocommit=False)
     try:
         holder.cursor().execute("SELECT last_seq FROM inbox_counters WHERE user_id = %s FOR UPDATE",
                                 (bob["user_id"],))

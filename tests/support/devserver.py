@@ -1,13 +1,16 @@
 """`python -m devserver` (what `make run` runs) as a process of the test's own."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from tests.support.servers import free_port
 
@@ -21,6 +24,43 @@ def server_environment(**settings: str) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED_PREFIXES) and k != "DATABASE_URL"}
     env.update(settings)
     return env
+
+
+def call(base: str, path: str, token: Optional[str] = None, **params: Any) -> Tuple[int, Any]:
+    """POST `path` with `params` in the query string: (status, parsed body)."""
+    query = "&".join(f"{k}={urllib.request.quote(str(v))}" for k, v in params.items())
+    request = urllib.request.Request(f"{base}{path}?{query}", method="POST", data=b"")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def wait_serving(process: subprocess.Popen, output: Callable[[], str], deadline_seconds: float, what: str) -> None:
+    """Until `output` says the API is served; fail at once if the process died."""
+    deadline = time.monotonic() + deadline_seconds
+    while "Serving the API on" not in output():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not start: {output()}")
+        try:  # returns at once if the process died
+            process.wait(timeout=0.05)
+            raise RuntimeError(f"{what} exited with {process.returncode}: {output()}")
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def stop_group(process: subprocess.Popen, sig: int, timeout: float = 10) -> None:
+    """Signal the process group we started; SIGKILL it if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 class DevServer:
@@ -42,26 +82,15 @@ class DevServer:
                 [sys.executable, "-m", "devserver", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=PROJECT_ROOT, env=server_environment(**self.settings), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-        deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-        while "Serving the API on" not in self.log():
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"devserver did not start: {self.log()}")
-            try:  # returns at once if the server died
-                self.process.wait(timeout=0.05)
-                raise RuntimeError(f"devserver exited with {self.process.returncode}: {self.log()}")
-            except subprocess.TimeoutExpired:
-                pass
+        try:
+            wait_serving(self.process, self.log, STARTUP_DEADLINE_SECONDS, "devserver")
+        except TimeoutError:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_group(self.process, signal.SIGTERM)
         self.process = None

@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List
 
+from tests.support.stand_in import QuietHandler, StandIn
 
-class FlakyProxy:
+
+class FlakyProxy(StandIn):
     def __init__(self, upstream: str, failures: int) -> None:
         self.upstream = upstream.rstrip("/")
         self.failures = failures
@@ -19,7 +20,7 @@ class FlakyProxy:
         lock = threading.Lock()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802
@@ -45,21 +46,7 @@ class FlakyProxy:
                 if outcome == "503":
                     status, kind = 503, "application/json"
                     data = b'{"Code":"ServiceUnavailable","Message":"the database connection was lost"}'
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                if status == 503:
-                    self.send_header("Retry-After", "1")
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, data, kind, {"Retry-After": "1"} if status == 503 else None)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
+        self.start()

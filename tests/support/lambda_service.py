@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List
+
+from tests.support.stand_in import QuietHandler, StandIn
 
 _PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 
 
-class LambdaService:
+class LambdaService(StandIn):
     def __init__(self, handlers: Dict[str, Callable[[Any, Any], Any]]) -> None:
         self.handlers = handlers
         self.invocations: List[str] = []
@@ -23,7 +24,7 @@ class LambdaService:
         self.finished = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
                 match = _PATH.match(self.path.split("?")[0])
                 payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -40,21 +41,10 @@ class LambdaService:
                     self._answer(200, outer._run(name, payload), {})
 
             def _answer(self, status: int, body: Any, headers: Dict[str, str]) -> None:
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, b"" if body is None else json.dumps(body).encode(), headers=headers)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
+        self.start()
 
     def _run(self, name: str, payload: Any) -> Any:
         try:
@@ -67,7 +57,3 @@ class LambdaService:
     def wait_finished(self, count: int, timeout: float = 10) -> None:
         with self.done:
             assert self.done.wait_for(lambda: self.finished >= count, timeout), (self.finished, self.invocations)
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -30,13 +30,18 @@ def _test_mysql_url() -> str:
 TEST_MYSQL_URL = _test_mysql_url()
 
 
+def connect(url: str, **options: Any) -> Any:
+    """A plain PyMySQL connection to a mysql:// URL (autocommit unless told)."""
+    t = parse_mysql_url(url)
+    return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
+                           ssl_disabled=True, **{"autocommit": True, **options})
+
+
 def admin_connection() -> Any:
-    t = parse_mysql_url(TEST_MYSQL_URL + "/")
-    return pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password,
-                           ssl_disabled=True, autocommit=True)
+    return connect(TEST_MYSQL_URL + "/")
 
 
-def _admin_sql(sql: str) -> None:
+def admin_sql(sql: str) -> None:
     conn = admin_connection()
     try:
         conn.cursor().execute(sql)
@@ -48,7 +53,7 @@ def _admin_sql(sql: str) -> None:
 def fresh_database(prefix: str, *, migrate: bool = True) -> Iterator[Tuple[str, str]]:
     """(url, name) of a new database, migrated unless told not to; dropped after."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    _admin_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    admin_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     url = f"{TEST_MYSQL_URL}/{name}"
     try:
         if migrate:
@@ -57,4 +62,4 @@ def fresh_database(prefix: str, *, migrate: bool = True) -> Iterator[Tuple[str, 
             db.close()
         yield url, name
     finally:
-        _admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin_sql(f"DROP DATABASE IF EXISTS `{name}`")

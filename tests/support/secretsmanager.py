@@ -5,18 +5,18 @@ AWS_ENDPOINT_URL_SECRETS_MANAGER and any credentials."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List
 
+from tests.support.stand_in import QuietHandler, StandIn
 
-class SecretsManager:
+
+class SecretsManager(StandIn):
     def __init__(self) -> None:
         self.secrets: Dict[str, str] = {}  # ARN -> SecretString
         self.requests: List[str] = []  # the SecretIds asked for
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 target = self.headers.get("X-Amz-Target", "")
@@ -33,27 +33,9 @@ class SecretsManager:
                                        "VersionStages": ["AWSCURRENT"], "CreatedDate": 1700000000.0})
 
             def _answer(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, json.dumps(payload).encode(), "application/x-amz-json-1.1")
 
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self) -> "SecretsManager":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
     def environment(self) -> Dict[str, str]:
         """What boto3 in the app needs to talk to this stand-in."""

@@ -5,8 +5,9 @@ import shutil
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 
 def free_port() -> int:
@@ -22,6 +23,15 @@ def wait_until(predicate, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} within {timeout}s")
         time.sleep(0.02)
+
+
+def in_background(call: Callable[[], Any], timeout: float = 60) -> Callable[[], Tuple[Any, float]]:
+    """Start `call` in a thread; the returned function waits for it and
+    gives (its result, the monotonic time it returned)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(lambda: (call(), time.monotonic()))
+    pool.shutdown(wait=False)
+    return lambda: future.result(timeout=timeout)
 
 
 def accepts_connections(port: int) -> bool:
