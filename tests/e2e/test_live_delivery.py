@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 import threading
+import re
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -168,15 +169,21 @@ def test_without_redis_a_send_in_another_process_wakes_a_waiting_reader_within_a
     alice, bob = register(b.url, "alice"), register(a.url, "bob")
     started = time.monotonic()
     result = in_background(lambda: read(a.url, bob, after=0, wait=10))
-    # Pacing, not synchronization: the reader has nothing to show and keeps
-    # waiting either way; the asserts hold whether it started waiting already.
+    # Pacing, not synchronization: nothing outside server a shows that its
+    # reader waits, so the read is given a second's head start, and the
+    # server's own timing of the read below proves that it was waiting.
     time.sleep(1.0)
     send(b.url, alice, bob, "across processes")
     acknowledged = time.monotonic()
     page, returned = result()
     assert [m["text"] for m in page["messages"]] == ["across processes"]
     assert returned - acknowledged < 1.5, returned - acknowledged
-    assert returned - started >= 1.0  # it really waited for the send
+    assert returned - started >= 1.0
+    # Server a's request line: the read took most of the head start plus the
+    # wake-up, so it waited there and was woken, rather than arriving after
+    # the send and finding the message at once (a few ms).
+    lines = re.findall(r"^POST /read_messages 200 ([0-9.]+) ms", a.log(), re.MULTILINE)
+    assert len(lines) == 1 and float(lines[0]) >= 500, a.log()
 
 
 # --------------------------------------------------------------------------- WebSocket push
