@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench check-infra fuzz migrate deploy destroy clean
+.PHONY: run test bench check-infra fuzz migrate contract deploy destroy clean
 
 # .venv for one purpose (local: serving only; dev: tests; bench: plots too).
 # scripts/venv.sh refuses Python < 3.11, rebuilds a .venv made by another
@@ -41,6 +41,11 @@ fuzz: venv-dev
 
 migrate: venv-local
 	$(PY) -m chalicelib.migrate
+
+# Rewrite what chalicelib/contract.py (error codes, limits) is shown as: the
+# clients' modules, docs/api.md's error table, openapi.yaml's ErrorCode.
+contract: venv-local
+	$(PY) -m scripts.contract
 
 # Cloud (docs/deploy.md): shows the AWS account and region first; then, in the
 # stage's own Terraform state, terraform apply (asks), the rendered Chalice

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from chalice import Rate
 
-from chalicelib import wiring
-from chalicelib.params import (DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_SEQ, MAX_USER_NAME_CHARS,
-                               MAX_WAIT_SECONDS)
+from chalicelib import functions, wiring
+from chalicelib.contract import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_USER_NAME_CHARS, MAX_WAIT_SECONDS
+from chalicelib.params import MAX_SEQ
 from chalicelib.web import App, Call, Edge
 
 STATIC = Path(__file__).resolve().parent / "chalicelib" / "static"
@@ -99,25 +99,25 @@ edge.static_files(STATIC)  # the web client at GET /
 edge.unknown_routes()
 
 
-@app.lambda_function(name="migrate")
+@app.lambda_function(name=functions.MIGRATE)
 def migrate(event, context):
     """Applies pending schema migrations; `make deploy` invokes it once."""
     return {"applied": wiring.migrate()}
 
 
-@app.schedule(Rate(1, unit=Rate.HOURS), name="purge")
+@app.schedule(Rate(1, unit=Rate.HOURS), name=functions.PURGE)
 def purge(event):
     """Deletes messages older than RETENTION_DAYS, in bounded batches."""
     return edge.job("purge", lambda: use().retention.purge(), event.context)
 
 
-@app.lambda_function(name="push")
+@app.lambda_function(name=functions.PUSH)
 def push(event, context):
     """Deployed outside the VPC: posts what the API hands it to @connections."""
     return wiring.push(event)
 
 
-@app.lambda_function(name="forget_connections")
+@app.lambda_function(name=functions.FORGET_CONNECTIONS)
 def forget_connections(event, context):
     """Deployed in the VPC: forgets the connections `push` found gone."""
     return wiring.forget_connections(event)

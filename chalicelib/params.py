@@ -9,15 +9,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import parse_qs
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .contract import (DEFAULT_PAGE, MAX_BODY_BYTES, MAX_GROUP_NAME_CHARS, MAX_MESSAGE_CHARS,  # noqa: F401
+                       MAX_PAGE, MAX_USER_NAME_CHARS, MAX_WAIT_SECONDS)
 
-MAX_BODY_BYTES = 64 * 1024
-MAX_MESSAGE_CHARS = 4096
-MAX_USER_NAME_CHARS = 64
-MAX_GROUP_NAME_CHARS = 128
-DEFAULT_PAGE = 100
-MAX_PAGE = 1000
 MAX_SEQ = 2**63 - 1
-MAX_WAIT_SECONDS = 20  # a long-poll's longest wait
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # C0/C1 control characters except tab, newline and carriage return, and lone

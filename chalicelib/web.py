@@ -17,6 +17,7 @@ from chalice import Chalice, Response
 
 from . import timebudget
 from .metering import meter
+from .contract import STATUS
 from .errors import DomainError, MethodNotAllowed, NotFound, ServiceUnavailable, Unauthorized
 from .params import RequestParams
 from .settings import ConfigError
@@ -30,24 +31,6 @@ if not logging.getLogger().handlers:  # Lambda's runtime and the dev server brin
     _stderr.setFormatter(logging.Formatter("%(message)s"))
     logging.getLogger("chalicelib").addHandler(_stderr)
 
-STATUS: Dict[str, int] = {
-    "BadRequest": 400,
-    "Unauthorized": 401,
-    "Forbidden": 403,
-    "Blocked": 403,
-    "NotAMember": 403,
-    "NotFound": 404,
-    "UserNotFound": 404,
-    "GroupNotFound": 404,
-    "MethodNotAllowed": 405,
-    "CursorAhead": 409,
-    "GroupFull": 409,
-    "IdempotencyConflict": 409,
-    "PayloadTooLarge": 413,
-    "UnsupportedMediaType": 415,
-    "RateLimited": 429,
-    "ServiceUnavailable": 503,
-}
 # Chalice answers 415 itself for other media types; a missing one counts as JSON.
 BODY_TYPES = ["application/json", "application/x-www-form-urlencoded"]
 # Every method API Gateway routes: a route answers 405 for all but its own,

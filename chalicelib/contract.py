@@ -1,0 +1,68 @@
+"""What crosses the boundary to clients, written once: every error code with
+its status and whether a client may retry it, and the limits a client must
+respect. The server takes its statuses and limits from here; docs/api.md's
+error table, openapi.yaml's error codes, the Python client's
+messaging_client/contract.py and the web client's static/contract.js are
+generated from it (`make contract`; tests/unit/test_contract.py fails when
+one of them is stale)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+# Whether a client may send the same request again after this answer.
+ALWAYS = "always"  # nothing was done (refused before any work): retry after Retry-After
+IF_IDEMPOTENT = "if_idempotent"  # the outcome may be unknown: retry only what is safe to repeat
+NEVER = "never"  # the request itself is wrong (or hit a bug): the same request fails the same way
+
+
+@dataclass(frozen=True)
+class Code:
+    name: str
+    status: int
+    retry: str
+    when: str  # for docs/api.md
+    headers: Tuple[str, ...] = ()
+
+
+CODES: Tuple[Code, ...] = (
+    Code("BadRequest", 400, NEVER,
+         "a parameter is missing, malformed, out of range or given twice with different values; the message names it"),
+    Code("Unauthorized", 401, NEVER, "no valid bearer token", ("WWW-Authenticate",)),
+    Code("Forbidden", 403, NEVER, "the acting user is not the token's user"),
+    Code("Blocked", 403, NEVER, "the recipient blocks the sender"),
+    Code("NotAMember", 403, NEVER, "a group send by a non-member"),
+    Code("NotFound", 404, NEVER, "no route serves this path"),
+    Code("UserNotFound", 404, NEVER, "an unknown user id"),
+    Code("GroupNotFound", 404, NEVER, "an unknown group id"),
+    Code("MethodNotAllowed", 405, NEVER, "the path answers another method", ("Allow",)),
+    Code("CursorAhead", 409, NEVER, "`after` is beyond the user's newest seq (`newest_seq` in the answer)"),
+    Code("GroupFull", 409, NEVER, "the group is at `MAX_GROUP_MEMBERS`"),
+    Code("IdempotencyConflict", 409, NEVER, "the key was used for another text or recipient"),
+    Code("PayloadTooLarge", 413, NEVER, "the body is over 65,536 bytes"),
+    Code("UnsupportedMediaType", 415, NEVER, "a body that is neither JSON nor a form"),
+    Code("RateLimited", 429, ALWAYS, "over a rate limit", ("Retry-After",)),
+    Code("InternalServerError", 500, NEVER, "a bug; the message carries only a request id"),
+    Code("ServiceUnavailable", 503, IF_IDEMPOTENT,
+         "the database cannot be reached, or the connection was lost during a commit", ("Retry-After",)),
+)
+BY_NAME: Dict[str, Code] = {code.name: code for code in CODES}
+STATUS: Dict[str, int] = {code.name: code.status for code in CODES}
+
+# Limits a client builds its requests to.
+MAX_WAIT_SECONDS = 20  # a long-poll's longest wait (`wait`; LONG_POLL_MAX_SECONDS may lower it)
+MAX_MESSAGE_CHARS = 4096
+MAX_USER_NAME_CHARS = 64
+MAX_GROUP_NAME_CHARS = 128
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+MAX_BODY_BYTES = 64 * 1024
+LIMITS: Dict[str, int] = {
+    "MAX_WAIT_SECONDS": MAX_WAIT_SECONDS,
+    "MAX_MESSAGE_CHARS": MAX_MESSAGE_CHARS,
+    "MAX_USER_NAME_CHARS": MAX_USER_NAME_CHARS,
+    "MAX_GROUP_NAME_CHARS": MAX_GROUP_NAME_CHARS,
+    "DEFAULT_PAGE": DEFAULT_PAGE,
+    "MAX_PAGE": MAX_PAGE,
+    "MAX_BODY_BYTES": MAX_BODY_BYTES,
+}

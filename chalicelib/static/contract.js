@@ -1,0 +1,30 @@
+// The API's error codes and limits (generated from chalicelib/contract.py by `make contract`; do not edit).
+
+// Code -> HTTP status and retry: 'always' | 'if_idempotent' | 'never'.
+export const CODES = Object.freeze({
+  BadRequest: { status: 400, retry: 'never' },
+  Unauthorized: { status: 401, retry: 'never' },
+  Forbidden: { status: 403, retry: 'never' },
+  Blocked: { status: 403, retry: 'never' },
+  NotAMember: { status: 403, retry: 'never' },
+  NotFound: { status: 404, retry: 'never' },
+  UserNotFound: { status: 404, retry: 'never' },
+  GroupNotFound: { status: 404, retry: 'never' },
+  MethodNotAllowed: { status: 405, retry: 'never' },
+  CursorAhead: { status: 409, retry: 'never' },
+  GroupFull: { status: 409, retry: 'never' },
+  IdempotencyConflict: { status: 409, retry: 'never' },
+  PayloadTooLarge: { status: 413, retry: 'never' },
+  UnsupportedMediaType: { status: 415, retry: 'never' },
+  RateLimited: { status: 429, retry: 'always' },
+  InternalServerError: { status: 500, retry: 'never' },
+  ServiceUnavailable: { status: 503, retry: 'if_idempotent' },
+});
+
+export const MAX_WAIT_SECONDS = 20;
+export const MAX_MESSAGE_CHARS = 4096;
+export const MAX_USER_NAME_CHARS = 64;
+export const MAX_GROUP_NAME_CHARS = 128;
+export const DEFAULT_PAGE = 100;
+export const MAX_PAGE = 1000;
+export const MAX_BODY_BYTES = 65536;

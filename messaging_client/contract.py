@@ -1,0 +1,30 @@
+"""The API's error codes and limits (generated from chalicelib/contract.py by `make contract`; do not edit)."""
+
+# Code -> (HTTP status, retry: 'always' | 'if_idempotent' | 'never')
+CODES = {
+    'BadRequest': (400, 'never'),
+    'Unauthorized': (401, 'never'),
+    'Forbidden': (403, 'never'),
+    'Blocked': (403, 'never'),
+    'NotAMember': (403, 'never'),
+    'NotFound': (404, 'never'),
+    'UserNotFound': (404, 'never'),
+    'GroupNotFound': (404, 'never'),
+    'MethodNotAllowed': (405, 'never'),
+    'CursorAhead': (409, 'never'),
+    'GroupFull': (409, 'never'),
+    'IdempotencyConflict': (409, 'never'),
+    'PayloadTooLarge': (413, 'never'),
+    'UnsupportedMediaType': (415, 'never'),
+    'RateLimited': (429, 'always'),
+    'InternalServerError': (500, 'never'),
+    'ServiceUnavailable': (503, 'if_idempotent'),
+}
+
+MAX_WAIT_SECONDS = 20
+MAX_MESSAGE_CHARS = 4096
+MAX_USER_NAME_CHARS = 64
+MAX_GROUP_NAME_CHARS = 128
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+MAX_BODY_BYTES = 65536
