@@ -1,12 +1,12 @@
 """Routes, WebSocket handlers and the other Lambda functions (migrate, the
 hourly purge, push, forget_connections) only: each reads its parameters and
-calls one use case; the edge (chalicelib/web.py) authenticates, sets the
+calls one use case; the edge (chalicelib/web/) authenticates, sets the
 status and maps errors."""
 from pathlib import Path
 
 from chalice import Rate
 
-from chalicelib import functions, wiring
+from chalicelib import functions, lambdas, wiring
 from chalicelib.contract import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_USER_NAME_CHARS, MAX_WAIT_SECONDS
 from chalicelib.params import MAX_SEQ
 from chalicelib.web import App, Call, Edge
@@ -102,7 +102,7 @@ edge.unknown_routes()
 @app.lambda_function(name=functions.MIGRATE)
 def migrate(event, context):
     """Applies pending schema migrations; `make deploy` invokes it once."""
-    return {"applied": wiring.migrate()}
+    return {"applied": lambdas.migrate()}
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name=functions.PURGE)
@@ -114,10 +114,10 @@ def purge(event):
 @app.lambda_function(name=functions.PUSH)
 def push(event, context):
     """Deployed outside the VPC: posts what the API hands it to @connections."""
-    return wiring.push(event)
+    return lambdas.push(event)
 
 
 @app.lambda_function(name=functions.FORGET_CONNECTIONS)
 def forget_connections(event, context):
     """Deployed in the VPC: forgets the connections `push` found gone."""
-    return wiring.forget_connections(event)
+    return lambdas.forget_connections(event)

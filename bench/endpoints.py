@@ -17,7 +17,7 @@ def poll_once(bench: Bench, user: Dict[str, Any]) -> None:
 
 
 def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict[str, Any]]:
-    from chalicelib.cache import key_for
+    from chalicelib import keys
 
     alice, bob = register(bench, "alice"), register(bench, "bob")
     members = [alice] + [register(bench, f"member{i}") for i in range(4)]
@@ -40,7 +40,7 @@ def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict
         return bench.call("/read_messages", {"user_id": reader["user_id"], "after": 19}, reader["token"])
 
     def evict(i: int) -> None:
-        bench.redis.delete(key_for(reader["user_id"]))
+        bench.redis.delete(keys.window(reader["user_id"]))
 
     cases = [
         Case("register", lambda i: bench.call("/register", {"user_name": f"user{i}"}), expect=201),

@@ -15,7 +15,8 @@ INVOCATION_MS = 10_000  # what the blocked send's invocation has left when it st
 
 
 def run(bench: Bench, database: str) -> Dict[str, Any]:
-    from chalicelib.cache import entry_json, key_for
+    from chalicelib import keys
+    from chalicelib.cache import entry_json
     from tests.support.lambda_events import invoke
 
     # 1. One largest message to a group of 10: the bytes it adds to a recipient's window.
@@ -24,7 +25,7 @@ def run(bench: Bench, database: str) -> Dict[str, Any]:
     for user in [sender] + members:
         bench.call("/update_group", {"user_id": user["user_id"], "group_id": group, "to_be_added": 1}, user["token"])
         poll_once(bench, user)
-    key = key_for(members[0]["user_id"])
+    key = keys.window(members[0]["user_id"])
     before = bench.redis.memory_usage(key) or 0
     sent = bench.call("/send_group", {"sending_user_id": sender["user_id"], "group_id": group,
                                       "message_text": LARGEST}, sender["token"])

@@ -1,9 +1,9 @@
 """Who is connected over WebSocket: each user's live connection ids.
 
 With Redis (deployed, and whenever REDIS_URL is set): a sorted set per user,
-`ws:{<user_id>}` (connection id -> expiry in ms, in the user's cluster slot,
+keys.connections (connection id -> expiry in ms, in the user's cluster slot,
 so the delivery script reads it beside the user's window), and
-`wsconn:{<connection_id>}` -> user id, so $disconnect, which knows only the
+keys.connection_owner -> user id, so $disconnect, which knows only the
 connection, finds its user. Entries expire with API Gateway's 2-hour limit
 on a connection, so one whose $disconnect never came does not stay.
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Protocol, Tuple
 
+from . import keys
 from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink, Script
 
@@ -23,27 +24,23 @@ CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a WebSocket after 2 hour
 MAX_CONNECTIONS_PER_USER = 10  # more push to too many devices: the oldest go
 
 
-def connections_key(user_id: str) -> str:
-    # cache.DELIVER names this key from the window's, inbox:{<user_id>}.
-    return f"ws:{{{user_id}}}"
+ADD = Script.load("connection_add")
 
 
-def owner_key(connection_id: str) -> str:
-    return f"wsconn:{{{connection_id}}}"
+class Connections(Protocol):
+    """Each user's live WebSocket connections, by id."""
 
+    def add(self, user_id: str, connection_id: str) -> bool:
+        """Register a connection; False when it could not be registered."""
 
-ADD = Script("connection_add", """
--- KEYS[1] the user's connections; ARGV: connection id, ttl seconds, max per user.
--- Drops the expired, adds this one, keeps the newest `max`.
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]) * 1000, ARGV[1])
-local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
-if extra > 0 then redis.call('ZPOPMIN', KEYS[1], extra) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
-""")
+    def remove(self, connection_id: str) -> None:
+        """$disconnect: forget the connection, whoever it belonged to."""
+
+    def forget(self, gone: Iterable[Tuple[str, str]]) -> None:
+        """(user id, connection id) pairs that posting found gone."""
+
+    def of(self, user_ids: Iterable[str]) -> Dict[str, List[str]]:
+        """The live connections of these users (only those that have some)."""
 
 
 class RedisConnections:
@@ -53,10 +50,10 @@ class RedisConnections:
     def add(self, user_id: str, connection_id: str) -> bool:
         """Register a connection; False when Redis could not be reached."""
         def add() -> None:
-            self._link.run(ADD, [connections_key(user_id)], [connection_id, CONNECTION_TTL_SECONDS,
+            self._link.run(ADD, [keys.connections(user_id)], [connection_id, CONNECTION_TTL_SECONDS,
                                                                MAX_CONNECTIONS_PER_USER])
             count_redis_round_trip()
-            self._link.client.set(owner_key(connection_id), user_id, ex=CONNECTION_TTL_SECONDS)
+            self._link.client.set(keys.connection_owner(connection_id), user_id, ex=CONNECTION_TTL_SECONDS)
 
         return self._link.guard(add) is not SKIPPED
 
@@ -64,10 +61,10 @@ class RedisConnections:
         """$disconnect: forget the connection, whoever it belonged to."""
         def remove() -> None:
             count_redis_round_trip()
-            owner = self._link.client.getdel(owner_key(connection_id))
+            owner = self._link.client.getdel(keys.connection_owner(connection_id))
             if owner is not None:
                 count_redis_round_trip()
-                self._link.client.zrem(connections_key(owner.decode()), connection_id)
+                self._link.client.zrem(keys.connections(owner.decode()), connection_id)
 
         self._link.guard(remove)
 
@@ -80,14 +77,32 @@ class RedisConnections:
         def forget() -> None:
             pipe = self._link.client.pipeline(transaction=False)
             for user_id, connection_id in pairs:
-                pipe.zrem(connections_key(user_id), connection_id)
-                pipe.delete(owner_key(connection_id))
+                pipe.zrem(keys.connections(user_id), connection_id)
+                pipe.delete(keys.connection_owner(connection_id))
             count_redis_round_trip()
             pipe.execute()
 
         self._link.guard(forget)
 
-    # No of(): with Redis, a send's delivery script returns who is connected (cache.DELIVER).
+    def of(self, user_ids: Iterable[str]) -> Dict[str, List[str]]:
+        """A send learns this from its delivery script (cache.DELIVER) in the
+        round trip it makes anyway; this is the same read on its own."""
+        users = list(user_ids)
+        if not users:
+            return {}
+
+        def read() -> List[Any]:
+            now_ms = int(time.time() * 1000)
+            pipe = self._link.client.pipeline(transaction=False)
+            for user_id in users:
+                pipe.zrangebyscore(keys.connections(user_id), now_ms, "+inf")
+            count_redis_round_trip()
+            return pipe.execute()
+
+        found = self._link.guard(read)
+        if found is SKIPPED:
+            return {}
+        return {u: [c.decode() for c in ids] for u, ids in zip(users, found) if ids}
 
 
 class LocalConnections:

@@ -1,8 +1,11 @@
-"""Units of work: connections opened lazily and kept in a small pool (in
-Lambda, one per container), transactions with bounded retries, and what a
-failure means. A unit of work holds a connection only while it runs, so a
-request that waits (a long-poll) holds none. Where the database is and how
-MySQL and SQLite differ is in dialects.py."""
+"""Units of work: connections opened lazily and kept in a small pool (at most
+MAX_IDLE_CONNECTIONS idle; a Lambda container, serving one request at a
+time, uses one), transactions with a time bound and bounded retries, and
+what a driver failure means to them. A unit of work holds a connection only
+while it runs, so a request that waits (a long-poll) holds none. Tx runs a
+unit's statements, one by one or as one batch. Where the database is, and
+everything that differs between MySQL and SQLite, is in dialects.py; the
+SQL itself is in repositories.py."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +15,7 @@ import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from . import dialects, timebudget
-from .dialects import Result
+from .dialects import Dialect, Result, Statement
 from .errors import ServiceUnavailable
 from .metering import count_statement
 from .secrets import SecretStore
@@ -49,15 +52,12 @@ _FAILURES = {
 }
 
 
-def classify(dialect: Any, exc: BaseException) -> BaseException:
+def classify(dialect: Dialect, exc: BaseException) -> BaseException:
     """The failure a driver error means, or the error itself when it means none."""
     if isinstance(exc, tuple(_FAILURES.values())):
         return exc
     kind = dialect.classify(exc)
     return exc if kind is None else _FAILURES[kind](type(exc).__name__)
-
-
-Statement = Tuple[str, Sequence[Any]]
 
 
 class CountingCursor:
@@ -77,7 +77,7 @@ class CountingCursor:
 class Tx:
     """The statements of one unit of work. SQL is written with %s placeholders."""
 
-    def __init__(self, conn: Any, dialect: Any) -> None:
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
         self._dialect = dialect
         self._cur = CountingCursor(conn.cursor())
 
@@ -106,8 +106,9 @@ class Tx:
         return list(self._cur.fetchall())
 
     @property
-    def dialect(self) -> str:
-        return self._dialect.name
+    def dialect(self) -> Dialect:
+        """The database's dialect, for the few statements whose SQL differs."""
+        return self._dialect
 
     def batch(self, statements: Sequence[Statement]) -> List[Result]:
         """Run statements in order, in one round trip where the dialect can

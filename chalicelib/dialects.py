@@ -1,6 +1,9 @@
 """Where the database is and how its two dialects differ: connection targets,
-URL and TLS parsing, connecting, placeholders and table options, how a
-counter increment hands back its value, and which driver error is which."""
+URL and TLS parsing, connecting, placeholders and table options, which
+driver error is which, how a batch of statements travels, and the few
+statements whose SQL differs (taking seqs: how a counter increment hands
+back its value, a multi-table UPDATE, GROUP_CONCAT). Repositories hold all
+other SQL; they ask the dialect for these."""
 from __future__ import annotations
 
 import math
@@ -8,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import timebudget
@@ -19,7 +22,7 @@ from .settings import PROJECT_ROOT, Settings
 
 RDS_CA_BUNDLE = "chalicelib/certs/rds-ca-bundle.pem"  # Amazon RDS CAs and Amazon root CAs (RDS Proxy)
 
-# Room for 'user_id:seq,' of the largest group allowed (10,000 members, ~50 bytes each).
+# Room for 'user_id:seq,' of the largest group allowed (10,000 members, ~50 bytes each): seqs_as_text.
 GROUP_CONCAT_BYTES = 4 * 1024 * 1024
 
 # What a driver error means to a unit of work (db.Database.run decides what to do).
@@ -38,6 +41,9 @@ def to_db_time(moment: datetime) -> str:
 
 def from_db_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+Statement = Tuple[str, Sequence[Any]]  # SQL with %s placeholders, and its parameters
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,7 @@ class MySQLDialect:
             with conn.cursor() as cur:
                 # End lock waits (as a retryable error) well before the socket read
                 # timeout; let a fan-out's seqs come back as one text (see
-                # InboxCounters.advanced_by; MySQL's default is 1 KB).
+                # seqs_as_text; MySQL's default is 1 KB).
                 cur.execute("SET SESSION innodb_lock_wait_timeout = %s, group_concat_max_len = %s",
                             (self.lock_wait_seconds(), GROUP_CONCAT_BYTES))
             conn.lock_wait = self.lock_wait_seconds()
@@ -200,6 +206,39 @@ class MySQLDialect:
         kind = self._KINDS.get(exc.args[0])
         integrity = isinstance(exc, err.IntegrityError)
         return kind if (kind in (DUPLICATE, MISSING_REFERENCE)) == integrity else None
+
+    # ------------------------------------------------------------ the SQL that differs
+
+    def take_seq_unless_blocked(self, *, user_id: str, sender_id: str, message_id: str) -> Statement:
+        """The user's next seq for `message_id` (row-locking the counter until
+        commit), unless the user blocks the sender: 0 rows then. The new seq
+        comes back in the OK packet (LAST_INSERT_ID(expr)): see seq_taken."""
+        return ("UPDATE inbox_counters SET last_seq = LAST_INSERT_ID(last_seq + 1), last_message_id = %s"
+                " WHERE user_id = %s AND NOT EXISTS"
+                " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
+                (message_id, user_id, user_id, sender_id))
+
+    @staticmethod
+    def seq_taken(result: Result) -> Optional[int]:
+        """The seq take_seq_unless_blocked took, or None when it took none."""
+        return result.lastrowid if result.rowcount == 1 else None
+
+    def take_member_seqs(self, *, group_id: str, sender_id: str, message_id: str) -> Statement:
+        """The next seq for `message_id` of every member but the sender and
+        those who block the sender, in one statement whatever the group's
+        size, and only if the message row exists (the sender is a member).
+        STRAIGHT_JOIN: counters lock in user_id order (the group_members key),
+        so fan-outs never deadlock with each other."""
+        return ("UPDATE group_members m STRAIGHT_JOIN inbox_counters c ON c.user_id = m.user_id"
+                " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
+                " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s"
+                " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL"
+                " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
+                (sender_id, message_id, group_id, sender_id, message_id))
+
+    def seqs_as_text(self, user_id: str, seq: str) -> str:
+        """One text of 'user_id:seq,...' over a group's rows (group_concat_max_len is raised at connect)."""
+        return f"GROUP_CONCAT({user_id}, ':', {seq} SEPARATOR ',')"
 
     def batch(self, cur: Any, statements: Sequence[Tuple[str, Sequence[Any]]]) -> List[Any]:
         raw = cur._cursor  # the counting cursor counts the batch as one round trip
@@ -255,6 +294,31 @@ class SQLiteDialect:
             return RETRYABLE
         return None
 
+    # ------------------------------------------------------------ the SQL that differs
+
+    def take_seq_unless_blocked(self, *, user_id: str, sender_id: str, message_id: str) -> Statement:
+        """As MySQL's, with the new seq as a returned row."""
+        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
+                " WHERE user_id = %s AND NOT EXISTS"
+                " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s) RETURNING last_seq",
+                (message_id, user_id, user_id, sender_id))
+
+    @staticmethod
+    def seq_taken(result: Result) -> Optional[int]:
+        return result.rows[0][0] if result.rows else None
+
+    def take_member_seqs(self, *, group_id: str, sender_id: str, message_id: str) -> Statement:
+        """As MySQL's; SQLite has no multi-table UPDATE (and one writer at a time: no lock order)."""
+        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
+                " WHERE user_id IN (SELECT m.user_id FROM group_members m"
+                " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
+                " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL)"
+                " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
+                (message_id, sender_id, group_id, sender_id, message_id))
+
+    def seqs_as_text(self, user_id: str, seq: str) -> str:
+        return f"group_concat({user_id} || ':' || {seq}, ',')"
+
     def batch(self, cur: Any, statements: Sequence[Tuple[str, Sequence[Any]]]) -> List[Any]:
         results = []
         for statement, params in statements:  # in-process: a round trip costs nothing to save
@@ -264,7 +328,10 @@ class SQLiteDialect:
         return results
 
 
-def dialect_for(settings: Settings, secrets: Optional[SecretStore] = None) -> "MySQLDialect | SQLiteDialect":
+Dialect = Union[MySQLDialect, SQLiteDialect]
+
+
+def dialect_for(settings: Settings, secrets: Optional[SecretStore] = None) -> Dialect:
     url = settings.database_url
     if url.startswith("sqlite:///"):
         return SQLiteDialect(settings)

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, List, Mapping, Sequence, Tuple
+from typing import Any, List, Mapping, Protocol, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,17 @@ def management_url(websocket_url: str) -> str:
     management endpoint (ws:// -> http:// for the development server)."""
     scheme, rest = websocket_url.split("://", 1)
     return ("https" if scheme == "wss" else "http") + "://" + rest.rstrip("/")
+
+
+class Pusher(Protocol):
+    """Posts frames to live connections within a time bound, never retrying;
+    each method answers the (user id, connection id) pairs found gone."""
+
+    def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
+        """A new message's frame to each target, with that target's seq."""
+
+    def post(self, posts: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
+        """(user id, connection id, data) as they are."""
 
 
 class DirectPusher:

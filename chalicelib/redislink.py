@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from .metering import count_redis_round_trip
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SKIPPED = object()  # what a guarded call gives when Redis was skipped or failed
+
+
+LUA = Path(__file__).resolve().parent / "lua"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class Script:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+    @classmethod
+    def load(cls, name: str, *, include: Sequence[str] = ()) -> "Script":
+        """lua/<name>.lua, after the shared functions of each lua/<include>.lua."""
+        parts = [(LUA / f"{part}.lua").read_text(encoding="utf-8") for part in (*include, name)]
+        return cls(name, "\n".join(parts))
 
 
 class _SecretCredentials:

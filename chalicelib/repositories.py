@@ -1,13 +1,16 @@
-"""One repository per table. Each method is one visible, parameterized
-statement (placeholders are %s for both databases; see db.Tx)."""
+"""One repository per table, and Deliveries for the writes of a send, which
+span three tables in one round trip. Each method runs its visible,
+parameterized statements (placeholders are %s for both databases; see db.Tx)
+and returns decoded values. The few statements whose SQL differs by
+database come from the dialect (dialects.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, List, Optional, Sequence
 
-from .db import Statement, Tx
-from .dialects import Result, from_db_time, to_db_time
+from .db import Tx
+from .dialects import Result, Statement, from_db_time, to_db_time
 
 
 @dataclass(frozen=True)
@@ -51,70 +54,6 @@ class InboxCounters(Repository):
     def last_seq(self, *, user_id: str) -> Optional[int]:
         row = self._tx.one("SELECT last_seq FROM inbox_counters WHERE user_id = %s", (user_id,))
         return None if row is None else int(row[0])
-
-    # A send's statements travel in one batch (Tx.batch): these build them.
-
-    def advance_unless_blocked(self, *, user_id: str, sender_id: str, message_id: str) -> Statement:
-        """Take the user's next seq for `message_id` (row-locking the counter
-        until commit), unless the user blocks the sender: 0 rows then. On
-        MySQL the new seq comes back in the OK packet (LAST_INSERT_ID(expr)),
-        on SQLite as a returned row."""
-        if self._tx.dialect == "mysql":
-            return ("UPDATE inbox_counters SET last_seq = LAST_INSERT_ID(last_seq + 1), last_message_id = %s"
-                    " WHERE user_id = %s AND NOT EXISTS"
-                    " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
-                    (message_id, user_id, user_id, sender_id))
-        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
-                " WHERE user_id = %s AND NOT EXISTS"
-                " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s) RETURNING last_seq",
-                (message_id, user_id, user_id, sender_id))
-
-    def seq_taken(self, result: Result) -> Optional[int]:
-        """The seq advance_unless_blocked took, or None when it took none (blocked)."""
-        if self._tx.dialect == "mysql":
-            return result.lastrowid if result.rowcount == 1 else None
-        return result.rows[0][0] if result.rows else None
-
-    def advance_members(self, *, group_id: str, sender_id: str, message_id: str) -> Statement:
-        """Take the next seq for `message_id` of every member but the sender
-        and those who block the sender, in one statement whatever the group's
-        size, and only if the message row exists (the sender is a member).
-        Counters lock in user_id order (the group_members key), so fan-outs
-        never deadlock with each other."""
-        if self._tx.dialect == "mysql":
-            return ("UPDATE group_members m STRAIGHT_JOIN inbox_counters c ON c.user_id = m.user_id"
-                    " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
-                    " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s"
-                    " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL"
-                    " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
-                    (sender_id, message_id, group_id, sender_id, message_id))
-        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
-                " WHERE user_id IN (SELECT m.user_id FROM group_members m"
-                " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
-                " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL)"
-                " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
-                (message_id, sender_id, group_id, sender_id, message_id))
-
-    def advanced_by(self, *, group_id: str, message_id: str) -> Statement:
-        """Every counter of the group's members that `message_id` advanced, as
-        one row of one text, 'user_id:seq,user_id:seq,...' (reading 10,000
-        rows one by one would cost the driver more than the database), or
-        NULL for none. In READ COMMITTED a read of our own updates, no locks."""
-        if self._tx.dialect == "mysql":
-            aggregate = "GROUP_CONCAT(c.user_id, ':', c.last_seq SEPARATOR ',')"
-        else:
-            aggregate = "group_concat(c.user_id || ':' || c.last_seq, ',')"
-        return (f"SELECT {aggregate} FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id"
-                " WHERE m.group_id = %s AND c.last_message_id = %s", (group_id, message_id))
-
-    @staticmethod
-    def seqs_of(result: Result) -> dict:
-        """advanced_by's one row as {user_id: seq}."""
-        text = result.rows[0][0] if result.rows else None
-        if not text:
-            return {}
-        pairs = (pair.split(":") for pair in (text.decode() if isinstance(text, bytes) else text).split(","))
-        return {user_id: int(seq) for user_id, seq in pairs}
 
 
 class Blocks(Repository):
@@ -186,22 +125,6 @@ class Members(Repository):
 
 
 class Messages(Repository):
-    def add(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Statement:
-        """A direct message's row."""
-        return ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
-                " VALUES (%s, %s, %s, NULL, %s, %s, %s)",
-                (message.id, message.sender_id, message.recipient_id, message.body, to_db_time(message.sent_at),
-                 client_message_id))
-
-    def add_if_member(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Statement:
-        """A group message's row, only if its sender is a member (0 rows else).
-        Its foreign key share-locks the group's row until commit, so no one
-        joins or leaves while the message is delivered."""
-        return ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
-                " SELECT %s, %s, NULL, %s, %s, %s, %s FROM group_members WHERE group_id = %s AND user_id = %s",
-                (message.id, message.sender_id, message.group_id, message.body, to_db_time(message.sent_at),
-                 client_message_id, message.group_id, message.sender_id))
-
     def oldest_deliveries(self, *, before: datetime, limit: int) -> List[tuple]:
         """(user_id, seq, message_id) of up to `limit` inbox rows of the
         oldest messages sent before `before`, oldest first."""
@@ -244,22 +167,6 @@ class Inbox(Repository):
         " FROM inbox i JOIN messages m ON m.id = i.message_id"
     )
 
-    def deliver(self, *, message_id: str, sent_at: datetime, user_id: Optional[str] = None,
-                group_id: Optional[str] = None) -> Statement:
-        """An inbox row, with the seq it took, for every counter `message_id`
-        advanced: the recipient's (`user_id`) or the group's members'
-        (`group_id`). The recipients are exactly the counters the message
-        advanced. In READ COMMITTED, INSERT ... SELECT reads its source as a
-        consistent read: it locks no row of the counters it reads."""
-        when = to_db_time(sent_at)
-        if user_id is not None:
-            return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT user_id, last_seq, %s, %s"
-                    " FROM inbox_counters WHERE user_id = %s AND last_message_id = %s",
-                    (message_id, when, user_id, message_id))
-        return ("INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT c.user_id, c.last_seq, %s, %s"
-                " FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id"
-                " WHERE m.group_id = %s AND c.last_message_id = %s", (message_id, when, group_id, message_id))
-
     def remove_of(self, *, message_ids: Sequence[str]) -> int:
         """Delete every inbox row of these messages (through ix_inbox_message:
         a tenth of what deleting the same rows by their keys costs)."""
@@ -296,3 +203,66 @@ class Inbox(Repository):
             InboxEntry(int(seq), StoredMessage(mid, sender, recipient, group, body, from_db_time(sent)))
             for seq, mid, sender, recipient, group, body, sent in self._tx.all(sql, params)
         ]
+
+
+_NEW_MESSAGE = ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)")
+
+
+class Deliveries(Repository):
+    """A message and its deliveries: the message row, each recipient's next
+    seq (its counter row, locked until commit) and the inbox rows, as one
+    batch (Tx.batch: one round trip on MySQL). A used idempotency key raises
+    db.DuplicateKey, an unknown user db.MissingReference."""
+
+    def direct(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Optional[int]:
+        """The recipient's seq; None when the recipient blocks the sender."""
+        dialect, recipient = self._tx.dialect, message.recipient_id or ""
+        _, taken, _ = self._tx.batch([
+            (_NEW_MESSAGE + " VALUES (%s, %s, %s, NULL, %s, %s, %s)",
+             (message.id, message.sender_id, recipient, message.body, to_db_time(message.sent_at),
+              client_message_id)),
+            dialect.take_seq_unless_blocked(user_id=recipient, sender_id=message.sender_id, message_id=message.id),
+            self._inbox_rows(message, "FROM inbox_counters c WHERE c.user_id = %s", recipient),
+        ])
+        return dialect.seq_taken(taken)
+
+    def group(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Optional[Dict[str, int]]:
+        """Each recipient's seq (every member but the sender and those who
+        block the sender); None when no message row was stored because the
+        sender is no member. The message row is inserted only for a member,
+        and its foreign key share-locks the group's row until commit, so no
+        one joins or leaves while the message is delivered."""
+        dialect, group = self._tx.dialect, message.group_id or ""
+        members = "FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id WHERE m.group_id = %s"
+        stored, _, _, seqs = self._tx.batch([
+            (_NEW_MESSAGE + " SELECT %s, %s, NULL, %s, %s, %s, %s FROM group_members WHERE group_id = %s AND user_id = %s",
+             (message.id, message.sender_id, group, message.body, to_db_time(message.sent_at), client_message_id,
+              group, message.sender_id)),
+            dialect.take_member_seqs(group_id=group, sender_id=message.sender_id, message_id=message.id),
+            self._inbox_rows(message, members, group),
+            # Every counter the message advanced, as one row of one text
+            # (reading 10,000 rows one by one would cost the driver more than
+            # the database). In READ COMMITTED a read of our own updates, no locks.
+            (f"SELECT {dialect.seqs_as_text('c.user_id', 'c.last_seq')} {members} AND c.last_message_id = %s",
+             (group, message.id)),
+        ])
+        return _seqs_of(seqs) if stored.rowcount == 1 else None
+
+    @staticmethod
+    def _inbox_rows(message: StoredMessage, source: str, target: str) -> Statement:
+        """An inbox row, with the seq it took, for every counter of `source`
+        the message advanced: the recipients are exactly those counters. In
+        READ COMMITTED, INSERT ... SELECT reads its source as a consistent
+        read: it locks no counter row."""
+        return (f"INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT c.user_id, c.last_seq, %s, %s"
+                f" {source} AND c.last_message_id = %s",
+                (message.id, to_db_time(message.sent_at), target, message.id))
+
+
+def _seqs_of(result: Result) -> Dict[str, int]:
+    """'user_id:seq,user_id:seq,...' (or NULL for none) as {user_id: seq}."""
+    text = result.rows[0][0] if result.rows else None
+    if not text:
+        return {}
+    pairs = (pair.split(":") for pair in (text.decode() if isinstance(text, bytes) else text).split(","))
+    return {user_id: int(seq) for user_id, seq in pairs}

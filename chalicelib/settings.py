@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+from .contract import MAX_WAIT_SECONDS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Local state of the embedded default (SQLite file, dev signing secret); git-ignored.
 DATA_DIR = PROJECT_ROOT / "data"
@@ -147,7 +149,7 @@ class Settings:
             rate_limit_reads_per_minute=_int(env, "RATE_LIMIT_READS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_writes_per_minute=_int(env, "RATE_LIMIT_WRITES_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_registrations_per_hour=_int(env, "RATE_LIMIT_REGISTRATIONS_PER_HOUR", 0, 0, 1_000_000),
-            long_poll_max_seconds=_int(env, "LONG_POLL_MAX_SECONDS", 20, 0, 20),
+            long_poll_max_seconds=_int(env, "LONG_POLL_MAX_SECONDS", MAX_WAIT_SECONDS, 0, MAX_WAIT_SECONDS),
             websocket_url=_url(env, "WEBSOCKET_URL", ("ws://", "wss://")),
             push_function=_text(env, "PUSH_FUNCTION"),
             forget_function=_text(env, "FORGET_FUNCTION"),

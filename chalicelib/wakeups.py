@@ -3,8 +3,8 @@
 A waiting read listens *before* it reads, so a delivery that commits between
 its read and its wait still wakes it. Two ways to hear of a delivery:
 
-- With Redis: the delivery's cache write publishes on `wake:{<user_id>}` in
-  the same round trip (cache.DELIVER), and the waiter holds a subscription on
+- With Redis: the delivery's cache write publishes on the user's channel
+  (keys.wake_channel) in the same round trip (cache.DELIVER), and the waiter holds a subscription on
   its user's channel: any container's send wakes it, and waiting costs no
   database statement at all.
 - Without Redis (or while it is down): sends in this process set the
@@ -21,15 +21,11 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Set
 
+from . import keys
 from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink
 
 RECHECK_SECONDS = 1.0  # without Redis: how often a waiter asks the database
-
-
-def channel_for(user_id: str) -> str:
-    # The hash tag matches the user's cache keys; cache.DELIVER names it the same way.
-    return f"wake:{{{user_id}}}"
 
 
 class Waiter:
@@ -91,7 +87,7 @@ class Wakeups:
         event = threading.Event()
         with self._lock:
             self._waiting.setdefault(user_id, set()).add(event)
-        channel = channel_for(user_id)
+        channel = keys.wake_channel(user_id)
         subscription = self._subscribe(channel)
         try:
             yield Waiter(event, subscription, channel, newest_seq, self._link)

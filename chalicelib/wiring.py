@@ -1,21 +1,22 @@
 """The composition root: builds this container's use cases from the settings
 on first use, then reuses them (and their connections) for every request.
-Wires dependencies and decides start-up steps; does nothing else."""
+It wires dependencies and decides start-up steps (the embedded default
+migrates itself); it does nothing else."""
 from __future__ import annotations
 
 import logging
 import threading
-from typing import List, Optional
+from typing import Optional
 
 from .auth import TokenSigner, development_secret
 from .cache import InboxCache
 from .connections import LocalConnections, RedisConnections
 from .db import Database
-from .migrate import apply_migrations, ensure_app_user
-from .push import DirectPusher, LambdaPusher, invoke_async, management_url
+from .migrate import apply_migrations
+from .push import DirectPusher, LambdaPusher, Pusher, management_url
 from .ratelimit import Limit, RateLimiter
 from .redislink import RedisLink
-from .secrets import RefreshingSigningSecrets, SecretStore, database_credentials, redis_password
+from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
 from .settings import DATA_DIR, ConfigError, Settings
 from .usecases import Deps, Limits, UseCases
 from .wakeups import Wakeups
@@ -70,7 +71,7 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
-def _pusher(settings: Settings) -> "DirectPusher | LambdaPusher | None":
+def _pusher(settings: Settings) -> Optional[Pusher]:
     """Push is offered when clients have a WebSocket URL to connect to."""
     if not settings.websocket_url:
         return None
@@ -108,51 +109,6 @@ def build(settings: Settings) -> UseCases:
         limiter=RateLimiter(link) if link else None,
         limits=_limits(settings),
     ))
-
-
-def migrate() -> List[str]:
-    """Apply pending migrations to the configured database (the `migrate`
-    Lambda, as the admin), then give the API's own user its grants when
-    APP_DB_SECRET_ARN names its credentials."""
-    settings = Settings.from_env()
-    secrets = SecretStore()
-    db = Database(settings, secrets=secrets)
-    try:
-        applied = apply_migrations(db)
-        if settings.app_db_secret_arn:
-            user, password = database_credentials(settings.app_db_secret_arn,
-                                                  secrets.get(settings.app_db_secret_arn))
-            ensure_app_user(db, user=user, password=password)
-        return applied
-    finally:
-        db.close()
-
-
-_posters: dict = {}
-
-
-def push(event: dict) -> dict:
-    """The `push` Lambda (outside the VPC): post, then have the in-VPC
-    `forget_connections` Lambda drop the connections found gone."""
-    settings = Settings.from_env()
-    endpoint = event["endpoint"]
-    poster = _posters.get(endpoint)
-    if poster is None:
-        poster = _posters[endpoint] = DirectPusher(endpoint, timeout_seconds=settings.push_timeout_seconds)
-    if "posts" in event:
-        gone = poster.post([tuple(p) for p in event["posts"]])
-    else:
-        gone = poster.push(event["item"], [tuple(t) for t in event["targets"]])
-    if gone and settings.forget_function:
-        invoke_async(settings.forget_function, {"gone": [list(g) for g in gone]},
-                     timeout_seconds=settings.push_timeout_seconds)
-    return {"gone": len(gone)}
-
-
-def forget_connections(event: dict) -> dict:
-    """The `forget_connections` Lambda (in the VPC, beside Redis)."""
-    service().live.forget([tuple(g) for g in event.get("gone", [])])
-    return {"forgotten": len(event.get("gone", []))}
 
 
 def service() -> UseCases:

@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any, Dict, Optional
 from urllib.parse import parse_qs, urlparse
 
@@ -34,10 +33,11 @@ from chalice.local import (
     RouteMatcher,
 )
 
+from chalicelib.settings import PROJECT_ROOT
+
 from .threads import in_thread
 from .websocket import PATH, WebSocketBridge
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 

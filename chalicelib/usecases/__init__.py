@@ -1,7 +1,10 @@
-"""The use cases, by area, over one set of dependencies (Deps). Each is one
-unit of work against the database; the rules the API promises (blocking,
-membership, idempotency, the cursor) live here and raise domain errors,
-which only the edge (web.py) maps to HTTP."""
+"""The use cases, by area, over one set of dependencies (Deps): the rules the
+API promises (who may act as whom, blocking, membership, idempotency, the
+cursor, retention) live here and raise domain errors, which only the edge
+(chalicelib/web/) maps to HTTP. A use case runs its database work as units
+of work (db.Database.run) and treats Redis (the cache, wake-ups, who is
+connected, rate limits) as optional. Each area's results are the dataclasses
+of results.py."""
 from __future__ import annotations
 
 from .accounts import Accounts

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from ..auth import TokenSigner
 from ..cache import InboxCache
-from ..connections import LocalConnections, RedisConnections
+from ..connections import Connections, LocalConnections
+from ..contract import MAX_WAIT_SECONDS
 from ..db import Database, Tx
 from ..errors import Forbidden, UserNotFound
+from ..push import Pusher
 from ..ratelimit import Limit, RateLimiter
 from ..repositories import Users
 from ..wakeups import Wakeups
@@ -39,10 +41,10 @@ class Deps:
     limiter: Optional[RateLimiter] = None  # limits live in Redis: None without one
     limits: Limits = field(default_factory=Limits)
     wakeups: Wakeups = field(default_factory=Wakeups)
-    long_poll_max_seconds: int = 20
+    long_poll_max_seconds: int = MAX_WAIT_SECONDS
     # WebSocket push: who is connected, and how frames are posted (None: not offered).
-    connections: "RedisConnections | LocalConnections" = field(default_factory=LocalConnections)
-    pusher: Optional[Any] = None  # push.DirectPusher or push.LambdaPusher
+    connections: Connections = field(default_factory=LocalConnections)
+    pusher: Optional[Pusher] = None
     websocket_url: Optional[str] = None
     retention_days: Optional[int] = None  # None: keep every message
     now: Callable[[], datetime] = utc_now

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from chalicelib.settings import PROJECT_ROOT
+
 CHALICE = PROJECT_ROOT / ".venv" / "bin" / "chalice"
 AUTH_SECRET = "e2e-signing-secret-0123456789abcdef"
 STARTUP_DEADLINE_SECONDS = 30

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import redis as redis_lib
 
+from chalicelib import keys
 from chalicelib.auth import TokenSigner
 from tests.support.devserver import DevServer, call
 from tests.support.servers import RedisServer, in_background, wait_until
@@ -152,7 +153,7 @@ def test_with_redis_a_send_in_another_process_wakes_a_waiting_reader_within_half
     alice, bob = register(b.url, "alice"), register(a.url, "bob")
     result = in_background(lambda: read(a.url, bob, after=0, wait=10))
     subscribers = redis_lib.Redis.from_url(private_redis.url)
-    wait_until(lambda: subscribers.pubsub_numsub(f"wake:{{{bob['user_id']}}}")[0][1] == 1, 10,
+    wait_until(lambda: subscribers.pubsub_numsub(keys.wake_channel(bob["user_id"]))[0][1] == 1, 10,
                "the reader did not subscribe")
     send(b.url, alice, bob, "across processes")
     acknowledged = time.monotonic()
@@ -275,7 +276,7 @@ def test_disconnecting_forgets_the_connection_and_a_gone_one_is_dropped_when_pos
                      REDIS_URL=private_redis.url)
     registry = redis_lib.Redis.from_url(private_redis.url)
     alice, bob = register(server.url, "alice"), register(server.url, "bob")
-    key = f"ws:{{{bob['user_id']}}}"
+    key = keys.connections(bob["user_id"])
     socket_ = connected(server.url, bob)
     assert registry.zcard(key) == 1
     socket_.close()
@@ -320,7 +321,7 @@ def test_a_dead_connection_does_not_slow_a_send_past_the_push_bound(api, monkeyp
             monkeypatch.setenv(name, value)
         wiring.reset()
         alice, bob = api.register("alice"), api.register("bob")
-        redis_lib.Redis.from_url(session_redis.url).zadd(f"ws:{{{bob.id}}}", {"ZGVhZA==": int(time.time() * 1000) + 3_600_000})
+        redis_lib.Redis.from_url(session_redis.url).zadd(keys.connections(bob.id), {"ZGVhZA==": int(time.time() * 1000) + 3_600_000})
         api.send(alice, bob, "warm-up")  # boto3's first import and client are not the bound under test
         caplog.set_level(logging.WARNING, logger="chalicelib.push")
         caplog.clear()
@@ -360,7 +361,7 @@ def test_deployed_the_api_hands_pushes_to_the_push_lambda_which_has_gone_connect
         alice, bob = register(server.url, "alice"), register(server.url, "bob")
         socket_ = connected(server.url, bob)
         registry = redis_lib.Redis.from_url(private_redis.url)
-        registry.zadd(f"ws:{{{bob['user_id']}}}", {"R29uZUFnYWlu": int(time.time() * 1000) + 3_600_000})
+        registry.zadd(keys.connections(bob["user_id"]), {"R29uZUFnYWlu": int(time.time() * 1000) + 3_600_000})
         try:
             with Client(app_module.app) as client:
                 api = Api(client)
@@ -370,8 +371,8 @@ def test_deployed_the_api_hands_pushes_to_the_push_lambda_which_has_gone_connect
             assert socket_.next()["message"]["text"] == "through the push Lambda"
             lambdas.wait_finished(2)  # push, then forget_connections
             assert lambdas.invocations == ["messaging-test-push", "messaging-test-forget_connections"]
-            assert registry.zrange(f"ws:{{{bob['user_id']}}}", 0, -1) != [] and \
-                b"R29uZUFnYWlu" not in registry.zrange(f"ws:{{{bob['user_id']}}}", 0, -1)
+            assert registry.zrange(keys.connections(bob["user_id"]), 0, -1) != [] and \
+                b"R29uZUFnYWlu" not in registry.zrange(keys.connections(bob["user_id"]), 0, -1)
         finally:
             socket_.close()
     finally:

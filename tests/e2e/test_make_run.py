@@ -14,10 +14,10 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
+from chalicelib.settings import PROJECT_ROOT
 from tests.support.devserver import call, server_environment, stop_group, wait_serving
 from tests.support.servers import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 60  # includes `scripts/venv.sh local` checking .venv
 # A real older interpreter: pyenv's or the system's, whichever this machine has.
 OLD_PYTHON = next((str(p) for p in sorted(Path("/root/.pyenv/versions").glob("3.10*/bin/python3"))

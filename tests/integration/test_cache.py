@@ -9,7 +9,8 @@ from typing import Iterator
 import pytest
 import redis as redis_lib
 
-from chalicelib.cache import Hit, InboxCache, Miss, key_for
+from chalicelib import keys
+from chalicelib.cache import Hit, InboxCache, Miss
 from chalicelib.redislink import RedisLink
 from tests.support.servers import RedisServer, wait_until
 
@@ -116,9 +117,9 @@ def test_a_window_keeps_the_newest_entries_and_older_ones_come_from_the_database
     capi.read(bob)
     for i in range(12):
         capi.send(alice, bob, f"m{i}")
-    fields = {k.decode() for k in redis_client.hkeys(key_for(bob.id))}
+    fields = {k.decode() for k in redis_client.hkeys(keys.window(bob.id))}
     assert fields == {"b", "m", "l", "z", "8", "9", "10", "11", "12"}
-    assert 0 < redis_client.ttl(key_for(bob.id)) <= 600
+    assert 0 < redis_client.ttl(keys.window(bob.id)) <= 600
     old = capi.read(bob, after=0)
     assert old.headers["X-Cache"] == "miss" and [m["text"] for m in old.body["messages"]] == [f"m{i}" for i in range(12)]
     recent = capi.read(bob, after=7)
@@ -255,9 +256,9 @@ def test_a_refill_whose_key_was_evicted_meanwhile_is_dropped(redis_server, redis
     user = "00000000-0000-4000-8000-000000000003"
     miss = cache.read(user_id=user, after=0, limit=10)
     cache.deliver({"seq": 1}, {user: 1})
-    redis_client.delete(key_for(user))  # evicted, with the write above
+    redis_client.delete(keys.window(user))  # evicted, with the write above
     cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])  # built before the write
-    assert redis_client.exists(key_for(user)) == 0
+    assert redis_client.exists(keys.window(user)) == 0
     assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss)
 
 
@@ -265,7 +266,7 @@ def test_a_write_to_a_user_without_a_window_creates_nothing(redis_server, redis_
     cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000004"
     cache.deliver({"seq": 5}, {user: 5})
-    assert redis_client.exists(key_for(user)) == 0
+    assert redis_client.exists(keys.window(user)) == 0
 
 
 @pytest.fixture
@@ -398,7 +399,7 @@ def test_a_window_over_its_byte_budget_covers_fewer_seqs_and_still_reads_exactly
     largest = ["😀" * 4095 + str(i) for i in range(6)]  # 4,096 characters, the most a message may have
     for text in largest:
         assert capi.send(alice, bob, text).status == 201
-    key = key_for(bob.id)
+    key = keys.window(bob.id)
     held = sorted(int(f) for f in redis_client.hkeys(key) if f.isdigit())
     sizes = [redis_client.hstrlen(key, str(s)) for s in held]
     assert held == [5, 6], held  # two 16 KB entries fit in 40,000 bytes, three would not

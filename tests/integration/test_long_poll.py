@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 import redis as redis_lib
 
+from chalicelib import keys
 from chalicelib import wiring
 from chalicelib.db import MAX_IDLE_CONNECTIONS
 from tests.support.http import assert_bad_request
@@ -24,7 +25,7 @@ def _waiting_in_process(user_id: str) -> bool:
 
 def _subscribed(redis_url: str, user_id: str) -> bool:
     with redis_lib.Redis.from_url(redis_url) as client:  # closed: wait_until calls this every 20 ms
-        return client.pubsub_numsub(f"wake:{{{user_id}}}")[0][1] >= 1
+        return client.pubsub_numsub(keys.wake_channel(user_id))[0][1] >= 1
 
 
 def _read_in_background(api, reader, **params) -> Callable[[], Any]:

@@ -12,10 +12,9 @@ import pytest
 
 from chalicelib.db import Database, Tx
 from chalicelib.migrate import apply_migrations, available
-from chalicelib.settings import Settings
+from chalicelib.settings import PROJECT_ROOT, Settings
 from tests.support.mysql import admin_connection, fresh_database
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"users", "inbox_counters", "blocks", "chat_groups", "group_members", "messages", "inbox",
           "schema_migrations"}
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib import wiring
-from chalicelib.repositories import Messages
+from chalicelib.repositories import Deliveries
 from tests.conftest import TEST_AUTH_SECRET, Api, Resp
 from tests.support.openapi import assert_conforms, assert_route_response
 
@@ -90,7 +90,7 @@ def test_error_responses_conform_to_the_spec(api, monkeypatch):
     def broken_add(self, *, message, client_message_id):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Messages, "add", broken_add)
+    monkeypatch.setattr(Deliveries, "direct", broken_add)
     check("/send", "post", api.send(carol, alice, "x"), 500)
 
 

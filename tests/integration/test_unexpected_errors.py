@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from chalicelib.repositories import Messages
+from chalicelib.repositories import Deliveries
 
 
 def test_an_unexpected_error_is_a_500_with_only_a_request_id_and_a_log_line_without_values(api, monkeypatch, caplog):
@@ -14,7 +14,7 @@ def test_an_unexpected_error_is_a_500_with_only_a_request_id_and_a_log_line_with
     def broken_add(self, *, message, client_message_id):
         raise RuntimeError(f"driver said: Incorrect string value {message.body!r} for column body")
 
-    monkeypatch.setattr(Messages, "add", broken_add)
+    monkeypatch.setattr(Deliveries, "direct", broken_add)
     caplog.set_level(logging.DEBUG)
     r = api.send(alice, bob, secret_text)
     assert r.status == 500

@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from chalicelib.settings import PROJECT_ROOT
 from tests.support.servers import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 30
 # Variables of the developer's shell that would change what the server does.
 _CLEARED_PREFIXES = ("REDIS_", "RATE_LIMIT_", "AUTH_", "DB_", "CACHE_", "LONG_POLL_", "MAX_GROUP_")

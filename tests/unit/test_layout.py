@@ -1,5 +1,6 @@
 """The package's shape: chalicelib's modules import each other without a
-cycle (function-level imports included), and only the edge knows HTTP."""
+cycle (function-level imports included), and only the edge (chalicelib/web/)
+knows HTTP."""
 from __future__ import annotations
 
 import ast
@@ -69,4 +70,4 @@ def _imports_chalice(path: Path) -> bool:
 
 def test_only_the_edge_imports_chalice():
     users = {_module(p) for p in PACKAGE.rglob("*.py") if _imports_chalice(p)}
-    assert users == {"chalicelib.web"}, users
+    assert users and all(u.startswith("chalicelib.web.") for u in users), users

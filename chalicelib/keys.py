@@ -1,0 +1,34 @@
+"""Every Redis key and pub/sub channel the app uses, named here and nowhere
+else. The braces are a hash tag: every key of one user sits in one cluster
+slot, so a script can touch a user's window and connections together.
+
+    inbox:{<user_id>}          hash: the user's cache window (cache.py)
+    ws:{<user_id>}             sorted set: live WebSocket connection id -> expiry, ms (connections.py)
+    wsconn:{<connection_id>}   string: the connection's user, for $disconnect (connections.py)
+    wake:{<user_id>}           channel: a delivery to the user committed (wakeups.py)
+    rl:{<subject>}:<limit>     hash: a token bucket (ratelimit.py)
+
+A Redis ACL user for the app needs keys `~inbox:*` `~ws:*` `~wsconn:*`
+`~rl:*` and channels `&wake:*`.
+"""
+from __future__ import annotations
+
+
+def window(user_id: str) -> str:
+    return f"inbox:{{{user_id}}}"
+
+
+def connections(user_id: str) -> str:
+    return f"ws:{{{user_id}}}"
+
+
+def connection_owner(connection_id: str) -> str:
+    return f"wsconn:{{{connection_id}}}"
+
+
+def wake_channel(user_id: str) -> str:
+    return f"wake:{{{user_id}}}"
+
+
+def bucket(subject: str, limit: str) -> str:
+    return f"rl:{{{subject}}}:{limit}"
