@@ -1,9 +1,20 @@
 """One typed method per endpoint of the messaging API, over httpx.
 
 Errors are raised as ApiError (or a subclass per `Code`), carrying the
-server's Code and Message. A call that is safe to repeat is retried on a
-network error, 429 and 503, honouring Retry-After, with capped exponential
-backoff; every call has explicit connect and read timeouts.
+server's Code and Message. Whether a failed call is tried again is one rule,
+from the API's contract (contract.py, generated from the server's), which
+the outbox and the sync loop use too (ApiError.retryable):
+
+- an answer with the error envelope: its Code's `retry` in contract.CODES:
+  'always' (nothing was done, e.g. 429) is retried, 'if_idempotent' (the
+  outcome may be unknown, e.g. 503) only for a call that is safe to repeat
+  (reads, idempotent writes, sends with a client_message_id), 'never' is not;
+- no answer (network error, timeout): as 'if_idempotent';
+- an answer without the envelope (API Gateway's own `{"message": ...}`) with
+  status 502, 503 or 504: as 'if_idempotent'; anything else unknown: never.
+
+Retries honour Retry-After, with capped exponential backoff; every call has
+explicit connect and read timeouts.
 """
 from __future__ import annotations
 
@@ -14,25 +25,53 @@ from typing import Any, Dict, List, Optional
 
 import httpx
 
+from . import contract
+
 DEFAULT_API = "http://127.0.0.1:8000"
 
 
+# The contract's retry classes (contract.CODES' second field).
+ALWAYS, IF_IDEMPOTENT, NEVER = "always", "if_idempotent", "never"
+# Statuses a gateway in front of the API answers with its own body (no
+# envelope) when the API did not answer in time or at all: the call may or
+# may not have been done, as when the network fails.
+GATEWAY_STATUSES = (502, 503, 504)
+
+
+def retry_class(status: int, code: Optional[str]) -> str:
+    """The contract's retry class of a failed call: `code` is the envelope's
+    Code, None for an answer without the envelope; `status` 0 is no answer."""
+    if code is not None:
+        entry = contract.CODES.get(code)
+        return entry[1] if entry else NEVER  # a Code this client does not know
+    if status == 0 or status in GATEWAY_STATUSES:
+        return IF_IDEMPOTENT
+    return NEVER
+
+
 class ApiError(Exception):
-    """The server refused the call: its status, Code and Message."""
+    """The server refused the call: its status, Code and Message, and `retry`:
+    whether it may be sent again ('always', 'if_idempotent' or 'never')."""
 
     def __init__(self, status: int, code: str, message: str, *, retry_after: Optional[float] = None,
-                 body: Optional[Dict[str, Any]] = None) -> None:
+                 body: Optional[Dict[str, Any]] = None, retry: Optional[str] = None) -> None:
         super().__init__(f"{code}: {message}")
         self.status, self.code, self.message = status, code, message
         self.retry_after = retry_after
         self.body = body or {}
+        self.retry = retry if retry is not None else retry_class(status, code)
+
+    def retryable(self, idempotent: bool) -> bool:
+        """May the call that failed so be sent again? `idempotent`: repeating
+        it cannot do it twice (a read, an idempotent write, a send with its key)."""
+        return self.retry == ALWAYS or (self.retry == IF_IDEMPOTENT and idempotent)
 
 
 class Offline(ApiError):
     """The server could not be reached (or did not answer in time)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(0, "Offline", message)
+        super().__init__(0, "Offline", message, retry=IF_IDEMPOTENT)
 
 
 class Unauthorized(ApiError):
@@ -55,10 +94,6 @@ class CursorAhead(ApiError):
 
 _BY_CODE = {"Unauthorized": Unauthorized, "RateLimited": RateLimited, "ServiceUnavailable": ServiceUnavailable,
             "CursorAhead": CursorAhead}
-# Codes that say the call itself is wrong: retrying cannot help.
-PERMANENT = {"BadRequest", "Unauthorized", "Forbidden", "Blocked", "NotAMember", "UserNotFound", "GroupNotFound",
-             "GroupFull", "IdempotencyConflict", "PayloadTooLarge", "UnsupportedMediaType", "NotFound",
-             "MethodNotAllowed", "CursorAhead"}
 
 
 @dataclass(frozen=True)
@@ -161,9 +196,9 @@ class Client:
 
     def _post(self, path: str, params: Dict[str, Any], *, key: Optional[str] = None, safe: bool = True,
               retries: Optional[int] = None, read_timeout: Optional[float] = None) -> Dict[str, Any]:
-        """POST with the parameters as a JSON body. `safe`: repeating the call
-        cannot do it twice (reads, idempotent writes, sends with a key), so
-        network errors and 503s are retried; 429s always are (nothing was done)."""
+        """POST with the parameters as a JSON body, retried as ApiError.retryable
+        says. `safe`: repeating the call cannot do it twice (reads, idempotent
+        writes, sends with a key)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if key is not None:
             headers["Idempotency-Key"] = key
@@ -174,18 +209,14 @@ class Client:
             try:
                 r = self._http.post(path, json=params, headers=headers, timeout=timeout)
             except httpx.TransportError as exc:
-                if safe and not last:
-                    self._sleep(attempt, None)
-                    continue
-                raise Offline(f"cannot reach {self.api} ({type(exc).__name__})") from None
-            if r.status_code < 400:
-                return r.json()
-            error = _error(r)
-            retryable = error.status == 429 or (safe and error.status == 503)
-            if retryable and not last:
-                self._sleep(attempt, error.retry_after)
-                continue
-            raise error
+                error: ApiError = Offline(f"cannot reach {self.api} ({type(exc).__name__})")
+            else:
+                if r.status_code < 400:
+                    return r.json()
+                error = _error(r)
+            if last or not error.retryable(safe):
+                raise error
+            self._sleep(attempt, error.retry_after)
         raise AssertionError("unreachable")
 
     def _sleep(self, attempt: int, retry_after: Optional[float]) -> None:
@@ -206,9 +237,10 @@ def _error(r: httpx.Response) -> ApiError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    code = body.get("Code") or f"HTTP{r.status_code}"
-    message = body.get("Message") or r.reason_phrase
+    envelope = body.get("Code") if isinstance(body.get("Code"), str) and body["Code"] else None
+    code = envelope or f"HTTP{r.status_code}"
+    message = body.get("Message") or body.get("message") or r.reason_phrase  # API Gateway's own: "message"
     retry_after = r.headers.get("Retry-After")
     return _BY_CODE.get(code, ApiError)(r.status_code, code, message,
                                         retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-                                        body=body)
+                                        body=body, retry=retry_class(r.status_code, envelope))

@@ -222,7 +222,14 @@ def _chat(s: Session, conversation: str) -> None:
     for item in s.store.history(conversation, 20):
         print(_line(item, s.profile.user_id))
     s.store.mark_read(conversation)
-    listener = threading.Thread(target=_watch, args=(s, conversation), daemon=True)
+
+    def listen() -> None:
+        try:
+            _watch(s, conversation)
+        except ApiError as error:  # a refusal the sync loop does not retry: one line, not a traceback
+            print(f"error: {error.message} ({error.code}); no longer receiving", file=sys.stderr, flush=True)
+
+    listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     print("type a message and press Enter; Ctrl-D or /quit ends", flush=True)
     for line in sys.stdin:

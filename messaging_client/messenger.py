@@ -8,10 +8,14 @@ trusts a frame over the cursor: a frame that is lost only delays a message
 until the next cursor read.
 
 The outbox sends what `send` queued, oldest first, with each message's own
-idempotency key, until the server acknowledges it: network errors, 429 and
-503 are retried later with capped backoff honouring Retry-After, also by a
-later process on the same store. A refusal that retrying cannot change
-(blocked, not a member, unknown user) marks the message failed.
+idempotency key, until the server acknowledges it. Whether a failed send is
+tried again is the client's one rule from the API's contract
+(ApiError.retryable; each send carries its key, so it is safe to repeat):
+network errors, 429, 503 and a gateway's own 502/503/504 are retried later
+with capped backoff honouring Retry-After, also by a later process on the
+same store; a Code the contract says never to retry (blocked, not a member,
+unknown user, a server bug's 500) or an unknown answer marks the message
+failed at once.
 """
 from __future__ import annotations
 
@@ -21,12 +25,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, List
 
-from .api import PERMANENT, ApiError, Client, CursorAhead, backoff
+from . import contract
+from .api import ApiError, Client, CursorAhead, backoff
 from .store import Store
 
 log = logging.getLogger(__name__)
 
-LONG_POLL_SECONDS = 20
 PING_SECONDS = 300  # API Gateway closes a WebSocket idle for 10 minutes
 
 OnMessage = Callable[[Dict[str, Any]], None]
@@ -63,11 +67,11 @@ class Messenger:
             try:
                 sent = send(self.me, item.target, item.text, client_message_id=item.client_message_id, retries=0)
             except ApiError as error:
-                if error.code in PERMANENT:
-                    self.store.failed(item.client_message_id, f"{error.code}: {error.message}")
-                else:  # offline, rate limited, unavailable: later, the same key
+                if error.retryable(idempotent=True):  # offline, rate limited, unavailable: later, the same key
                     self.store.retry_later(item.client_message_id, backoff(item.attempts, error.retry_after),
                                            f"{error.code}: {error.message}")
+                else:  # the same send would fail the same way
+                    self.store.failed(item.client_message_id, f"{error.code}: {error.message}")
                 continue
             self.store.sent(item.client_message_id, sent.message_id, sent.sent_at)
         return len(self.store.pending(now=float("inf")))
@@ -95,7 +99,9 @@ class Messenger:
 
     def run(self, on_message: OnMessage, *, websocket: bool = True) -> None:
         """The sync loop, until stop(): WebSocket when offered, else long-poll;
-        the outbox is flushed as it goes. Network trouble backs off and retries."""
+        the outbox is flushed as it goes. What the rule retries for a read
+        (network trouble, 429, 503) backs off and tries again; any other
+        refusal (e.g. Unauthorized: the token is no longer valid) is raised."""
         attempt = 0
         while not self._stop.is_set():
             try:
@@ -104,11 +110,12 @@ class Messenger:
                 if ticket is not None and ticket.url:
                     self._websocket(f"{ticket.url}?ticket={ticket.ticket}", on_message)
                 else:
-                    for item in self.catch_up(wait=LONG_POLL_SECONDS):
+                    for item in self.catch_up(wait=contract.MAX_WAIT_SECONDS):
                         on_message(item)
                 attempt = 0
-            except (ApiError, OSError, EOFError) as error:
-                if isinstance(error, ApiError) and error.code in ("Unauthorized", "Forbidden", "UserNotFound"):
+            except (ApiError, OSError, EOFError) as error:  # OSError, EOFError: the WebSocket's network
+                # Reads and tickets are safe to repeat; what the rule never retries fails the same way again.
+                if isinstance(error, ApiError) and not error.retryable(idempotent=True):
                     raise
                 retry_after = error.retry_after if isinstance(error, ApiError) else None
                 self._stop.wait(backoff(attempt, retry_after))
@@ -122,7 +129,7 @@ class Messenger:
             socket = connect(url, open_timeout=10, close_timeout=2, max_size=2 ** 20)
         except InvalidStatus as refused:  # e.g. 503: live delivery unavailable now, long-poll meanwhile
             log.info("WebSocket refused (%s); long-polling", refused.response.status_code)
-            for item in self.catch_up(wait=LONG_POLL_SECONDS):
+            for item in self.catch_up(wait=contract.MAX_WAIT_SECONDS):
                 on_message(item)
             return
         with socket:

@@ -2,7 +2,9 @@
 `make run`'s server on SQLite and on MariaDB + Redis (WebSocket sync), and
 against `chalice local` itself (no WebSocket: long-poll). The outbox sends a
 message exactly once when the client is killed between storing and sending,
-and through a 503 storm that loses acknowledgements."""
+and through a 503 storm that loses acknowledgements. What is retried follows
+the contract's rule: a 500 is not (the message is marked failed), a 503 to a
+send with its key is, a 429 is after Retry-After, a gateway's own 504 is."""
 from __future__ import annotations
 
 import json
@@ -13,14 +15,17 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from messaging_client import Client, Messenger, Store
+from messaging_client import ApiError, Client, Messenger, Store
+from messaging_client.api import ServiceUnavailable
 from tests.support.devserver import PROJECT_ROOT, DevServer, server_environment
 from tests.support.flaky_proxy import FlakyProxy
+from tests.support.scripted_api import Answer, ScriptedApi
 from tests.support.servers import free_port, wait_until
 
 AUTH_SECRET = "client-tests-secret-0123456789abcdef"
@@ -195,6 +200,126 @@ def test_through_a_503_storm_that_loses_acknowledgements_each_message_arrives_on
     received = bob.catch_up()
     assert [m["text"] for m in received] == ["storm 0", "storm 1", "storm 2"]
     assert [flaky.store.outbox_state(k)["message_id"] for k in keys] == [m["message_id"] for m in received]
+
+
+# --------------------------------------------------------------------------- what is retried: the contract's rule
+
+BUG = {"Code": "InternalServerError", "Message": "internal error, request id r-500"}
+
+
+def test_a_send_answered_500_is_marked_failed_after_one_attempt_not_retried_forever(server, tmp_path):
+    alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+    bug = ScriptedApi(default=Answer(500, BUG))  # an API that answers every call with a bug's 500
+    try:
+        broken = Messenger(Client(bug.url, alice.client.token), alice.store, alice.me)
+        key = broken.send(bob.me, "meets a bug")
+        assert broken.store.outbox_state(key) == {"state": "failed", "attempts": 0, "message_id": None,
+                                                  "error": "InternalServerError: internal error, request id r-500"}
+        assert broken.flush_until(time.monotonic() + 30) == 0  # nothing left to try again
+        with pytest.raises(ApiError) as refused:  # a send safe to repeat, with retries to spare: still once
+            broken.client.send(alice.me, bob.me, "with a key", client_message_id=f"c-{uuid.uuid4()}")
+        assert (refused.value.code, refused.value.retry) == ("InternalServerError", "never")
+        assert [e.status for e in bug.log] == [500, 500]  # one attempt each
+
+        # The command line says so at once, in the line a refused send gets (not "not sent yet" after 15 s).
+        home = tmp_path / "home"
+        assert cli(home, "register", "shir", api=server.url).returncode == 0
+        sent = cli(home, "send", bob.me, "hi", api=bug.url)
+        assert (sent.returncode, sent.stdout) == (1, ""), sent
+        assert sent.stderr == "error: not sent: internal error, request id r-500 (InternalServerError)\n"
+        assert [e.path for e in bug.log[2:]] == ["/send"]
+        # The sync loop's reads follow the same rule: `watch` ends with the error instead of retrying forever.
+        watch = cli(home, "watch", api=bug.url)
+        assert watch.returncode == 1 and watch.stdout.startswith("watching as shir"), watch
+        assert watch.stderr == "error: internal error, request id r-500 (InternalServerError)\n", watch
+    finally:
+        bug.stop()
+    assert bob.catch_up() == []
+
+
+def test_a_503_to_a_send_with_its_key_is_retried_and_delivered_once(server, tmp_path):
+    alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+    with_key, without_key = FlakyProxy(server.url, failures=1), FlakyProxy(server.url, failures=1)
+    try:
+        sent = Client(with_key.url, alice.client.token, retries=2).send(
+            alice.me, bob.me, "through a 503", client_message_id=f"c-{uuid.uuid4()}")
+        assert with_key.log == ["503", "forwarded"]  # done at the first attempt, acknowledged at the second
+        assert sent.duplicate
+        with pytest.raises(ServiceUnavailable):  # the same answer to a send without a key: it may have been done
+            Client(without_key.url, alice.client.token, retries=2).send(alice.me, bob.me, "through a 503, no key")
+        assert without_key.log == ["503"]  # so it is not sent again (it was done: a retry would have doubled it)
+    finally:
+        with_key.stop()
+        without_key.stop()
+    received = bob.catch_up()
+    assert [m["text"] for m in received] == ["through a 503", "through a 503, no key"]
+    assert received[0]["message_id"] == sent.message_id
+
+
+def test_a_429_is_retried_after_retry_after_by_the_library_and_by_the_outbox(tmp_path, session_redis):
+    limited = DevServer(tmp_path / "limited.log", DATABASE_URL=f"sqlite:///{tmp_path / 'limited.sqlite3'}",
+                        AUTH_SECRET=AUTH_SECRET, REDIS_URL=session_redis.url,
+                        RATE_LIMIT_SENDS_PER_MINUTE="60").start()  # a burst of 60, then one a second
+    try:
+        alice, bob = user(limited.url, "alice", tmp_path), user(limited.url, "bob", tmp_path)
+        wire = ScriptedApi(upstream=limited.url)  # relays the API's own answers and records them
+        try:
+            client = Client(wire.url, alice.client.token, retries=2)
+            texts: List[str] = []
+            while not any(e.status == 429 for e in wire.log):  # sends without a key: 429 means nothing was done
+                assert len(texts) < 300, "never rate limited"
+                texts.append(f"m{len(texts)}")
+                client.send(alice.me, bob.me, texts[-1])
+            _assert_retried_after_retry_after(wire.sent())
+
+            outbox = Messenger(Client(wire.url, alice.client.token), alice.store, alice.me)
+            limited_at = len(wire.log)
+            while True:  # the bucket is empty now; a token may come back in between, hence a loop
+                assert len(texts) < 300, "never rate limited"
+                texts.append(f"m{len(texts)}")
+                key = outbox.send(bob.me, texts[-1])
+                if outbox.store.outbox_state(key)["state"] == "pending":
+                    break
+                limited_at = len(wire.log)
+            state = outbox.store.outbox_state(key)
+            assert state["attempts"] == 1 and state["error"].startswith("RateLimited: "), state
+            assert outbox.flush_until(time.monotonic() + 30) == 0
+            assert outbox.store.outbox_state(key)["state"] == "sent"
+            _assert_retried_after_retry_after(wire.sent()[limited_at:])
+        finally:
+            wire.stop()
+        assert [m["text"] for m in bob.catch_up()] == texts  # each once
+    finally:
+        limited.stop()
+
+
+def _assert_retried_after_retry_after(sends) -> None:
+    """The first 429 in `sends` (the API's own, with Retry-After) is followed by
+    the same send again, no sooner than Retry-After, and the API took it."""
+    first = next(i for i, e in enumerate(sends) if e.status == 429)
+    refused, again = sends[first], sends[first + 1]
+    assert not refused.scripted and refused.retry_after is not None and int(refused.retry_after) >= 1, refused
+    assert again.received - refused.answered >= int(refused.retry_after), (refused, again)
+    assert again.status == 201, again
+
+
+def test_a_gateways_own_504_is_retried_with_the_key_and_any_other_unknown_answer_is_not(server, tmp_path):
+    alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+    gateway = ScriptedApi(upstream=server.url, script=[Answer(504, {"message": "Endpoint request timed out"})])
+    try:  # API Gateway's own bodies have no Code: a 504 after the API did the send...
+        outbox = Messenger(Client(gateway.url, alice.client.token), alice.store, alice.me)
+        timed_out = outbox.store.queue("direct", bob.me, "the gateway timed out")
+        assert outbox.flush_until(time.monotonic() + 30) == 0
+        # ...and a 403 of its own, before the API saw anything.
+        gateway.script.append(Answer(403, {"message": "Missing Authentication Token"}, forward=False))
+        refused = outbox.send(bob.me, "the gateway refused")
+    finally:
+        gateway.stop()
+    assert [(e.status, e.scripted) for e in gateway.sent()] == [(504, True), (200, False), (403, True)]
+    assert outbox.store.outbox_state(timed_out)["state"] == "sent"
+    assert outbox.store.outbox_state(refused) == {"state": "failed", "attempts": 0, "message_id": None,
+                                                  "error": "HTTP403: Missing Authentication Token"}
+    assert [m["text"] for m in bob.catch_up()] == ["the gateway timed out"]  # once
 
 
 # --------------------------------------------------------------------------- the command line
