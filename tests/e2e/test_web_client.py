@@ -3,8 +3,10 @@ driven by Playwright, against `make run`'s development server over real
 sockets. Two browser contexts are two people: direct and group chats
 delivered live over the WebSocket and over the long-poll fallback, unread
 counts, history across a reload, blocking, a send retried after a network
-error delivered once, and a phone-sized screen. Screenshots go to the test's
-tmp_path (their paths are printed: `pytest -s` shows them)."""
+error delivered once, retries as chalicelib/contract.py allows them (a 503
+or a gateway's 504 is retried, a 500 is not), forgetting a profile only once
+confirmed, and a phone-sized screen. Screenshots go to the test's tmp_path
+(their paths are printed: `pytest -s` shows them)."""
 from __future__ import annotations
 
 import json
@@ -326,3 +328,140 @@ def test_offline_and_rate_limited_sends_are_kept_told_and_retried_and_a_refused_
     alice.page.reload()
     expect(alice.page.locator("#signin-status")).to_contain_text("Unauthorized")
     expect(alice.page.get_by_role("button", name="Continue as Alice")).to_be_visible()
+
+
+def _answer(route, status: int, code: str, message: str, **headers: str) -> None:
+    """Answers the intercepted request with the API's error envelope."""
+    route.fulfill(status=status, headers=headers, content_type="application/json",
+                  body=json.dumps({"Code": code, "Message": message}))
+
+
+def test_a_send_answered_500_is_marked_failed_not_retried_and_its_retry_button_sends_it_under_its_key(people):
+    alice, bob = people("Alice").live(), people("Bob").live()
+    alice.start_direct(bob.user_id, "Bob")
+    box, status = alice.page.locator("#composer-text"), alice.page.locator("#composer-status")
+    keys: List[str] = []
+
+    def broken_once(route):
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            _answer(route, 500, "InternalServerError", "internal error, request id test-500")
+        else:
+            route.continue_()
+
+    alice.page.route("**/send", broken_once)
+    box.fill("hits a bug")
+    box.press("Enter")
+    failed = alice.page.locator("#messages .msg.mine", has_text="hits a bug")
+    expect(failed).to_have_attribute("data-state", "failed")
+    expect(failed.locator(".why")).to_have_text("internal error, request id test-500")
+    expect(status).to_have_text("internal error, request id test-500")  # no "Trying again"
+    # One message at a time, in order: the next one going out shows the first is no longer being retried.
+    box.fill("the next one")
+    box.press("Enter")
+    expect(alice.page.locator("#messages .msg.mine", has_text="the next one")).to_have_attribute("data-state", "sent")
+    expect(failed).to_have_attribute("data-state", "failed")
+    assert len(keys) == 2 and keys[0] != keys[1], keys
+    bob.open(f"d:{alice.user_id}")
+    expect(bob.texts()).to_have_text(["the next one"])
+
+    failed.get_by_role("button", name="Retry").click()
+    expect(failed).to_have_attribute("data-state", "sent")
+    assert len(keys) == 3 and keys[2] == keys[0], keys
+    expect(bob.texts()).to_have_text(["the next one", "hits a bug"])
+
+
+def test_a_send_answered_503_or_a_gateways_own_504_is_retried_under_its_key_and_delivered_once(people):
+    alice, bob = people("Alice").live(), people("Bob").live()
+    alice.start_direct(bob.user_id, "Bob")
+    box, status = alice.page.locator("#composer-text"), alice.page.locator("#composer-status")
+    keys: List[str] = []
+
+    def unavailable_then_timed_out(route):
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            _answer(route, 503, "ServiceUnavailable", "the database cannot be reached", **{"Retry-After": "1"})
+        elif len(keys) == 2:  # API Gateway's own answer: no envelope
+            route.fulfill(status=504, content_type="application/json", body='{"message": "Endpoint request timed out"}')
+        else:
+            route.continue_()
+
+    alice.page.route("**/send", unavailable_then_timed_out)
+    box.fill("worth the wait")
+    box.press("Enter")
+    expect(status).to_contain_text("The server is unavailable right now. Trying again in 1 s; the message is kept.")
+    expect(alice.mine().last).to_have_attribute("data-state", "pending")
+    expect(alice.mine().last).to_have_attribute("data-state", "sent")
+    expect(status).to_have_text("")
+    assert len(keys) == 3 and len(set(keys)) == 1 and UUID.match(keys[0]), keys
+    bob.open(f"d:{alice.user_id}")
+    expect(bob.texts()).to_have_text(["worth the wait"])
+
+
+def test_a_read_answered_503_is_retried_but_one_answered_500_stops_live_updates_until_reconnect(people, tmp_path):
+    alice, bob = people("Alice").live(), people("Bob").live()
+    alice.start_direct(bob.user_id, "Bob")
+    alice.send("before")
+    bob.open(f"d:{alice.user_id}")
+    expect(bob.texts()).to_have_text(["before"])
+    reads: List[str] = []
+
+    def unavailable_then_broken(route):
+        reads.append(route.request.url)
+        if len(reads) == 1:
+            _answer(route, 503, "ServiceUnavailable", "the database cannot be reached", **{"Retry-After": "1"})
+        elif len(reads) == 2:
+            _answer(route, 500, "InternalServerError", "internal error, request id test-500")
+        else:
+            route.continue_()
+
+    bob.page.route("**/read_messages", unavailable_then_broken)
+    bob.page.reload()
+    conn, reconnect = bob.page.locator("#conn-status"), bob.page.get_by_role("button", name="Reconnect")
+    expect(conn).to_contain_text("Cannot read new messages: The server is unavailable right now. Trying again in 1 s")
+    expect(conn).to_have_text("Cannot read new messages: internal error, request id test-500")
+    expect(conn).to_have_attribute("data-state", "stopped")
+    expect(reconnect).to_be_visible()
+    bob.screenshot(tmp_path, "reads-stopped-bob")
+    alice.send("while Bob's reads are stopped")
+    assert len(reads) == 2, reads  # the 500 is not retried by itself
+    expect(bob.texts()).to_have_text(["before"])
+
+    reconnect.click()
+    bob.live()
+    expect(reconnect).to_be_hidden()
+    expect(bob.texts()).to_have_text(["before", "while Bob's reads are stopped"])
+    alice.send("live again")
+    expect(bob.texts()).to_have_text(["before", "while Bob's reads are stopped", "live again"])
+
+
+def test_forgetting_a_profile_asks_first_and_only_the_confirmation_deletes_it(people, tmp_path):
+    alice = people("Alice").live()
+    alice.start_direct(alice.user_id, "Notes to self")
+    alice.send("a note to myself")
+    page = alice.page
+    database = f"messaging-{alice.user_id}"
+
+    def stored():
+        databases = page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
+        profiles = json.loads(page.evaluate("localStorage.getItem('messaging.profiles.v1')") or "[]")
+        return database in databases, [p["user_id"] for p in profiles]
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Forget Alice", exact=True).click()
+    expect(page.get_by_role("button", name="Yes, forget Alice")).to_be_visible()
+    expect(page.get_by_role("button", name="Keep Alice")).to_be_focused()
+    alice.screenshot(tmp_path, "forget-asks-alice")
+    assert stored() == (True, [alice.user_id])
+    # Leaving the question unanswered deletes nothing either.
+    page.reload()
+    expect(page.get_by_role("button", name="Continue as Alice")).to_be_visible()
+    page.get_by_role("button", name="Forget Alice", exact=True).click()
+    page.get_by_role("button", name="Keep Alice").click()
+    expect(page.get_by_role("button", name="Forget Alice", exact=True)).to_be_focused()
+    assert stored() == (True, [alice.user_id])
+
+    page.get_by_role("button", name="Forget Alice", exact=True).click()
+    page.get_by_role("button", name="Yes, forget Alice").click()
+    expect(page.locator("#saved-profiles")).to_be_hidden()
+    assert stored() == (False, [])

@@ -1,0 +1,104 @@
+// The API: one function per endpoint, ApiError, and when an answer may be retried.
+
+import { CODES } from './contract.js';
+import { seconds } from './helpers.js';
+
+// API Gateway answers these itself, with its own body ({"message": …}) and no envelope Code.
+const GATEWAY_STATUSES = new Set([502, 503, 504]);
+
+/**
+ * 'always' | 'if_idempotent' | 'never', from the contract. An envelope Code
+ * the contract knows decides. No answer at all (status 0), or a gateway's
+ * own 502/503/504 without the envelope, leaves the outcome unknown:
+ * 'if_idempotent'. Anything else unknown: 'never'.
+ */
+export function retryRule(status, envelopeCode) {
+  if (envelopeCode !== null && Object.hasOwn(CODES, envelopeCode)) return CODES[envelopeCode].retry;
+  if (status === 0 || (envelopeCode === null && GATEWAY_STATUSES.has(status))) return 'if_idempotent';
+  return 'never';
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message, { retryAfterMs = null, body = null, rule = 'never', safe = false } = {}) {
+    super(message);
+    this.status = status;            // 0: no answer (offline, server down)
+    this.code = code;                // the envelope's Code, Offline, or HTTP<status>
+    this.retryAfterMs = retryAfterMs;
+    this.body = body;
+    this.rule = rule;                // retryRule's answer
+    this.safe = safe;                // the call can be repeated without doing it twice
+  }
+
+  /** Worth sending again (a send: with the same idempotency key). */
+  get retryable() { return this.rule === 'always' || (this.rule === 'if_idempotent' && this.safe); }
+}
+
+function retryAfterMs(header) {
+  if (!header) return null;
+  const s = Number(header);
+  if (Number.isFinite(s)) return Math.max(0, s * 1000);
+  const when = Date.parse(header);
+  return Number.isNaN(when) ? null : Math.max(0, when - Date.now());
+}
+
+/** POST a JSON body; the answer's JSON, or an ApiError carrying the envelope's Code. */
+async function call(path, params, { token, key, signal, safe }) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (key) headers['Idempotency-Key'] = key;
+  let response;
+  try {
+    // Relative, so a deployed stage prefix (…/api/) is kept.
+    response = await fetch(path, { method: 'POST', headers, body: JSON.stringify(params), signal, cache: 'no-store' });
+  } catch (err) {
+    if (err && err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'Offline', 'offline, or the server cannot be reached', { rule: retryRule(0, null), safe });
+  }
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* not JSON: a proxy's error page */ }
+  if (response.ok) return body;
+  const envelope = body && typeof body.Code === 'string' ? body.Code : null;
+  const message = body && typeof body.Message === 'string' ? body.Message : response.statusText;
+  throw new ApiError(response.status, envelope ?? `HTTP${response.status}`, message, {
+    retryAfterMs: retryAfterMs(response.headers.get('Retry-After')), body,
+    rule: retryRule(response.status, envelope), safe,
+  });
+}
+
+// `auth` is {token, signal}. Reads, and writes that set a state (block, update_group), are safe to
+// repeat; so is a send, which always carries its idempotency key. register and create_group are not.
+
+export const register = (userName) => call('register', { user_name: userName }, { safe: false });
+
+export const createGroup = (auth, groupName) => call('create_group', { group_name: groupName }, { ...auth, safe: false });
+
+export const updateGroup = (auth, params) => call('update_group', params, { ...auth, safe: true });
+
+export const block = (auth, params) => call('block', params, { ...auth, safe: true });
+
+export const readMessages = (auth, params) => call('read_messages', params, { ...auth, safe: true });
+
+export const connectTicket = (auth, params) => call('connect_ticket', params, { ...auth, safe: true });
+
+export function send(auth, kind, params, key) {
+  return call(kind === 'group' ? 'send_group' : 'send', params, { ...auth, key, safe: Boolean(key) });
+}
+
+/** What a person should read for an error, `waitMs` being when it is retried (if it is). */
+export function describe(err, waitMs) {
+  const retry = waitMs != null ? ` Trying again in ${seconds(waitMs)} s; the message is kept.` : '';
+  switch (err.code) {
+    case 'Blocked': return 'Not delivered: this person has blocked you.';
+    case 'NotAMember': return 'Not delivered: you are not a member of this group. Join it again to send.';
+    case 'RateLimited': return `Too many requests: the server asks to wait ${seconds(waitMs ?? err.retryAfterMs ?? 1000)} s.${waitMs != null ? ' The message is kept and sent then.' : ''}`;
+    case 'UserNotFound': return 'No user has this id. Check the id that was pasted.';
+    case 'GroupNotFound': return 'No group has this id. Check the id that was pasted.';
+    case 'Unauthorized': return 'Your sign-in is no longer valid. Sign in again.';
+    case 'Forbidden': return 'The server refused: this profile may not do that.';
+    case 'ServiceUnavailable': return `The server is unavailable right now.${retry}`;
+    case 'Offline': return `You are offline, or the server cannot be reached.${retry}`;
+    case 'GroupFull': return 'This group is full.';
+    case 'IdempotencyConflict': return 'The server already has a different message under this key; not sent.';
+    default: return `${err.message || err.code}${retry}`;
+  }
+}

@@ -1,0 +1,96 @@
+// The signed-in profile's state: its conversations, messages, cursor and outbox, and its store.
+
+import { shortId } from './helpers.js';
+
+export class Session {
+  /** `saved` is what the store held; `onUnauthorized(session)` runs when the server refuses the token. */
+  constructor(profile, store, saved, view, onUnauthorized) {
+    this.profile = profile;
+    this.store = store;
+    this.view = view;
+    this.onUnauthorized = onUnauthorized;
+    this.abort = new AbortController();   // aborted when the session ends: every loop stops
+    this.ws = null;
+    this.cursor = saved.cursor;           // the last seq applied, always contiguous
+    this.conversations = new Map();
+    this.messages = new Map();            // conversation id -> (key -> record)
+    this.selected = null;
+    this.outbox = [];
+    this.pumping = false;
+    this.catching = null;
+    this.catchAgain = false;
+    this.lock = Promise.resolve();
+    this.runs = 0;                        // the live loop's generation: a newer one ends the older
+    this.halted = null;                   // the error that stopped the live loop, until Reconnect
+    this.errors = new Map();              // conversation id -> {text, key, error}: shown near the composer
+    for (const conv of saved.conversations) this.conversations.set(conv.id, conv);
+    for (const record of saved.messages) this.messagesOf(record.conv).set(record.key, record);
+  }
+
+  get me() { return this.profile.user_id; }
+
+  get alive() { return !this.abort.signal.aborted; }
+
+  /** What every call of this session carries. */
+  get auth() { return { token: this.profile.token, signal: this.abort.signal }; }
+
+  stop() {
+    this.abort.abort();
+    if (this.ws) { try { this.ws.close(); } catch (_) { /* already closed */ } }
+    this.store.close();
+  }
+
+  unauthorized() { this.onUnauthorized(this); }
+
+  /** Serializes changes to the cursor and the stores. */
+  exclusive(fn) {
+    const next = this.lock.then(fn);
+    this.lock = next.catch(() => {});
+    return next;
+  }
+
+  messagesOf(convId) {
+    let map = this.messages.get(convId);
+    if (!map) { map = new Map(); this.messages.set(convId, map); }
+    return map;
+  }
+
+  conversation(id, defaults) {
+    let conv = this.conversations.get(id);
+    if (!conv) {
+      conv = {
+        id, kind: id.startsWith('g:') ? 'group' : 'direct', target: id.slice(2), name: null, unread: 0,
+        last_at: Date.now(), last_text: '', blocked: false, member: id.startsWith('g:') ? true : null, ...defaults,
+      };
+      this.conversations.set(id, conv);
+    }
+    return conv;
+  }
+
+  async persist(change) {
+    if (!this.alive) return;
+    try { await this.store.write(change); } catch (_) {
+      this.view.status('sidebar', 'Could not save to this browser\'s storage (full?): new messages may be read again after a reload.', true);
+    }
+  }
+
+  markMembership(convId, member) {
+    const conv = this.conversations.get(convId);
+    if (!conv || conv.member === member) return;
+    conv.member = member;
+    this.persist({ conversations: [conv] });
+    this.view.render(this);
+  }
+
+  displayName(conv) {
+    if (conv.kind === 'direct' && conv.target === this.me) return 'Notes to self';
+    if (conv.name) return conv.name;
+    return conv.kind === 'group' ? `Group ${shortId(conv.target)}` : `User ${shortId(conv.target)}`;
+  }
+
+  senderName(record) {
+    if (record.sender_id === this.me) return 'You';
+    const direct = this.conversations.get(`d:${record.sender_id}`);
+    return direct && direct.name ? direct.name : `User ${shortId(record.sender_id)}`;
+  }
+}
