@@ -1,7 +1,9 @@
 """Retention through the app, on SQLite and MariaDB, with Redis: the
 scheduled purge deletes what is older than RETENTION_DAYS, the cache never
 serves a purged message, sends run on while it purges, and with Redis
-unreachable it stops rather than leave the cache wrong."""
+unreachable it stops rather than leave the cache wrong. The retention rule
+itself (what goes, in batches, and that seqs stay) is checked on the use
+cases, tests/usecases/test_retention.py."""
 from __future__ import annotations
 
 import json

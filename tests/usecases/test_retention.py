@@ -1,11 +1,14 @@
-"""Retention on the use cases (temp-file SQLite, a clock of the test's own)."""
+"""Retention on the use cases (SQLite and MariaDB, a clock of the test's
+own). A purge counts every user's old rows, so each test starts from an
+empty database (empty_deps). The scheduled job, the cache and Redis are
+tests/integration/test_retention_job.py's."""
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
 
 from chalicelib.usecases import UseCases
-from tests.usecases.test_messaging_rules import inbox, join, send, send_group, user
+from tests.usecases.steps import inbox, join, send, send_group, user
 
 DAY0 = datetime(2026, 1, 1, 12, 0)
 
@@ -15,40 +18,40 @@ def at(deps, moment, **changes) -> UseCases:
     return UseCases(dataclasses.replace(deps, now=lambda: moment, **changes))
 
 
-def test_messages_older_than_the_retention_go_and_seqs_stay_as_they_were(deps):
-    early = at(deps, DAY0)
+def test_messages_older_than_the_retention_go_and_seqs_stay_as_they_were(empty_deps):
+    early = at(empty_deps, DAY0)
     alice, bob, carol = user(early, "alice"), user(early, "bob"), user(early, "carol")
     group = early.membership.create_group(caller=None, group_name="g").group_id
     for member in (alice, bob, carol):
         join(early, member, group)
     send(early, alice, bob, "old direct")
     send_group(early, alice, group, "old group")  # two inbox rows: bob's and carol's
-    later = at(deps, DAY0 + timedelta(days=10))
+    later = at(empty_deps, DAY0 + timedelta(days=10))
     send(later, alice, bob, "recent")
-    purged = at(deps, DAY0 + timedelta(days=12), retention_days=5).retention.purge(batch=1)
+    purged = at(empty_deps, DAY0 + timedelta(days=12), retention_days=5).retention.purge(batch=1)
     assert (purged.inbox_rows, purged.messages, purged.finished) == (3, 2, True), purged
     assert purged.batches == 3  # one inbox row a batch; the group message went with its last row
     assert [(m["seq"], m["text"]) for m in inbox(later, bob)] == [(3, "recent")]  # seqs never renumbered
     assert inbox(later, carol) == []
     assert [(m["seq"], m["text"]) for m in inbox(later, bob, after=2)] == [(3, "recent")]
-    again = at(deps, DAY0 + timedelta(days=12), retention_days=5).retention.purge()
+    again = at(empty_deps, DAY0 + timedelta(days=12), retention_days=5).retention.purge()
     assert (again.inbox_rows, again.messages, again.finished) == (0, 0, True)
 
 
-def test_a_message_no_inbox_row_ever_referenced_goes_too(deps):
-    early = at(deps, DAY0)
+def test_a_message_no_inbox_row_ever_referenced_goes_too(empty_deps):
+    early = at(empty_deps, DAY0)
     alice = user(early, "alice")
     group = early.membership.create_group(caller=None, group_name="alone").group_id
     join(early, alice, group)
     assert send_group(early, alice, group, "to nobody").recipients == 0
-    purged = at(deps, DAY0 + timedelta(days=40), retention_days=30).retention.purge()
+    purged = at(empty_deps, DAY0 + timedelta(days=40), retention_days=30).retention.purge()
     assert (purged.inbox_rows, purged.messages, purged.finished) == (0, 1, True)
 
 
-def test_without_retention_days_nothing_is_purged(deps):
-    early = at(deps, DAY0)
+def test_without_retention_days_nothing_is_purged(empty_deps):
+    early = at(empty_deps, DAY0)
     alice, bob = user(early, "alice"), user(early, "bob")
     send(early, alice, bob, "kept")
-    purged = at(deps, DAY0 + timedelta(days=4000)).retention.purge()
+    purged = at(empty_deps, DAY0 + timedelta(days=4000)).retention.purge()
     assert (purged.inbox_rows, purged.finished) == (0, True) and "RETENTION_DAYS" in purged.stopped_because
     assert [m["text"] for m in inbox(early, bob)] == ["kept"]
