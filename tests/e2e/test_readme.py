@@ -17,18 +17,26 @@ README_API = "http://127.0.0.1:8000"
 EXPECTED = "# → "
 
 
-def walkthrough() -> str:
-    """The README's first ```sh block, the one that sets API=."""
+def sh_blocks(first_line: str) -> List[str]:
+    """The README's ```sh blocks that start with `first_line`, in order."""
     blocks = re.findall(r"^```sh\n(.*?)^```$", README.read_text(), flags=re.S | re.M)
-    [block] = [b for b in blocks if b.startswith(f"API={README_API}\n")]
+    return [b for b in blocks if b.startswith(f"{first_line}\n")]
+
+
+def walkthrough() -> str:
+    """The README's ```sh block that sets API=."""
+    [block] = sh_blocks(f"API={README_API}")
     return block
 
 
+def answer_pattern(shown: str) -> re.Pattern:
+    """What the README shows as a pattern: `…` is any text without a quote."""
+    return re.compile("".join("[^\"]+" if part == "…" else re.escape(part) for part in re.split("(…)", shown)))
+
+
 def expected_answers(block: str) -> List[re.Pattern]:
-    """Each `# → ...` line as a pattern: `…` is any text without a quote."""
-    return [re.compile("".join("[^\"]+" if part == "…" else re.escape(part)
-                               for part in re.split("(…)", line[len(EXPECTED):])))
-            for line in block.splitlines() if line.startswith(EXPECTED)]
+    """Each `# → ...` line as a pattern."""
+    return [answer_pattern(line[len(EXPECTED):]) for line in block.splitlines() if line.startswith(EXPECTED)]
 
 
 @pytest.fixture
