@@ -95,7 +95,7 @@ def health(call: Call):
     return use().health.check()
 
 
-edge.static_files(STATIC)  # the web client at GET /
+edge.static_files(STATIC, websocket_url=lambda: use().live.websocket_url)  # the web client at GET /
 edge.unknown_routes()
 
 

@@ -24,7 +24,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 from .errors import Unauthorized
 from .params import parse_id
-from .settings import ConfigError
+from .settings import ConfigError, private_dir
 
 VERSION = "v1"
 TICKET_VERSION = "w1"
@@ -148,7 +148,7 @@ def development_secret(data_dir: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         secret = _secrets.token_urlsafe(32)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

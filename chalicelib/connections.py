@@ -21,7 +21,12 @@ from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink, Script
 
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a WebSocket after 2 hours
-MAX_CONNECTIONS_PER_USER = 10  # more push to too many devices: the oldest go
+MAX_CONNECTIONS_PER_USER = 10  # a new one beyond this is refused
+
+# What add() answers.
+ADDED = "added"
+FULL = "full"  # the user already holds MAX_CONNECTIONS_PER_USER
+UNAVAILABLE = "unavailable"  # it could not be registered (Redis down)
 
 
 ADD = Script.load("connection_add")
@@ -30,8 +35,8 @@ ADD = Script.load("connection_add")
 class Connections(Protocol):
     """Each user's live WebSocket connections, by id."""
 
-    def add(self, user_id: str, connection_id: str) -> bool:
-        """Register a connection; False when it could not be registered."""
+    def add(self, user_id: str, connection_id: str) -> str:
+        """Register a connection: ADDED, FULL or UNAVAILABLE."""
 
     def remove(self, connection_id: str) -> None:
         """$disconnect: forget the connection, whoever it belonged to."""
@@ -47,15 +52,17 @@ class RedisConnections:
     def __init__(self, link: RedisLink) -> None:
         self._link = link
 
-    def add(self, user_id: str, connection_id: str) -> bool:
-        """Register a connection; False when Redis could not be reached."""
-        def add() -> None:
-            self._link.run(ADD, [keys.connections(user_id)], [connection_id, CONNECTION_TTL_SECONDS,
-                                                               MAX_CONNECTIONS_PER_USER])
+    def add(self, user_id: str, connection_id: str) -> str:
+        def add() -> str:
+            if not self._link.run(ADD, [keys.connections(user_id)], [connection_id, CONNECTION_TTL_SECONDS,
+                                                                      MAX_CONNECTIONS_PER_USER]):
+                return FULL
             count_redis_round_trip()
             self._link.client.set(keys.connection_owner(connection_id), user_id, ex=CONNECTION_TTL_SECONDS)
+            return ADDED
 
-        return self._link.guard(add) is not SKIPPED
+        added = self._link.guard(add)
+        return UNAVAILABLE if added is SKIPPED else added
 
     def remove(self, connection_id: str) -> None:
         """$disconnect: forget the connection, whoever it belonged to."""
@@ -113,17 +120,16 @@ class LocalConnections:
         self._by_user: Dict[str, Dict[str, float]] = {}  # user -> connection -> expiry (monotonic)
         self._owner: Dict[str, str] = {}
 
-    def add(self, user_id: str, connection_id: str) -> bool:
+    def add(self, user_id: str, connection_id: str) -> str:
         now = time.monotonic()
         with self._lock:
             live = {c: e for c, e in self._by_user.get(user_id, {}).items() if e > now}
+            if len(live) >= MAX_CONNECTIONS_PER_USER:
+                return FULL
             live[connection_id] = now + CONNECTION_TTL_SECONDS
-            for old in sorted(live, key=live.get)[:-MAX_CONNECTIONS_PER_USER]:
-                del live[old]
-                self._owner.pop(old, None)
             self._by_user[user_id] = live
             self._owner[connection_id] = user_id
-        return True
+        return ADDED
 
     def remove(self, connection_id: str) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ other SQL; they ask the dialect for these."""
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from . import timebudget
 from .errors import ServiceUnavailable
 from .metering import count_statement
 from .secrets import SecretStore, database_credentials
-from .settings import PROJECT_ROOT, Settings
+from .settings import DATA_DIR, PROJECT_ROOT, Settings, private_dir
 
 RDS_CA_BUNDLE = "chalicelib/certs/rds-ca-bundle.pem"  # Amazon RDS CAs and Amazon root CAs (RDS Proxy)
 
@@ -263,7 +264,7 @@ class SQLiteDialect:
         self._busy_timeout = settings.db_read_timeout
 
     def connect(self) -> Any:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves for writes.
         # check_same_thread=False: the pool hands a connection to one thread at a time.
         conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None,
@@ -329,6 +330,24 @@ class SQLiteDialect:
 
 
 Dialect = Union[MySQLDialect, SQLiteDialect]
+
+
+def private_file(path: Path) -> None:
+    """Create the SQLite file readable and writable by its owner only (SQLite
+    gives its -wal and -shm files the file's mode), and the project's data/
+    folder (the embedded default's home) usable by its owner only. Files of
+    an older checkout are tightened too. Every message is in there."""
+    if path.parent == DATA_DIR:
+        private_dir(DATA_DIR)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            pass
 
 
 def dialect_for(settings: Settings, secrets: Optional[SecretStore] = None) -> Dialect:

@@ -6,10 +6,11 @@ slot, so a script can touch a user's window and connections together.
     ws:{<user_id>}             sorted set: live WebSocket connection id -> expiry, ms (connections.py)
     wsconn:{<connection_id>}   string: the connection's user, for $disconnect (connections.py)
     wake:{<user_id>}           channel: a delivery to the user committed (wakeups.py)
+    waits:{<user_id>}          sorted set: the user's waiting reads, token -> expiry, ms (waitslots.py)
     rl:{<subject>}:<limit>     hash: a token bucket (ratelimit.py)
 
 A Redis ACL user for the app needs keys `~inbox:*` `~ws:*` `~wsconn:*`
-`~rl:*` and channels `&wake:*`.
+`~rl:*` `~waits:*` and channels `&wake:*`.
 """
 from __future__ import annotations
 
@@ -32,3 +33,7 @@ def wake_channel(user_id: str) -> str:
 
 def bucket(subject: str, limit: str) -> str:
     return f"rl:{{{subject}}}:{limit}"
+
+
+def waits(user_id: str) -> str:
+    return f"waits:{{{user_id}}}"

@@ -6,13 +6,14 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence
-from urllib.parse import parse_qs
+from urllib.parse import unquote_to_bytes
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .contract import (DEFAULT_PAGE, MAX_BODY_BYTES, MAX_GROUP_NAME_CHARS, MAX_MESSAGE_CHARS,  # noqa: F401
                        MAX_PAGE, MAX_USER_NAME_CHARS, MAX_WAIT_SECONDS)
 
 MAX_SEQ = 2**63 - 1
+REPLACEMENT = "\ufffd"
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # C0/C1 control characters except tab, newline and carriage return, and lone
@@ -44,6 +45,12 @@ class RequestParams:
     ) -> "RequestParams":
         values: Dict[str, List[Any]] = {}
         for name, vals in (query or {}).items():
+            for value in vals:
+                if REPLACEMENT in value:
+                    # The gateway decodes the query string and puts U+FFFD
+                    # where the bytes were not UTF-8: the text sent is lost.
+                    raise BadRequest(name, "is not valid UTF-8 once percent-decoded (a query string cannot carry"
+                                           " U+FFFD; send such text in a JSON body)")
             values.setdefault(name, []).extend(vals)
         for name, vals in _parse_body(body, content_type).items():
             values.setdefault(name, []).extend(vals)
@@ -104,7 +111,7 @@ def _parse_body(body: Optional[bytes], content_type: Optional[str]) -> Dict[str,
     except UnicodeDecodeError:
         raise BadRequest("body", "is not valid UTF-8") from None
     if media_type == "application/x-www-form-urlencoded":
-        return parse_qs(text, keep_blank_values=True)
+        return _parse_form(text)
     if media_type != "application/json":
         raise UnsupportedMediaType(f"unsupported Content-Type {media_type!r}")
     try:
@@ -117,6 +124,27 @@ def _parse_body(body: Optional[bytes], content_type: Optional[str]) -> Dict[str,
     for name, value in data:  # a repeated key counts as the name given twice
         values.setdefault(name, []).append(value)
     return values
+
+
+def _parse_form(text: str) -> Dict[str, List[str]]:
+    """A form body's fields, each name and value percent-decoded as strict
+    UTF-8 (parse_qs would put U+FFFD for bytes that are not, and the text
+    would not be stored as sent)."""
+    values: Dict[str, List[str]] = {}
+    for field in text.split("&"):
+        if not field:
+            continue
+        raw_name, _, raw_value = field.partition("=")
+        name = _form_text("body", raw_name)
+        values.setdefault(name, []).append(_form_text(name, raw_value))
+    return values
+
+
+def _form_text(name: str, raw: str) -> str:
+    try:
+        return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(name, "is not valid UTF-8 once percent-decoded") from None
 
 
 class _Members(list):

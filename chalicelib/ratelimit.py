@@ -1,18 +1,27 @@
-"""Per-subject token buckets in Redis: sends, reads and writes (block, group
-changes) per user, registrations per source IP (an IPv6 /64 counts as one).
-Off unless configured, and off while Redis is absent or unreachable:
-availability wins over limiting."""
+"""Per-subject token buckets: sends, reads and writes (block, group changes)
+per user, registrations per source IP (an IPv6 /64 counts as one). Off
+unless configured.
+
+The buckets live in Redis, timed by Redis's clock, so every container
+counts against the same bucket. Without Redis (the embedded default), or
+while it is down, each process keeps the same buckets in its own memory: a
+limit then holds per container rather than in all, which bounds a client by
+the limit times the containers it reaches, where turning limits off would
+not bound it at all. A limit never fails a request for want of Redis."""
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from . import keys
 from .errors import RateLimited
-from .redislink import RedisLink, Script
+from .redislink import SKIPPED, RedisLink, Script
 
 TAKE = Script.load("ratelimit_take")
+MAX_LOCAL_BUCKETS = 100_000  # a process's own buckets; the least recently used go beyond it
 
 
 @dataclass(frozen=True)
@@ -22,16 +31,45 @@ class Limit:
     window_ms: int
 
 
+class LocalBuckets:
+    """The same token buckets in this process's memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: Dict[str, Tuple[float, float]] = {}  # key -> (tokens, at ms), oldest use first
+
+    def take(self, key: str, limit: Limit) -> int:
+        """0 (allowed) or the ms to wait for the next token, as the Lua script answers."""
+        now = time.monotonic() * 1000
+        with self._lock:
+            tokens, at = self._buckets.pop(key, (float(limit.capacity), now))
+            tokens = min(limit.capacity, tokens + (now - at) * limit.capacity / limit.window_ms)
+            wait = 0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = math.ceil((1 - tokens) * limit.window_ms / limit.capacity)
+            self._buckets[key] = (tokens, now)
+            if len(self._buckets) > MAX_LOCAL_BUCKETS:
+                del self._buckets[next(iter(self._buckets))]
+            return wait
+
+
 class RateLimiter:
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: Optional[RedisLink] = None) -> None:
         self._link = link
+        self._local = LocalBuckets()
 
     def check(self, limit: Optional[Limit], subject: str) -> None:
         """Take one token for `subject`, or raise RateLimited."""
         if limit is None:
             return
         key = keys.bucket(subject, limit.name)
-        wait_ms = self._link.call(TAKE, [key], [limit.capacity, limit.window_ms])
+        link = self._link
+        wait_ms = SKIPPED if link is None else link.guard(
+            lambda: link.run(TAKE, [key], [limit.capacity, limit.window_ms]))
+        if wait_ms is SKIPPED:
+            wait_ms = self._local.take(key, limit)
         if isinstance(wait_ms, int) and wait_ms > 0:
             raise RateLimited(
                 f"too many {limit.name}: at most {limit.capacity} per {limit.window_ms // 1000} s",

@@ -64,6 +64,7 @@ class RedisLink:
         import redis  # only loaded when Redis is configured
 
         self._errors = redis.RedisError
+        self._pool_full = redis.exceptions.MaxConnectionsError
         self._no_script = redis.exceptions.NoScriptError
         self._auth_error = redis.AuthenticationError
         self.client = client
@@ -113,6 +114,12 @@ class RedisLink:
             return SKIPPED
         try:
             result = call()
+        except self._pool_full:
+            # This process's own connections are all in use: Redis itself is
+            # fine, so no back-off (which would turn the cache and the rate
+            # limits off for everyone); only this call goes without.
+            log.warning("redis connection pool exhausted; this call skips Redis")
+            return SKIPPED
         except self._errors as exc:
             if isinstance(exc, self._auth_error) and self._credentials is not None:
                 self._credentials.refresh_next = True  # rotated? the next connection refetches
@@ -161,11 +168,6 @@ class RedisLink:
                 continue
             raise failures[0]
         raise AssertionError("unreachable")
-
-    def call(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """One guarded script call: its reply, or None when Redis was skipped or failed."""
-        reply = self.guard(lambda: self.run(script, keys, args))
-        return None if reply is SKIPPED else reply
 
     def ping(self) -> bool:
         def ping() -> Any:

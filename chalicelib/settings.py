@@ -14,6 +14,14 @@ DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'messaging.sqlite3'}"
 
 
+def private_dir(path: Path) -> None:
+    """`path` as a folder only its owner may enter (data/ holds the local
+    database and the development signing secret)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
 class ConfigError(ValueError):
     """An environment variable has a value the app cannot run with."""
 
@@ -104,7 +112,11 @@ class Settings:
     rate_limit_reads_per_minute: int
     rate_limit_writes_per_minute: int
     rate_limit_registrations_per_hour: int
+    rate_limit_tickets_per_minute: int  # /connect_ticket, per user
+    rate_limit_frames_per_minute: int  # WebSocket frames, per connection
     long_poll_max_seconds: int  # 0 = waiting off
+    long_poll_max_per_user: int  # waiting reads one user may hold, across every container
+    long_poll_max_per_process: int  # waiting reads one process (container) holds in all
     websocket_url: Optional[str]  # where clients connect for push; None = not offered
     push_function: Optional[str]  # deployed: the Lambda that posts to @connections
     forget_function: Optional[str]  # deployed: the in-VPC Lambda that forgets gone connections
@@ -149,7 +161,11 @@ class Settings:
             rate_limit_reads_per_minute=_int(env, "RATE_LIMIT_READS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_writes_per_minute=_int(env, "RATE_LIMIT_WRITES_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_registrations_per_hour=_int(env, "RATE_LIMIT_REGISTRATIONS_PER_HOUR", 0, 0, 1_000_000),
+            rate_limit_tickets_per_minute=_int(env, "RATE_LIMIT_TICKETS_PER_MINUTE", 0, 0, 1_000_000),
+            rate_limit_frames_per_minute=_int(env, "RATE_LIMIT_FRAMES_PER_MINUTE", 0, 0, 1_000_000),
             long_poll_max_seconds=_int(env, "LONG_POLL_MAX_SECONDS", MAX_WAIT_SECONDS, 0, MAX_WAIT_SECONDS),
+            long_poll_max_per_user=_int(env, "LONG_POLL_MAX_PER_USER", 5, 1, 100),
+            long_poll_max_per_process=_int(env, "LONG_POLL_MAX_PER_PROCESS", 64, 1, 10_000),
             websocket_url=_url(env, "WEBSOCKET_URL", ("ws://", "wss://")),
             push_function=_text(env, "PUSH_FUNCTION"),
             forget_function=_text(env, "FORGET_FUNCTION"),

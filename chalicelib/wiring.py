@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from secrets import token_urlsafe
 from typing import Optional
 
 from .auth import TokenSigner, development_secret
@@ -19,6 +20,7 @@ from .redislink import RedisLink
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
 from .settings import DATA_DIR, ConfigError, Settings
 from .usecases import Deps, Limits, UseCases
+from .waitslots import WaitSlots
 from .wakeups import Wakeups
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,10 @@ _db: Optional[Database] = None
 
 
 def _signer(settings: Settings, secrets: SecretStore) -> TokenSigner:
+    if not settings.auth_enabled:
+        # Nothing is checked, so nothing this server signs may pass anywhere
+        # else: a key of its own, for this process only, never the real one.
+        return TokenSigner([token_urlsafe(32)])
     if settings.auth_secret:
         try:
             return TokenSigner(settings.auth_secret.split())  # newest first; older ones still verify
@@ -68,6 +74,8 @@ def _limits(settings: Settings) -> Limits:
         reads=per("reads", settings.rate_limit_reads_per_minute, 60_000),
         writes=per("writes", settings.rate_limit_writes_per_minute, 60_000),
         registrations=per("registrations", settings.rate_limit_registrations_per_hour, 3_600_000),
+        tickets=per("tickets", settings.rate_limit_tickets_per_minute, 60_000),
+        frames=per("frames", settings.rate_limit_frames_per_minute, 60_000),
     )
 
 
@@ -96,6 +104,8 @@ def build(settings: Settings) -> UseCases:
     return UseCases(Deps(
         wakeups=Wakeups(link),
         long_poll_max_seconds=settings.long_poll_max_seconds,
+        wait_slots=WaitSlots(link, per_user=settings.long_poll_max_per_user,
+                             per_process=settings.long_poll_max_per_process),
         connections=RedisConnections(link) if link else LocalConnections(),
         pusher=_pusher(settings),
         websocket_url=settings.websocket_url,
@@ -106,7 +116,7 @@ def build(settings: Settings) -> UseCases:
         max_group_members=settings.max_group_members,
         cache=InboxCache(link, size=settings.cache_size, ttl_seconds=settings.cache_ttl_seconds,
                          budget_bytes=settings.cache_window_bytes) if link else None,
-        limiter=RateLimiter(link) if link else None,
+        limiter=RateLimiter(link),
         limits=_limits(settings),
     ))
 

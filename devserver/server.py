@@ -11,6 +11,7 @@ every write restarted it. Restart `make run` after changing code.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
 import json
@@ -18,10 +19,13 @@ import logging
 import os
 import socket
 import sys
+import uuid
 from typing import Any, Dict, Optional
 from urllib.parse import parse_qs, urlparse
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 from chalice.cli.factory import CLIFactory
 from chalice.local import (
     CustomLocalChalice,
@@ -178,6 +182,47 @@ def serve(*, host: str, port: int, stage: str) -> None:
     shown = f"[{host}]" if ":" in host else host
     print(f"Serving the API on http://{shown}:{port} and its WebSocket on {websocket_url} "
           f"(stage {stage}; Ctrl-C stops)", flush=True)
+    try:
+        asyncio.run(_serve(build(app, config, host, port), sock))
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+
+
+async def _serve(webapp: web.Application, sock: socket.socket) -> None:
     # access_log=None: an access log line would carry the query string, and
     # with it message text (and tickets); the app logs one line per request without it.
-    web.run_app(build(app, config, host, port), sock=sock, print=None, access_log=None, shutdown_timeout=1)
+    runner = web.AppRunner(webapp, access_log=None, handle_signals=True, shutdown_timeout=1)
+    await runner.setup()
+    assert runner.server is not None
+    runner.server.__class__ = _EnvelopeServer  # every connection's handler answers malformed requests our way
+    await web.SockSite(runner, sock).start()
+    try:
+        await asyncio.Event().wait()  # until a signal (GracefulExit)
+    finally:
+        await runner.cleanup()
+
+
+class _EnvelopeHandler(RequestHandler):
+    """aiohttp's protocol handler, but a request it cannot parse (a NUL in a
+    header, a request line over 8,190 bytes...) gets the app's error
+    envelope and one request log line, as API Gateway would answer it; aiohttp's
+    own answer is text/plain and its log line quotes the raw request, which
+    carries tokens and message text."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: Optional[BaseException] = None,
+                     message: Optional[str] = None) -> web.StreamResponse:
+        from chalicelib.web.requestlog import log_malformed  # after serve() set up logging: see requestlog
+
+        code = "InternalServerError" if status >= 500 else "PayloadTooLarge" if status == 413 else "BadRequest"
+        request_id = str(uuid.uuid4())
+        text = (f"internal error, request id {request_id}" if status >= 500
+                else "request: malformed HTTP (its request line or a header could not be read)")
+        log_malformed(status=status, request_id=request_id, error=type(exc).__name__ if exc else None)
+        response = web.json_response({"Code": code, "Message": text}, status=status)
+        response.force_close()
+        return response
+
+
+class _EnvelopeServer(Server):
+    def __call__(self) -> RequestHandler:
+        return _EnvelopeHandler(self, loop=self._loop, **self._kwargs)

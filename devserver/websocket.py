@@ -133,12 +133,15 @@ class WebSocketBridge:
         return socket
 
     def _route(self, body: str) -> str:
-        """Chalice's route selection expression, $request.body.action."""
+        """Chalice's route selection expression, $request.body.action. As on
+        API Gateway, a frame never selects $connect or $disconnect: those run
+        only when a connection opens and closes."""
         try:
             action = json.loads(body).get("action")
         except (ValueError, AttributeError):
             action = None
-        return action if isinstance(action, str) and action in self._app.websocket_handlers else "$default"
+        routable = isinstance(action, str) and not action.startswith("$") and action in self._app.websocket_handlers
+        return action if routable else "$default"
 
     # ---------------------------------------------------------------- @connections
 

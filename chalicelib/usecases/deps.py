@@ -14,6 +14,7 @@ from ..errors import Forbidden, UserNotFound
 from ..push import Pusher
 from ..ratelimit import Limit, RateLimiter
 from ..repositories import Users
+from ..waitslots import WaitSlots
 from ..wakeups import Wakeups
 
 
@@ -29,6 +30,8 @@ class Limits:
     reads: Optional[Limit] = None  # /read_messages, per acting user
     writes: Optional[Limit] = None  # /block, /create_group, /update_group, per caller
     registrations: Optional[Limit] = None  # /register, per source network
+    tickets: Optional[Limit] = None  # /connect_ticket, per acting user
+    frames: Optional[Limit] = None  # WebSocket frames, per connection
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,11 @@ class Deps:
     auth_enabled: bool
     max_group_members: int
     cache: Optional[InboxCache] = None
-    limiter: Optional[RateLimiter] = None  # limits live in Redis: None without one
+    limiter: RateLimiter = field(default_factory=RateLimiter)  # in Redis when there is one
     limits: Limits = field(default_factory=Limits)
     wakeups: Wakeups = field(default_factory=Wakeups)
     long_poll_max_seconds: int = MAX_WAIT_SECONDS
+    wait_slots: WaitSlots = field(default_factory=lambda: WaitSlots(per_user=5, per_process=64))
     # WebSocket push: who is connected, and how frames are posted (None: not offered).
     connections: Connections = field(default_factory=LocalConnections)
     pusher: Optional[Pusher] = None
@@ -55,8 +59,7 @@ class Deps:
             raise Forbidden(f"{parameter} must be the user the token was issued to")
 
     def limit(self, limit: Optional[Limit], subject: str) -> None:
-        if self.limiter is not None:
-            self.limiter.check(limit, subject)
+        self.limiter.check(limit, subject)
 
 
 def raise_unknown_users(tx: Tx, **users: str) -> None:

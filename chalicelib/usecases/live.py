@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Optional
 
 from ..auth import TICKET_SECONDS
-from ..errors import BadRequest, ServiceUnavailable, Unauthorized
+from ..connections import FULL, MAX_CONNECTIONS_PER_USER, UNAVAILABLE
+from ..errors import BadRequest, RateLimited, ServiceUnavailable, Unauthorized
 from .deps import Deps
 from .results import Ticket
 
@@ -17,11 +18,17 @@ class Live:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
+    @property
+    def websocket_url(self) -> Optional[str]:
+        """Where clients connect for pushes; None when this server offers none."""
+        return self._deps.websocket_url if self._deps.pusher is not None else None
+
     def ticket(self, *, caller: Optional[str], user_id: str) -> Ticket:
         """A short-lived ticket naming the caller, for the WebSocket URL."""
         self._deps.act_as(caller, "user_id", user_id)
+        self._deps.limit(self._deps.limits.tickets, user_id)
         return Ticket(ticket=self._deps.signer.issue_ticket(user_id), expires_in=TICKET_SECONDS,
-                      url=self._deps.websocket_url if self._deps.pusher is not None else None)
+                      url=self.websocket_url)
 
     def connect(self, *, ticket: Optional[str], connection_id: str) -> str:
         """$connect: the ticket's user, now registered for pushes; Unauthorized
@@ -30,7 +37,13 @@ class Live:
             raise Unauthorized("missing ticket: connect with ?ticket=<a ticket from POST /connect_ticket>",
                                token_given=False)
         user_id = self._deps.signer.verify_ticket(ticket)
-        if not self._deps.connections.add(user_id, connection_id):
+        added = self._deps.connections.add(user_id, connection_id)
+        if added == FULL:
+            # API Gateway's $connect can refuse only with a status: 429, and
+            # the client long-polls instead (its waits are capped too).
+            raise RateLimited(f"this user already has {MAX_CONNECTIONS_PER_USER} live connections, the most allowed;"
+                              " close one or read with wait", retry_after_seconds=60)
+        if added == UNAVAILABLE:
             # Unregistered, it would never be pushed to: refuse, the client long-polls instead.
             raise ServiceUnavailable("live delivery is unavailable right now; read with wait instead")
         return user_id
@@ -43,7 +56,10 @@ class Live:
         self._deps.connections.forget(gone)
 
     def message(self, *, connection_id: str, body: str) -> None:
-        """A frame from the client: only a keep-alive ping, answered with a pong."""
+        """A frame from the client: only a keep-alive ping, answered with a
+        pong. Frames are limited per connection: each one costs an invocation
+        here and, for the pong, one of the push function."""
+        self._deps.limit(self._deps.limits.frames, f"ws:{connection_id}")
         if body.strip() not in ('{"action":"ping"}', '{"action": "ping"}', "ping"):
             raise BadRequest("body", 'the only message a client sends is {"action":"ping"}')
         if self._deps.pusher is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -44,13 +45,19 @@ class Reading:
         wait = min(wait, deps.long_poll_max_seconds)
         if not wait:
             return self._read(user_id, after, since, limit)
+        with deps.wait_slots.take(user_id, seconds=wait) as refused:
+            if refused:
+                return replace(self._read(user_id, after, since, limit), wait_refused=refused)
+            return self._wait(user_id, after or 0, limit, wait)
+
+    def _wait(self, user_id: str, after: int, limit: int, wait: int) -> Page:
         # Listen before reading: a delivery committed after the read still wakes us.
-        with deps.wakeups.listen(user_id, lambda: self._newest_seq(user_id)) as waiter:
-            page = self._read(user_id, after, since, limit)
+        with self._deps.wakeups.listen(user_id, lambda: self._newest_seq(user_id)) as waiter:
+            page = self._read(user_id, after, None, limit)
             until = time.monotonic() + min(wait, max(0.0, timebudget.left()))
             while not page.messages:
                 woken = waiter.wait(until=until, newer_than=after)
-                page = self._read(user_id, after, since, limit)
+                page = self._read(user_id, after, None, limit)
                 if not woken:
                     break
             return page

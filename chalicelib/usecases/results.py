@@ -91,6 +91,7 @@ class Page(Result):
     next_after: int
     has_more: bool
     cache: str
+    wait_refused: Optional[str] = None  # a `wait` answered at once: waitslots.PER_USER or PER_PROCESS
 
     def body(self) -> Dict[str, Any]:
         return {"messages": self.messages, "next_after": self.next_after, "has_more": self.has_more}

@@ -23,6 +23,15 @@ BODY_TYPES = ["application/json", "application/x-www-form-urlencoded"]
 # Every method API Gateway routes: a route answers 405 for all but its own,
 # so a wrong method never reaches API Gateway's "Missing Authentication Token".
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# What every answer carries: its type is never sniffed, no other page may
+# frame it, and (unless it says otherwise, as the static files do) no cache
+# keeps it: answers carry tokens, tickets and message text.
+EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+# The web client's page: its own scripts and styles only, and connections to
+# the API and to the app's own WebSocket origin, nowhere else.
+PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "connect-src 'self'{websocket}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".json": "application/json"}
 
@@ -78,6 +87,7 @@ class Edge:
         self._authenticate = authenticate
         self.operations: Dict[str, str] = {}  # path -> the one method it serves
         app.middleware("http")(functools.partial(log_request, app))
+        app.middleware("http")(_every_answer)
 
     def route(
         self, path: str, *, method: str = "POST", auth: bool = True
@@ -119,19 +129,23 @@ class Edge:
 
         return decorate
 
-    def static_files(self, folder: Path) -> None:
+    def static_files(self, folder: Path, *, websocket_url: Callable[[], Optional[str]]) -> None:
         """The web client: GET / is folder/index.html, GET /static/<name> the
-        other files of the folder (no sub-folders, nothing else)."""
+        other files of the folder (no sub-folders, nothing else). The page's
+        Content-Security-Policy lets it connect to `websocket_url`'s origin."""
         files = {p.name: p for p in folder.iterdir() if p.is_file()}
 
         def serve(name: str) -> Response:
             path = files.get(name)
             if path is None:
                 raise NotFound(f"no file /static/{name}")
-            kind = STATIC_TYPES.get(path.suffix, "application/octet-stream")
-            return Response(body=path.read_text(encoding="utf-8"), status_code=200,
-                            headers={"Content-Type": kind, "Cache-Control": "no-cache",
-                                     "X-Content-Type-Options": "nosniff"})
+            headers = {"Content-Type": STATIC_TYPES.get(path.suffix, "application/octet-stream"),
+                       "Cache-Control": "no-cache"}
+            if path.suffix == ".html":
+                url = websocket_url()
+                origin = "/".join(url.split("/")[:3]) if url else ""
+                headers["Content-Security-Policy"] = PAGE_POLICY.format(websocket=f" {origin}" if origin else "")
+            return Response(body=path.read_text(encoding="utf-8"), status_code=200, headers=headers)
 
         @self._guarded
         def index() -> Response:
@@ -206,3 +220,11 @@ def _answer(context: Any, run: Callable[[], Response]) -> Response:
         return envelope.internal_error(context, exc)
     finally:
         timebudget.end()
+
+
+def _every_answer(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Chalice HTTP middleware: EVERY_ANSWER's headers, unless an answer set its own."""
+    response = get_response(request)
+    for name, value in EVERY_ANSWER.items():
+        response.headers.setdefault(name, value)
+    return response

@@ -37,7 +37,8 @@ def _status(result: Result) -> int:
 
 def _headers(result: Result) -> Dict[str, str]:
     if isinstance(result, Page):
-        return {"X-Cache": result.cache}
+        refused = {"X-Wait-Refused": result.wait_refused} if result.wait_refused else {}
+        return {"X-Cache": result.cache, **refused}
     if isinstance(result, HealthReport) and not result.ok:
         return {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
     return {}

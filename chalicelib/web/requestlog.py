@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from ..metering import meter
 from .envelope import request_id_of
@@ -34,13 +34,7 @@ def log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> A
     response = get_response(request)
     cache = response.headers.get("X-Cache")
     context = getattr(app, "lambda_context", None)
-    line: Dict[str, Any] = {
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{"Namespace": METRICS_NAMESPACE,
-                                   "Dimensions": _DIMENSIONS + ([["Service", "Cache"]] if cache else []),
-                                   "Metrics": _METRICS}],
-        },
+    _write({
         "Service": getattr(context, "function_name", None) or app.app_name,
         "Route": request.path,
         "StatusClass": f"{response.status_code // 100}xx",
@@ -51,11 +45,31 @@ def log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> A
         "request_id": request_id_of(context),
         "method": request.method,
         "status": response.status_code,
+    }, cache)
+    return response
+
+
+def log_malformed(*, status: int, request_id: str, error: Optional[str]) -> None:
+    """A request the HTTP server could not parse (the development server's):
+    its line names no route and quotes nothing of the request."""
+    _write({"Service": "devserver", "Route": "(malformed)", "StatusClass": f"{status // 100}xx", "Latency": 0,
+            "DbStatements": 0, "DbRoundTrips": 0, "RedisRoundTrips": 0, "request_id": request_id, "method": "-",
+            "status": status, "error": error}, None)
+
+
+def _write(fields: Dict[str, Any], cache: Optional[str]) -> None:
+    line: Dict[str, Any] = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [{"Namespace": METRICS_NAMESPACE,
+                                   "Dimensions": _DIMENSIONS + ([["Service", "Cache"]] if cache else []),
+                                   "Metrics": _METRICS}],
+        },
+        **fields,
     }
     if cache:
         line["Cache"] = cache
     request_log.info(json.dumps(line))
-    return response
 
 
 def log_job(name: str, body: Dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ WAKE_SECONDS = 0.5  # the most a same-process or Redis wake-up may take
 
 
 def _waiting_in_process(user_id: str) -> bool:
-    return user_id in wiring.service().reading._deps.wakeups._waiting
+    return wiring.service().reading._deps.wakeups.waiting(user_id)
 
 
 def _subscribed(redis_url: str, user_id: str) -> bool:

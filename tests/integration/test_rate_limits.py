@@ -73,16 +73,29 @@ def test_registrations_are_limited_per_source_ip(limited):
     assert_rate_limited(api.post("/register", {"user_name": "u3"}), 3600)
 
 
-def test_without_redis_there_is_no_limit(limited):
-    api = limited(redis_url=None, RATE_LIMIT_SENDS_PER_MINUTE=1)
+def test_without_redis_a_configured_limit_holds_in_the_process(limited):
+    api = limited(redis_url=None, RATE_LIMIT_SENDS_PER_MINUTE=2)
     alice, bob = api.register("alice"), api.register("bob")
-    assert [api.send(alice, bob, f"m{i}").status for i in range(3)] == [201, 201, 201]
+    assert [api.send(alice, bob, f"m{i}").status for i in range(2)] == [201, 201]
+    assert_rate_limited(api.send(alice, bob, "m2"), 60)
+    assert [m["text"] for m in api.read(bob, after=0).body["messages"]] == ["m0", "m1"]
 
 
-def test_with_redis_unreachable_requests_are_not_limited(limited):
-    api = limited(redis_url=f"redis://127.0.0.1:{free_port()}/0", RATE_LIMIT_SENDS_PER_MINUTE=1)
+def test_with_redis_unreachable_the_limit_holds_in_the_process_and_nothing_fails(limited):
+    api = limited(redis_url=f"redis://127.0.0.1:{free_port()}/0", RATE_LIMIT_SENDS_PER_MINUTE=2)
     alice, bob = api.register("alice"), api.register("bob")
-    assert [api.send(alice, bob, f"m{i}").status for i in range(3)] == [201, 201, 201]
+    assert [api.send(alice, bob, f"m{i}").status for i in range(2)] == [201, 201]
+    assert_rate_limited(api.send(alice, bob, "m2"), 60)
+    assert api.read(bob, after=0).status == 200
+
+
+def test_every_container_counts_against_the_same_bucket_in_redis(limited, redis_server):
+    api = limited(RATE_LIMIT_SENDS_PER_MINUTE=2)
+    alice, bob = api.register("alice"), api.register("bob")
+    other_container = RateLimiter(RedisLink.from_url(redis_server.url, connect_timeout=1, timeout=1, backoff_seconds=1))
+    for _ in range(2):
+        other_container.check(Limit("sends", 2, 60_000), alice.id)
+    assert_rate_limited(api.send(alice, bob, "over"), 60)
 
 
 def test_a_bucket_refills_over_its_window(redis_server):
