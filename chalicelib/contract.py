@@ -57,6 +57,9 @@ MAX_GROUP_NAME_CHARS = 128
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_BODY_BYTES = 64 * 1024
+# A long-poll answered at once with X-Wait-Refused (the user holds the most
+# waiting reads): how long a client pauses before it reads again.
+WAIT_REFUSED_PAUSE_SECONDS = 5
 LIMITS: Dict[str, int] = {
     "MAX_WAIT_SECONDS": MAX_WAIT_SECONDS,
     "MAX_MESSAGE_CHARS": MAX_MESSAGE_CHARS,
@@ -65,4 +68,5 @@ LIMITS: Dict[str, int] = {
     "DEFAULT_PAGE": DEFAULT_PAGE,
     "MAX_PAGE": MAX_PAGE,
     "MAX_BODY_BYTES": MAX_BODY_BYTES,
+    "WAIT_REFUSED_PAUSE_SECONDS": WAIT_REFUSED_PAUSE_SECONDS,
 }

@@ -116,6 +116,7 @@ class Page:
     messages: List[Dict[str, Any]]
     next_after: int
     has_more: bool
+    wait_refused: Optional[str] = None  # X-Wait-Refused: the wait was answered at once (too many waiting)
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,9 @@ class Client:
             if value is not None:
                 params[name] = value
         # A long-poll may take `wait` seconds before it answers.
-        body = self._post("/read_messages", params, read_timeout=self._timeout.read + (wait or 0))
-        return Page(body["messages"], body["next_after"], body["has_more"])
+        r = self._post_response("/read_messages", params, read_timeout=self._timeout.read + (wait or 0))
+        body = r.json()
+        return Page(body["messages"], body["next_after"], body["has_more"], r.headers.get("X-Wait-Refused"))
 
     def connect_ticket(self, user_id: str) -> Ticket:
         body = self._post("/connect_ticket", {"user_id": user_id})
@@ -196,6 +198,10 @@ class Client:
 
     def _post(self, path: str, params: Dict[str, Any], *, key: Optional[str] = None, safe: bool = True,
               retries: Optional[int] = None, read_timeout: Optional[float] = None) -> Dict[str, Any]:
+        return self._post_response(path, params, key=key, safe=safe, retries=retries, read_timeout=read_timeout).json()
+
+    def _post_response(self, path: str, params: Dict[str, Any], *, key: Optional[str] = None, safe: bool = True,
+                       retries: Optional[int] = None, read_timeout: Optional[float] = None) -> httpx.Response:
         """POST with the parameters as a JSON body, retried as ApiError.retryable
         says. `safe`: repeating the call cannot do it twice (reads, idempotent
         writes, sends with a key)."""
@@ -212,7 +218,7 @@ class Client:
                 error: ApiError = Offline(f"cannot reach {self.api} ({type(exc).__name__})")
             else:
                 if r.status_code < 400:
-                    return r.json()
+                    return r
                 error = _error(r)
             if last or not error.retryable(safe):
                 raise error

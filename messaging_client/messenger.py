@@ -90,6 +90,10 @@ class Messenger:
                 self.store.rewind(error.newest_seq)
                 continue
             new += self.store.apply(page.messages)
+            if wait and page.wait_refused and not page.messages:
+                # Answered at once: this user holds the most waiting reads
+                # (other devices). Pause, or this loop would poll without rest.
+                self._stop.wait(contract.WAIT_REFUSED_PAUSE_SECONDS)
             if not page.has_more:
                 return new
             wait = 0

@@ -56,7 +56,12 @@ async function call(path, params, { token, key, signal, safe }) {
   }
   let body = null;
   try { body = await response.json(); } catch (_) { /* not JSON: a proxy's error page */ }
-  if (response.ok) return body;
+  if (response.ok) {
+    // A long-poll answered at once because this user holds the most waiting reads.
+    const refused = response.headers.get('X-Wait-Refused');
+    if (refused && body) body.waitRefused = refused;
+    return body;
+  }
   const envelope = body && typeof body.Code === 'string' ? body.Code : null;
   const message = body && typeof body.Message === 'string' ? body.Message : response.statusText;
   throw new ApiError(response.status, envelope ?? `HTTP${response.status}`, message, {

@@ -28,3 +28,4 @@ export const MAX_GROUP_NAME_CHARS = 128;
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1000;
 export const MAX_BODY_BYTES = 65536;
+export const WAIT_REFUSED_PAUSE_SECONDS = 5;

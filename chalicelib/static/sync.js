@@ -10,7 +10,7 @@
  */
 
 import { ApiError, connectTicket, describe, readMessages } from './api.js';
-import { MAX_WAIT_SECONDS } from './contract.js';
+import { MAX_WAIT_SECONDS, WAIT_REFUSED_PAUSE_SECONDS } from './contract.js';
 import { backoff, seconds, sleep } from './helpers.js';
 
 const PAGE = 200;
@@ -62,8 +62,12 @@ export function applyItems(s, items) {
   });
 }
 
-/** Cursor reads until has_more is false; `wait` long-polls the first one. */
+/**
+ * Cursor reads until has_more is false; `wait` long-polls the first one.
+ * True when that wait was refused with nothing to read (too many waiting).
+ */
 async function readPages(s, wait) {
+  let refused = false;
   for (;;) {
     let page;
     try {
@@ -80,8 +84,9 @@ async function readPages(s, wait) {
       }
       throw err;
     }
+    refused = refused || Boolean(wait && page.waitRefused && !page.messages.length);
     const gap = await applyItems(s, page.messages);
-    if (!page.has_more && !gap) return;
+    if (!page.has_more && !gap) return refused;
     wait = 0;
   }
 }
@@ -221,7 +226,13 @@ async function longPoll(s, run, durationMs) {
   await catchUp(s);
   while (running(s, run) && Date.now() < until) {
     try {
-      await readPages(s, MAX_WAIT_SECONDS);
+      if (await readPages(s, MAX_WAIT_SECONDS)) {
+        // This user's other devices hold every waiting read the server allows: read again a little later.
+        s.view.setConnection(s, 'live', 'Live (polling: your other devices hold the waiting reads)');
+        await sleep(WAIT_REFUSED_PAUSE_SECONDS * 1000, s.abort.signal);
+        attempt = 1;  // says "Live (long-poll)" again once a wait is taken
+        continue;
+      }
       if (attempt) s.view.setConnection(s, 'live', 'Live (long-poll)');
       attempt = 0;
     } catch (err) {

@@ -428,3 +428,31 @@ def test_chat_sends_what_is_typed_and_shows_what_arrives(server, tmp_path):
     finally:
         if chat.poll() is None:
             chat.kill()
+
+
+def test_a_long_poll_refused_for_too_many_waits_pauses_before_reading_again(tmp_path):
+    """The user's other device holds the only waiting read allowed: the
+    client's next long-poll is answered at once with X-Wait-Refused, and the
+    sync loop then pauses as the contract says instead of polling without
+    rest; a message still arrives with its next read."""
+    from messaging_client import contract
+
+    server = DevServer(tmp_path / "server.log", AUTH_SECRET=AUTH_SECRET, LONG_POLL_MAX_PER_USER="1",
+                       DATABASE_URL=f"sqlite:///{tmp_path / 'client.sqlite3'}").start()
+    try:
+        alice, bob = user(server.url, "alice", tmp_path), user(server.url, "bob", tmp_path)
+        other_device = threading.Thread(target=bob.client.read_messages, args=(bob.me,),
+                                        kwargs={"after": 0, "wait": 20}, daemon=True)
+        other_device.start()
+        wait_until(lambda: bob.client.read_messages(bob.me, after=0, wait=1).wait_refused == "per-user", 10,
+                   "the other device's read did not wait")
+        started = time.monotonic()
+        assert bob.catch_up(wait=contract.MAX_WAIT_SECONDS) == []
+        assert time.monotonic() - started >= contract.WAIT_REFUSED_PAUSE_SECONDS
+        reads = server.log().count("/read_messages 200")
+        alice.send(bob.me, "after the pause")
+        other_device.join(30)
+        assert [m["text"] for m in bob.catch_up(wait=contract.MAX_WAIT_SECONDS)] == ["after the pause"]
+        assert server.log().count("/read_messages 200") <= reads + 2
+    finally:
+        server.stop()

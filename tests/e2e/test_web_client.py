@@ -465,3 +465,28 @@ def test_forgetting_a_profile_asks_first_and_only_the_confirmation_deletes_it(pe
     page.get_by_role("button", name="Yes, forget Alice").click()
     expect(page.locator("#saved-profiles")).to_be_hidden()
     assert stored() == (False, [])
+
+
+def test_another_site_cannot_frame_the_client(browser, server, tmp_path):
+    """A page on another origin frames the client (clickjacking): the browser
+    refuses to render it, by the page's frame-ancestors 'none' and X-Frame-Options."""
+    import http.server
+    import threading
+
+    attacker = tmp_path / "attacker"
+    attacker.mkdir()
+    (attacker / "index.html").write_text(f'<!doctype html><iframe id="victim" src="{server.url}/"></iframe>')
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(attacker))  # noqa: E731
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{site.server_address[1]}/index.html")
+        frame = page.locator("#victim").element_handle().content_frame()
+        frame.wait_for_load_state()
+        assert not frame.url.startswith(server.url), frame.url
+        assert frame.locator("#me-name, button").count() == 0
+    finally:
+        context.close()
+        site.shutdown()
