@@ -54,10 +54,10 @@ contract: venv-local
 # credentials, terraform >= 1.11 and infra/backend.hcl.
 STAGE ?= prod
 deploy: venv-dev
-	$(PY) scripts/deploy.py deploy --stage $(STAGE)
+	$(PY) -m scripts.deploy deploy --stage $(STAGE)
 
 destroy: venv-dev
-	$(PY) scripts/deploy.py destroy --stage $(STAGE)
+	$(PY) -m scripts.deploy destroy --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) .venv-infra .venv-fuzz data .pytest_cache .hypothesis

@@ -1,13 +1,15 @@
 """The Lambda functions' names, from functions.json: the one list app.py,
-the config renderer, the deploy script and Terraform all read."""
+the config renderer and the deploy (scripts/deploy/), scripts/check-infra.sh
+and Terraform (infra/) all read."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import List
 
-_NAMES = json.loads((Path(__file__).resolve().parent / "functions.json").read_text(encoding="utf-8"))
+_NAMES = json.loads((Path(__file__).resolve().parent / "functions.json").read_text(encoding="utf-8"))["functions"]
 
+API_HANDLER: str = _NAMES["api_handler"]  # Chalice's own name for the REST API's handler
 MIGRATE: str = _NAMES["migrate"]
 PUSH: str = _NAMES["push"]
 FORGET_CONNECTIONS: str = _NAMES["forget_connections"]

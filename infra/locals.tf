@@ -43,17 +43,28 @@ locals {
 
   db_log_exports = ["audit", "error", "slowquery"]
 
-  # Chalice's names (resource names in .chalice/config.json lambda_functions,
-  # and the suffix of "<name>-<suffix>") of every function but the API
-  # handler and migrate (those have groups, and outputs, of their own): the
-  # ones push brought (the in-VPC WebSocket handlers and forget_connections,
-  # push outside the VPC) and the hourly purge (@app.schedule in app.py).
-  # Each gets its log group in lambda.tf and an errors alarm in monitoring.tf.
-  extra_functions = ["push", "forget_connections", "websocket_connect", "websocket_message", "websocket_disconnect", "purge"]
+  # The app's Lambda functions by Chalice's names (their keys in
+  # .chalice/config.json lambda_functions, and the suffix of
+  # "<name>-<function>"), from the one list app.py, the deploy and its
+  # renderer read too: { api_handler = "api_handler", migrate = "migrate",
+  # websocket_handlers = [...], forget_connections = ..., push = ..., purge = ... }.
+  functions = jsondecode(file("${path.module}/../chalicelib/functions.json")).functions
+
+  # Every function, and its Lambda function name: "<name>" for the API
+  # handler, "<name>-<function>" for the rest (as Chalice names them).
+  lambda_functions = { for f in flatten(values(local.functions)) : f => f == local.functions.api_handler ? local.name : "${local.name}-${f}" }
+
+  # Every function but the API handler and migrate (those have groups, and
+  # outputs, of their own): the ones push brought (the in-VPC WebSocket
+  # handlers and forget_connections, push outside the VPC), the hourly purge
+  # (@app.schedule in app.py) and any added to the list later. Each gets its
+  # log group in lambda.tf; every function gets an errors alarm in
+  # monitoring.tf.
+  extra_functions = setsubtract(keys(local.lambda_functions), [local.functions.api_handler, local.functions.migrate])
 
   # The one function the VPC may invoke through its Lambda endpoint
   # (network.tf): the API hands posting to it asynchronously.
-  push_function_name = "${local.name}-push"
+  push_function_name = local.lambda_functions[local.functions.push]
   push_function_arn  = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:function:${local.push_function_name}"
 
   # The alarm topic (monitoring.tf), by name: the KMS key policy (secrets.tf)

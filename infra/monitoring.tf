@@ -28,16 +28,13 @@ locals {
   alarm_period  = 300
   alarm_actions = [aws_sns_topic.alarms.arn]
 
-  # Chalice function name (lambda.tf's log groups) -> Lambda function name.
-  lambda_functions = merge(
-    { api_handler = local.name, migrate = "${local.name}-migrate" },
-    { for f in local.extra_functions : f => "${local.name}-${f}" },
-  )
+  # local.lambda_functions (locals.tf): Chalice function name (lambda.tf's
+  # log groups) -> Lambda function name, for every function.
 
   # purge runs once an hour, and a failed run is retried by Lambda twice
   # (asynchronous invocation) a few minutes apart: its errors may never
   # reach alarm_lambda_errors in one 5-minute period, so any error alarms.
-  lambda_error_thresholds = { for f in keys(local.lambda_functions) : f => f == "purge" ? 0 : var.alarm_lambda_errors }
+  lambda_error_thresholds = { for f in keys(local.lambda_functions) : f => f == local.functions.purge ? 0 : var.alarm_lambda_errors }
 
   # The member clusters ("<replication group id>-001", "-002") are known only
   # once the group exists, so the alarms count nodes (num_cache_clusters in

@@ -1,5 +1,6 @@
-# Read by scripts/render_chalice_config.py (terraform output -json). None is
-# secret: secrets stay in Secrets Manager and only their ARNs leave here.
+# Read by the config renderer, scripts/deploy/render/ (terraform output
+# -json). None is secret: secrets stay in Secrets Manager and only their ARNs
+# leave here.
 
 output "region" {
   description = "AWS region everything was created in."
@@ -97,8 +98,8 @@ output "push_function_name" {
 }
 
 # Chalice cannot express these in Terraform: the renderer writes the reserved
-# concurrency into the Chalice stage, scripts/deploy.py sets the throttling on
-# the API Gateway stage after `chalice deploy`.
+# concurrency into the Chalice stage, the deploy (scripts/deploy/) sets the
+# throttling on the API Gateway stage after `chalice deploy`.
 
 output "api_throttle_rate_limit" {
   description = "API Gateway stage throttling, steady-state requests per second (var.api_throttle_rate_limit)."

@@ -4,7 +4,7 @@
 # push function runs outside the VPC and has no security group.
 
 resource "aws_security_group" "lambda" {
-  #checkov:skip=CKV2_AWS_5:Attached outside Terraform: Chalice puts it in the Lambda's VpcConfig from the lambda_security_group_id output (scripts/render_chalice_config.py).
+  #checkov:skip=CKV2_AWS_5:Attached outside Terraform: Chalice puts it in the Lambda's VpcConfig from the lambda_security_group_id output (scripts/deploy/render/).
   name_prefix = "${local.name}-lambda-"
   description = "Messaging Lambda: egress only to MySQL, Redis and the Secrets Manager and Lambda endpoints"
   vpc_id      = aws_vpc.this.id

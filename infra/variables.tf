@@ -254,8 +254,9 @@ variable "redis_node_type" {
 # ---------------------------------------------------------------- API limits
 
 # Not used by a resource here: Chalice owns the API Gateway stage and the
-# Lambda, so these reach them through the outputs (scripts/render_chalice_config.py
-# writes the reserved concurrency, scripts/deploy.py sets the stage throttling).
+# Lambda, so these reach them through the outputs (the config renderer,
+# scripts/deploy/render/, writes the reserved concurrency, the deploy sets the
+# stage throttling).
 
 variable "api_throttle_rate_limit" {
   description = "API Gateway stage throttling: steady-state requests per second across all routes of the stage (token bucket refill rate); excess requests get API Gateway's own 429. At most 10,000, the default account limit per region shared by every API in the account."

@@ -17,19 +17,23 @@
 #      `terraform validate` that needs no provider); the variables table in
 #      docs/deploy.md is what scripts/infra_variables.py makes of variables.tf
 #   c. a real `terraform init -backend=false` + `terraform validate` of a copy
-#      of infra/ at both ends of versions.tf: aws 5.88.0 with random 3.7.1,
-#      and aws 6.69.1 (the newest 6.x with published bindings) with random
-#      3.9.1 (PROFILES in scripts/tfschema/tfvalidate.py pins them); the
+#      of infra/ (with the chalicelib/functions.json it reads from beside
+#      itself: tests/infra/validate_in_repo.py) at both ends of versions.tf:
+#      aws 5.88.0 with random 3.7.1, and aws 6.69.1 (the newest 6.x with
+#      published bindings) with random 3.9.1 (PROFILES in
+#      scripts/tfschema/tfvalidate.py pins them); the
 #      providers are schema-only stand-ins (scripts/tfschema/provider.py)
 #      serving the schemas of the CDK-for-Terraform bindings on PyPI, found
 #      through a filesystem mirror; the first run converts the schemas (about
 #      half a minute) and caches them in .venv-infra/terraform
-#   d. tests/infra (scripts/render_chalice_config.py on the recorded sample,
-#      the pure logic of scripts/deploy.py and scripts/infra_variables.py,
-#      and validate catching broken copies of infra/)
+#   d. tests/infra (the config renderer, scripts/deploy/render/, on the
+#      recorded sample, the pure logic of the deploy, scripts/deploy/, and of
+#      scripts/infra_variables.py, the function lists and the dashboard as
+#      Terraform evaluates them, and validate catching broken copies of infra/)
 #   e. `chalice package --stage prod` of a temporary copy of the project with
-#      the sample rendered into it, with the WebSocket API id that
-#      scripts/deploy.py reads from the recorded .chalice/deployed sample;
+#      the sample rendered into it, with the WebSocket API id that the deploy
+#      reads from the recorded .chalice/deployed sample; every function of
+#      chalicelib/functions.json and no other must be there, and
 #      sam.json must carry the VPC config on every function but push and none
 #      on push, the environment (rate limits, push settings, WEBSOCKET_URL,
 #      each function's database user: DB_SECRET_ARN the app user's secret,
@@ -240,11 +244,13 @@ step "c. terraform validate at both ends of versions.tf (schema-only providers)"
 # The first run downloads the bindings and converts them; later runs reuse
 # .venv-infra/terraform/tfschema-cache.
 "${TFVALIDATE[@]}" setup
-"${TFVALIDATE[@]}" validate --profile all infra
+# infra/ reads ../chalicelib/functions.json: validate_in_repo.py runs
+# tfvalidate.py with that file beside each copy.
+"$VENVS/terraform/bin/python" tests/infra/validate_in_repo.py validate --profile all infra
 done_step
 
 # --------------------------------------------------------------------------- d
-step "d. tests/infra: renderer, deploy plan, variables table, validate of broken copies"
+step "d. tests/infra: renderer, deploy plan, variables table, dashboard, validate of broken copies"
 .venv/bin/python -m pytest tests/infra -q -p no:cacheprovider
 done_step
 
@@ -257,21 +263,20 @@ cp app.py requirements.txt "$project/"
 cp .chalice/config.json "$project/.chalice/"
 tar -cf - --exclude='__pycache__' --exclude='*.pyc' chalicelib | tar -xf - -C "$project"
 [[ -d vendor ]] && cp -r vendor "$project/"
-# The id deploy.py would pass after `chalice deploy` recorded the WebSocket API.
+# The id the deploy would pass after `chalice deploy` recorded the WebSocket API.
 ws_id=$("$PYTHON" - "$DEPLOYED_SAMPLE" <<'PY'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("deploy_script", "scripts/deploy.py")
-deploy = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = deploy
-spec.loader.exec_module(deploy)
-print(deploy.websocket_api_id(open(sys.argv[1]).read()))
+import sys
+from scripts.deploy.websocket import websocket_api_id
+print(websocket_api_id(open(sys.argv[1]).read()))
 PY
 )
-"$PYTHON" scripts/render_chalice_config.py "$SAMPLE" --project-dir "$project" --websocket-api-id "$ws_id"
+"$PYTHON" -m scripts.deploy.render "$SAMPLE" --project-dir "$project" --websocket-api-id "$ws_id"
 AWS_DEFAULT_REGION=us-east-1 .venv/bin/chalice --project-dir "$project" package --stage prod "$work/out"
-"$PYTHON" - "$project" "$work/out" "$SAMPLE" "$ws_id" <<'PY'
+.venv/bin/python - "$project" "$work/out" "$SAMPLE" "$ws_id" <<'PY'
 import json, sys, zipfile
 from pathlib import Path
+
+from chalice.utils import to_cfn_resource_name
 
 project, out, sample, ws_id = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 values = {k: v["value"] for k, v in json.loads(sample.read_text()).items()}
@@ -282,25 +287,34 @@ sam = json.loads((out / "sam.json").read_text())
 resources = sam["Resources"]
 prefix = "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod"
 
+# The app's functions by Chalice's names: the one list, chalicelib/functions.json.
+F = json.loads(Path("chalicelib/functions.json").read_text())["functions"]
+every = [name for value in F.values() for name in (value if isinstance(value, list) else [value])]
+
+
+def sam_name(function):
+    # chalice/package.py: "APIHandler" for the API handler, the others' names in CamelCase.
+    return "APIHandler" if function == F["api_handler"] else to_cfn_resource_name(function)
+
+
+S = {role: sam_name(F[role]) for role in ("api_handler", "migrate", "forget_connections", "push", "purge")}
+# The policy file each role must hold exactly: the API and WebSocket
+# handlers' (invoking push), migrate's (the master secret), push's (outside
+# the VPC); the rest (forget_connections, the hourly purge, any added later)
+# the stage's default, in the VPC.
+policy_of = {F["api_handler"]: "policy-prod-api.json", **{h: "policy-prod-api.json" for h in F["websocket_handlers"]},
+             F["migrate"]: "policy-prod-migrate.json", F["push"]: "policy-prod-push.json"}
 # Every Lambda of the app, by its sam.json name: the suffix of its function
 # name, the policy file its role must hold exactly, and its Chalice name.
-expected = {
-    "APIHandler": ("", "policy-prod-api.json", "api_handler"),
-    "WebsocketConnect": ("-websocket_connect", "policy-prod-api.json", "websocket_connect"),
-    "WebsocketMessage": ("-websocket_message", "policy-prod-api.json", "websocket_message"),
-    "WebsocketDisconnect": ("-websocket_disconnect", "policy-prod-api.json", "websocket_disconnect"),
-    "Migrate": ("-migrate", "policy-prod-migrate.json", "migrate"),
-    "ForgetConnections": ("-forget_connections", "policy-prod.json", "forget_connections"),
-    "Push": ("-push", "policy-prod-push.json", "push"),
-    # The hourly retention job (@app.schedule): in the VPC like forget_connections.
-    "Purge": ("-purge", "policy-prod.json", "purge"),
-}
+expected = {sam_name(f): ("" if f == F["api_handler"] else f"-{f}", policy_of.get(f, "policy-prod.json"), f)
+            for f in every}
+assert len(expected) == len(every), sorted(expected)  # no two functions with one sam.json name
 # The database user each function connects as (DB_SECRET_ARN): the app user
 # (DML only) wherever requests are served, the master user in migrate alone,
 # which creates the app user from APP_DB_SECRET_ARN; push has no database.
 master, app_user = values["db_secret_arn"], values["db_app_secret_arn"]
 db_user = {name: app_user for name in expected}
-db_user.update(Migrate=master, Push=None)
+db_user.update({S["migrate"]: master, S["push"]: None})
 functions = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
 assert set(functions) == set(expected), sorted(functions)
 roles = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
@@ -308,7 +322,7 @@ vpc = {"SubnetIds": values["subnet_ids"], "SecurityGroupIds": [values["lambda_se
 for name, props in functions.items():
     # In the VPC (beside Aurora and Redis), all but push, which must reach
     # the public @connections endpoint the VPC has no way out to.
-    if name == "Push":
+    if name == S["push"]:
         assert "VpcConfig" not in props, (name, props["VpcConfig"])
     else:
         assert props.get("VpcConfig") == vpc, (name, props.get("VpcConfig"))
@@ -321,9 +335,9 @@ for name, props in functions.items():
                 "RATE_LIMIT_REGISTRATIONS_PER_HOUR", "LONG_POLL_MAX_SECONDS"):
         assert env.get(var), (name, var)
     assert env.get("DB_SECRET_ARN") == db_user[name], (name, env.get("DB_SECRET_ARN"))
-    assert env.get("APP_DB_SECRET_ARN") == (app_user if name == "Migrate" else None), (name, env.get("APP_DB_SECRET_ARN"))
+    assert env.get("APP_DB_SECRET_ARN") == (app_user if name == S["migrate"] else None), (name, env.get("APP_DB_SECRET_ARN"))
     assert (env["PUSH_FUNCTION"], env["FORGET_FUNCTION"]) == (values["push_function_name"],
-                                                              "messaging-prod-forget_connections"), name
+                                                              f"messaging-prod-{F['forget_connections']}"), name
     assert env["WEBSOCKET_URL"] == f"wss://{ws_id}.execute-api.us-east-1.amazonaws.com/api", env["WEBSOCKET_URL"]
     role = props["Role"]["Fn::GetAtt"][0]
     assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]} and role in roles, (name, props["Role"])
@@ -344,8 +358,9 @@ api_arn = f"arn:aws:execute-api:us-east-1:123456789012:{ws_id}/api"
 push, api, default = policies["policy-prod-push.json"], policies["policy-prod-api.json"], policies["policy-prod.json"]
 assert sorted(grants(push, "execute-api:ManageConnections")) == sorted(
     f"{api_arn}/{m}/@connections/*" for m in ("POST", "GET", "DELETE")), grants(push, "execute-api:ManageConnections")
-assert grants(push, "lambda:InvokeFunction") == [f"{prefix}-forget_connections", f"{prefix}-forget_connections:*"]
-assert grants(api, "lambda:InvokeFunction") == [f"{prefix}-push", f"{prefix}-push:*"]
+forget, push_fn = f"{prefix}-{F['forget_connections']}", f"{prefix}-{F['push']}"
+assert grants(push, "lambda:InvokeFunction") == [forget, f"{forget}:*"]
+assert grants(api, "lambda:InvokeFunction") == [push_fn, f"{push_fn}:*"]
 assert not grants(api, "execute-api:ManageConnections") and not grants(default, "execute-api:ManageConnections")
 assert not grants(default, "lambda:InvokeFunction")
 assert not grants(push, "secretsmanager:GetSecretValue") and not grants(push, "ec2:CreateNetworkInterface")
@@ -373,18 +388,19 @@ assert ws["Properties"]["Name"] == "messaging-prod-websocket-api", ws["Propertie
 assert resources["WebsocketAPIStage"]["Properties"]["StageName"] == "api"
 routes = {r["Properties"]["RouteKey"]: r["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
           for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
-assert routes == {"$connect": "WebsocketConnectAPIIntegration", "$default": "WebsocketMessageAPIIntegration",
-                  "$disconnect": "WebsocketDisconnectAPIIntegration"}, routes
+# F["websocket_handlers"] lists Chalice's names for on_ws_connect, on_ws_message, on_ws_disconnect.
+assert routes == {route: f"{sam_name(h)}APIIntegration"
+                  for route, h in zip(("$connect", "$default", "$disconnect"), F["websocket_handlers"])}, routes
 for route, integration in routes.items():
     handler = integration[:-len("APIIntegration")]
     uri = resources[integration]["Properties"]["IntegrationUri"]["Fn::Sub"][1]
     assert uri == {"WebsocketHandler": {"Ref": handler}} and handler in functions, (route, uri)
 
 # A 20 s long-poll and its last read fit in 25 s, under API Gateway's 29 s.
-api_fn = functions["APIHandler"]
+api_fn = functions[S["api_handler"]]
 assert (api_fn["MemorySize"], api_fn["Timeout"]) == (512, 25), (api_fn["MemorySize"], api_fn["Timeout"])
 # purge starts a batch only while one fits: 60 s is how much it deletes an hour.
-timeouts = {"APIHandler": 25, "Purge": 60}
+timeouts = {S["api_handler"]: 25, S["purge"]: 60}
 for name, props in functions.items():
     assert (props["MemorySize"], props["Timeout"]) == (512, timeouts.get(name, 10)), (
         name, props["MemorySize"], props["Timeout"])
@@ -393,20 +409,21 @@ for name, props in functions.items():
 assert api_fn.get("ReservedConcurrentExecutions") == values["api_reserved_concurrency"], api_fn.get(
     "ReservedConcurrentExecutions")
 for name, props in functions.items():
-    if name != "APIHandler":
+    if name != S["api_handler"]:
         assert "ReservedConcurrentExecutions" not in props, (name, props["ReservedConcurrentExecutions"])
 
 # Chalice puts purge's rate(1 hour) schedule on the function as a SAM Schedule
 # event (the transform makes the EventBridge rule and the invoke permission
 # from it); nothing else is scheduled or triggered by a rule.
-schedule = {"PurgeEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 hour)"}}}
-assert functions["Purge"].get("Events") == schedule, functions["Purge"].get("Events")
-assert [n for n, p in functions.items() if p.get("Events")] == ["Purge"], [n for n, p in functions.items() if p.get("Events")]
+purge = S["purge"]
+schedule = {f"{purge}Event": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 hour)"}}}
+assert functions[purge].get("Events") == schedule, functions[purge].get("Events")
+assert [n for n, p in functions.items() if p.get("Events")] == [purge], [n for n, p in functions.items() if p.get("Events")]
 assert not [k for k, r in resources.items() if r["Type"].startswith(("AWS::Events::", "AWS::Scheduler::"))]
 # The horizon reaches purge alone (the sample's retention_days is not 0).
 assert values["retention_days"] > 0
 for name, props in functions.items():
-    wanted = str(values["retention_days"]) if name == "Purge" else None
+    wanted = str(values["retention_days"]) if name == purge else None
     assert props["Environment"]["Variables"].get("RETENTION_DAYS") == wanted, (name, wanted)
 
 # Every function writes to a log group infra/lambda.tf made (retention, KMS),
@@ -438,8 +455,8 @@ for name, props in sorted(functions.items()):
           + f"{len(props['Environment']['Variables'])} environment variables "
           f"(database user: {'app' if db_user[name] == app_user else 'master' if db_user[name] else 'none'}), "
           f"role {props['Role']['Fn::GetAtt'][0]} = {expected[name][1]}")
-print(f"   sam.json: Purge scheduled {functions['Purge']['Events']['PurgeEvent']['Properties']['Schedule']}, "
-      f"RETENTION_DAYS={functions['Purge']['Environment']['Variables']['RETENTION_DAYS']}")
+print(f"   sam.json: {purge} scheduled {functions[purge]['Events'][f'{purge}Event']['Properties']['Schedule']}, "
+      f"RETENTION_DAYS={functions[purge]['Environment']['Variables']['RETENTION_DAYS']}")
 print(f"   sam.json: RestAPI named {rest['DefinitionBody']['info']['title']}, stage {rest['StageName']} "
       "(what the API Gateway alarm and widgets select)")
 print(f"   sam.json: WebsocketAPI (rendered with the id {ws_id} of the deployed sample), routes {', '.join(sorted(routes))}, stage api")

@@ -1,9 +1,13 @@
 """infra/monitoring.tf read as text (python-hcl2 lives in .venv-infra, not
 here): every alarm notifies the topic when it fires and when it clears, says
 what it means, chooses how missing data counts, and takes its threshold from
-a variable; the KMS key lets CloudWatch publish to exactly that topic."""
+a variable; the KMS key lets CloudWatch publish to exactly that topic. The
+dashboard (templates/dashboard.json.tftpl) rendered by Terraform itself,
+offline (skipped without .venv-infra): every function, the grid, the
+thresholds."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Dict
@@ -11,6 +15,9 @@ from typing import Dict
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MONITORING = (INFRA / "monitoring.tf").read_text()
+LOCALS = (INFRA / "locals.tf").read_text()
+# What local.functions in infra/locals.tf decodes.
+FUNCTIONS = json.loads((ROOT / "chalicelib" / "functions.json").read_text())["functions"]
 
 
 def blocks(text: str, kind: str) -> Dict[str, str]:
@@ -72,8 +79,9 @@ def test_every_threshold_is_a_variable_or_derived_from_one():
     assert "acu_alarm_at     = var.aurora_max_acu * var.alarm_aurora_acu_percent / 100" in MONITORING
     # The hourly purge alarms on any error (its retries may split over
     # periods); every other function on more than alarm_lambda_errors.
-    assert ('lambda_error_thresholds = { for f in keys(local.lambda_functions) : f => f == "purge" ? 0 : '
+    assert ('lambda_error_thresholds = { for f in keys(local.lambda_functions) : f => f == local.functions.purge ? 0 : '
             'var.alarm_lambda_errors }') in MONITORING
+    assert FUNCTIONS["purge"] == "purge"
     assert "threshold           = local.lambda_error_thresholds[each.key]" in ALARMS["lambda_errors"]
 
 
@@ -91,7 +99,7 @@ def test_the_key_lets_cloudwatch_publish_to_exactly_the_alarm_topic():
     assert 'Principal = { Service = "cloudwatch.amazonaws.com" }' in statement
     assert 'Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]' in statement
     assert '"kms:EncryptionContext:aws:sns:topicArn" = local.alarm_topic_arn' in statement
-    locals_tf = (INFRA / "locals.tf").read_text()
+    locals_tf = LOCALS
     assert 'alarm_topic_name = "${local.name}-alarms"' in locals_tf
     assert "alarm_topic_arn  = \"arn:${local.partition}:sns:${var.region}:${local.account_id}:${local.alarm_topic_name}\"" in locals_tf
     topic = blocks(MONITORING, "aws_sns_topic")["alarms"]
@@ -107,7 +115,9 @@ def test_only_this_stacks_alarms_may_publish_to_the_topic():
     for name, body in ALARMS.items():
         alarm_name = re.search(r'^\s*alarm_name\s*=\s*"(.+)"$', body, re.MULTILINE).group(1)
         assert alarm_name.startswith(("${local.name}-", "${each.value}-", "${local.db_instance_ids[count.index]}-")), name
-    assert 'lambda_functions = merge(\n    { api_handler = local.name, migrate = "${local.name}-migrate" },' in MONITORING
+    # Every Lambda function name (each.value of the errors alarms) starts so.
+    assert ('lambda_functions = { for f in flatten(values(local.functions)) : f => f == local.functions.api_handler ? '
+            'local.name : "${local.name}-${f}" }') in LOCALS
     assert '"${local.name}-${count.index + 1}"' in (INFRA / "database.tf").read_text()
 
 
@@ -115,3 +125,4 @@ def test_the_email_subscription_exists_only_with_an_address():
     subscription = blocks(MONITORING, "aws_sns_topic_subscription")["alarm_email"]
     assert 'count = var.alarm_email == "" ? 0 : 1' in subscription
     assert 'protocol  = "email"' in subscription
+

@@ -1,5 +1,6 @@
-"""scripts/render_chalice_config.py on the recorded `terraform output -json`
-sample, rendered into a temporary copy of the project's .chalice directory."""
+"""The config renderer (scripts/deploy/render/, `python3 -m
+scripts.deploy.render`) on the recorded `terraform output -json` sample,
+rendered into a temporary copy of the project's .chalice directory."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "render_chalice_config.py"
+RENDER = [sys.executable, "-m", "scripts.deploy.render"]  # from the project root
 SAMPLE = ROOT / "infra" / "testdata" / "terraform-output.sample.json"
 CA = "chalicelib/certs/rds-ca-bundle.pem"
 
@@ -31,12 +32,13 @@ WS = ["websocket_connect", "websocket_message", "websocket_disconnect"]
 
 
 def run(project: Path, *args: str, outputs: Any = None) -> subprocess.CompletedProcess:
-    """The script as a user runs it: the outputs file (or stdin) and the project dir."""
+    """The renderer as a user runs it: the outputs file (or stdin) and the project dir."""
     if outputs is None:
-        cmd = [sys.executable, str(SCRIPT), str(SAMPLE), "--project-dir", str(project), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    cmd = [sys.executable, str(SCRIPT), "-", "--project-dir", str(project), *args]
-    return subprocess.run(cmd, input=json.dumps(outputs), capture_output=True, text=True, timeout=60, check=False)
+        cmd = [*RENDER, str(SAMPLE), "--project-dir", str(project), *args]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    cmd = [*RENDER, "-", "--project-dir", str(project), *args]
+    return subprocess.run(cmd, cwd=ROOT, input=json.dumps(outputs), capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 def sample() -> Dict[str, Any]:

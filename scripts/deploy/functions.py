@@ -1,0 +1,46 @@
+"""The app's Lambda functions by the names Chalice gives them, read from
+chalicelib/functions.json (the one list: app.py, infra/ and
+scripts/check-infra.sh read it too), and Chalice's rules for the names it
+derives from them. Standard library only: the renderer runs on a bare
+python3."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List
+
+FUNCTIONS_FILE = Path(__file__).resolve().parents[2] / "chalicelib" / "functions.json"
+_NAMES = json.loads(FUNCTIONS_FILE.read_text(encoding="utf-8"))["functions"]
+
+API_HANDLER: str = _NAMES["api_handler"]
+MIGRATE: str = _NAMES["migrate"]
+PUSH: str = _NAMES["push"]
+FORGET: str = _NAMES["forget_connections"]
+PURGE: str = _NAMES["purge"]
+WEBSOCKET_HANDLERS: List[str] = list(_NAMES["websocket_handlers"])
+# Every function, in the file's order (the order the rendered policies name
+# them in), including any added there later.
+FUNCTIONS: List[str] = [name for value in _NAMES.values() for name in (value if isinstance(value, list) else [value])]
+# Every function but the API handler and migrate (whose log groups have
+# resources and outputs of their own): local.extra_functions in
+# infra/locals.tf, the groups of output function_log_group_names, which the
+# deploy imports when Lambda made them before Terraform managed them.
+EXTRA_FUNCTIONS: List[str] = sorted(set(FUNCTIONS) - {API_HANDLER, MIGRATE})
+
+
+def function_name(app: str, stage: str, function: str = API_HANDLER) -> str:
+    """Chalice's function names: "<app>-<stage>" for the API handler (no
+    suffix, for backward compatibility), "<app>-<stage>-<name>" for the rest."""
+    api = f"{app}-{stage}"
+    return api if function == API_HANDLER else f"{api}-{function}"
+
+
+def log_group_name(app: str, stage: str, function: str = API_HANDLER) -> str:
+    return f"/aws/lambda/{function_name(app, stage, function)}"
+
+
+def role_name(app: str, stage: str, function: str) -> str:
+    """The role Chalice makes for a function when autogen_policy is false (as
+    the renderer sets it): "<app>-<stage>-<function>", whose one inline
+    policy has the role's name (chalice/deploy/appgraph.py, planner.py)."""
+    return f"{app}-{stage}-{function}"

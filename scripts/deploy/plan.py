@@ -1,0 +1,74 @@
+"""What a deploy works with (the paths, the Context the preflight builds,
+the one error every step raises) and the order of its code steps.
+
+After terraform apply and the render, the code steps (plan_code_steps):
+  * the stage exists (its migrate Lambda does): chalice package, put the new
+    package, environment and role policy (as rendered) into the migrate
+    Lambda only, wait, invoke it, chalice deploy, throttle, websocket;
+  * first deploy: chalice deploy, throttle, websocket, then invoke migrate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+BACKEND_FILE = INFRA / "backend.hcl"
+TFVARS_FILE = INFRA / "terraform.tfvars"
+CHALICE_DIR = ROOT / ".chalice"
+CHALICE_CONFIG = CHALICE_DIR / "config.json"
+CHALICE_DEPLOYED = CHALICE_DIR / "deployed"  # <stage>.json, written by chalice deploy
+
+
+class DeployError(Exception):
+    """A precondition or a step failed; the message says what to do."""
+
+
+@dataclass
+class Context:
+    """What every step works with, made by preflight.prepare."""
+    stage: str
+    region: str
+    app: str
+    key: str  # the state key, <prefix>/<stage>/terraform.tfstate
+    bucket: str
+    session: Any  # boto3.Session
+    env: Dict[str, str]  # for the subprocesses: AWS_REGION and AWS_DEFAULT_REGION set to region
+    chalice: str  # the chalice executable
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    what: str
+
+
+PACKAGE = Step("package", "chalice package: build the new deployment.zip")
+UPDATE_MIGRATE = Step("update_migrate", "put the new role policy, package and environment into the migrate "
+                                          "Lambda only, and wait")
+INVOKE_MIGRATE = Step("invoke_migrate", "invoke migrate: apply pending migrations")
+CHALICE_DEPLOY = Step("chalice_deploy", "chalice deploy: the new code serves")
+THROTTLE = Step("throttle", "API Gateway stage throttling (rate, burst) from the Terraform outputs")
+WEBSOCKET = Step("websocket", "WEBSOCKET_URL and the push policy from the WebSocket API id Chalice recorded; "
+                              "chalice deploy once more only if that id is new (first deploy with push)")
+
+
+def plan_code_steps(migrate_exists: bool) -> List[Step]:
+    """Migrations run before new code serves. On a first deploy there is no
+    migrate function (and no old code) yet, so Chalice creates it first.
+    Throttling follows chalice deploy at once: the stage exists only from
+    then on (first deploy), and Chalice has just recorded its REST API id.
+    The WebSocket step needs the id Chalice records in that same deploy."""
+    if migrate_exists:
+        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY, THROTTLE, WEBSOCKET]
+    return [CHALICE_DEPLOY, THROTTLE, WEBSOCKET, INVOKE_MIGRATE]
+
+
+def after_failed_migration(steps: Sequence[Step]) -> str:
+    """What serves when the migrate step failed, for the error message."""
+    if steps.index(INVOKE_MIGRATE) < steps.index(CHALICE_DEPLOY):
+        return "chalice deploy did not run: the old code still serves. Fix the migration and deploy again."
+    return ("first deploy: the code is deployed but its schema is not applied. "
+            "Fix the migration and deploy again.")
