@@ -325,161 +325,32 @@ locals {
     aws_cloudwatch_metric_alarm.redis_memory[*].arn,
     aws_cloudwatch_metric_alarm.redis_evictions[*].arn,
   )
-
-  # SEARCH over the app's EMF metrics finds every route without listing
-  # them; the schema {namespace, dimensions...} matches exactly that set.
-  emf_by_route        = "{${local.emf_namespace},Route,Service} MetricName=\"Latency\" Service=\"${local.emf_service}\""
-  emf_5xx_by_route    = "{${local.emf_namespace},Route,Service,StatusClass} MetricName=\"Latency\" Service=\"${local.emf_service}\" StatusClass=\"5xx\""
-  route_label         = "$${PROP('Dim.Route')}"
-  apigw_dimensions    = ["ApiName", local.api_name, "Stage", var.api_gateway_stage]
-  emf_service_metrics = [local.emf_namespace, "Latency", "Service", local.emf_service]
-
-  # A 24-column grid, rows of 6 units, the alarms on top.
-  dashboard_widgets = [
-    {
-      type = "alarm", x = 0, y = 0, width = 24, height = 5
-      properties = {
-        title  = "Alarms (in ALARM first; details in each alarm's description)"
-        alarms = local.alarm_arns
-        sortBy = "stateUpdatedTimestamp"
-      }
-    },
-    {
-      type = "metric", x = 0, y = 5, width = 12, height = 6
-      properties = {
-        title   = "Requests by route (app, EMF; per 5 min)"
-        region  = var.region, view = "timeSeries", stacked = true, period = 300
-        metrics = [[{ id = "requests", expression = "SEARCH('${local.emf_by_route}', 'SampleCount', 300)", label = local.route_label }]]
-      }
-    },
-    {
-      type = "metric", x = 12, y = 5, width = 12, height = 6
-      properties = {
-        title   = "5xx by route (app, EMF; per 5 min)"
-        region  = var.region, view = "timeSeries", stacked = true, period = 300
-        metrics = [[{ id = "errors", expression = "SEARCH('${local.emf_5xx_by_route}', 'SampleCount', 300)", label = local.route_label }]]
-      }
-    },
-    {
-      type = "metric", x = 0, y = 11, width = 12, height = 6
-      properties = {
-        title  = "Latency p50 / p99, all routes incl. long-polls (ms)"
-        region = var.region, view = "timeSeries", stacked = false, period = 300
-        metrics = [
-          concat(local.emf_service_metrics, [{ stat = "p50", label = "app p50" }]),
-          concat(local.emf_service_metrics, [{ stat = "p99", label = "app p99" }]),
-          concat(["AWS/ApiGateway", "Latency"], local.apigw_dimensions, [{ stat = "p50", label = "API Gateway p50" }]),
-          concat(["AWS/ApiGateway", "Latency"], local.apigw_dimensions, [{ stat = "p99", label = "API Gateway p99" }]),
-        ]
-      }
-    },
-    {
-      type = "metric", x = 12, y = 11, width = 12, height = 6
-      properties = {
-        title       = "Latency p99 by route (app, EMF; ms)"
-        region      = var.region, view = "timeSeries", stacked = false, period = 300
-        metrics     = [[{ id = "p99", expression = "SEARCH('${local.emf_by_route}', 'p99', 300)", label = local.route_label }]]
-        annotations = { horizontal = [{ label = "alarm (alarmed routes)", value = var.alarm_latency_p99_ms }] }
-      }
-    },
-    {
-      type = "metric", x = 0, y = 17, width = 8, height = 6
-      properties = {
-        title  = "API Gateway: requests, 4xx, 5xx (per 5 min)"
-        region = var.region, view = "timeSeries", stacked = false, period = 300
-        metrics = [
-          concat(["AWS/ApiGateway", "Count"], local.apigw_dimensions, [{ stat = "SampleCount", label = "requests" }]),
-          concat(["AWS/ApiGateway", "4XXError"], local.apigw_dimensions, [{ stat = "Sum", label = "4xx" }]),
-          concat(["AWS/ApiGateway", "5XXError"], local.apigw_dimensions, [{ stat = "Sum", label = "5xx" }]),
-        ]
-      }
-    },
-    {
-      type = "metric", x = 8, y = 17, width = 8, height = 6
-      properties = {
-        title   = "Lambda errors by function (per 5 min)"
-        region  = var.region, view = "timeSeries", stacked = false, period = 300, stat = "Sum"
-        metrics = [for f, name in local.lambda_functions : ["AWS/Lambda", "Errors", "FunctionName", name, { label = f }]]
-      }
-    },
-    {
-      type = "metric", x = 16, y = 17, width = 8, height = 6
-      properties = {
-        title  = "API Lambda: concurrency and throttles"
-        region = var.region, view = "timeSeries", stacked = false, period = 300
-        metrics = [
-          ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", local.name, { stat = "Maximum", label = "concurrent (max)" }],
-          ["AWS/Lambda", "Throttles", "FunctionName", local.name, { stat = "Sum", label = "throttled (per 5 min)" }],
-        ]
-        annotations = { horizontal = [{ label = "reserved concurrency", value = var.api_reserved_concurrency }] }
-      }
-    },
-    {
-      type = "metric", x = 0, y = 23, width = 8, height = 6
-      properties = {
-        title       = "Aurora capacity (ACU) by instance"
-        region      = var.region, view = "timeSeries", stacked = false, period = 300, stat = "Average"
-        metrics     = [for id in local.db_instance_ids : ["AWS/RDS", "ServerlessDatabaseCapacity", "DBInstanceIdentifier", id, { label = id }]]
-        annotations = { horizontal = [{ label = "aurora_max_acu", value = var.aurora_max_acu }, { label = "alarm", value = local.acu_alarm_at }] }
-      }
-    },
-    {
-      type = "metric", x = 8, y = 23, width = 8, height = 6
-      properties = {
-        title       = "Aurora connections by instance (max)"
-        region      = var.region, view = "timeSeries", stacked = false, period = 300, stat = "Maximum"
-        metrics     = [for id in local.db_instance_ids : ["AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", id, { label = id }]]
-        annotations = { horizontal = [{ label = "alarm", value = var.alarm_db_connections }, { label = "API containers", value = var.api_reserved_concurrency }] }
-      }
-    },
-    {
-      type = "metric", x = 16, y = 23, width = 8, height = 6
-      properties = {
-        title  = "Work per request (app, EMF; average)"
-        region = var.region, view = "timeSeries", stacked = false, period = 300, stat = "Average"
-        metrics = [
-          [local.emf_namespace, "DbStatements", "Service", local.emf_service, { label = "DB statements" }],
-          [local.emf_namespace, "DbRoundTrips", "Service", local.emf_service, { label = "DB round trips" }],
-          [local.emf_namespace, "RedisRoundTrips", "Service", local.emf_service, { label = "Redis round trips" }],
-        ]
-      }
-    },
-    {
-      type = "metric", x = 0, y = 29, width = 8, height = 6
-      properties = {
-        title       = "Redis memory used, % by node"
-        region      = var.region, view = "timeSeries", stacked = false, period = 300, stat = "Average"
-        metrics     = [for id in local.redis_node_ids : ["AWS/ElastiCache", "DatabaseMemoryUsagePercentage", "CacheClusterId", id, { label = id }]]
-        annotations = { horizontal = [{ label = "alarm", value = var.alarm_redis_memory_percent }] }
-        yAxis       = { left = { min = 0, max = 100 } }
-      }
-    },
-    {
-      type = "metric", x = 8, y = 29, width = 8, height = 6
-      properties = {
-        title   = "Redis evictions by node (per 5 min)"
-        region  = var.region, view = "timeSeries", stacked = false, period = 300, stat = "Sum"
-        metrics = [for id in local.redis_node_ids : ["AWS/ElastiCache", "Evictions", "CacheClusterId", id, { label = id }]]
-      }
-    },
-    {
-      type = "metric", x = 16, y = 29, width = 8, height = 6
-      properties = {
-        # EngineCPUUtilization: the engine's own thread, what saturates first;
-        # CPUUtilization: the whole host.
-        title  = "Redis CPU % by node (engine thread, host)"
-        region = var.region, view = "timeSeries", stacked = false, period = 300, stat = "Average"
-        metrics = concat(
-          [for id in local.redis_node_ids : ["AWS/ElastiCache", "EngineCPUUtilization", "CacheClusterId", id, { label = "${id} engine" }]],
-          [for id in local.redis_node_ids : ["AWS/ElastiCache", "CPUUtilization", "CacheClusterId", id, { label = "${id} host" }]],
-        )
-        yAxis = { left = { min = 0, max = 100 } }
-      }
-    },
-  ]
 }
 
+# The widgets are in templates/dashboard.json.tftpl (one jsonencode, a
+# 24-column grid, the alarms on top): requests, 5xx and p99 latency by route
+# from the app's EMF metrics, latency and status classes at API Gateway,
+# Lambda errors by function and the API's concurrency, Aurora ACU and
+# connections, the work per request, Redis memory, evictions and CPU; each
+# alarm threshold drawn where it applies.
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = local.name
-  dashboard_body = jsonencode({ start = "-PT12H", periodOverride = "inherit", widgets = local.dashboard_widgets })
+  dashboard_body = templatefile("${path.module}/templates/dashboard.json.tftpl", {
+    region                     = var.region
+    alarm_arns                 = local.alarm_arns
+    emf_namespace              = local.emf_namespace
+    emf_service                = local.emf_service
+    api_name                   = local.api_name
+    api_gateway_stage          = var.api_gateway_stage
+    api_function               = local.name
+    lambda_functions           = local.lambda_functions
+    db_instance_ids            = local.db_instance_ids
+    redis_node_ids             = local.redis_node_ids
+    api_reserved_concurrency   = var.api_reserved_concurrency
+    aurora_max_acu             = var.aurora_max_acu
+    acu_alarm_at               = local.acu_alarm_at
+    alarm_latency_p99_ms       = var.alarm_latency_p99_ms
+    alarm_db_connections       = var.alarm_db_connections
+    alarm_redis_memory_percent = var.alarm_redis_memory_percent
+  })
 }

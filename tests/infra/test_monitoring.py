@@ -12,6 +12,10 @@ import re
 from pathlib import Path
 from typing import Dict
 
+import pytest
+
+from tests.infra import terraform_eval
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MONITORING = (INFRA / "monitoring.tf").read_text()
@@ -126,3 +130,95 @@ def test_the_email_subscription_exists_only_with_an_address():
     assert 'count = var.alarm_email == "" ? 0 : 1' in subscription
     assert 'protocol  = "email"' in subscription
 
+
+# --------------------------------------------------------------------------- the dashboard
+
+TEMPLATE = INFRA / "templates" / "dashboard.json.tftpl"
+
+
+def template_variables() -> Dict[str, str]:
+    """name -> expression of what monitoring.tf passes to the dashboard template."""
+    call = MONITORING[MONITORING.index('templatefile("${path.module}/templates/dashboard.json.tftpl", {'):]
+    call = call[:call.index("\n  })\n")]
+    return dict(re.findall(r"^    ([a-z0-9_]+) += (.+)$", call, re.MULTILINE))
+
+
+def test_the_dashboard_is_the_template_with_every_variable_used():
+    assert ('resource "aws_cloudwatch_dashboard" "this" {\n  dashboard_name = local.name\n'
+            '  dashboard_body = templatefile("${path.module}/templates/dashboard.json.tftpl", {') in MONITORING
+    template = TEMPLATE.read_text()
+    # One jsonencode, nothing around it (the trailing newline stripped).
+    assert template.startswith("${jsonencode({\n") and template.endswith("\n})~}\n")
+    passed = template_variables()
+    assert passed["lambda_functions"] == "local.lambda_functions" and passed["api_function"] == "local.name"
+    for name in passed:
+        assert re.search(rf"(?<![\w.\"]){name}\b", template), f"{name} is passed but not used"
+
+
+@pytest.mark.skipif(not terraform_eval.available(), reason=terraform_eval.SKIP_REASON)
+def test_the_dashboard_renders(tmp_path: Path):
+    functions = {f: f"messaging-prod-{f}" for value in FUNCTIONS.values()
+                 for f in (value if isinstance(value, list) else [value])}
+    functions[FUNCTIONS["api_handler"]] = "messaging-prod"
+    values = {
+        "region": "eu-west-1", "alarm_arns": [f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:a{i}" for i in range(3)],
+        "emf_namespace": "Messaging", "emf_service": "messaging-prod", "api_name": "messaging",
+        "api_gateway_stage": "v1", "api_function": "messaging-prod", "lambda_functions": functions,
+        "db_instance_ids": ["messaging-prod-1", "messaging-prod-2"],
+        "redis_node_ids": ["messaging-prod-001", "messaging-prod-002"],
+        "api_reserved_concurrency": 50, "aurora_max_acu": 8, "acu_alarm_at": 6.4, "alarm_latency_p99_ms": 1500,
+        "alarm_db_connections": 80, "alarm_redis_memory_percent": 85,
+    }
+    assert set(values) == set(template_variables())
+    # JSON is HCL too: an object constructor with "name": value items.
+    main = ('output "body" {\n  value = templatefile("${path.module}/templates/dashboard.json.tftpl", '
+            f"{json.dumps(values)})\n}}\n")
+    body = json.loads(terraform_eval.evaluate(tmp_path, {"main.tf": main,
+                                                         "templates/dashboard.json.tftpl": TEMPLATE.read_text()})["body"])
+
+    assert (body["start"], body["periodOverride"]) == ("-PT12H", "inherit")
+    widgets = body["widgets"]
+    # The alarms on top, all of them; a 24-column grid without overlaps.
+    assert widgets[0]["type"] == "alarm" and (widgets[0]["x"], widgets[0]["y"], widgets[0]["width"]) == (0, 0, 24)
+    assert widgets[0]["properties"]["alarms"] == values["alarm_arns"]
+    cells = set()
+    for w in widgets:
+        assert 0 <= w["x"] and w["x"] + w["width"] <= 24, w["properties"]["title"]
+        mine = {(x, y) for x in range(w["x"], w["x"] + w["width"]) for y in range(w["y"], w["y"] + w["height"])}
+        assert not cells & mine, w["properties"]["title"]
+        cells |= mine
+    metric = {w["properties"]["title"]: w["properties"] for w in widgets[1:]}
+    assert len(metric) == 13 and all(w["type"] == "metric" for w in widgets[1:])
+    assert {p["region"] for p in metric.values()} == {"eu-west-1"}
+
+    def series(title):
+        return [m for m in metric[title]["metrics"]]
+
+    # Every function's errors, labelled by its Chalice name.
+    errors = series("Lambda errors by function (per 5 min)")
+    assert {m[4]["label"]: m[3] for m in errors} == functions and all(m[:3] == ["AWS/Lambda", "Errors", "FunctionName"]
+                                                                      for m in errors)
+    # The app's routes found by SEARCH on this stage's service, labelled by route.
+    search = [m[0] for t in ("Requests by route (app, EMF; per 5 min)", "5xx by route (app, EMF; per 5 min)",
+                             "Latency p99 by route (app, EMF; ms)") for m in series(t)]
+    assert all('Service="messaging-prod"' in s["expression"] and s["label"] == "${PROP('Dim.Route')}" for s in search)
+    assert 'StatusClass="5xx"' in search[1]["expression"]
+    # API Gateway metrics select the REST API and the stage the alarms watch.
+    gateway = [m for p in metric.values() for m in p["metrics"] if m[0] == "AWS/ApiGateway"]
+    assert len(gateway) == 5 and all(m[2:6] == ["ApiName", "messaging", "Stage", "v1"] for m in gateway)
+    assert {m[3] for m in series("API Lambda: concurrency and throttles")} == {"messaging-prod"}
+    for title, ids in (("Aurora capacity (ACU) by instance", values["db_instance_ids"]),
+                       ("Redis evictions by node (per 5 min)", values["redis_node_ids"])):
+        assert [m[3] for m in series(title)] == ids
+    assert len(series("Redis CPU % by node (engine thread, host)")) == 2 * len(values["redis_node_ids"])
+    # Each threshold drawn where it applies.
+    drawn = {(t, a["label"]): a["value"] for t, p in metric.items() for a in p.get("annotations", {}).get("horizontal", [])}
+    assert drawn == {
+        ("Latency p99 by route (app, EMF; ms)", "alarm (alarmed routes)"): 1500,
+        ("API Lambda: concurrency and throttles", "reserved concurrency"): 50,
+        ("Aurora capacity (ACU) by instance", "aurora_max_acu"): 8,
+        ("Aurora capacity (ACU) by instance", "alarm"): 6.4,
+        ("Aurora connections by instance (max)", "alarm"): 80,
+        ("Aurora connections by instance (max)", "API containers"): 50,
+        ("Redis memory used, % by node", "alarm"): 85,
+    }
