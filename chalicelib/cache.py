@@ -121,7 +121,7 @@ class InboxCache:
         if replies is SKIPPED:
             return None
         live: Dict[str, List[str]] = {}
-        for chunk, reply in zip(chunks, replies):
+        for chunk, reply in zip(chunks, replies, strict=True):
             at = 0
             while at < len(reply):  # position (1-based), count, ids ...
                 position, count = int(reply[at]), int(reply[at + 1])

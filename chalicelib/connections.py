@@ -109,7 +109,7 @@ class RedisConnections:
         found = self._link.guard(read)
         if found is SKIPPED:
             return {}
-        return {u: [c.decode() for c in ids] for u, ids in zip(users, found) if ids}
+        return {u: [c.decode() for c in ids] for u, ids in zip(users, found, strict=True) if ids}
 
 
 class LocalConnections:

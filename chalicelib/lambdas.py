@@ -12,6 +12,7 @@ from .secrets import SecretStore, database_credentials
 from .settings import Settings
 from .wiring import service
 
+
 def migrate() -> List[str]:
     """Apply pending migrations to the configured database (the `migrate`
     Lambda, as the admin), then give the API's own user its grants when

@@ -7,6 +7,7 @@ commits by itself, so a migration is not atomic there.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -61,22 +62,23 @@ def apply_migrations(db: Database) -> List[str]:
 
     db.run(bootstrap, write=True)
     for version, name, statements in available():
-
-        def step(tx: Tx) -> bool:
-            if tx.one("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)):
-                return False
-            for statement in statements:
-                tx.execute(_ddl(db, statement))
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
-                (version, name, to_db_time(datetime.now(timezone.utc))),
-            )
-            return True
-
-        if db.run(step, write=True):
+        if db.run(functools.partial(_apply, db, version, name, statements), write=True):
             applied_now.append(name)
             log.info("applied migration %s", name)
     return applied_now
+
+
+def _apply(db: Database, version: int, name: str, statements: List[str], tx: Tx) -> bool:
+    """One migration in its unit of work; False when it was applied before."""
+    if tx.one("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)):
+        return False
+    for statement in statements:
+        tx.execute(_ddl(db, statement))
+    tx.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+        (version, name, to_db_time(datetime.now(timezone.utc))),
+    )
+    return True
 
 
 # What the API's database user may do, table by table: the statements the
@@ -103,7 +105,10 @@ def ensure_app_user(db: Database, *, user: str, password: str) -> None:
         raise ValueError("the app database user's name must be 1-32 letters, digits or _")
 
     def work(tx: Tx) -> None:
-        database = tx.one("SELECT DATABASE()")[0]
+        row = tx.one("SELECT DATABASE()")
+        if row is None:
+            raise RuntimeError("the connection has no database")
+        database = row[0]
         # Checked above: safe to quote as is (identifiers cannot be parameters);
         # %% because the driver formats every statement.
         account = f"'{user}'@'%%'"

@@ -8,9 +8,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import unquote_to_bytes
 
+from .contract import (  # noqa: F401
+    DEFAULT_PAGE,
+    MAX_BODY_BYTES,
+    MAX_GROUP_NAME_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_PAGE,
+    MAX_USER_NAME_CHARS,
+    MAX_WAIT_SECONDS,
+)
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from .contract import (DEFAULT_PAGE, MAX_BODY_BYTES, MAX_GROUP_NAME_CHARS, MAX_MESSAGE_CHARS,  # noqa: F401
-                       MAX_PAGE, MAX_USER_NAME_CHARS, MAX_WAIT_SECONDS)
 
 MAX_SEQ = 2**63 - 1
 REPLACEMENT = "\ufffd"
@@ -184,7 +191,8 @@ def parse_int(name: str, value: Any, lo: int, hi: int) -> int:
     if not isinstance(value, int):
         raise BadRequest(name, "must be an integer")
     if not lo <= value <= hi:
-        raise BadRequest(name, f"must be {lo} or more" if value < lo and hi >= 2**31 else f"must be between {lo} and {hi}")
+        unbounded = value < lo and hi >= 2**31  # "between 0 and 9223372036854775807" says nothing
+        raise BadRequest(name, f"must be {lo} or more" if unbounded else f"must be between {lo} and {hi}")
     return value
 
 

@@ -142,9 +142,10 @@ class LambdaPusher:
         self._timeout = timeout_seconds
 
     def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
-        for start in range(0, len(targets), self.MAX_TARGETS_PER_INVOKE):
+        step = self.MAX_TARGETS_PER_INVOKE
+        for start in range(0, len(targets), step):
             invoke_async(self._function, {"endpoint": self._endpoint, "item": dict(item),
-                                          "targets": [list(t) for t in targets[start:start + self.MAX_TARGETS_PER_INVOKE]]},
+                                          "targets": [list(t) for t in targets[start:start + step]]},
                          timeout_seconds=self._timeout)
         return []  # the push Lambda has the gone connections forgotten itself
 

@@ -127,7 +127,8 @@ class RedisLink:
                 self._down_until = time.monotonic() + self._backoff
                 if not self._down:
                     self._down = True
-                    log.warning("cache unavailable (%s); skipping it for %.1fs at a time", type(exc).__name__, self._backoff)
+                    log.warning("cache unavailable (%s); skipping it for %.1fs at a time",
+                                type(exc).__name__, self._backoff)
             return SKIPPED
         if self._down:
             with self._state_lock:

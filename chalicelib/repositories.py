@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .db import Tx
 from .dialects import Result, Statement, from_db_time, to_db_time
@@ -125,12 +125,13 @@ class Members(Repository):
 
 
 class Messages(Repository):
-    def oldest_deliveries(self, *, before: datetime, limit: int) -> List[tuple]:
+    def oldest_deliveries(self, *, before: datetime, limit: int) -> List[Tuple[str, int, str]]:
         """(user_id, seq, message_id) of up to `limit` inbox rows of the
         oldest messages sent before `before`, oldest first."""
-        return self._tx.all(
+        rows = self._tx.all(
             "SELECT i.user_id, i.seq, i.message_id FROM messages m JOIN inbox i ON i.message_id = m.id"
             " WHERE m.sent_at < %s ORDER BY m.sent_at, m.id LIMIT %s", (to_db_time(before), limit))
+        return [(user_id, int(seq), message_id) for user_id, seq, message_id in rows]
 
     def undelivered_before(self, *, before: datetime, limit: int) -> List[str]:
         """Ids of up to `limit` messages sent before `before` that no inbox row references."""
@@ -235,7 +236,8 @@ class Deliveries(Repository):
         dialect, group = self._tx.dialect, message.group_id or ""
         members = "FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id WHERE m.group_id = %s"
         stored, _, _, seqs = self._tx.batch([
-            (_NEW_MESSAGE + " SELECT %s, %s, NULL, %s, %s, %s, %s FROM group_members WHERE group_id = %s AND user_id = %s",
+            (_NEW_MESSAGE + " SELECT %s, %s, NULL, %s, %s, %s, %s FROM group_members"
+                            " WHERE group_id = %s AND user_id = %s",
              (message.id, message.sender_id, group, message.body, to_db_time(message.sent_at), client_message_id,
               group, message.sender_id)),
             dialect.take_member_seqs(group_id=group, sender_id=message.sender_id, message_id=message.id),

@@ -43,7 +43,7 @@ def _signer(settings: Settings, secrets: SecretStore) -> TokenSigner:
     if settings.auth_secret_arn:
         source = RefreshingSigningSecrets(secrets, settings.auth_secret_arn)
         try:
-            return TokenSigner(source.load(), reload=lambda: source.load(refresh=True), due=source.due)
+            return TokenSigner(source.load() or [], reload=lambda: source.load(refresh=True), due=source.due)
         except ConfigError as error:
             raise ConfigError(f"secret {settings.auth_secret_arn} (AUTH_SECRET_ARN): {error}") from None
     if settings.in_lambda:

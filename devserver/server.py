@@ -118,7 +118,7 @@ class HttpBridge:
         headers: Dict[str, Any] = dict(response.get("headers") or {})
         content = response.get("body")
         if response.get("isBase64Encoded"):
-            content = base64.b64decode(content)
+            content = base64.b64decode(content or "")
         elif isinstance(content, str):
             content = content.encode("utf-8")
         out = web.Response(status=response["statusCode"], body=content or b"")

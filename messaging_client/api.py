@@ -179,7 +179,7 @@ class Client:
             if value is not None:
                 params[name] = value
         # A long-poll may take `wait` seconds before it answers.
-        r = self._post_response("/read_messages", params, read_timeout=self._timeout.read + (wait or 0))
+        r = self._post_response("/read_messages", params, read_timeout=(self._timeout.read or 0) + (wait or 0))
         body = r.json()
         return Page(body["messages"], body["next_after"], body["has_more"], r.headers.get("X-Wait-Refused"))
 
@@ -247,6 +247,6 @@ def _error(r: httpx.Response) -> ApiError:
     code = envelope or f"HTTP{r.status_code}"
     message = body.get("Message") or body.get("message") or r.reason_phrase  # API Gateway's own: "message"
     retry_after = r.headers.get("Retry-After")
-    return _BY_CODE.get(code, ApiError)(r.status_code, code, message,
-                                        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-                                        body=body, retry=retry_class(r.status_code, envelope))
+    seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+    return _BY_CODE.get(code, ApiError)(r.status_code, code, message, retry_after=seconds, body=body,
+                                        retry=retry_class(r.status_code, envelope))

@@ -174,7 +174,7 @@ class Store:
             "SELECT message_id, seq, kind, sender_id, group_id, text, sent_at, outgoing FROM messages"
             " WHERE conversation = ? ORDER BY sent_at DESC, seq DESC LIMIT ?", (conversation, limit)).fetchall()
         keys = ("message_id", "seq", "kind", "sender_id", "group_id", "text", "sent_at", "outgoing")
-        return [dict(zip(keys, row)) for row in reversed(rows)]
+        return [dict(zip(keys, row, strict=True)) for row in reversed(rows)]
 
     def mark_read(self, conversation: str) -> None:
         with self._tx() as db:
@@ -207,7 +207,7 @@ class Store:
     def outbox_state(self, key: str) -> Dict[str, Any]:
         row = self._db.execute("SELECT state, attempts, message_id, error FROM outbox WHERE client_message_id = ?",
                                (key,)).fetchone()
-        return dict(zip(("state", "attempts", "message_id", "error"), row)) if row else {}
+        return dict(zip(("state", "attempts", "message_id", "error"), row, strict=True)) if row else {}
 
     def sent(self, key: str, message_id: str, sent_at: str) -> None:
         """The server acknowledged a send: record the message as ours."""

@@ -16,7 +16,6 @@ from ..repositories import Inbox, InboxCounters
 from .deps import Deps
 from .results import Page, message_item
 
-
 # A page's JSON body stays under this many bytes (at least one message per
 # page): Lambda answers at most 6 MB, and the body travels inside the proxy
 # response as an escaped string, which at worst doubles it. A page of
@@ -42,22 +41,25 @@ class Reading:
         if wait and since is not None:
             raise BadRequest("wait", "waits only with after (a cursor), not with min_timestamp")
         deps.limit(deps.limits.reads, user_id)
+        if since is not None:
+            return self._read_since(user_id, since, limit)
+        cursor = after or 0
         wait = min(wait, deps.long_poll_max_seconds)
         if not wait:
-            return self._read(user_id, after, since, limit)
+            return self._read(user_id, cursor, limit)
         with deps.wait_slots.take(user_id, seconds=wait) as refused:
             if refused:
-                return replace(self._read(user_id, after, since, limit), wait_refused=refused)
-            return self._wait(user_id, after or 0, limit, wait)
+                return replace(self._read(user_id, cursor, limit), wait_refused=refused)
+            return self._wait(user_id, cursor, limit, wait)
 
     def _wait(self, user_id: str, after: int, limit: int, wait: int) -> Page:
         # Listen before reading: a delivery committed after the read still wakes us.
         with self._deps.wakeups.listen(user_id, lambda: self._newest_seq(user_id)) as waiter:
-            page = self._read(user_id, after, None, limit)
+            page = self._read(user_id, after, limit)
             until = time.monotonic() + min(wait, max(0.0, timebudget.left()))
             while not page.messages:
                 woken = waiter.wait(until=until, newer_than=after)
-                page = self._read(user_id, after, None, limit)
+                page = self._read(user_id, after, limit)
                 if not woken:
                     break
             return page
@@ -65,11 +67,10 @@ class Reading:
     def _newest_seq(self, user_id: str) -> Optional[int]:
         return self._deps.db.run(lambda tx: InboxCounters(tx).last_seq(user_id=user_id), write=False)
 
-    def _read(self, user_id: str, after: Optional[int], since: Optional[datetime], limit: int) -> Page:
-        deps = self._deps
-        cache, ticket = deps.cache, None
-        # Timestamp reads cannot be proven complete from a seq window: database.
-        if cache is not None and after is not None:
+    def _read(self, user_id: str, after: int, limit: int) -> Page:
+        """A page after the cursor: from the cache when it provably holds it."""
+        cache, ticket = self._deps.cache, None
+        if cache is not None:
             cached = cache.read(user_id=user_id, after=after, limit=limit)
             # A cursor past the window's newest seq may be a lost cache write: the database decides.
             if isinstance(cached, Hit) and after <= cached.newest:
@@ -78,32 +79,42 @@ class Reading:
             ticket = cached.ticket if isinstance(cached, Miss) else None
 
         def work(tx: Tx) -> Tuple[List[Dict[str, Any]], bool, Optional[int]]:
-            inbox = Inbox(tx)
-            if after is not None:
-                entries = inbox.after(user_id=user_id, after=after, limit=limit + 1)
-            else:
-                entries = inbox.since(user_id=user_id, since=since, limit=limit + 1)
-            items = [message_item(e.seq, e.message) for e in entries[:limit]]
-            has_more = len(entries) > limit
-            if items:
-                # A complete page reaches the user's newest entry.
+            entries = Inbox(tx).after(user_id=user_id, after=after, limit=limit + 1)
+            items, has_more = [message_item(e.seq, e.message) for e in entries[:limit]], len(entries) > limit
+            if items:  # a complete page reaches the user's newest entry
                 return items, has_more, None if has_more else items[-1]["seq"]
-            last_seq = InboxCounters(tx).last_seq(user_id=user_id)
-            if last_seq is None:
-                raise UserNotFound(f"user_id: no user {user_id}")
-            if after is not None and after > last_seq:
+            last_seq = _last_seq(tx, user_id)
+            if after > last_seq:
                 raise CursorAhead(after=after, newest_seq=last_seq)
             return items, has_more, last_seq
 
-        items, has_more, newest = deps.db.run(work, write=False)
-        if ticket is not None and newest is not None:
+        items, has_more, newest = self._deps.db.run(work, write=False)
+        if cache is not None and ticket is not None and newest is not None:
             cache.refill(user_id=user_id, ticket=ticket, newest=newest, items=items)
-        path = "off" if cache is None else "miss"
         items, has_more = _fit(items, has_more)
-        if after is None and not items:
-            # An empty timestamp read hands back the newest seq, to switch to the cursor.
-            return Page(items, newest, False, path)
-        return Page(items, _next_after(items, after), has_more, path)
+        return Page(items, _next_after(items, after), has_more, "off" if cache is None else "miss")
+
+    def _read_since(self, user_id: str, since: datetime, limit: int) -> Page:
+        """A page since a time: always the database (a seq window cannot prove
+        such a page complete). Empty, it hands back the user's newest seq, to
+        switch to the cursor."""
+
+        def work(tx: Tx) -> Tuple[List[Dict[str, Any]], bool, int]:
+            entries = Inbox(tx).since(user_id=user_id, since=since, limit=limit + 1)
+            items = [message_item(e.seq, e.message) for e in entries[:limit]]
+            return items, len(entries) > limit, items[-1]["seq"] if items else _last_seq(tx, user_id)
+
+        items, has_more, newest = self._deps.db.run(work, write=False)
+        items, has_more = _fit(items, has_more)
+        path = "off" if self._deps.cache is None else "miss"
+        return Page(items, items[-1]["seq"] if items else newest, has_more, path)
+
+
+def _last_seq(tx: Tx, user_id: str) -> int:
+    last_seq = InboxCounters(tx).last_seq(user_id=user_id)
+    if last_seq is None:
+        raise UserNotFound(f"user_id: no user {user_id}")
+    return last_seq
 
 
 def _fit(items: List[Dict[str, Any]], has_more: bool) -> Tuple[List[Dict[str, Any]], bool]:
@@ -120,5 +131,5 @@ def _fit(items: List[Dict[str, Any]], has_more: bool) -> Tuple[List[Dict[str, An
     return items, has_more
 
 
-def _next_after(items: List[Dict[str, Any]], after: Optional[int]) -> Optional[int]:
+def _next_after(items: List[Dict[str, Any]], after: int) -> int:
     return items[-1]["seq"] if items else after

@@ -27,10 +27,10 @@ def message_item(seq: int, message: StoredMessage) -> Dict[str, Any]:
 
 
 class Result:
-    """A use case's answer; its JSON body is its fields unless it says otherwise."""
+    """A use case's answer (a dataclass); its JSON body is its fields unless it says otherwise."""
 
     def body(self) -> Dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]  # every Result is a dataclass
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from .. import timebudget
 from ..repositories import Inbox, Messages
@@ -57,21 +57,7 @@ class Retention:
             if not self._forget(users):
                 return Purged(rows, messages, batches, False, "the cache could not be reached")
 
-            # Whole messages where the batch has all of their rows (it is in
-            # message order, so only the last one may be cut short); a message
-            # with more rows than a batch goes batch by batch.
-            order = list(dict.fromkeys(m for _, _, m in victims))
-            if len(order) > 1 and len(victims) == batch:
-                order.pop()  # the last message's other rows come in the next batch
-            if len(order) == 1 and len(victims) == batch:
-                some = [u for u, _, m in victims if m == order[0]]
-                removed = deps.db.run(
-                    lambda tx: Inbox(tx).remove_some_of(message_id=order[0], user_ids=some), write=True)
-            else:
-                removed = deps.db.run(lambda tx: Inbox(tx).remove_of(message_ids=order), write=True)
-            # Its own short transaction: checking for rows left against the
-            # first one's uncommitted deletes would cost InnoDB far more.
-            gone = deps.db.run(lambda tx: Messages(tx).remove(message_ids=order), write=True)
+            removed, gone = self._delete(victims, full=len(victims) == batch)
             self._forget(users)  # a refill that read before the delete may have landed meanwhile
             rows, messages, batches = rows + removed, messages + gone, batches + 1
         while True:  # messages that never had an inbox row (a group send to nobody)
@@ -80,8 +66,29 @@ class Retention:
             ids = deps.db.run(lambda tx: Messages(tx).undelivered_before(before=horizon, limit=batch), write=False)
             if not ids:
                 return Purged(rows, messages, batches, True)
-            messages += deps.db.run(lambda tx, ids=ids: Messages(tx).remove(message_ids=ids), write=True)
+            messages += self._delete_messages(ids)
             batches += 1
+
+    def _delete(self, victims: List[Tuple[str, int, str]], *, full: bool) -> Tuple[int, int]:
+        """(inbox rows, messages) deleted of one batch: whole messages where
+        the batch has all of their rows (it is in message order, so only the
+        last one may be cut short); a message with more rows than a batch
+        goes batch by batch."""
+        order = list(dict.fromkeys(m for _, _, m in victims))
+        if len(order) > 1 and full:
+            order.pop()  # the last message's other rows come in the next batch
+        if len(order) == 1 and full:
+            some = [u for u, _, m in victims if m == order[0]]
+            removed = self._deps.db.run(
+                lambda tx: Inbox(tx).remove_some_of(message_id=order[0], user_ids=some), write=True)
+        else:
+            removed = self._deps.db.run(lambda tx: Inbox(tx).remove_of(message_ids=order), write=True)
+        # Its own short transaction: checking for rows left against the
+        # first one's uncommitted deletes would cost InnoDB far more.
+        return removed, self._delete_messages(order)
+
+    def _delete_messages(self, ids: List[str]) -> int:
+        return self._deps.db.run(lambda tx: Messages(tx).remove(message_ids=ids), write=True)
 
     def _forget(self, users: List[str]) -> bool:
         return self._deps.cache is None or self._deps.cache.forget(users)

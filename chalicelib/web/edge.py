@@ -69,7 +69,7 @@ class App(Chalice):
 
     _invocation = threading.local()
 
-    @property  # type: ignore[override]
+    @property
     def lambda_context(self) -> Any:
         return getattr(self._invocation, "lambda_context", None)
 
@@ -139,8 +139,8 @@ class Edge:
             path = files.get(name)
             if path is None:
                 raise NotFound(f"no file /static/{name}")
-            headers = {"Content-Type": STATIC_TYPES.get(path.suffix, "application/octet-stream"),
-                       "Cache-Control": "no-cache"}
+            headers: envelope.Headers = {"Content-Type": STATIC_TYPES.get(path.suffix, "application/octet-stream"),
+                                         "Cache-Control": "no-cache"}
             if path.suffix == ".html":
                 url = websocket_url()
                 origin = "/".join(url.split("/")[:3]) if url else ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from chalice import Response
 
@@ -19,6 +19,7 @@ from ..usecases.results import GroupCreated, HealthReport, Page, Registered, Res
 log = logging.getLogger("chalicelib.web")
 
 REALM = 'Bearer realm="messaging"'
+Headers = Dict[str, Union[str, List[str]]]  # as chalice.Response takes them
 
 
 def success(result: Result) -> Response:
@@ -35,17 +36,19 @@ def _status(result: Result) -> int:
     return 200
 
 
-def _headers(result: Result) -> Dict[str, str]:
+def _headers(result: Result) -> Headers:
     if isinstance(result, Page):
-        refused = {"X-Wait-Refused": result.wait_refused} if result.wait_refused else {}
-        return {"X-Cache": result.cache, **refused}
+        headers: Headers = {"X-Cache": result.cache}
+        if result.wait_refused:
+            headers["X-Wait-Refused"] = result.wait_refused
+        return headers
     if isinstance(result, HealthReport) and not result.ok:
         return {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
     return {}
 
 
 def error(error: DomainError) -> Response:
-    headers: Dict[str, str] = {}
+    headers: Headers = {}
     if error.retry_after_seconds is not None:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, Unauthorized):

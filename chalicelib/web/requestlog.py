@@ -30,7 +30,8 @@ _DIMENSIONS = [["Service"], ["Service", "Route"], ["Service", "Route", "StatusCl
 def log_request(app: Any, request: Any, get_response: Callable[[Any], Any]) -> Any:
     """Chalice HTTP middleware: the request's line, after its answer."""
     m = meter()
-    started, statements, round_trips, redis = time.perf_counter(), m.db_statements, m.db_round_trips, m.redis_round_trips
+    started = time.perf_counter()
+    statements, round_trips, redis = m.db_statements, m.db_round_trips, m.redis_round_trips
     response = get_response(request)
     cache = response.headers.get("X-Cache")
     context = getattr(app, "lambda_context", None)

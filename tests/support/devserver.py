@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -28,7 +29,7 @@ def server_environment(**settings: str) -> Dict[str, str]:
 
 def call(base: str, path: str, token: Optional[str] = None, **params: Any) -> Tuple[int, Any]:
     """POST `path` with `params` in the query string: (status, parsed body)."""
-    query = "&".join(f"{k}={urllib.request.quote(str(v))}" for k, v in params.items())
+    query = "&".join(f"{k}={urllib.parse.quote(str(v))}" for k, v in params.items())
     request = urllib.request.Request(f"{base}{path}?{query}", method="POST", data=b"")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
