@@ -38,7 +38,8 @@ def js_module() -> str:
     codes = ",\n".join(f"  {c.name}: {{ status: {c.status}, retry: '{c.retry}' }}" for c in contract.CODES)
     limits = "\n".join(f"export const {name} = {value};" for name, value in contract.LIMITS.items())
     return (f"// The API's error codes and limits ({HEADER}).\n\n"
-            f"// Code -> HTTP status and retry: '{contract.ALWAYS}' | '{contract.IF_IDEMPOTENT}' | '{contract.NEVER}'.\n"
+            f"// Code -> HTTP status and retry: "
+            f"'{contract.ALWAYS}' | '{contract.IF_IDEMPOTENT}' | '{contract.NEVER}'.\n"
             f"export const CODES = Object.freeze({{\n{codes},\n}});\n\n{limits}\n")
 
 

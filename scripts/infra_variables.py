@@ -20,7 +20,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIABLES = ROOT / "infra" / "variables.tf"
@@ -32,6 +32,16 @@ NOTE = ("Generated from `infra/variables.tf` by `scripts/infra_variables.py`; "
 
 class TableError(Exception):
     pass
+
+
+class Variable(TypedDict):
+    """One row of the table: the HCL spelling of each cell; `required` when
+    the variable has no default."""
+    name: str
+    type: str
+    default: str
+    description: str
+    required: bool
 
 
 # --------------------------------------------------------------------------- HCL values as python-hcl2 returns them
@@ -72,9 +82,9 @@ def hcl_value(value: Any) -> str:
     raise TableError(f"unexpected default {value!r}")
 
 
-def variables_from_hcl(doc: Dict[str, Any]) -> List[Dict[str, str]]:
+def variables_from_hcl(doc: Dict[str, Any]) -> List[Variable]:
     """name, type, default, description of every variable block, in file order."""
-    rows = []
+    rows: List[Variable] = []
     for block in doc.get("variable", []):
         for name, body in block.items():
             rows.append({
@@ -87,7 +97,7 @@ def variables_from_hcl(doc: Dict[str, Any]) -> List[Dict[str, str]]:
     return rows
 
 
-def load_variables(path: Path = VARIABLES) -> List[Dict[str, str]]:
+def load_variables(path: Path = VARIABLES) -> List[Variable]:
     try:
         import hcl2
     except ImportError:
@@ -109,7 +119,7 @@ def _code(text: str) -> str:
     return f"`{text.replace('|', chr(92) + '|')}`" if text else ""
 
 
-def render_table(rows: Sequence[Dict[str, Any]]) -> str:
+def render_table(rows: Sequence[Variable]) -> str:
     lines = [NOTE, "", "| Variable | Type | Default | Description |", "|---|---|---|---|"]
     for row in rows:
         default = _code(row["default"]) if not row.get("required") else "required"

@@ -58,8 +58,9 @@ def main(output: Path) -> None:
             # Side by side, composed by the browser itself (no imaging library needed).
             sheet = browser.new_page(viewport={"width": 2 * WINDOW["width"] + 3 * 16, "height": WINDOW["height"] + 60})
             figures = "".join(
-                f'<figure><figcaption>{who}\u2019s browser</figcaption><img src="data:image/png;base64,{shot}"></figure>'
-                for who, shot in zip(("Shir", "Dan"), shots))
+                f'<figure><figcaption>{who}\u2019s browser</figcaption>'
+                f'<img src="data:image/png;base64,{shot}"></figure>'
+                for who, shot in zip(("Shir", "Dan"), shots, strict=True))
             sheet.set_content(
                 "<style>body{margin:0;padding:8px 16px 16px;background:#5b6670;display:flex;gap:16px;"
                 "font:600 15px system-ui,sans-serif;color:#fff}figure{margin:0}figcaption{padding:6px 2px}"

@@ -23,6 +23,7 @@ import re
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import IO, Any
 
 _CLASS = re.compile(r"^class (\w+) extends [\w.]+ \{", re.M)
 _GETTER = re.compile(r"\n\s+get (\w+)\(\) \{\n\s+return ([^\n]*);")
@@ -153,7 +154,9 @@ class Converter:
 
     def wraps_set(self, list_cls: str | None) -> bool:
         """Whether an XList class of the bindings stands for a set."""
-        return bool(list_cls) and list_cls.split(".")[-1] in self.module(list_cls).set_lists
+        if not list_cls:
+            return False
+        return list_cls.split(".")[-1] in self.module(list_cls).set_lists
 
     # --------------------------------------------------------------- types
     def cty(self, ty: dict, owner: str | None = None, camel: str | None = None):
@@ -206,7 +209,7 @@ class Converter:
         computed ones (blocks inside an attribute are attributes too)."""
         attrs = {}
         for camel, (p, _configurable) in self.fields(cls_fqn, struct_fqn).items():
-            owner = struct_fqn if _configurable else cls_fqn
+            owner = owner_of(camel, cls_fqn, struct_fqn, _configurable)
             sub, is_array = self.struct_of(p["type"]) if _configurable else (None, False)
             if sub:
                 elem_cls, list_cls = self.element_class(cls_fqn, camel)
@@ -243,7 +246,7 @@ class Converter:
         seen = seen + (struct_fqn,)
         attributes, block_types = {}, {}
         for camel, (p, configurable) in sorted(self.fields(cls_fqn, struct_fqn).items()):
-            owner = struct_fqn if configurable else cls_fqn
+            owner = owner_of(camel, cls_fqn, struct_fqn, configurable)
             name = self.name(owner, camel)
             if configurable and name == "alias" and self.types[cls_fqn or struct_fqn].get("base", "").endswith(
                     "TerraformProvider"):
@@ -260,7 +263,7 @@ class Converter:
                 # the bindings give wafv2's too-deep `statement`): serve a list.
                 if wraps and has_dynamic(inner):
                     wraps = False
-                nested = {"nesting_mode": "set" if wraps else "list", "block": inner}
+                nested: dict[str, Any] = {"nesting_mode": "set" if wraps else "list", "block": inner}
                 if not p.get("optional"):
                     nested["min_items"] = 1
                 if not is_array:
@@ -296,7 +299,8 @@ class Converter:
         return out
 
     def schema(self) -> dict:
-        out = {"provider": None, "resource_schemas": {}, "data_source_schemas": {}, "ephemeral_resource_schemas": {}}
+        out: dict[str, Any] = {"provider": None, "resource_schemas": {}, "data_source_schemas": {},
+                               "ephemeral_resource_schemas": {}}
         for fqn, t in sorted(self.types.items()):
             if t["kind"] != "class" or not fqn.startswith(self.assembly + "."):
                 continue
@@ -318,6 +322,16 @@ class Converter:
         return out
 
 
+def owner_of(camel: str, cls_fqn: str | None, struct_fqn: str | None, configurable: bool) -> str:
+    """The type a field of Converter.fields() was read from: the struct for an
+    argument, the class for a computed getter (fields() only lists properties
+    of types in the manifest, so the one it names is never None)."""
+    owner = struct_fqn if configurable else cls_fqn
+    if owner is None:
+        raise ValueError(f"{camel}: a {'struct' if configurable else 'class'} field without its type")
+    return owner
+
+
 def has_dynamic(block: dict) -> bool:
     return any('"dynamic"' in json.dumps(a["type"]) for a in block.get("attributes", {}).values()) or any(
         has_dynamic(b["block"]) for b in block.get("block_types", {}).values())
@@ -326,7 +340,9 @@ def has_dynamic(block: dict) -> bool:
 def read_wheel(wheel: Path) -> tuple[dict, dict, dict[str, JsModule]]:
     """package.json, the manifest's types and the JS modules of a wheel,
     streamed from its embedded tarball (nothing is unpacked to disk)."""
-    package, types, sources = None, None, {}
+    package: dict | None = None
+    types: dict | None = None
+    sources: dict[str, list[str]] = {}
     with zipfile.ZipFile(wheel) as zf:
         member = next(n for n in zf.namelist() if "/_jsii/" in n and n.endswith(".jsii.tgz"))
         with zf.open(member) as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
@@ -334,21 +350,30 @@ def read_wheel(wheel: Path) -> tuple[dict, dict, dict[str, JsModule]]:
                 if not entry.isfile():
                     continue
                 if entry.name == "package/.jsii":
-                    manifest = json.load(tar.extractfile(entry))
+                    manifest = json.load(member_file(tar, entry))
                     types = manifest["types"]
                     assembly = manifest["name"]
                 elif entry.name == "package/package.json":
-                    package = json.load(tar.extractfile(entry))
+                    package = json.load(member_file(tar, entry))
                 elif entry.name.startswith("package/lib/") and entry.name.endswith(".js"):
                     # lib/<module>/index.js, and for large resources also
                     # lib/<module>/index-structs/structsN.js.
                     parts = entry.name.split("/")
                     if len(parts) >= 4:
-                        sources.setdefault(parts[2], []).append(tar.extractfile(entry).read().decode())
+                        sources.setdefault(parts[2], []).append(member_file(tar, entry).read().decode())
     if package is None or types is None:
         raise ValueError(f"{wheel.name}: no package.json or .jsii in its tarball")
     package["_assembly"] = assembly
     return package, types, {name: JsModule("\n".join(texts)) for name, texts in sources.items()}
+
+
+def member_file(tar: tarfile.TarFile, entry: tarfile.TarInfo) -> IO[bytes]:
+    """The content of a regular file of the tarball (extractfile's None is
+    for other kinds of entry, which read_wheel skips)."""
+    f = tar.extractfile(entry)
+    if f is None:
+        raise ValueError(f"{entry.name}: not a regular file")
+    return f
 
 
 def provider_of(package: dict) -> tuple[str, str]:

@@ -96,6 +96,8 @@ def load_stubs():
             with zipfile.ZipFile(wheel) as zf:
                 write_atomically(path, zf.read(STUBS_MEMBER))
     spec = importlib.util.spec_from_file_location("tfplugin6_pb2", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -132,7 +134,7 @@ def build_schema(name: str, version: str, spec: str, pb) -> Path:
 
 def setup(profiles: list[str]) -> dict[str, dict[str, tuple[str, Path]]]:
     pb = None
-    built = {}
+    built: dict[str, dict[str, tuple[str, Path]]] = {}
     for profile in profiles:
         built[profile] = {}
         for name, (version, spec) in PROFILES[profile].items():
