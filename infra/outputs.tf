@@ -99,7 +99,8 @@ output "push_function_name" {
 
 # Chalice cannot express these in Terraform: the renderer writes the reserved
 # concurrency into the Chalice stage, the deploy (scripts/deploy/) sets the
-# throttling on the API Gateway stage after `chalice deploy`.
+# throttling on the API Gateway stages, REST and WebSocket, after
+# `chalice deploy`.
 
 output "api_throttle_rate_limit" {
   description = "API Gateway stage throttling, steady-state requests per second (var.api_throttle_rate_limit)."
@@ -109,6 +110,16 @@ output "api_throttle_rate_limit" {
 output "api_throttle_burst_limit" {
   description = "API Gateway stage throttling, burst (var.api_throttle_burst_limit)."
   value       = var.api_throttle_burst_limit
+}
+
+output "websocket_throttle_rate_limit" {
+  description = "WebSocket API stage throttling, steady-state messages per second, set as the stage's DefaultRouteSettings (var.websocket_throttle_rate_limit)."
+  value       = var.websocket_throttle_rate_limit
+}
+
+output "websocket_throttle_burst_limit" {
+  description = "WebSocket API stage throttling, burst, set as the stage's DefaultRouteSettings (var.websocket_throttle_burst_limit)."
+  value       = var.websocket_throttle_burst_limit
 }
 
 output "api_reserved_concurrency" {

@@ -253,10 +253,10 @@ variable "redis_node_type" {
 
 # ---------------------------------------------------------------- API limits
 
-# Not used by a resource here: Chalice owns the API Gateway stage and the
+# Not used by a resource here: Chalice owns the API Gateway stages and the
 # Lambda, so these reach them through the outputs (the config renderer,
 # scripts/deploy/render/, writes the reserved concurrency, the deploy sets the
-# stage throttling).
+# throttling of the REST and the WebSocket stage).
 
 variable "api_throttle_rate_limit" {
   description = "API Gateway stage throttling: steady-state requests per second across all routes of the stage (token bucket refill rate); excess requests get API Gateway's own 429. At most 10,000, the default account limit per region shared by every API in the account."
@@ -277,6 +277,28 @@ variable "api_throttle_burst_limit" {
   validation {
     condition     = var.api_throttle_burst_limit >= 1 && var.api_throttle_burst_limit <= 5000 && floor(var.api_throttle_burst_limit) == var.api_throttle_burst_limit
     error_message = "api_throttle_burst_limit must be a whole number from 1 to 5000."
+  }
+}
+
+variable "websocket_throttle_rate_limit" {
+  description = "WebSocket API stage throttling (the stage's default route settings): steady-state messages per second across all routes of the stage, $connect and every client frame (token bucket refill rate); beyond it API Gateway refuses the message itself and no Lambda runs. Without it one client could make thousands of invocations a second: every frame costs a websocket_message invocation (the app's per-connection RATE_LIMIT_FRAMES_PER_MINUTE refuses a frame only inside that invocation) and its pong an asynchronous push invocation. 50 is 12,000 connections pinging every 4 minutes. One bucket shared by all clients: at the limit, further frames and connects are refused (a client refused at connect long-polls instead). Greater than 0 (0 refuses every message); at most 10,000, the default account limit per region shared by every API in the account."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.websocket_throttle_rate_limit > 0 && var.websocket_throttle_rate_limit <= 10000
+    error_message = "websocket_throttle_rate_limit must be greater than 0 and at most 10000 messages per second."
+  }
+}
+
+variable "websocket_throttle_burst_limit" {
+  description = "WebSocket API stage throttling: burst of messages served above the steady rate (token bucket size), e.g. clients reconnecting together after a deploy or an outage. At least 1 (0 refuses every message); at most 5,000, the default account burst per region."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.websocket_throttle_burst_limit >= 1 && var.websocket_throttle_burst_limit <= 5000 && floor(var.websocket_throttle_burst_limit) == var.websocket_throttle_burst_limit
+    error_message = "websocket_throttle_burst_limit must be a whole number from 1 to 5000."
   }
 }
 

@@ -10,8 +10,9 @@ change, and points infra/ at the stage's own state
 (s3://<bucket from infra/backend.hcl>/<prefix>/<stage>/terraform.tfstate).
 
 deploy: terraform apply, render the Chalice stage from its outputs, then the
-migrations before new code serves, and the API Gateway stage throttling
-right after chalice deploy (plan.py has the order and why).
+migrations before new code serves, and the throttling of both API Gateway
+stages (REST and WebSocket) right after chalice deploy (plan.py has the
+order and why).
 destroy: refuses while Aurora deletion protection is on, asks for the stage
 name, chalice delete, then terraform destroy (which asks again).
 tf: any terraform command against the stage's state.
@@ -30,7 +31,7 @@ lazily, so that the pure parts load with the standard library alone:
     package.py         chalice package
     migrate.py         the new code, environment and policy into migrate only; invoke it
     chalice_deploy.py  chalice deploy and what it records in .chalice/deployed/<stage>.json
-    throttle.py        the API Gateway stage throttling
+    throttle.py        the API Gateway stage throttling, of the REST and of the WebSocket API
     websocket.py       the WebSocket API id, and the one more chalice deploy it may need
     pipeline.py        the deploy command: the steps in order
     destroy.py         the destroy command

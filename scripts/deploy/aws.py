@@ -106,6 +106,14 @@ def set_throttling(session: Any, region: str, api_id: str, stage_name: str,
     return (stage.get("methodSettings") or {}).get("*/*") or {}
 
 
+def set_websocket_throttling(session: Any, region: str, request: Mapping[str, Any]) -> Dict[str, Any]:
+    """apigatewayv2 UpdateStage with the keyword arguments the step built
+    (ApiId, StageName, DefaultRouteSettings; idempotent); the stage's
+    DefaultRouteSettings as API Gateway now has them."""
+    stage = client(session, "apigatewayv2", region).update_stage(**request)
+    return stage.get("DefaultRouteSettings") or {}
+
+
 def deletion_protected(session: Any, region: str, cluster: str) -> Optional[bool]:
     """DeletionProtection of the Aurora cluster; None when there is none."""
     rds = client(session, "rds", region)

@@ -1,6 +1,7 @@
 """chalice deploy (the new code serves), and what it records in
 .chalice/deployed/<stage>.json: the ids of the REST API (throttle.py) and
-of the WebSocket API (websocket.py). Without a kill timeout (proc.py)."""
+of the WebSocket API (websocket.py, and throttle.py for its stage). Without
+a kill timeout (proc.py)."""
 from __future__ import annotations
 
 import json

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import chalice_deploy, configure, migrate, package, proc, terraform, throttle, websocket
 from .plan import (CHALICE_CONFIG, CHALICE_DEPLOY, INVOKE_MIGRATE, PACKAGE, THROTTLE, UPDATE_MIGRATE, WEBSOCKET,
-                   Context, plan_code_steps)
+                   WEBSOCKET_THROTTLE, Context, plan_code_steps)
 
 
 def deploy(ctx: Context) -> None:
@@ -29,6 +29,7 @@ def deploy(ctx: Context) -> None:
     configure.render(ctx, outputs, rendered_with)
     # Checked now, before any code changes, though applied after chalice deploy.
     throttle_operations = throttle.throttle_patch_operations(*throttle.api_throttle(outputs))
+    websocket_route_settings = throttle.websocket_route_settings(*throttle.websocket_throttle(outputs))
 
     steps = plan_code_steps(migrate.exists(ctx))
     proc.banner(4, total, "migrations before new code: " + " -> ".join(s.name for s in steps))
@@ -48,6 +49,8 @@ def deploy(ctx: Context) -> None:
                 chalice_deploy.deploy(ctx)
             elif step is THROTTLE:
                 throttle.throttle(ctx, throttle_operations)
+            elif step is WEBSOCKET_THROTTLE:
+                throttle.throttle_websocket(ctx, websocket_route_settings)
             elif step is WEBSOCKET:
                 websocket.websocket(ctx, outputs, rendered_with)
 

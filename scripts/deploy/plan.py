@@ -4,8 +4,10 @@ the one error every step raises) and the order of its code steps.
 After terraform apply and the render, the code steps (plan_code_steps):
   * the stage exists (its migrate Lambda does): chalice package, put the new
     package, environment and role policy (as rendered) into the migrate
-    Lambda only, wait, invoke it, chalice deploy, throttle, websocket;
-  * first deploy: chalice deploy, throttle, websocket, then invoke migrate.
+    Lambda only, wait, invoke it, chalice deploy, throttle (REST API),
+    websocket_throttle, websocket;
+  * first deploy: chalice deploy, throttle, websocket_throttle, websocket,
+    then invoke migrate.
 """
 from __future__ import annotations
 
@@ -50,7 +52,9 @@ UPDATE_MIGRATE = Step("update_migrate", "put the new role policy, package and en
                                           "Lambda only, and wait")
 INVOKE_MIGRATE = Step("invoke_migrate", "invoke migrate: apply pending migrations")
 CHALICE_DEPLOY = Step("chalice_deploy", "chalice deploy: the new code serves")
-THROTTLE = Step("throttle", "API Gateway stage throttling (rate, burst) from the Terraform outputs")
+THROTTLE = Step("throttle", "REST API stage throttling (rate, burst) from the Terraform outputs")
+WEBSOCKET_THROTTLE = Step("websocket_throttle", "WebSocket API stage throttling (DefaultRouteSettings: rate, burst) "
+                                                "from the Terraform outputs, on the API Chalice recorded")
 WEBSOCKET = Step("websocket", "WEBSOCKET_URL and the push policy from the WebSocket API id Chalice recorded; "
                               "chalice deploy once more only if that id is new (first deploy with push)")
 
@@ -58,12 +62,16 @@ WEBSOCKET = Step("websocket", "WEBSOCKET_URL and the push policy from the WebSoc
 def plan_code_steps(migrate_exists: bool) -> List[Step]:
     """Migrations run before new code serves. On a first deploy there is no
     migrate function (and no old code) yet, so Chalice creates it first.
-    Throttling follows chalice deploy at once: the stage exists only from
-    then on (first deploy), and Chalice has just recorded its REST API id.
-    The WebSocket step needs the id Chalice records in that same deploy."""
+    Throttling follows chalice deploy at once: the stages exist only from
+    then on (first deploy), and Chalice has just recorded the ids of both
+    APIs; on a first deploy too, the WebSocket API's id is in the deployed
+    file from that deploy on, before the WebSocket step renders it in. The
+    WebSocket step's second chalice deploy, when there is one, keeps that
+    API and its stage (Chalice re-creates only the routes and
+    integrations), so the throttling made before it stays."""
     if migrate_exists:
-        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY, THROTTLE, WEBSOCKET]
-    return [CHALICE_DEPLOY, THROTTLE, WEBSOCKET, INVOKE_MIGRATE]
+        return [PACKAGE, UPDATE_MIGRATE, INVOKE_MIGRATE, CHALICE_DEPLOY, THROTTLE, WEBSOCKET_THROTTLE, WEBSOCKET]
+    return [CHALICE_DEPLOY, THROTTLE, WEBSOCKET_THROTTLE, WEBSOCKET, INVOKE_MIGRATE]
 
 
 def after_failed_migration(steps: Sequence[Step]) -> str:

@@ -1,8 +1,10 @@
 """The pure logic of the deploy (scripts/deploy/): names, the state key, the
 backend settings it accepts, the order of the code steps (migrations before
-new code), the stage throttling it sets and where it finds the REST API.
-Nothing here talks to AWS or deploys; one test has Terraform evaluate
-infra/'s function lists offline (skipped without .venv-infra)."""
+new code), the stage throttling it sets on the REST and the WebSocket API
+(its requests checked against botocore's service models) and where it finds
+the APIs. Nothing here talks to AWS or deploys (the boto3 calls run against
+botocore's Stubber); one test has Terraform evaluate infra/'s function lists
+offline (skipped without .venv-infra)."""
 from __future__ import annotations
 
 import json
@@ -182,7 +184,8 @@ def names(steps):
 
 def test_existing_stage_migrates_with_the_new_code_before_it_serves():
     steps = names(plan.plan_code_steps(migrate_exists=True))
-    assert steps == ["package", "update_migrate", "invoke_migrate", "chalice_deploy", "throttle", "websocket"]
+    assert steps == ["package", "update_migrate", "invoke_migrate", "chalice_deploy", "throttle", "websocket_throttle",
+                     "websocket"]
     assert steps.index("update_migrate") < steps.index("invoke_migrate") < steps.index("chalice_deploy")
 
 
@@ -190,7 +193,7 @@ def test_first_deploy_creates_the_functions_throttles_then_migrates():
     # Throttled right after the stage comes into existence, before the
     # (possibly long) migration.
     assert names(plan.plan_code_steps(migrate_exists=False)) == [
-        "chalice_deploy", "throttle", "websocket", "invoke_migrate"]
+        "chalice_deploy", "throttle", "websocket_throttle", "websocket", "invoke_migrate"]
 
 
 @pytest.mark.parametrize("migrate_exists", [True, False])
@@ -204,6 +207,18 @@ def test_throttling_follows_chalice_deploy_at_once(migrate_exists):
     # chalice deploy creates the stage (first deploy) and records the REST API id.
     steps = names(plan.plan_code_steps(migrate_exists))
     assert steps.index("throttle") == steps.index("chalice_deploy") + 1
+
+
+@pytest.mark.parametrize("migrate_exists", [True, False])
+def test_the_websocket_stage_is_throttled_as_soon_as_its_id_is_recorded(migrate_exists):
+    # The chalice deploy just before records the WebSocket API id (on a first
+    # deploy too: it makes the API); the WebSocket step's second chalice
+    # deploy keeps the API and its stage, so nothing waits for it, and the
+    # stage is throttled before the (possibly long) first migration.
+    steps = names(plan.plan_code_steps(migrate_exists))
+    assert steps.index("websocket_throttle") == steps.index("throttle") + 1 < steps.index("websocket")
+    if not migrate_exists:
+        assert steps.index("websocket_throttle") < steps.index("invoke_migrate")
 
 
 def test_every_step_is_handled_by_the_runner():
@@ -366,6 +381,221 @@ def test_a_deployed_file_without_one_rest_api_is_refused(change, message):
 def test_a_deployed_file_that_is_not_json_is_refused():
     with pytest.raises(plan.DeployError, match="not JSON"):
         throttle.rest_api_id("{")
+
+
+def test_the_rest_update_stage_request_fits_the_service_model():
+    # What aws.set_throttling sends, checked by botocore's own validator
+    # against the apigateway UpdateStage input shape of the installed botocore.
+    from botocore.validate import validate_parameters
+
+    validate_parameters({"restApiId": "a1b2c3d4e5", "stageName": "api",
+                         "patchOperations": throttle.throttle_patch_operations(12.5, 20)},
+                        update_stage_input("apigateway"))
+
+
+# --------------------------------------------------------------------------- WebSocket API stage throttling
+
+
+def update_stage_input(service: str):
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(service).operation_model("UpdateStage").input_shape
+
+
+def test_websocket_throttle_values_come_from_the_outputs():
+    assert throttle.websocket_throttle(SAMPLE.read_text()) == (50, 100)
+
+
+def test_the_websocket_stage_gets_default_route_settings():
+    settings = throttle.websocket_route_settings(50, 100)
+    assert throttle.websocket_stage_update("f6g7h8i9j0", "api", settings) == {
+        "ApiId": "f6g7h8i9j0",
+        "StageName": "api",
+        "DefaultRouteSettings": {"ThrottlingRateLimit": 50.0, "ThrottlingBurstLimit": 100},
+    }
+    # Typed as the model has them: the rate a Double, the burst an Integer
+    # (Terraform's numbers may arrive as 100.0).
+    settings = throttle.websocket_route_settings(12.5, 100.0)
+    assert settings == {"ThrottlingRateLimit": 12.5, "ThrottlingBurstLimit": 100}
+    assert isinstance(settings["ThrottlingRateLimit"], float) and isinstance(settings["ThrottlingBurstLimit"], int)
+    # Both limits, always: one left unset has been reported to act as 0.
+    assert set(settings) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
+
+
+@pytest.mark.parametrize("rate, burst", [(50, 100), (12.5, 100.0), (0.5, 1), (10_000, 5_000)])
+def test_the_websocket_update_stage_request_fits_the_service_model(rate, burst):
+    # The request, built from values the outputs' checks accept, is what
+    # botocore's apigatewayv2 UpdateStage takes: the names
+    # (ApiId, StageName, DefaultRouteSettings.ThrottlingRateLimit / ThrottlingBurstLimit),
+    # the required members and the types; validate_parameters raises otherwise.
+    from botocore.validate import validate_parameters
+
+    outputs = json.loads(SAMPLE.read_text())
+    outputs["websocket_throttle_rate_limit"]["value"] = rate
+    outputs["websocket_throttle_burst_limit"]["value"] = burst
+    settings = throttle.websocket_route_settings(*throttle.websocket_throttle(json.dumps(outputs)))
+    validate_parameters(throttle.websocket_stage_update("f6g7h8i9j0", "api", settings), update_stage_input("apigatewayv2"))
+
+
+@pytest.mark.parametrize("request_, problem", [
+    # REST's lowercase wire names are not the parameters.
+    ({"ApiId": "f6g7h8i9j0", "StageName": "api", "DefaultRouteSettings": {"throttlingRateLimit": 50.0}},
+     "Unknown parameter"),
+    ({"ApiId": "f6g7h8i9j0", "StageName": "api", "DefaultRouteSettings": {"ThrottlingBurstLimit": 100.0}},
+     "Invalid type"),
+    ({"ApiId": "f6g7h8i9j0", "StageName": "api", "DefaultRouteSettings": {"ThrottlingRateLimit": "50"}},
+     "Invalid type"),
+    ({"ApiId": "f6g7h8i9j0", "DefaultRouteSettings": {"ThrottlingRateLimit": 50.0}}, "Missing required parameter"),
+])
+def test_the_service_model_check_catches_a_wrong_request(request_, problem):
+    # The check above would notice a misnamed or mistyped parameter.
+    from botocore.exceptions import ParamValidationError
+    from botocore.validate import validate_parameters
+
+    with pytest.raises(ParamValidationError, match=problem):
+        validate_parameters(request_, update_stage_input("apigatewayv2"))
+
+
+@pytest.mark.parametrize("rate, burst, message", [
+    (0, 100, "websocket_throttle_rate_limit"),
+    (10_001, 100, "websocket_throttle_rate_limit"),
+    ("50", 100, "websocket_throttle_rate_limit"),
+    (False, 100, "websocket_throttle_rate_limit"),
+    (50, 0, "websocket_throttle_burst_limit"),
+    (50, 5_001, "websocket_throttle_burst_limit"),
+    (50, 2.5, "websocket_throttle_burst_limit"),
+])
+def test_websocket_throttle_values_out_of_bounds_are_refused(rate, burst, message):
+    outputs = json.loads(SAMPLE.read_text())
+    outputs["websocket_throttle_rate_limit"]["value"] = rate
+    outputs["websocket_throttle_burst_limit"]["value"] = burst
+    with pytest.raises(plan.DeployError, match=message):
+        throttle.websocket_throttle(json.dumps(outputs))
+
+
+def test_websocket_throttle_outputs_must_be_there():
+    outputs = json.loads(SAMPLE.read_text())
+    del outputs["websocket_throttle_rate_limit"]
+    with pytest.raises(plan.DeployError, match="no websocket_throttle_rate_limit .*did the apply finish"):
+        throttle.websocket_throttle(json.dumps(outputs))
+
+
+def test_the_websocket_bounds_are_those_of_the_variables():
+    # The deploy checks the outputs by the variables' validation bounds.
+    variables = (ROOT / "infra" / "variables.tf").read_text()
+    for name, condition in (
+            ("websocket_throttle_rate_limit", "var.{0} > 0 && var.{0} <= 10000"),
+            ("websocket_throttle_burst_limit", "var.{0} >= 1 && var.{0} <= 5000 && floor(var.{0}) == var.{0}")):
+        block = variables[variables.index(f'variable "{name}"'):]
+        block = block[:block.index("\n}\n")]
+        assert "type        = number" in block and f"condition     = {condition.format(name)}" in block, name
+    outputs = (ROOT / "infra" / "outputs.tf").read_text()
+    for name in throttle.WEBSOCKET_THROTTLE_OUTPUTS:
+        assert f'output "{name}" {{' in outputs and f"value       = var.{name}\n" in outputs, name
+
+
+class StubbedSession:
+    """A boto3 Session whose clients answer from botocore's Stubber: the
+    call is serialized and its parameters validated against the service
+    model as for AWS, the expected parameters compared, nothing is sent."""
+
+    def __init__(self, service: str, operation: str, response: dict, expected: dict):
+        import boto3
+
+        self._session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                      region_name="us-east-1")
+        self._service, self._operation, self._response, self._expected = service, operation, response, expected
+        self.stubbers = []
+
+    def client(self, service, **kwargs):
+        from botocore.stub import Stubber
+
+        assert service == self._service
+        made = self._session.client(service, **kwargs)
+        stubber = Stubber(made)
+        stubber.add_response(self._operation, self._response, self._expected)
+        stubber.activate()
+        self.stubbers.append(stubber)
+        return made
+
+
+def test_aws_sends_the_websocket_request_to_apigatewayv2_update_stage():
+    from scripts.deploy import aws
+
+    request = throttle.websocket_stage_update("f6g7h8i9j0", "api", throttle.websocket_route_settings(50, 100))
+    now = {"ThrottlingRateLimit": 50.0, "ThrottlingBurstLimit": 100, "DetailedMetricsEnabled": False}
+    session = StubbedSession("apigatewayv2", "update_stage", {"StageName": "api", "DefaultRouteSettings": now}, request)
+    assert aws.set_websocket_throttling(session, "us-east-1", request) == now
+    [stubber] = session.stubbers
+    stubber.assert_no_pending_responses()
+
+
+def test_aws_sends_the_rest_patch_to_apigateway_update_stage():
+    from scripts.deploy import aws
+
+    operations = throttle.throttle_patch_operations(100, 200)
+    expected = {"restApiId": "a1b2c3d4e5", "stageName": "api", "patchOperations": operations}
+    now = {"throttlingRateLimit": 100.0, "throttlingBurstLimit": 200}
+    session = StubbedSession("apigateway", "update_stage", {"stageName": "api", "methodSettings": {"*/*": now}},
+                             expected)
+    assert aws.set_throttling(session, "us-east-1", "a1b2c3d4e5", "api", operations) == now
+    session.stubbers[0].assert_no_pending_responses()
+
+
+def deploy_context() -> plan.Context:
+    return plan.Context(stage="prod", region="us-east-1", app="messaging", key="messaging/prod/terraform.tfstate",
+                        bucket="state-bucket", session=object(), env={}, chalice="chalice")
+
+
+def test_the_websocket_stage_of_the_recorded_api_is_throttled(monkeypatch, capsys):
+    from scripts.deploy import aws, chalice_deploy
+
+    sent = []
+    monkeypatch.setattr(chalice_deploy, "deployed_text", lambda ctx: json.dumps(DEPLOYED))
+    monkeypatch.setattr(aws, "set_websocket_throttling",
+                        lambda session, region, request: sent.append((region, request)) or
+                        request["DefaultRouteSettings"])
+    settings = throttle.websocket_route_settings(50, 100)
+    assert throttle.throttle_websocket(deploy_context(), settings) == "f6g7h8i9j0"
+    # The stage name is the one Chalice gives both APIs (api_gateway_stage).
+    stage = throttle.api_gateway_stage(plan.CHALICE_CONFIG.read_text(), "prod")
+    assert sent == [("us-east-1", {"ApiId": "f6g7h8i9j0", "StageName": stage, "DefaultRouteSettings": settings})]
+    assert f"WebSocket API f6g7h8i9j0 stage {stage}: throttling rate 50.0/s, burst 100" in capsys.readouterr().out
+
+
+def test_no_websocket_api_no_websocket_throttling(monkeypatch, capsys):
+    from scripts.deploy import aws, chalice_deploy
+
+    before_push = json.loads(json.dumps(DEPLOYED))
+    before_push["resources"] = [r for r in before_push["resources"] if r["resource_type"] != "websocket_api"]
+    monkeypatch.setattr(chalice_deploy, "deployed_text", lambda ctx: json.dumps(before_push))
+    monkeypatch.setattr(aws, "set_websocket_throttling", lambda *a: pytest.fail("no API to throttle"))
+    assert throttle.throttle_websocket(deploy_context(), throttle.websocket_route_settings(50, 100)) is None
+    assert "no WebSocket stage to throttle" in capsys.readouterr().out
+
+
+def test_a_failed_websocket_throttling_says_the_code_is_deployed(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from scripts.deploy import aws, chalice_deploy
+
+    def refuse(session, region, request):
+        raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "UpdateStage")
+
+    monkeypatch.setattr(chalice_deploy, "deployed_text", lambda ctx: json.dumps(DEPLOYED))
+    monkeypatch.setattr(aws, "set_websocket_throttling", refuse)
+    with pytest.raises(plan.DeployError, match=r"(?s)^AWS: .*slow down.*\nThe new code is deployed but the stage "
+                                               r"throttling of WebSocket API f6g7h8i9j0 stage .* is not set; "
+                                               r"deploy again\.$"):
+        throttle.throttle_websocket(deploy_context(), throttle.websocket_route_settings(50, 100))
+
+
+def test_a_missing_deployed_file_is_an_error_for_the_websocket_throttling(monkeypatch):
+    from scripts.deploy import chalice_deploy
+
+    monkeypatch.setattr(chalice_deploy, "deployed_text", lambda ctx: None)
+    with pytest.raises(plan.DeployError, match="missing after chalice deploy: the WebSocket stage throttling"):
+        throttle.throttle_websocket(deploy_context(), throttle.websocket_route_settings(50, 100))
 
 
 # --------------------------------------------------------------------------- the WebSocket API

@@ -113,7 +113,8 @@ def variable_default(name: str) -> Any:
 
 
 @pytest.mark.parametrize("name, value", [
-    ("api_throttle_rate_limit", 100), ("api_throttle_burst_limit", 200), ("api_reserved_concurrency", 50)])
+    ("api_throttle_rate_limit", 100), ("api_throttle_burst_limit", 200), ("api_reserved_concurrency", 50),
+    ("websocket_throttle_rate_limit", 50), ("websocket_throttle_burst_limit", 100)])
 def test_the_sample_limits_are_the_variable_defaults(name, value):
     # The sample stands for a stage deployed with the defaults, the numbers
     # docs/deploy.md ("What protects the database") works with.
@@ -168,6 +169,8 @@ def test_prod_stage_has_every_field(project: Path):
         "RATE_LIMIT_READS_PER_MINUTE": "600",
         "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "20",
         "RATE_LIMIT_WRITES_PER_MINUTE": "60",
+        "RATE_LIMIT_TICKETS_PER_MINUTE": "30",
+        "RATE_LIMIT_FRAMES_PER_MINUTE": "20",
         "LONG_POLL_MAX_SECONDS": "20",
         "PUSH_FUNCTION": "messaging-prod-push",
         "FORGET_FUNCTION": "messaging-prod-forget_connections",
@@ -204,6 +207,10 @@ def test_the_app_reads_the_rendered_database_url_as_intended(project: Path):
     # Every rendered limit is one the app reads (a misspelt name would be ignored: limit off).
     assert (settings.rate_limit_sends_per_minute, settings.rate_limit_reads_per_minute,
             settings.rate_limit_writes_per_minute, settings.rate_limit_registrations_per_hour) == (120, 600, 60, 20)
+    # Connect tickets per user, WebSocket frames per connection (a client pings every 4 minutes).
+    assert (settings.rate_limit_tickets_per_minute, settings.rate_limit_frames_per_minute) == (30, 20)
+    rendered = {k: v for k, v in env.items() if k.startswith("RATE_LIMIT_")}
+    assert len(rendered) == 6 and all(getattr(settings, k.lower()) == int(v) for k, v in rendered.items()), rendered
     assert (settings.long_poll_max_seconds, settings.push_function, settings.forget_function) == (
         20, "messaging-prod-push", "messaging-prod-forget_connections")
     assert settings.websocket_url is None
@@ -567,6 +574,9 @@ def test_running_twice_changes_nothing(project: Path):
     (lambda o: o["api_throttle_rate_limit"].update(value=0), "requests per second"),
     (lambda o: o["api_throttle_rate_limit"].update(value=10_001), "requests per second"),
     (lambda o: o["api_throttle_burst_limit"].update(value=5_001), "whole number from 1 to 5000"),
+    (lambda o: o.pop("websocket_throttle_rate_limit"), "missing outputs: websocket_throttle_rate_limit"),
+    (lambda o: o["websocket_throttle_rate_limit"].update(value=0), "requests per second"),
+    (lambda o: o["websocket_throttle_burst_limit"].update(value=0), "whole number from 1 to 5000"),
     # name_prefix differs from app_name: Terraform's log groups are not the functions'.
     (lambda o: o["migrate_log_group_name"].update(value="/aws/lambda/chat-prod-migrate"), "name_prefix in infra/"),
     (lambda o: o["lambda_log_group_name"].update(value="/aws/lambda/chat-prod"), "name_prefix in infra/"),

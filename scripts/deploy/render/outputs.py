@@ -98,6 +98,8 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     # The same bounds as the variables' validation in infra/variables.tf.
     "api_throttle_rate_limit": _rate,
     "api_throttle_burst_limit": _whole(1, 5_000),
+    "websocket_throttle_rate_limit": _rate,
+    "websocket_throttle_burst_limit": _whole(1, 5_000),
     "api_reserved_concurrency": _whole(1, 1_000),
     "retention_days": _whole(0, 36_500),  # 0: keep every message
 }

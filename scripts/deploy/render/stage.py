@@ -16,8 +16,9 @@ empty VPC config (push runs outside the VPC). Every other key of the stage,
 of its lambda_functions and of their environments is kept as it was, so
 hand-made settings survive.
 
-The API Gateway stage throttling (outputs api_throttle_*) is not Chalice
-configuration: the deploy applies it after `chalice deploy` (throttle.py).
+The API Gateway stage throttling (outputs api_throttle_* for the REST API,
+websocket_throttle_* for the WebSocket API) is not Chalice configuration:
+the deploy applies it after `chalice deploy` (throttle.py).
 """
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ RATE_LIMITS = {
     "RATE_LIMIT_READS_PER_MINUTE": "600",
     "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "20",
     "RATE_LIMIT_WRITES_PER_MINUTE": "60",  # /block, /create_group, /update_group
+    "RATE_LIMIT_TICKETS_PER_MINUTE": "30",  # /connect_ticket, per user
+    # Per WebSocket connection: a client pings every 4 minutes, so 20 is far
+    # above any honest use; a refused frame still costs its websocket_message
+    # invocation (the WebSocket stage throttling bounds those), not a pong.
+    "RATE_LIMIT_FRAMES_PER_MINUTE": "20",
 }
 LAMBDA_MEMORY_MB = 512
 LAMBDA_TIMEOUT_S = 10
