@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench check-infra fuzz migrate contract deploy destroy clean
+.PHONY: run test lint lint-only bench check-infra fuzz migrate contract deploy destroy clean
 
 # .venv for one purpose (local: serving only; dev: tests; bench: plots too).
 # scripts/venv.sh refuses Python < 3.11, rebuilds a .venv made by another
@@ -20,9 +20,17 @@ venv-%:
 run: venv-local
 	@$(PY) -m devserver --host $(HOST) --port $(PORT)
 
-test: venv-dev
+test: venv-dev lint-only
 	@./scripts/ensure-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff and mypy (configured in pyproject.toml) on the server, the development
+# server, the client and scripts/; `make test` runs them first.
+lint: venv-dev lint-only
+
+lint-only:
+	$(PY) -m ruff check app.py chalicelib devserver messaging_client scripts
+	$(PY) -m mypy
 
 bench: venv-bench
 	@./scripts/ensure-services.sh bench
@@ -60,4 +68,4 @@ destroy: venv-dev
 	$(PY) -m scripts.deploy destroy --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) .venv-infra .venv-fuzz data .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-infra .venv-fuzz data .pytest_cache .hypothesis .mypy_cache .ruff_cache

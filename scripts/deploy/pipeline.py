@@ -8,8 +8,18 @@ import tempfile
 from pathlib import Path
 
 from . import chalice_deploy, configure, migrate, package, proc, terraform, throttle, websocket
-from .plan import (CHALICE_CONFIG, CHALICE_DEPLOY, INVOKE_MIGRATE, PACKAGE, THROTTLE, UPDATE_MIGRATE, WEBSOCKET,
-                   WEBSOCKET_THROTTLE, Context, plan_code_steps)
+from .plan import (
+    CHALICE_CONFIG,
+    CHALICE_DEPLOY,
+    INVOKE_MIGRATE,
+    PACKAGE,
+    THROTTLE,
+    UPDATE_MIGRATE,
+    WEBSOCKET,
+    WEBSOCKET_THROTTLE,
+    Context,
+    plan_code_steps,
+)
 
 
 def deploy(ctx: Context) -> None:

@@ -44,7 +44,7 @@ def _rate_and_burst(outputs_text: str, names: Tuple[str, str]) -> Tuple[float, i
         raise DeployError(f"`terraform output -json` has no {names[0]} / {names[1]} "
                           "(did the apply finish?)") from None
     try:
-        rate, burst = (REQUIRED_OUTPUTS[name](name, value) for name, value in zip(names, values))
+        rate, burst = (REQUIRED_OUTPUTS[name](name, value) for name, value in zip(names, values, strict=True))
     except OutputError as exc:
         raise DeployError(str(exc)) from None
     return rate, burst

@@ -12,9 +12,11 @@ _HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-_SECRET_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):secret:[A-Za-z0-9/_+=.@!-]+$")
+_SECRET_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):secretsmanager:(?P<region>[a-z0-9-]+)"
+                         rf":(?P<account>\d{{12}}):secret:[A-Za-z0-9/_+=.@!-]+$")
 _LOG_GROUP = re.compile(r"^/aws/lambda/[A-Za-z0-9_-]{1,64}$")
-_KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):key/(mrk-)?[0-9a-f-]{{32,36}}$")
+_KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9-]+)"
+                      rf":(?P<account>\d{{12}}):key/(mrk-)?[0-9a-f-]{{32,36}}$")
 _FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 # The rule of var.stage in infra/variables.tf.
@@ -129,15 +131,21 @@ def load_outputs(text: str) -> Dict[str, Any]:
 
     # Every ARN must be of the same account, partition and region as the stack.
     arns = {k: values[k] for k in (*SECRET_OUTPUTS, "kms_key_arn")}
-    parsed = {k: (_KMS_ARN if k == "kms_key_arn" else _SECRET_ARN).match(v) for k, v in arns.items()}
+    parsed: Dict[str, "re.Match[str]"] = {}
+    for k, v in arns.items():
+        match = (_KMS_ARN if k == "kms_key_arn" else _SECRET_ARN).match(v)
+        if match is None:  # each output's own check matched it already
+            raise OutputError(f"output {k} is not an ARN of its kind")
+        parsed[k] = match
     for key in ("partition", "account", "region"):
         seen = {m.group(key) for m in parsed.values()}
         if len(seen) != 1:
             raise OutputError(f"the ARNs disagree on the {key}: {sorted(seen)}")
-    values["partition"] = parsed["kms_key_arn"].group("partition")
-    values["account_id"] = parsed["kms_key_arn"].group("account")
-    if parsed["kms_key_arn"].group("region") != values["region"]:
-        raise OutputError(f"the ARNs are in {parsed['kms_key_arn'].group('region')}, output region is {values['region']}")
+    kms = parsed["kms_key_arn"]
+    values["partition"] = kms.group("partition")
+    values["account_id"] = kms.group("account")
+    if kms.group("region") != values["region"]:
+        raise OutputError(f"the ARNs are in {kms.group('region')}, output region is {values['region']}")
     if len({arns[k] for k in SECRET_OUTPUTS}) != len(SECRET_OUTPUTS):
         raise OutputError(f"the {len(SECRET_OUTPUTS)} secret ARNs must be distinct")
     return values
