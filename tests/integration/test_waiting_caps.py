@@ -57,7 +57,7 @@ def test_a_process_holds_at_most_its_cap_of_waiting_reads(redis_api, monkeypatch
     assert all(result()[0].status == 200 for result in waiting)
 
 
-def test_many_waiting_reads_share_one_subscription_and_leave_the_rate_limits_on(redis_api, monkeypatch):
+def test_many_waiting_reads_share_one_subscription_and_leave_the_rate_limits_on(redis_api, monkeypatch, caplog):
     """120 waits in one process (more than redis-py's pool of 100 connections
     would take one each): the limits keep counting in Redis."""
     api, client = redis_api
@@ -71,6 +71,8 @@ def test_many_waiting_reads_share_one_subscription_and_leave_the_rate_limits_on(
     wake_channels = client.pubsub_numsub(*[keys.wake_channel(r.id) for r in readers])
     assert [count for _, count in wake_channels] == [1] * 24  # one subscription for the process
     alice, bob = api.register("alice"), api.register("bob")
+    # Redis was never taken for down (which would switch the cache and the limits off for a while).
+    assert not [r for r in caplog.records if "cache unavailable" in r.getMessage()]
     statuses = [api.send(alice, bob, f"m{i}").status for i in range(40)]
     assert statuses == [201] * 30 + [429] * 10
     api.read(bob, after=0)  # fills bob's window
