@@ -6,10 +6,11 @@ python3."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import List
 
-FUNCTIONS_FILE = Path(__file__).resolve().parents[2] / "chalicelib" / "functions.json"
+from chalicelib.settings import PROJECT_ROOT  # standard library only, as is chalicelib/contract.py
+
+FUNCTIONS_FILE = PROJECT_ROOT / "chalicelib" / "functions.json"
 _NAMES = json.loads(FUNCTIONS_FILE.read_text(encoding="utf-8"))["functions"]
 
 API_HANDLER: str = _NAMES["api_handler"]

@@ -12,10 +12,11 @@ After terraform apply and the render, the code steps (plan_code_steps):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-ROOT = Path(__file__).resolve().parents[2]
+from chalicelib.settings import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 INFRA = ROOT / "infra"
 BACKEND_FILE = INFRA / "backend.hcl"
 TFVARS_FILE = INFRA / "terraform.tfvars"

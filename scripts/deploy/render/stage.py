@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
+from chalicelib.contract import MAX_WAIT_SECONDS
+
 from ..functions import API_HANDLER, FORGET, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS, function_name
 from .outputs import OutputError, dns_suffix
 from .roles import DB_ENV, database_environment, policy_file_name
@@ -50,7 +52,7 @@ LAMBDA_TIMEOUT_S = 10
 # reads once more; 25 s fits that under API Gateway's 29 s integration
 # timeout, so the client gets the app's answer, not a 504.
 API_TIMEOUT_S = 25
-LONG_POLL_MAX_SECONDS = "20"
+LONG_POLL_MAX_SECONDS = str(MAX_WAIT_SECONDS)
 # purge only: it starts a batch only while a batch's worth of time is left
 # (chalicelib/usecases/retention.py), so a longer run deletes more an hour
 # (about a million inbox rows in 60 s) and still ends before Lambda's timeout.
