@@ -18,7 +18,7 @@ The values are checked before any code changes, by the renderer's rules
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import aws, chalice_deploy, proc
 from .chalice_deploy import deployed_ids, is_api_id
@@ -125,16 +125,22 @@ def _recorded(ctx: Context, what: str) -> str:
     return recorded
 
 
+def _update(what: str, call: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    """An UpdateStage call after the code is deployed: a failure says so, and how to finish."""
+    try:
+        return call()
+    except Exception as exc:
+        if aws.is_aws_error(exc):
+            raise DeployError(f"AWS: {exc}\nThe new code is deployed but the stage throttling of {what} is not set; "
+                              "deploy again.") from None
+        raise
+
+
 def throttle(ctx: Context, operations: List[Dict[str, str]]) -> None:
     api_id = rest_api_id(_recorded(ctx, "stage throttling"))
     stage_name = api_gateway_stage(CHALICE_CONFIG.read_text(encoding="utf-8"), ctx.stage)
-    try:
-        now = aws.set_throttling(ctx.session, ctx.region, api_id, stage_name, operations)
-    except Exception as exc:  # the code is deployed; say so, and how to finish
-        if aws.is_aws_error(exc):
-            raise DeployError(f"AWS: {exc}\nThe new code is deployed but the stage throttling of REST API {api_id} "
-                              f"stage {stage_name} is not set; deploy again.") from None
-        raise
+    now = _update(f"REST API {api_id} stage {stage_name}",
+                  lambda: aws.set_throttling(ctx.session, ctx.region, api_id, stage_name, operations))
     proc.say(f"REST API {api_id} stage {stage_name}: throttling rate {now.get('throttlingRateLimit')}/s, "
              f"burst {now.get('throttlingBurstLimit')}")
 
@@ -148,14 +154,9 @@ def throttle_websocket(ctx: Context, route_settings: Mapping[str, Any]) -> Optio
         proc.say("chalice deploy recorded no WebSocket API: no WebSocket stage to throttle")
         return None
     stage_name = api_gateway_stage(CHALICE_CONFIG.read_text(encoding="utf-8"), ctx.stage)
-    try:
-        now = aws.set_websocket_throttling(ctx.session, ctx.region,
-                                           websocket_stage_update(api_id, stage_name, route_settings))
-    except Exception as exc:  # the code is deployed; say so, and how to finish
-        if aws.is_aws_error(exc):
-            raise DeployError(f"AWS: {exc}\nThe new code is deployed but the stage throttling of WebSocket API "
-                              f"{api_id} stage {stage_name} is not set; deploy again.") from None
-        raise
+    update = websocket_stage_update(api_id, stage_name, route_settings)
+    now = _update(f"WebSocket API {api_id} stage {stage_name}",
+                  lambda: aws.set_websocket_throttling(ctx.session, ctx.region, update))
     proc.say(f"WebSocket API {api_id} stage {stage_name}: throttling rate {now.get('ThrottlingRateLimit')}/s, "
              f"burst {now.get('ThrottlingBurstLimit')}")
     return api_id
