@@ -7,7 +7,16 @@ from pathlib import Path
 from chalice import Rate
 
 from chalicelib import functions, lambdas, wiring
-from chalicelib.contract import DEFAULT_PAGE, MAX_GROUP_NAME_CHARS, MAX_PAGE, MAX_USER_NAME_CHARS, MAX_WAIT_SECONDS
+from chalicelib.contract import (
+    DEFAULT_PAGE,
+    MAX_DEVICE_NAME_CHARS,
+    MAX_GROUP_NAME_CHARS,
+    MAX_PAGE,
+    MAX_PASSWORD_CHARS,
+    MAX_USER_NAME_CHARS,
+    MAX_USERS_PER_LOOKUP,
+    MAX_WAIT_SECONDS,
+)
 from chalicelib.params import MAX_SEQ
 from chalicelib.web import App, Call, Edge
 
@@ -20,8 +29,70 @@ edge = Edge(app, authenticate=lambda header: use().accounts.authenticate(header)
 
 @edge.route("/register", auth=False)
 def register(call: Call):
-    return use().accounts.register(user_name=call.params.name("user_name", MAX_USER_NAME_CHARS),
+    p = call.params
+    return use().accounts.register(user_name=p.name("user_name", MAX_USER_NAME_CHARS), handle=p.optional_handle(),
+                                   password=p.optional_password("password"),
+                                   device_name=p.optional_name("device_name", MAX_DEVICE_NAME_CHARS),
                                    source_ip=call.source_ip)
+
+
+@edge.route("/login", auth=False)
+def login(call: Call):
+    p = call.params
+    return use().accounts.login(handle=p.handle(), password=p.text("password", MAX_PASSWORD_CHARS),
+                                device_name=p.optional_name("device_name", MAX_DEVICE_NAME_CHARS),
+                                source_ip=call.source_ip)
+
+
+@edge.route("/link_code")
+def link_code(call: Call):
+    return use().accounts.link_code(caller=call.identity)
+
+
+@edge.route("/link", auth=False)
+def link(call: Call):
+    p = call.params
+    return use().accounts.link(code=p.text("code", 32), device_name=p.optional_name("device_name",
+                                                                                    MAX_DEVICE_NAME_CHARS),
+                               source_ip=call.source_ip)
+
+
+@edge.route("/sessions")
+def sessions(call: Call):
+    return use().accounts.sessions(caller=call.identity)
+
+
+@edge.route("/logout")
+def logout(call: Call):
+    p = call.params
+    return use().accounts.logout(caller=call.identity, session_id=p.optional_id("session_id"),
+                                 everywhere=p.optional_flag("all") or False)
+
+
+@edge.route("/update_account")
+def update_account(call: Call):
+    p = call.params
+    return use().accounts.update_account(
+        caller=call.identity, user_name=p.optional_name("user_name", MAX_USER_NAME_CHARS),
+        handle=p.optional_handle(), password=p.optional_password("password"),
+        current_password=p.optional_text("current_password", MAX_PASSWORD_CHARS), source_ip=call.source_ip)
+
+
+@edge.route("/delete_account")
+def delete_account(call: Call):
+    return use().accounts.delete_account(caller=call.identity,
+                                         password=call.params.optional_text("password", MAX_PASSWORD_CHARS),
+                                         source_ip=call.source_ip)
+
+
+@edge.route("/users")
+def users(call: Call):
+    return use().accounts.users(user_ids=call.params.ids("user_ids", MAX_USERS_PER_LOOKUP))
+
+
+@edge.route("/find_user")
+def find_user(call: Call):
+    return use().accounts.find_user(handle=call.params.handle())
 
 
 @edge.route("/block")
@@ -71,7 +142,7 @@ def read_messages(call: Call):
 
 @edge.route("/connect_ticket")
 def connect_ticket(call: Call):
-    return use().live.ticket(caller=call.caller, user_id=call.params.id("user_id"))
+    return use().live.ticket(caller=call.identity, user_id=call.params.id("user_id"))
 
 
 @edge.websocket(app.on_ws_connect())

@@ -77,6 +77,8 @@ class Loader:
         for table, columns, rows in (
             ("users", ("id", "name", "created_at"), [(u, f"user{n}", now) for n, u in enumerate(self.users)]),
             ("inbox_counters", ("user_id", "last_seq"), sorted(self.last_seq.items())),
+            # Each user's one session, whose id is the user's own (tokens: signer.issue(user, user)).
+            ("sessions", ("id", "user_id", "device_name", "created_at"), [(u, u, "bench", now) for u in self.users]),
             ("messages", ("id", "sender_id", "recipient_id", "body", "sent_at"), messages),
             ("inbox", ("user_id", "seq", "message_id", "sent_at"), inbox),
         ):

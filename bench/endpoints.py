@@ -1,6 +1,7 @@
 """Latency of every endpoint, and of the three ways a read is answered: cache hit, miss, no cache."""
 from __future__ import annotations
 
+import uuid
 from typing import Any, Dict
 
 from harness import Bench, Case
@@ -17,7 +18,7 @@ def poll_once(bench: Bench, user: Dict[str, Any]) -> None:
 
 
 def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict[str, Any]]:
-    from chalicelib import keys
+    from chalicelib import keys, wiring
 
     alice, bob = register(bench, "alice"), register(bench, "bob")
     members = [alice] + [register(bench, f"member{i}") for i in range(4)]
@@ -42,6 +43,18 @@ def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict
     def evict(i: int) -> None:
         bench.redis.delete(keys.window(reader["user_id"]))
 
+    # The token's session, as a container that has not seen it checks it: in
+    # Redis (another container saw it within 30 s), or in the database.
+    def new_container(i: int) -> None:
+        wiring.service().accounts._deps.session_states().forget_local()
+
+    def new_container_and_session_unknown_to_redis(i: int) -> None:
+        new_container(i)
+        bench.redis.delete(keys.session(reader["session_id"]))
+
+    handle = f"bench{uuid.uuid4().hex[:8]}"
+    bench.call("/register", {"user_name": "signs in", "handle": handle, "password": "a bench password"})
+
     cases = [
         Case("register", lambda i: bench.call("/register", {"user_name": f"user{i}"}), expect=201),
         Case("block", lambda i: bench.call("/block", {
@@ -60,5 +73,13 @@ def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict
         Case("read_messages (cache hit)", read),
         Case("read_messages (cache miss)", read, before=evict),
         Case("read_messages (no cache)", read, env={"REDIS_URL": None}),
+        Case("read_messages (cache hit), session checked in Redis", read, before=new_container),
+        Case("read_messages (cache hit), session checked in the database", read,
+             before=new_container_and_session_unknown_to_redis),
+        Case("login (argon2id)", lambda i: bench.call("/login", {"handle": handle, "password": "a bench password"})),
+        Case("sessions (1 device)", lambda i: bench.call("/sessions", {}, alice["token"])),
+        Case("users (2 ids)", lambda i: bench.call("/users", {"user_ids": f"{alice['user_id']},{bob['user_id']}"},
+                                                   bob["token"])),
+        Case("find_user", lambda i: bench.call("/find_user", {"handle": handle}, bob["token"])),
     ]
     return bench.run(cases, rounds=rounds, calls=calls, warmup=warmup, label="endpoints ")

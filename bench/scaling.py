@@ -49,7 +49,7 @@ def read_latency_vs_rows(bench: Bench, admin: Any, sizes: Sequence[int], *, roun
                   f"analyze {load['analyze_s']:.1f})", flush=True)
             out["users"] = len(loader.users)
             bench.configure(DATABASE_URL=f"{MYSQL_URL}/{name}", REDIS_URL=None)
-            tokens = {u: signer.issue(u) for u in loader.users}
+            tokens = {u: signer.issue(u, u) for u in loader.users}  # bulkload's sessions: one per user, its own id
             cases, expected = _read_cases(bench, loader, tokens)
             for case in cases:  # each read returns what it should, before timing it
                 got = len(case.request(0)["json"]["messages"])

@@ -1,15 +1,21 @@
-"""Bearer tokens: HMAC-SHA256 over the user id, tagged with a key id.
+"""Bearer tokens: HMAC-SHA256 over the user and the session, tagged with a
+key id.
 
-A token is `v1.<kid>.<user_id>.<signature>`. It is checked with the key named
-by `kid`, so several keys can be accepted at once while the first one signs:
-rotation adds a key in front, and dropping an old key revokes its tokens.
-Verification needs no database round trip.
+A token is `v2.<kid>.<user_id>.<session_id>.<signature>`. It is checked with
+the key named by `kid`, so several keys can be accepted at once while the
+first one signs: rotation adds a key in front, and dropping an old key
+revokes its tokens. The signature needs no database round trip; whether the
+session is still live is sessions.py's question. A token issued before
+sessions, `v1.<kid>.<user_id>.<signature>`, still verifies: it stands for
+the session whose id is the user's own (migration 0004 made one for every
+user of then), so it is signed out like any other.
 
-A WebSocket connect ticket is `w1.<kid>.<user_id>.<expires>.<signature>`,
-signed by the same keys over a payload of its own kind (so a token can never
-pass for a ticket or back): it names one user and expires within
-TICKET_SECONDS, because it travels in a URL, where a long-lived token would
-end up in logs.
+A WebSocket connect ticket is
+`w2.<kid>.<user_id>.<session_id>.<expires>.<nonce>.<signature>`, signed by
+the same keys over a payload of its own kind (so a token can never pass for
+a ticket or back): it names one user and session, expires within
+TICKET_SECONDS (it travels in a URL, where a long-lived token would end up
+in logs), and its nonce lets it be used once (usecases/live.py).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import hmac
 import os
 import secrets as _secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
@@ -26,10 +33,27 @@ from .errors import Unauthorized
 from .params import parse_id
 from .settings import ConfigError, private_dir
 
-VERSION = "v1"
-TICKET_VERSION = "w1"
+VERSION = "v2"
+LEGACY_VERSION = "v1"  # tokens from before sessions
+TICKET_VERSION = "w2"
 TICKET_SECONDS = 60  # the longest a connect ticket lives
 MIN_SECRET_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whom a token speaks for: a user, on one of the user's sessions (devices)."""
+
+    user_id: str
+    session_id: str
+
+
+@dataclass(frozen=True)
+class ConnectTicket:
+    user_id: str
+    session_id: str
+    nonce: str  # used once: usecases/live.py
+    expires: int  # epoch seconds
 
 
 def _b64(data: bytes) -> str:
@@ -72,67 +96,67 @@ class TokenSigner:
         self._keys: Dict[str, bytes] = {key_id(s): s.encode("utf-8") for s in secrets}
         self._signing_kid = key_id(secrets[0])
 
-    def _signature(self, kid: str, user_id: str) -> bytes:
-        payload = f"{VERSION}.{kid}.{user_id}".encode("ascii")
-        return _b64(hmac.new(self._keys[kid], payload, hashlib.sha256).digest()).encode("ascii")
+    def _signature(self, kid: str, payload: str) -> bytes:
+        return _b64(hmac.new(self._keys[kid], payload.encode("ascii"), hashlib.sha256).digest()).encode("ascii")
 
-    def issue(self, user_id: str) -> str:
+    def issue(self, user_id: str, session_id: str) -> str:
         self._refresh_if_due()
-        kid = self._signing_kid
-        return f"{VERSION}.{kid}.{user_id}.{self._signature(kid, user_id).decode('ascii')}"
+        payload = f"{VERSION}.{self._signing_kid}.{user_id}.{session_id}"
+        return f"{payload}.{self._signature(self._signing_kid, payload).decode('ascii')}"
 
-    def verify(self, token: str) -> str:
-        """The user id a token was issued to; Unauthorized for anything else."""
+    def verify(self, token: str) -> Identity:
+        """The user and session a token was issued to; Unauthorized for anything else."""
         self._refresh_if_due()
         parts = token.split(".")
-        if len(parts) == 4 and parts[1] not in self._keys and self._reload is not None:
+        if len(parts) in (4, 5) and parts[1] not in self._keys and self._reload is not None:
             fresh = self._reload()
             if fresh:
                 self._use(fresh)
-        if len(parts) != 4 or parts[0] != VERSION or parts[1] not in self._keys:
+        legacy = len(parts) == 4 and parts[0] == LEGACY_VERSION
+        if not (legacy or (len(parts) == 5 and parts[0] == VERSION)) or parts[1] not in self._keys:
             raise Unauthorized("invalid token")
-        _, kid, user_id, signature = parts
+        kid, ids, signature = parts[1], parts[2:-1], parts[-1]
         try:
-            if parse_id("token", user_id) != user_id:
+            if any(parse_id("token", part) != part for part in ids):
                 raise ValueError
         except Exception:
             raise Unauthorized("invalid token") from None
         given = signature.encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(self._signature(kid, user_id), given):
+        if not hmac.compare_digest(self._signature(kid, ".".join(parts[:-1])), given):
             raise Unauthorized("invalid token")
-        return user_id
+        return Identity(user_id=ids[0], session_id=ids[-1])  # legacy: the session is the user's own id
 
-    def issue_ticket(self, user_id: str, *, now: Optional[float] = None) -> str:
+    def issue_ticket(self, user_id: str, session_id: str, *, now: Optional[float] = None) -> str:
         self._refresh_if_due()
         kid = self._signing_kid
         expires = int(time.time() if now is None else now) + TICKET_SECONDS
-        payload = f"{TICKET_VERSION}.{kid}.{user_id}.{expires}"
+        payload = f"{TICKET_VERSION}.{kid}.{user_id}.{session_id}.{expires}.{_secrets.token_urlsafe(12)}"
         return f"{payload}.{self._ticket_signature(kid, payload)}"
 
-    def verify_ticket(self, ticket: str, *, now: Optional[float] = None) -> str:
-        """The user a connect ticket names; Unauthorized when it is forged,
+    def verify_ticket(self, ticket: str, *, now: Optional[float] = None) -> ConnectTicket:
+        """What a connect ticket names; Unauthorized when it is forged,
         expired or claims to live longer than TICKET_SECONDS."""
         self._refresh_if_due()
         parts = ticket.split(".")
-        if len(parts) != 5 or parts[0] != TICKET_VERSION or parts[1] not in self._keys or not parts[3].isdigit():
+        if len(parts) != 7 or parts[0] != TICKET_VERSION or parts[1] not in self._keys or not parts[4].isdigit():
             raise Unauthorized("invalid connect ticket")
-        _, kid, user_id, expires, signature = parts
+        _, kid, user_id, session_id, expires, nonce, signature = parts
         given = signature.encode("utf-8", "surrogateescape")
-        expected = self._ticket_signature(kid, ".".join(parts[:4])).encode("ascii")
+        expected = self._ticket_signature(kid, ".".join(parts[:6])).encode("ascii")
         if not hmac.compare_digest(expected, given):
             raise Unauthorized("invalid connect ticket")
         left = int(expires) - (time.time() if now is None else now)
         if left <= 0 or left > TICKET_SECONDS:
             raise Unauthorized("expired connect ticket: ask for a new one")
         try:
-            return parse_id("ticket", user_id)
+            return ConnectTicket(parse_id("ticket", user_id), parse_id("ticket", session_id), nonce, int(expires))
         except Exception:
             raise Unauthorized("invalid connect ticket") from None
 
     def _ticket_signature(self, kid: str, payload: str) -> str:
         return _b64(hmac.new(self._keys[kid], b"ticket\x00" + payload.encode("utf-8"), hashlib.sha256).digest())
 
-    def user_from_header(self, authorization: Optional[str]) -> str:
+    def identity_from_header(self, authorization: Optional[str]) -> Identity:
         if not authorization:
             raise Unauthorized("missing Authorization: Bearer <token> header", token_given=False)
         scheme, _, token = authorization.strip().partition(" ")

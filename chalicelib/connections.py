@@ -35,8 +35,8 @@ ADD = Script.load("connection_add")
 class Connections(Protocol):
     """Each user's live WebSocket connections, by id."""
 
-    def add(self, user_id: str, connection_id: str) -> str:
-        """Register a connection: ADDED, FULL or UNAVAILABLE."""
+    def add(self, user_id: str, connection_id: str, session_id: str) -> str:
+        """Register a connection of this user's session: ADDED, FULL or UNAVAILABLE."""
 
     def remove(self, connection_id: str) -> None:
         """$disconnect: forget the connection, whoever it belonged to."""
@@ -47,18 +47,22 @@ class Connections(Protocol):
     def of(self, user_ids: Iterable[str]) -> Dict[str, List[str]]:
         """The live connections of these users (only those that have some)."""
 
+    def of_sessions(self, user_id: str, session_ids: Iterable[str]) -> List[str]:
+        """The user's live connections opened with one of these sessions."""
+
 
 class RedisConnections:
     def __init__(self, link: RedisLink) -> None:
         self._link = link
 
-    def add(self, user_id: str, connection_id: str) -> str:
+    def add(self, user_id: str, connection_id: str, session_id: str) -> str:
         def add() -> str:
             if not self._link.run(ADD, [keys.connections(user_id)], [connection_id, CONNECTION_TTL_SECONDS,
                                                                       MAX_CONNECTIONS_PER_USER]):
                 return FULL
             count_redis_round_trip()
-            self._link.client.set(keys.connection_owner(connection_id), user_id, ex=CONNECTION_TTL_SECONDS)
+            self._link.client.set(keys.connection_owner(connection_id), f"{user_id} {session_id}",
+                                  ex=CONNECTION_TTL_SECONDS)
             return ADDED
 
         added = self._link.guard(add)
@@ -71,7 +75,7 @@ class RedisConnections:
             owner = self._link.client.getdel(keys.connection_owner(connection_id))
             if owner is not None:
                 count_redis_round_trip()
-                self._link.client.zrem(keys.connections(owner.decode()), connection_id)
+                self._link.client.zrem(keys.connections(owner.decode().split()[0]), connection_id)
 
         self._link.guard(remove)
 
@@ -111,6 +115,22 @@ class RedisConnections:
             return {}
         return {u: [c.decode() for c in ids] for u, ids in zip(users, found, strict=True) if ids}
 
+    def of_sessions(self, user_id: str, session_ids: Iterable[str]) -> List[str]:
+        wanted = set(session_ids)
+        ids = self.of([user_id]).get(user_id, [])
+        if not ids or not wanted:
+            return []
+
+        def owners() -> List[Any]:
+            count_redis_round_trip()
+            return list(self._link.client.mget([keys.connection_owner(c) for c in ids]))
+
+        found = self._link.guard(owners)
+        if found is SKIPPED:
+            return []
+        return [c for c, owner in zip(ids, found, strict=True)
+                if owner is not None and owner.decode().split()[-1] in wanted]
+
 
 class LocalConnections:
     """The same for one process, in memory."""
@@ -118,9 +138,9 @@ class LocalConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_user: Dict[str, Dict[str, float]] = {}  # user -> connection -> expiry (monotonic)
-        self._owner: Dict[str, str] = {}
+        self._owner: Dict[str, Tuple[str, str]] = {}  # connection -> (user, session)
 
-    def add(self, user_id: str, connection_id: str) -> str:
+    def add(self, user_id: str, connection_id: str, session_id: str) -> str:
         now = time.monotonic()
         with self._lock:
             live = {c: e for c, e in self._by_user.get(user_id, {}).items() if e > now}
@@ -128,14 +148,14 @@ class LocalConnections:
                 return FULL
             live[connection_id] = now + CONNECTION_TTL_SECONDS
             self._by_user[user_id] = live
-            self._owner[connection_id] = user_id
+            self._owner[connection_id] = (user_id, session_id)
         return ADDED
 
     def remove(self, connection_id: str) -> None:
         with self._lock:
             owner = self._owner.pop(connection_id, None)
             if owner is not None:
-                self._by_user.get(owner, {}).pop(connection_id, None)
+                self._by_user.get(owner[0], {}).pop(connection_id, None)
 
     def forget(self, gone: Iterable[Tuple[str, str]]) -> None:
         with self._lock:
@@ -148,3 +168,8 @@ class LocalConnections:
         with self._lock:
             found = {u: [c for c, e in self._by_user.get(u, {}).items() if e > now] for u in user_ids}
         return {u: ids for u, ids in found.items() if ids}
+
+    def of_sessions(self, user_id: str, session_ids: Iterable[str]) -> List[str]:
+        wanted = set(session_ids)
+        with self._lock:
+            return [c for c, (u, s) in self._owner.items() if u == user_id and s in wanted]

@@ -28,7 +28,10 @@ class Code:
 CODES: Tuple[Code, ...] = (
     Code("BadRequest", 400, NEVER,
          "a parameter is missing, malformed, out of range or given twice with different values; the message names it"),
-    Code("Unauthorized", 401, NEVER, "no valid bearer token", ("WWW-Authenticate",)),
+    Code("Unauthorized", 401, NEVER, "no valid bearer token (or its session was signed out)", ("WWW-Authenticate",)),
+    Code("BadCredentials", 401, NEVER,
+         "`/login`: unknown handle or wrong password (the same answer); a bad, used or expired link code;"
+         " a wrong `current_password` or `password`"),
     Code("Forbidden", 403, NEVER, "the acting user is not the token's user"),
     Code("Blocked", 403, NEVER, "the recipient blocks the sender"),
     Code("NotAMember", 403, NEVER, "a group send by a non-member"),
@@ -39,6 +42,7 @@ CODES: Tuple[Code, ...] = (
     Code("CursorAhead", 409, NEVER, "`after` is beyond the user's newest seq (`newest_seq` in the answer)"),
     Code("GroupFull", 409, NEVER, "the group is at `MAX_GROUP_MEMBERS`"),
     Code("IdempotencyConflict", 409, NEVER, "the key was used for another text or recipient"),
+    Code("HandleTaken", 409, NEVER, "another account has this handle"),
     Code("PayloadTooLarge", 413, NEVER, "the body is over 65,536 bytes"),
     Code("UnsupportedMediaType", 415, NEVER, "a body that is neither JSON nor a form"),
     Code("RateLimited", 429, ALWAYS, "over a rate limit", ("Retry-After",)),
@@ -54,6 +58,11 @@ MAX_WAIT_SECONDS = 20  # a long-poll's longest wait (`wait`; LONG_POLL_MAX_SECON
 MAX_MESSAGE_CHARS = 4096
 MAX_USER_NAME_CHARS = 64
 MAX_GROUP_NAME_CHARS = 128
+MIN_HANDLE_CHARS, MAX_HANDLE_CHARS = 3, 32  # [a-z][a-z0-9_]*, any case accepted, kept in lower case
+MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS = 8, 256
+MAX_DEVICE_NAME_CHARS = 64
+MAX_USERS_PER_LOOKUP = 100  # /users' user_ids
+LINK_CODE_SECONDS = 300
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_BODY_BYTES = 64 * 1024
@@ -65,6 +74,13 @@ LIMITS: Dict[str, int] = {
     "MAX_MESSAGE_CHARS": MAX_MESSAGE_CHARS,
     "MAX_USER_NAME_CHARS": MAX_USER_NAME_CHARS,
     "MAX_GROUP_NAME_CHARS": MAX_GROUP_NAME_CHARS,
+    "MIN_HANDLE_CHARS": MIN_HANDLE_CHARS,
+    "MAX_HANDLE_CHARS": MAX_HANDLE_CHARS,
+    "MIN_PASSWORD_CHARS": MIN_PASSWORD_CHARS,
+    "MAX_PASSWORD_CHARS": MAX_PASSWORD_CHARS,
+    "MAX_DEVICE_NAME_CHARS": MAX_DEVICE_NAME_CHARS,
+    "MAX_USERS_PER_LOOKUP": MAX_USERS_PER_LOOKUP,
+    "LINK_CODE_SECONDS": LINK_CODE_SECONDS,
     "DEFAULT_PAGE": DEFAULT_PAGE,
     "MAX_PAGE": MAX_PAGE,
     "MAX_BODY_BYTES": MAX_BODY_BYTES,

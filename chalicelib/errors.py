@@ -35,6 +35,17 @@ class Unauthorized(DomainError):
         self.token_given = token_given  # False: no credentials at all (RFC 6750 sends no error code)
 
 
+class BadCredentials(DomainError):
+    """The same for an unknown handle and a wrong password, so an answer
+    never tells whether a handle exists."""
+
+    code = "BadCredentials"
+
+
+class HandleTaken(DomainError):
+    code = "HandleTaken"
+
+
 class Forbidden(DomainError):
     code = "Forbidden"
 

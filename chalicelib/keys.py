@@ -8,9 +8,11 @@ slot, so a script can touch a user's window and connections together.
     wake:{<user_id>}           channel: a delivery to the user committed (wakeups.py)
     waits:{<user_id>}          sorted set: the user's waiting reads, token -> expiry, ms (waitslots.py)
     rl:{<subject>}:<limit>     hash: a token bucket (ratelimit.py)
+    sess:{<session_id>}        string: "1" live or "0" signed out, a cache of the database's (sessions.py)
+    ticket:{<nonce>}           string: a connect ticket already used (usecases/live.py)
 
 A Redis ACL user for the app needs keys `~inbox:*` `~ws:*` `~wsconn:*`
-`~rl:*` `~waits:*` and channels `&wake:*`.
+`~rl:*` `~waits:*` `~sess:*` `~ticket:*` and channels `&wake:*`.
 """
 from __future__ import annotations
 
@@ -37,3 +39,11 @@ def bucket(subject: str, limit: str) -> str:
 
 def waits(user_id: str) -> str:
     return f"waits:{{{user_id}}}"
+
+
+def session(session_id: str) -> str:
+    return f"sess:{{{session_id}}}"
+
+
+def ticket(nonce: str) -> str:
+    return f"ticket:{{{nonce}}}"

@@ -42,6 +42,9 @@ def push(event: dict) -> dict:
     poster = _posters.get(endpoint)
     if poster is None:
         poster = _posters[endpoint] = DirectPusher(endpoint, timeout_seconds=settings.push_timeout_seconds)
+    if "close" in event:  # a signed-out session's connections
+        poster.close(list(event["close"]))
+        return {"gone": 0}
     if "posts" in event:
         gone = poster.post([tuple(p) for p in event["posts"]])
     else:

@@ -84,8 +84,10 @@ def _apply(db: Database, version: int, name: str, statements: List[str], tx: Tx)
 # What the API's database user may do, table by table: the statements the
 # app runs and nothing else (no DDL, no DROP, no access to other tables).
 APP_GRANTS = {
-    "users": "SELECT, INSERT",
-    "inbox_counters": "SELECT, INSERT, UPDATE",
+    "users": "SELECT, INSERT, UPDATE",  # UPDATE: names, handles, passwords, deletion
+    "inbox_counters": "SELECT, INSERT, UPDATE, DELETE",  # DELETE: a deleted account's stream
+    "sessions": "SELECT, INSERT, UPDATE",
+    "link_codes": "SELECT, INSERT, DELETE",
     "blocks": "SELECT, INSERT, DELETE",
     "chat_groups": "SELECT, INSERT, UPDATE",
     "group_members": "SELECT, INSERT, DELETE",

@@ -12,10 +12,14 @@ from .contract import (  # noqa: F401
     DEFAULT_PAGE,
     MAX_BODY_BYTES,
     MAX_GROUP_NAME_CHARS,
+    MAX_HANDLE_CHARS,
     MAX_MESSAGE_CHARS,
     MAX_PAGE,
+    MAX_PASSWORD_CHARS,
     MAX_USER_NAME_CHARS,
     MAX_WAIT_SECONDS,
+    MIN_HANDLE_CHARS,
+    MIN_PASSWORD_CHARS,
 )
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -27,6 +31,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _CLIENT_KEY = re.compile(r"[\x21-\x7e]{1,64}")
+_HANDLE = re.compile(r"[a-z][a-z0-9_]*")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 # re.ASCII: \d is 0-9 only, not every script's digits.
 _TIMESTAMP = re.compile(
@@ -89,6 +94,38 @@ class RequestParams:
 
     def name(self, name: str, max_chars: int) -> str:
         return self._required(name, lambda n, v: parse_name(n, v, max_chars))
+
+    def optional_id(self, name: str) -> Optional[str]:
+        return self._one(name, parse_id)
+
+    def optional_flag(self, name: str) -> Optional[bool]:
+        return self._one(name, parse_flag)
+
+    def optional_name(self, name: str, max_chars: int) -> Optional[str]:
+        return self._one(name, lambda n, v: parse_name(n, v, max_chars))
+
+    def handle(self, name: str = "handle") -> str:
+        return self._required(name, parse_handle)
+
+    def optional_handle(self, name: str = "handle") -> Optional[str]:
+        return self._one(name, parse_handle)
+
+    def password(self, name: str) -> str:
+        return self._required(name, parse_password)
+
+    def optional_password(self, name: str) -> Optional[str]:
+        return self._one(name, parse_password)
+
+    def ids(self, name: str, most: int) -> List[str]:
+        """A comma-separated list of 1 to `most` ids, each once."""
+        return self._required(name, lambda n, v: parse_ids(n, v, most))
+
+    def text(self, name: str, max_chars: int) -> str:
+        """A required string of printable text (a code, a password to check), as given."""
+        return self._required(name, lambda n, v: parse_text(n, v, max_chars))
+
+    def optional_text(self, name: str, max_chars: int) -> Optional[str]:
+        return self._one(name, lambda n, v: parse_text(n, v, max_chars))
 
     def optional_int(self, name: str, lo: int, hi: int) -> Optional[int]:
         return self._one(name, lambda n, v: parse_int(n, v, lo, hi))
@@ -215,6 +252,31 @@ def parse_name(name: str, value: Any, max_chars: int) -> str:
     if value.isspace():
         raise BadRequest(name, "must not be blank")
     return value
+
+
+def parse_handle(name: str, value: Any) -> str:
+    """3-32 characters [a-z][a-z0-9_]*, accepted in any case, answered in lower case."""
+    value = _string(name, value)
+    if not MIN_HANDLE_CHARS <= len(value) <= MAX_HANDLE_CHARS or not _HANDLE.fullmatch(value.lower()):
+        raise BadRequest(name, f"must be {MIN_HANDLE_CHARS}-{MAX_HANDLE_CHARS} characters: a letter, then letters,"
+                               " digits or _")
+    return value.lower()
+
+
+def parse_password(name: str, value: Any) -> str:
+    value = _string(name, value)
+    if not MIN_PASSWORD_CHARS <= len(value) <= MAX_PASSWORD_CHARS:
+        raise BadRequest(name, f"must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters")
+    if _FORBIDDEN_CHARS.search(value):
+        raise BadRequest(name, "must not contain control characters or unpaired surrogates")
+    return value
+
+
+def parse_ids(name: str, value: Any, most: int) -> List[str]:
+    parts = _string(name, value).split(",")
+    if not 1 <= len(parts) <= most:
+        raise BadRequest(name, f"must list 1 to {most} ids, comma-separated")
+    return list(dict.fromkeys(parse_id(name, part.strip()) for part in parts))
 
 
 def parse_client_key(name: str, value: Any) -> str:

@@ -50,6 +50,9 @@ class Pusher(Protocol):
     def post(self, posts: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
         """(user id, connection id, data) as they are."""
 
+    def close(self, connection_ids: Sequence[str]) -> None:
+        """Close these connections (their session was signed out)."""
+
 
 class DirectPusher:
     """Posts itself (locally, and in the deployed `push` Lambda)."""
@@ -110,6 +113,24 @@ class DirectPusher:
     def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
         return self.post([(user, connection, message_frame(item, seq)) for user, connection, seq in targets])
 
+    def close(self, connection_ids: Sequence[str]) -> None:
+        """DELETE @connections/{id} each, within the time bound; one already gone is closed enough."""
+        if not connection_ids:
+            return
+        api = self._api()
+
+        def one(connection_id: str) -> None:
+            try:
+                api.delete_connection(ConnectionId=connection_id)
+            except api.exceptions.GoneException:
+                pass
+
+        futures = [self._pool.submit(one, c) for c in connection_ids]
+        done, late = wait(futures, timeout=self._timeout)
+        failed = len(late) + sum(1 for f in done if f.exception() is not None)
+        if failed:
+            log.warning("push: %d of %d connections could not be closed", failed, len(connection_ids))
+
 
 @functools.lru_cache(maxsize=None)
 def _lambda_client(timeout_seconds: float) -> Any:
@@ -153,3 +174,8 @@ class LambdaPusher:
         invoke_async(self._function, {"endpoint": self._endpoint, "posts": [list(p) for p in posts]},
                      timeout_seconds=self._timeout)
         return []
+
+    def close(self, connection_ids: Sequence[str]) -> None:
+        if connection_ids:
+            invoke_async(self._function, {"endpoint": self._endpoint, "close": list(connection_ids)},
+                         timeout_seconds=self._timeout)

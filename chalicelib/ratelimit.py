@@ -38,15 +38,15 @@ class LocalBuckets:
         self._lock = threading.Lock()
         self._buckets: Dict[str, Tuple[float, float]] = {}  # key -> (tokens, at ms), oldest use first
 
-    def take(self, key: str, limit: Limit) -> int:
-        """0 (allowed) or the ms to wait for the next token, as the Lua script answers."""
+    def take(self, key: str, limit: Limit, cost: int = 1) -> int:
+        """0 (a token was there) or the ms to wait for the next one, as the Lua script answers."""
         now = time.monotonic() * 1000
         with self._lock:
             tokens, at = self._buckets.pop(key, (float(limit.capacity), now))
             tokens = min(limit.capacity, tokens + (now - at) * limit.capacity / limit.window_ms)
             wait = 0
             if tokens >= 1:
-                tokens -= 1
+                tokens -= cost
             else:
                 wait = math.ceil((1 - tokens) * limit.window_ms / limit.capacity)
             self._buckets[key] = (tokens, now)
@@ -62,16 +62,32 @@ class RateLimiter:
 
     def check(self, limit: Optional[Limit], subject: str) -> None:
         """Take one token for `subject`, or raise RateLimited."""
+        self._raise_if_waiting(limit, self._take(limit, subject, 1))
+
+    def peek(self, limit: Optional[Limit], subject: str) -> None:
+        """Raise RateLimited when `subject` has no token left; take none
+        (failures are counted with charge(), after the fact)."""
+        self._raise_if_waiting(limit, self._take(limit, subject, 0))
+
+    def charge(self, limit: Optional[Limit], subject: str) -> None:
+        """Take one token for `subject` (a failure to count), never raising."""
+        self._take(limit, subject, 1)
+
+    def _take(self, limit: Optional[Limit], subject: str, cost: int) -> int:
         if limit is None:
-            return
+            return 0
         key = keys.bucket(subject, limit.name)
         link = self._link
         wait_ms = SKIPPED if link is None else link.guard(
-            lambda: link.run(TAKE, [key], [limit.capacity, limit.window_ms]))
+            lambda: link.run(TAKE, [key], [limit.capacity, limit.window_ms, cost]))
         if wait_ms is SKIPPED:
-            wait_ms = self._local.take(key, limit)
-        if isinstance(wait_ms, int) and wait_ms > 0:
-            raise RateLimited(
-                f"too many {limit.name}: at most {limit.capacity} per {limit.window_ms // 1000} s",
-                retry_after_seconds=max(1, math.ceil(wait_ms / 1000)),
-            )
+            wait_ms = self._local.take(key, limit, cost)
+        return wait_ms if isinstance(wait_ms, int) else 0
+
+    @staticmethod
+    def _raise_if_waiting(limit: Optional[Limit], wait_ms: int) -> None:
+        if limit is not None and wait_ms > 0:
+            seconds = limit.window_ms // 1000
+            per = f"{seconds // 60} minutes" if seconds % 60 == 0 and seconds > 60 else f"{seconds} s"
+            raise RateLimited(f"too many {limit.name}: at most {limit.capacity} per {per}",
+                              retry_after_seconds=max(1, math.ceil(wait_ms / 1000)))

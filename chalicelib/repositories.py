@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .db import Tx
 from .dialects import Result, Statement, from_db_time, to_db_time
@@ -36,20 +36,131 @@ class Repository:
         self._tx = tx
 
 
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    name: str
+    handle: Optional[str]
+    password_hash: Optional[str]
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    session_id: str
+    device_name: str
+    created_at: datetime
+
+
 class Users(Repository):
-    def add(self, *, user_id: str, name: str, created_at: datetime) -> None:
+    """Accounts. A deleted one keeps its row (messages it sent still name
+    it), with nothing left of it but the id and deleted_at."""
+
+    _ACCOUNT = "SELECT id, name, handle, password_hash FROM users"
+
+    def add(self, *, user_id: str, name: str, created_at: datetime, handle: Optional[str] = None,
+            password_hash: Optional[str] = None) -> None:
+        """db.DuplicateKey when the handle is taken."""
         self._tx.execute(
-            "INSERT INTO users (id, name, created_at) VALUES (%s, %s, %s)",
-            (user_id, name, to_db_time(created_at)),
+            "INSERT INTO users (id, name, handle, password_hash, created_at) VALUES (%s, %s, %s, %s, %s)",
+            (user_id, name, handle, password_hash, to_db_time(created_at)),
         )
 
     def exists(self, *, user_id: str) -> bool:
-        return self._tx.one("SELECT 1 FROM users WHERE id = %s", (user_id,)) is not None
+        return self._tx.one("SELECT 1 FROM users WHERE id = %s AND deleted_at IS NULL", (user_id,)) is not None
+
+    def account(self, *, user_id: str) -> Optional[Account]:
+        return self._account(self._tx.one(self._ACCOUNT + " WHERE id = %s AND deleted_at IS NULL", (user_id,)))
+
+    def by_handle(self, *, handle: str) -> Optional[Account]:
+        return self._account(self._tx.one(self._ACCOUNT + " WHERE handle = %s", (handle,)))
+
+    def accounts(self, *, user_ids: Sequence[str]) -> List[Account]:
+        """The accounts among these ids that exist and are not deleted (one primary-key lookup each)."""
+        if not user_ids:
+            return []
+        marks = ", ".join(["%s"] * len(user_ids))
+        rows = self._tx.all(self._ACCOUNT + f" WHERE id IN ({marks}) AND deleted_at IS NULL", tuple(user_ids))
+        return [Account(*row) for row in rows]
+
+    def update(self, *, user_id: str, name: Optional[str] = None, handle: Optional[str] = None,
+               password_hash: Optional[str] = None) -> None:
+        """Change what is given (None: keep it). db.DuplicateKey when the handle is taken."""
+        self._tx.execute(
+            "UPDATE users SET name = COALESCE(%s, name), handle = COALESCE(%s, handle),"
+            " password_hash = COALESCE(%s, password_hash) WHERE id = %s AND deleted_at IS NULL",
+            (name, handle, password_hash, user_id),
+        )
+
+    def erase(self, *, user_id: str, deleted_at: datetime) -> None:
+        """Delete the account: its name, handle (freed for others) and password go."""
+        self._tx.execute(
+            "UPDATE users SET name = '', handle = NULL, password_hash = NULL, deleted_at = %s WHERE id = %s",
+            (to_db_time(deleted_at), user_id),
+        )
+
+    @staticmethod
+    def _account(row: Optional[Tuple[Any, ...]]) -> Optional[Account]:
+        return None if row is None else Account(*row)
+
+
+class Sessions(Repository):
+    """A user's devices: each token names one; a revoked one is kept (with
+    revoked_at), so its tokens stay refused."""
+
+    def add(self, *, session_id: str, user_id: str, device_name: str, created_at: datetime) -> None:
+        self._tx.execute(
+            "INSERT INTO sessions (id, user_id, device_name, created_at) VALUES (%s, %s, %s, %s)",
+            (session_id, user_id, device_name, to_db_time(created_at)),
+        )
+
+    def live(self, *, session_id: str) -> Optional[bool]:
+        """True when live, False when revoked, None when there is no such session."""
+        row = self._tx.one("SELECT revoked_at FROM sessions WHERE id = %s", (session_id,))
+        return None if row is None else row[0] is None
+
+    def of_user(self, *, user_id: str) -> List[SessionRow]:
+        """The user's live sessions, oldest first."""
+        rows = self._tx.all("SELECT id, device_name, created_at FROM sessions"
+                            " WHERE user_id = %s AND revoked_at IS NULL ORDER BY created_at, id", (user_id,))
+        return [SessionRow(sid, device, from_db_time(created)) for sid, device, created in rows]
+
+    def revoke(self, *, session_ids: Sequence[str], at: datetime) -> None:
+        if not session_ids:
+            return
+        marks = ", ".join(["%s"] * len(session_ids))
+        self._tx.execute(f"UPDATE sessions SET revoked_at = %s WHERE id IN ({marks}) AND revoked_at IS NULL",
+                         (to_db_time(at), *session_ids))
+
+
+class LinkCodes(Repository):
+    """One-time codes that sign a new device in as the user who made them,
+    kept only as their SHA-256."""
+
+    def replace(self, *, user_id: str, code_hash: str, expires_at: datetime) -> None:
+        """The user's one live code (an earlier one stops working)."""
+        self._tx.execute("DELETE FROM link_codes WHERE user_id = %s", (user_id,))
+        self._tx.execute("INSERT INTO link_codes (code_hash, user_id, expires_at) VALUES (%s, %s, %s)",
+                         (code_hash, user_id, to_db_time(expires_at)))
+
+    def redeem(self, *, code_hash: str, now: datetime) -> Optional[str]:
+        """The code's user, once: the code is deleted, so of two redeeming at
+        once only one deletes it. None for an unknown, used or expired code."""
+        row = self._tx.one("SELECT user_id, expires_at FROM link_codes WHERE code_hash = %s", (code_hash,))
+        if row is None or self._tx.execute("DELETE FROM link_codes WHERE code_hash = %s", (code_hash,)) != 1:
+            return None
+        return row[0] if from_db_time(row[1]) > now else None
+
+    def remove_of(self, *, user_id: str) -> None:
+        self._tx.execute("DELETE FROM link_codes WHERE user_id = %s", (user_id,))
 
 
 class InboxCounters(Repository):
     def add(self, *, user_id: str) -> None:
         self._tx.execute("INSERT INTO inbox_counters (user_id, last_seq) VALUES (%s, 0)", (user_id,))
+
+    def remove(self, *, user_id: str) -> None:
+        """A deleted account's counter: nothing is delivered to it any more."""
+        self._tx.execute("DELETE FROM inbox_counters WHERE user_id = %s", (user_id,))
 
     def last_seq(self, *, user_id: str) -> Optional[int]:
         row = self._tx.one("SELECT last_seq FROM inbox_counters WHERE user_id = %s", (user_id,))
@@ -67,6 +178,11 @@ class Blocks(Repository):
         return self._tx.execute(
             "DELETE FROM blocks WHERE blocker_id = %s AND blocked_id = %s", (blocker_id, blocked_id)
         )
+
+    def remove_all_of(self, *, user_id: str) -> None:
+        """Every block by or of the user (two statements: each has its index)."""
+        self._tx.execute("DELETE FROM blocks WHERE blocker_id = %s", (user_id,))
+        self._tx.execute("DELETE FROM blocks WHERE blocked_id = %s", (user_id,))
 
 
 class Groups(Repository):
@@ -117,6 +233,12 @@ class Members(Repository):
             "DELETE FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id)
         )
 
+    def leave_all(self, *, user_id: str) -> None:
+        """The user leaves every group, each one's seat freed."""
+        self._tx.execute("UPDATE chat_groups SET member_count = member_count - 1"
+                         " WHERE id IN (SELECT group_id FROM group_members WHERE user_id = %s)", (user_id,))
+        self._tx.execute("DELETE FROM group_members WHERE user_id = %s", (user_id,))
+
     def is_member(self, *, group_id: str, user_id: str) -> bool:
         return (
             self._tx.one("SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id))
@@ -141,6 +263,12 @@ class Messages(Repository):
             "SELECT m.id FROM messages m LEFT JOIN inbox i ON i.message_id = m.id"
             " WHERE m.sent_at < %s AND i.message_id IS NULL ORDER BY m.sent_at LIMIT %s",
             (to_db_time(before), limit))]
+
+    def remove_unheld_to(self, *, recipient_id: str) -> None:
+        """Direct messages to the user that no inbox row holds any more (a
+        deleted account's: nobody can read them)."""
+        self._tx.execute("DELETE FROM messages WHERE recipient_id = %s"
+                         " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = messages.id)", (recipient_id,))
 
     def remove(self, *, message_ids: Sequence[str]) -> int:
         """Delete these messages if no inbox row references them any more."""
@@ -167,6 +295,10 @@ class Inbox(Repository):
         "SELECT i.seq, m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at"
         " FROM inbox i JOIN messages m ON m.id = i.message_id"
     )
+
+    def remove_stream(self, *, user_id: str) -> None:
+        """Every inbox row of the user (a deleted account's)."""
+        self._tx.execute("DELETE FROM inbox WHERE user_id = %s", (user_id,))
 
     def remove_of(self, *, message_ids: Sequence[str]) -> int:
         """Delete every inbox row of these messages (through ix_inbox_message:

@@ -114,6 +114,9 @@ class Settings:
     rate_limit_registrations_per_hour: int
     rate_limit_tickets_per_minute: int  # /connect_ticket, per user
     rate_limit_frames_per_minute: int  # WebSocket frames, per connection
+    session_cache_seconds: int  # how long a container trusts its own answer that a session is live
+    sign_in_failures_per_handle: int  # wrong passwords per handle in 15 minutes (on by default)
+    sign_in_failures_per_source: int  # wrong passwords and link codes per source network in 15 minutes
     long_poll_max_seconds: int  # 0 = waiting off
     long_poll_max_per_user: int  # waiting reads one user may hold, across every container
     long_poll_max_per_process: int  # waiting reads one process (container) holds in all
@@ -163,6 +166,9 @@ class Settings:
             rate_limit_registrations_per_hour=_int(env, "RATE_LIMIT_REGISTRATIONS_PER_HOUR", 0, 0, 1_000_000),
             rate_limit_tickets_per_minute=_int(env, "RATE_LIMIT_TICKETS_PER_MINUTE", 0, 0, 1_000_000),
             rate_limit_frames_per_minute=_int(env, "RATE_LIMIT_FRAMES_PER_MINUTE", 0, 0, 1_000_000),
+            session_cache_seconds=_int(env, "SESSION_CACHE_SECONDS", 30, 0, 30),
+            sign_in_failures_per_handle=_int(env, "SIGN_IN_FAILURES_PER_HANDLE", 10, 1, 1_000),
+            sign_in_failures_per_source=_int(env, "SIGN_IN_FAILURES_PER_SOURCE", 50, 10, 100_000),
             long_poll_max_seconds=_int(env, "LONG_POLL_MAX_SECONDS", MAX_WAIT_SECONDS, 0, MAX_WAIT_SECONDS),
             long_poll_max_per_user=_int(env, "LONG_POLL_MAX_PER_USER", 5, 1, 100),
             long_poll_max_per_process=_int(env, "LONG_POLL_MAX_PER_PROCESS", 64, 1, 10_000),

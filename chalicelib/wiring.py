@@ -9,15 +9,19 @@ import threading
 from secrets import token_urlsafe
 from typing import Optional
 
+from . import keys
 from .auth import TokenSigner, development_secret
 from .cache import InboxCache
 from .connections import LocalConnections, RedisConnections
 from .db import Database
 from .migrate import apply_migrations
+from .once import UsedOnce
 from .push import DirectPusher, LambdaPusher, Pusher, management_url
 from .ratelimit import Limit, RateLimiter
 from .redislink import RedisLink
+from .repositories import Sessions
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
+from .sessions import SessionStates
 from .settings import DATA_DIR, ConfigError, Settings
 from .usecases import Deps, Limits, UseCases
 from .waitslots import WaitSlots
@@ -76,6 +80,8 @@ def _limits(settings: Settings) -> Limits:
         registrations=per("registrations", settings.rate_limit_registrations_per_hour, 3_600_000),
         tickets=per("tickets", settings.rate_limit_tickets_per_minute, 60_000),
         frames=per("frames", settings.rate_limit_frames_per_minute, 60_000),
+        failures_per_handle=Limit("sign-in failures", settings.sign_in_failures_per_handle, 15 * 60_000),
+        failures_per_source=Limit("sign-in failures", settings.sign_in_failures_per_source, 15 * 60_000),
     )
 
 
@@ -101,6 +107,7 @@ def build(settings: Settings) -> UseCases:
         # per process, before any request runs (callers hold _lock).
         apply_migrations(_db)
     link = _redis(settings, secrets)
+    db = _db
     return UseCases(Deps(
         wakeups=Wakeups(link),
         long_poll_max_seconds=settings.long_poll_max_seconds,
@@ -118,6 +125,10 @@ def build(settings: Settings) -> UseCases:
                          budget_bytes=settings.cache_window_bytes) if link else None,
         limiter=RateLimiter(link),
         limits=_limits(settings),
+        sessions=SessionStates(lambda session_id: db.run(lambda tx: Sessions(tx).live(session_id=session_id),
+                                                         write=False), link,
+                               local_seconds=settings.session_cache_seconds),
+        used_tickets=UsedOnce(keys.ticket, link),
     ))
 
 

@@ -4,6 +4,7 @@
 CODES = {
     'BadRequest': (400, 'never'),
     'Unauthorized': (401, 'never'),
+    'BadCredentials': (401, 'never'),
     'Forbidden': (403, 'never'),
     'Blocked': (403, 'never'),
     'NotAMember': (403, 'never'),
@@ -14,6 +15,7 @@ CODES = {
     'CursorAhead': (409, 'never'),
     'GroupFull': (409, 'never'),
     'IdempotencyConflict': (409, 'never'),
+    'HandleTaken': (409, 'never'),
     'PayloadTooLarge': (413, 'never'),
     'UnsupportedMediaType': (415, 'never'),
     'RateLimited': (429, 'always'),
@@ -25,6 +27,13 @@ MAX_WAIT_SECONDS = 20
 MAX_MESSAGE_CHARS = 4096
 MAX_USER_NAME_CHARS = 64
 MAX_GROUP_NAME_CHARS = 128
+MIN_HANDLE_CHARS = 3
+MAX_HANDLE_CHARS = 32
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 256
+MAX_DEVICE_NAME_CHARS = 64
+MAX_USERS_PER_LOOKUP = 100
+LINK_CODE_SECONDS = 300
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_BODY_BYTES = 65536

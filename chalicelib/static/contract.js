@@ -4,6 +4,7 @@
 export const CODES = Object.freeze({
   BadRequest: { status: 400, retry: 'never' },
   Unauthorized: { status: 401, retry: 'never' },
+  BadCredentials: { status: 401, retry: 'never' },
   Forbidden: { status: 403, retry: 'never' },
   Blocked: { status: 403, retry: 'never' },
   NotAMember: { status: 403, retry: 'never' },
@@ -14,6 +15,7 @@ export const CODES = Object.freeze({
   CursorAhead: { status: 409, retry: 'never' },
   GroupFull: { status: 409, retry: 'never' },
   IdempotencyConflict: { status: 409, retry: 'never' },
+  HandleTaken: { status: 409, retry: 'never' },
   PayloadTooLarge: { status: 413, retry: 'never' },
   UnsupportedMediaType: { status: 415, retry: 'never' },
   RateLimited: { status: 429, retry: 'always' },
@@ -25,6 +27,13 @@ export const MAX_WAIT_SECONDS = 20;
 export const MAX_MESSAGE_CHARS = 4096;
 export const MAX_USER_NAME_CHARS = 64;
 export const MAX_GROUP_NAME_CHARS = 128;
+export const MIN_HANDLE_CHARS = 3;
+export const MAX_HANDLE_CHARS = 32;
+export const MIN_PASSWORD_CHARS = 8;
+export const MAX_PASSWORD_CHARS = 256;
+export const MAX_DEVICE_NAME_CHARS = 64;
+export const MAX_USERS_PER_LOOKUP = 100;
+export const LINK_CODE_SECONDS = 300;
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1000;
 export const MAX_BODY_BYTES = 65536;

@@ -5,15 +5,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
+from .. import keys
 from ..auth import TokenSigner
 from ..cache import InboxCache
 from ..connections import Connections, LocalConnections
 from ..contract import MAX_WAIT_SECONDS
 from ..db import Database, Tx
 from ..errors import Forbidden, UserNotFound
+from ..once import UsedOnce
 from ..push import Pusher
 from ..ratelimit import Limit, RateLimiter
-from ..repositories import Users
+from ..repositories import Sessions, Users
+from ..sessions import SessionStates
 from ..waitslots import WaitSlots
 from ..wakeups import Wakeups
 
@@ -32,6 +35,9 @@ class Limits:
     registrations: Optional[Limit] = None  # /register, per source network
     tickets: Optional[Limit] = None  # /connect_ticket, per acting user
     frames: Optional[Limit] = None  # WebSocket frames, per connection
+    # On by default: wrong passwords and link codes, per handle and per source network.
+    failures_per_handle: Optional[Limit] = Limit("sign-in failures", 10, 15 * 60_000)
+    failures_per_source: Optional[Limit] = Limit("sign-in failures", 50, 15 * 60_000)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,16 @@ class Deps:
     websocket_url: Optional[str] = None
     retention_days: Optional[int] = None  # None: keep every message
     now: Callable[[], datetime] = utc_now
+    # Whether a token's session is live (None: asked of the database, kept 30 s in this process).
+    sessions: Optional[SessionStates] = None
+    used_tickets: UsedOnce = field(default_factory=lambda: UsedOnce(keys.ticket))
+
+    def session_states(self) -> SessionStates:
+        if self.sessions is None:
+            object.__setattr__(self, "sessions", SessionStates(
+                lambda session_id: self.db.run(lambda tx: Sessions(tx).live(session_id=session_id), write=False)))
+        assert self.sessions is not None
+        return self.sessions
 
     def act_as(self, caller: Optional[str], parameter: str, user_id: str) -> None:
         """The acting user must be the token's user (caller None: auth is off)."""

@@ -3,9 +3,10 @@ disconnecting, keep-alive pings. Pushing a new message happens after a
 send's commit (sending.py); this is the connection side."""
 from __future__ import annotations
 
+import time
 from typing import Optional
 
-from ..auth import TICKET_SECONDS
+from ..auth import TICKET_SECONDS, Identity
 from ..connections import FULL, MAX_CONNECTIONS_PER_USER, UNAVAILABLE
 from ..errors import BadRequest, RateLimited, ServiceUnavailable, Unauthorized
 from .deps import Deps
@@ -23,21 +24,29 @@ class Live:
         """Where clients connect for pushes; None when this server offers none."""
         return self._deps.websocket_url if self._deps.pusher is not None else None
 
-    def ticket(self, *, caller: Optional[str], user_id: str) -> Ticket:
-        """A short-lived ticket naming the caller, for the WebSocket URL."""
-        self._deps.act_as(caller, "user_id", user_id)
+    def ticket(self, *, caller: Optional[Identity], user_id: str) -> Ticket:
+        """A short-lived, single-use ticket naming the caller and its session, for the WebSocket URL."""
+        self._deps.act_as(caller.user_id if caller else None, "user_id", user_id)
         self._deps.limit(self._deps.limits.tickets, user_id)
-        return Ticket(ticket=self._deps.signer.issue_ticket(user_id), expires_in=TICKET_SECONDS,
+        session_id = caller.session_id if caller else user_id  # auth off: no sessions to sign out
+        return Ticket(ticket=self._deps.signer.issue_ticket(user_id, session_id), expires_in=TICKET_SECONDS,
                       url=self.websocket_url)
 
     def connect(self, *, ticket: Optional[str], connection_id: str) -> str:
         """$connect: the ticket's user, now registered for pushes; Unauthorized
-        (the connection is refused) for a missing, forged or expired ticket."""
+        (the connection is refused) for a missing, forged, expired or used
+        ticket, or one whose session was signed out."""
         if not ticket:
             raise Unauthorized("missing ticket: connect with ?ticket=<a ticket from POST /connect_ticket>",
                                token_given=False)
-        user_id = self._deps.signer.verify_ticket(ticket)
-        added = self._deps.connections.add(user_id, connection_id)
+        deps = self._deps
+        named = deps.signer.verify_ticket(ticket)
+        if not deps.used_tickets.first_use(named.nonce, seconds=named.expires - int(time.time()) + 1):
+            raise Unauthorized("this connect ticket was used already: ask for a new one")
+        if deps.auth_enabled and not deps.session_states().live(named.session_id):
+            raise Unauthorized("this device was signed out: sign in again")
+        user_id = named.user_id
+        added = deps.connections.add(user_id, connection_id, named.session_id)
         if added == FULL:
             # API Gateway's $connect can refuse only with a status: 429, and
             # the client long-polls instead (its waits are capped too).

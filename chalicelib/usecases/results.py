@@ -35,9 +35,59 @@ class Result:
 
 @dataclass(frozen=True)
 class Registered(Result):
+    """A new session: /register (201), /login and /link (200)."""
+
     user_id: str
     user_name: str
+    handle: Optional[str]
     token: str
+    session_id: str
+    new_account: bool = True
+
+    def body(self) -> Dict[str, Any]:
+        return {"user_id": self.user_id, "user_name": self.user_name, "handle": self.handle, "token": self.token,
+                "session_id": self.session_id}
+
+
+@dataclass(frozen=True)
+class Profile(Result):
+    user_id: str
+    user_name: str
+    handle: Optional[str]
+
+
+@dataclass(frozen=True)
+class Profiles(Result):
+    users: List[Profile]
+
+
+@dataclass(frozen=True)
+class LinkCode(Result):
+    code: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class SessionView:
+    session_id: str
+    device_name: str
+    created_at: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class SessionList(Result):
+    sessions: List[SessionView]
+
+
+@dataclass(frozen=True)
+class Revoked(Result):
+    revoked: int
+
+
+@dataclass(frozen=True)
+class Deleted(Result):
+    deleted: bool
 
 
 @dataclass(frozen=True)

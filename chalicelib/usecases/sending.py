@@ -100,12 +100,15 @@ def _transaction(tx: Tx, message: StoredMessage, client_message_id: Optional[str
 
 def _store(tx: Tx, message: StoredMessage, client_message_id: Optional[str]) -> Optional[Dict[str, int]]:
     """Each recipient's seq, or None when no message row was stored (a group
-    send by a non-member). Blocked: the direct recipient blocks the sender."""
+    send by a non-member). Blocked: the direct recipient blocks the sender
+    (UserNotFound when the recipient deleted the account, which took its
+    counter)."""
     deliveries = Deliveries(tx)
     if message.group_id is not None:
         return deliveries.group(message=message, client_message_id=client_message_id)
     seq = deliveries.direct(message=message, client_message_id=client_message_id)
     if seq is None:
+        raise_unknown_users(tx, receiving_user_id=message.recipient_id or "")
         raise Blocked("the receiving user has blocked the sending user")
     return {message.recipient_id or "": seq}
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional
 from chalice import Chalice, Response
 
 from .. import timebudget
+from ..auth import Identity
 from ..errors import DomainError, MethodNotAllowed, NotFound
 from ..params import RequestParams
 from ..usecases.results import Result
@@ -39,9 +40,14 @@ STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
 class Call:
     """What a route sees of its request: parameters, headers, the caller."""
 
-    def __init__(self, request: Any, caller: Optional[str]) -> None:
+    def __init__(self, request: Any, identity: Optional[Identity]) -> None:
         self._request = request
-        self.caller = caller
+        self.identity = identity  # None: a public route, or auth is off
+
+    @property
+    def caller(self) -> Optional[str]:
+        """The token's user (None: a public route, or auth is off)."""
+        return self.identity.user_id if self.identity else None
 
     @functools.cached_property
     def params(self) -> RequestParams:
@@ -82,7 +88,7 @@ class Edge:
     """Registers the app's routes. Each view takes a Call and returns its
     result; the edge authenticates, sets the status and maps errors."""
 
-    def __init__(self, app: Any, authenticate: Callable[[Optional[str]], Optional[str]]) -> None:
+    def __init__(self, app: Any, authenticate: Callable[[Optional[str]], Optional[Identity]]) -> None:
         self._app = app
         self._authenticate = authenticate
         self.operations: Dict[str, str] = {}  # path -> the one method it serves

@@ -27,7 +27,9 @@ def success(result: Result) -> Response:
 
 
 def _status(result: Result) -> int:
-    if isinstance(result, (Registered, GroupCreated)):
+    if isinstance(result, Registered):
+        return 201 if result.new_account else 200
+    if isinstance(result, GroupCreated):
         return 201
     if isinstance(result, Sent):
         return 200 if result.duplicate else 201  # an idempotent replay delivered nothing new

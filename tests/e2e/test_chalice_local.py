@@ -103,7 +103,7 @@ def test_the_original_example_calls_work_over_http_against_chalice_local(server)
     for name in ("shir", "dana", "noa"):
         status, body = post(f"/register?user_name={name}")
         assert status == 201, body
-        assert set(body) == {"user_id", "user_name", "token"} and body["user_name"] == name
+        assert set(body) == {"user_id", "user_name", "handle", "token", "session_id"} and body["user_name"] == name
         assert UUID.fullmatch(body["user_id"])
         users.append(body)
     one, two, three = users  # users 1, 2 and 3 of the examples

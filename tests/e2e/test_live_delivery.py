@@ -138,8 +138,8 @@ def test_a_ticket_connects_only_its_own_user_and_bad_tickets_are_refused(push_se
     alice, bob, carol = register(server.url, "alice"), register(server.url, "bob"), register(server.url, "carol")
     t = ticket(server.url, bob)
     base = t["url"]
-    expired = TokenSigner([AUTH_SECRET]).issue_ticket(bob["user_id"], now=time.time() - 120)
-    forged = TokenSigner(["not-the-servers-secret-0123456789"]).issue_ticket(bob["user_id"])
+    expired = TokenSigner([AUTH_SECRET]).issue_ticket(bob["user_id"], bob["session_id"], now=time.time() - 120)
+    forged = TokenSigner(["not-the-servers-secret-0123456789"]).issue_ticket(bob["user_id"], bob["session_id"])
     assert refused_status(base) == 401
     assert refused_status(f"{base}?ticket={expired}") == 401
     assert refused_status(f"{base}?ticket={forged}") == 401

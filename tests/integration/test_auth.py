@@ -58,19 +58,20 @@ def _setup(api):
 
 def _forged_tokens(alice, bob):
     """Tokens of the right shape that the server never issued for alice."""
-    version, kid, user_id, signature = alice.token.split(".")
+    version, kid, user_id, session_id, signature = alice.token.split(".")
     assert user_id == alice.id
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     same_kid_other_secret = _b64(
-        hmac.new(OTHER_SECRET.encode(), f"{version}.{kid}.{alice.id}".encode(), hashlib.sha256).digest()
+        hmac.new(OTHER_SECRET.encode(), f"{version}.{kid}.{alice.id}.{session_id}".encode(), hashlib.sha256).digest()
     )
-    bob_signature = bob.token.split(".")[3]
+    bob_session, bob_signature = bob.token.split(".")[3:5]
     return {
-        "signature altered": f"{version}.{kid}.{alice.id}.{flipped}",
-        "signed by a different secret": TokenSigner([OTHER_SECRET]).issue(alice.id),
-        "right key id, different secret": f"{version}.{kid}.{alice.id}.{same_kid_other_secret}",
-        "bob's signature on alice's id": f"{version}.{kid}.{alice.id}.{bob_signature}",
-        "unsigned": f"{version}.{kid}.{alice.id}.",
+        "signature altered": f"{version}.{kid}.{alice.id}.{session_id}.{flipped}",
+        "signed by a different secret": TokenSigner([OTHER_SECRET]).issue(alice.id, session_id),
+        "right key id, different secret": f"{version}.{kid}.{alice.id}.{session_id}.{same_kid_other_secret}",
+        "bob's signature on alice's id": f"{version}.{kid}.{alice.id}.{session_id}.{bob_signature}",
+        "bob's session and signature on alice's id": f"{version}.{kid}.{alice.id}.{bob_session}.{bob_signature}",
+        "unsigned": f"{version}.{kid}.{alice.id}.{session_id}.",
     }
 
 
@@ -87,7 +88,7 @@ def _malformed_headers(alice):
         f"Token {token}",
         f"Bearer {token[:-1]}",
         f"Bearer {token}.extra",
-        f"Bearer {token.replace('v1.', 'v2.', 1)}",
+        f"Bearer {token.replace('v2.', 'v1.', 1)}",
         f"Bearer {token.replace('.', '', 1)}",
     ]
 

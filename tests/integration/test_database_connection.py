@@ -80,7 +80,7 @@ def app_without_database(monkeypatch) -> Iterator[Any]:
     monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
     monkeypatch.setenv("DB_READ_TIMEOUT", "1")
     user_id = str(uuid.uuid4())
-    token = TokenSigner([AUTH_SECRET]).issue(user_id)
+    token = TokenSigner([AUTH_SECRET]).issue(user_id, user_id)
 
     def call(method: str, path: str, **params: str) -> Tuple[int, Any, Dict[str, str], float]:
         query = "&".join(f"{k}={v}" for k, v in params.items())

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Optional
 
 import pytest
 
+from chalicelib import wiring
 from chalicelib.auth import TokenSigner
 from tests.support.http import assert_bad_request, raw_post
 
@@ -43,12 +45,13 @@ TRANSPORTS = ["query", "json", "form"]
 # --------------------------------------------------------------------------- success bodies
 
 
-def test_register_answers_201_with_exactly_the_user_id_the_name_and_a_token(api):
+def test_register_answers_201_with_exactly_the_user_id_the_name_the_handle_a_token_and_its_session(api):
     r = api.post("/register", {"user_name": "shir"})
     assert r.status == 201, r
-    assert set(r.body) == {"user_id", "user_name", "token"}
+    assert set(r.body) == {"user_id", "user_name", "handle", "token", "session_id"}
     assert_uuid(r.body["user_id"])
-    assert r.body["user_name"] == "shir"
+    assert_uuid(r.body["session_id"])
+    assert r.body["user_name"] == "shir" and r.body["handle"] is None
     assert isinstance(r.body["token"], str) and r.body["token"]
 
 
@@ -345,8 +348,19 @@ def test_the_original_specification_example_calls_work_unchanged_with_real_ids(a
 
 
 def _token_for_unknown_user(app_env) -> tuple:
+    """An unknown acting user: only possible with auth off (with it on, no
+    session of such a user exists, so its token is a 401: see below)."""
     ghost = str(uuid.uuid4())
-    return ghost, TokenSigner([app_env["AUTH_SECRET"]]).issue(ghost)
+    os.environ["AUTH_MODE"] = "none"  # app_env's monkeypatch puts it back
+    wiring.reset()
+    return ghost, None
+
+
+def test_a_correctly_signed_token_of_a_session_that_does_not_exist_is_a_401(api, app_env):
+    ghost = str(uuid.uuid4())
+    token = TokenSigner([app_env["AUTH_SECRET"]]).issue(ghost, str(uuid.uuid4()))
+    r = api.post("/read_messages", {"user_id": ghost, "after": 0}, token=token)
+    assert r.status == 401 and r.code == "Unauthorized", r
 
 
 def test_a_direct_message_to_an_unknown_user_is_a_404_user_not_found(api):

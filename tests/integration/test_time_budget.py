@@ -71,7 +71,7 @@ def test_a_database_that_accepts_but_never_answers_is_a_503_before_the_deadline(
         monkeypatch.delenv(name, raising=False)  # the 10 s defaults: only the budget can cut them short
     monkeypatch.setenv("AUTH_SECRET", TEST_AUTH_SECRET)
     user = "00000000-0000-4000-8000-000000000001"
-    token = TokenSigner([TEST_AUTH_SECRET]).issue(user)
+    token = TokenSigner([TEST_AUTH_SECRET]).issue(user, user)
     with socket.socket() as silent:  # the kernel completes the handshake; nobody ever answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)

@@ -68,8 +68,14 @@ def test_many_waiting_reads_share_one_subscription_and_leave_the_rate_limits_on(
     readers = [api.register(f"reader{i}") for i in range(24)]
     waiting = [in_background(lambda r=r: api.read(r, after=0, wait=15), timeout=60) for r in readers for _ in range(5)]
     wait_until(lambda: sum(_waits(client, r) for r in readers) == 120, 20, "120 reads did not start waiting")
-    wake_channels = client.pubsub_numsub(*[keys.wake_channel(r.id) for r in readers])
-    assert [count for _, count in wake_channels] == [1] * 24  # one subscription for the process
+
+    def subscribers() -> list:
+        return [count for _, count in client.pubsub_numsub(*[keys.wake_channel(r.id) for r in readers])]
+
+    # A wait takes its slot, then subscribes: once every reader's channel is
+    # subscribed, each has exactly one subscriber, the process's one subscription.
+    wait_until(lambda: all(subscribers()), 20, "the waits did not subscribe")
+    assert subscribers() == [1] * 24
     alice, bob = api.register("alice"), api.register("bob")
     # Redis was never taken for down (which would switch the cache and the limits off for a while).
     assert not [r for r in caplog.records if "cache unavailable" in r.getMessage()]

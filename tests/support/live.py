@@ -81,6 +81,10 @@ class Socket:
         except (asyncio.TimeoutError, TimeoutError):
             return True
 
+    def closed(self) -> bool:
+        """Whether the server closed the connection (or it was closed here)."""
+        return self._ws is None or self._ws.closed
+
     def send(self, text: str) -> None:
         self._run(self._ws.send_str(text))
 

@@ -48,8 +48,8 @@ def test_a_token_signed_with_a_key_added_by_rotation_verifies_after_one_refetch(
     signer = TokenSigner(signing.load(), reload=lambda: signing.load(refresh=True))
     source.values["arn:auth"] = f"{NEW} {OLD}"  # rotated: another container signs with NEW
     clock[0] += s.SIGNING_REFRESH_SECONDS + 1
-    assert signer.verify(TokenSigner([NEW]).issue(UID)) == UID
-    assert signer.verify(TokenSigner([OLD]).issue(UID)) == UID
+    assert signer.verify(TokenSigner([NEW]).issue(UID, UID)).user_id == UID
+    assert signer.verify(TokenSigner([OLD]).issue(UID, UID)).user_id == UID
     assert source.fetches == 2
 
 
@@ -59,7 +59,7 @@ def test_unknown_key_ids_refetch_at_most_once_a_minute(monkeypatch):
     monkeypatch.setattr(s.time, "monotonic", lambda: clock[0])
     signing = s.RefreshingSigningSecrets(s.SecretStore(fetch=source), "arn:auth")
     signer = TokenSigner(signing.load(), reload=lambda: signing.load(refresh=True))
-    forged = TokenSigner(["attacker-secret-0123456789"]).issue(UID)
+    forged = TokenSigner(["attacker-secret-0123456789"]).issue(UID, UID)
     for _ in range(5):
         with pytest.raises(Unauthorized):
             signer.verify(forged)
@@ -75,14 +75,14 @@ def test_a_secret_removed_by_rotation_stops_verifying_and_signing_within_the_ref
     clock = [1000.0]
     signing = s.RefreshingSigningSecrets(s.SecretStore(fetch=source), "arn:auth", clock=lambda: clock[0])
     signer = TokenSigner(signing.load(), reload=lambda: signing.load(refresh=True), due=signing.due)
-    old_token = signer.issue(UID)
+    old_token = signer.issue(UID, UID)
     source.values["arn:auth"] = NEW  # rotated: OLD removed
     clock[0] += s.SIGNING_MAX_AGE_SECONDS - 1
-    assert signer.verify(old_token) == UID  # within the interval the container still knows OLD
+    assert signer.verify(old_token).user_id == UID  # within the interval the container still knows OLD
     clock[0] += 2
     with pytest.raises(Unauthorized):
         signer.verify(old_token)
-    assert signer.issue(UID) == TokenSigner([NEW]).issue(UID)  # and signs with NEW
+    assert signer.issue(UID, UID) == TokenSigner([NEW]).issue(UID, UID)  # and signs with NEW
     assert source.fetches == 2
 
 
@@ -100,13 +100,13 @@ def test_a_failed_refresh_keeps_the_current_secrets_and_tries_again_a_minute_lat
     clock = [1000.0]
     signing = s.RefreshingSigningSecrets(s.SecretStore(fetch=source), "arn:auth", clock=lambda: clock[0])
     signer = TokenSigner(signing.load(), due=signing.due)
-    token = signer.issue(UID)
+    token = signer.issue(UID, UID)
     source.down = True
     clock[0] += s.SIGNING_MAX_AGE_SECONDS + 1
-    assert signer.verify(token) == UID and source.fetches == 2
-    assert signer.verify(token) == UID and source.fetches == 2  # not again at once
+    assert signer.verify(token).user_id == UID and source.fetches == 2
+    assert signer.verify(token).user_id == UID and source.fetches == 2  # not again at once
     clock[0] += s.SIGNING_REFRESH_SECONDS + 1
-    assert signer.verify(token) == UID and source.fetches == 3
+    assert signer.verify(token).user_id == UID and source.fetches == 3
 
 
 @pytest.mark.parametrize("parse, value, field", [

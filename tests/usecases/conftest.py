@@ -27,6 +27,7 @@ from chalicelib.migrate import apply_migrations
 from chalicelib.settings import Settings
 from chalicelib.usecases import Deps, UseCases
 
+SECRET = "use-case-signing-secret-0123456789"
 MAX_MEMBERS = 4  # small, so filling a group is cheap; the largest group a test makes
 BACKENDS = ["sqlite", "mysql"]
 KEPT_TABLES = {"schema_migrations"}  # what empty_deps leaves: the schema's version
@@ -104,7 +105,7 @@ def usecase_database(request: pytest.FixtureRequest) -> TierDatabase:
 
 @pytest.fixture
 def deps(usecase_database: TierDatabase) -> Deps:
-    return Deps(db=usecase_database.db, signer=TokenSigner(["use-case-signing-secret-0123456789"]),
+    return Deps(db=usecase_database.db, signer=TokenSigner([SECRET]),
                 auth_enabled=True, max_group_members=MAX_MEMBERS)
 
 

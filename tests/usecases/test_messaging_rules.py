@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from chalicelib.auth import Identity
 from chalicelib.errors import (
     BadRequest,
     Blocked,
@@ -31,7 +32,7 @@ from tests.usecases.steps import UNKNOWN, block, group_of, inbox, join, send, se
 
 def test_a_registered_users_token_authenticates_as_that_user(uc):
     alice = user(uc, "alice")
-    assert uc.accounts.authenticate(f"Bearer {alice.token}") == alice.user_id
+    assert uc.accounts.authenticate(f"Bearer {alice.token}") == Identity(alice.user_id, alice.session_id)
     with pytest.raises(Unauthorized):
         uc.accounts.authenticate(None)
 
