@@ -67,12 +67,29 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Groups.free_seat": lambda tx, ids: r.Groups(tx).free_seat(group_id=ids["group"]),
     "Messages.by_client_id": lambda tx, ids: r.Messages(tx).by_client_id(
         sender_id=ids["alice"], client_message_id="key-3"),
+    "Messages.remove_unheld_to": lambda tx, ids: r.Messages(tx).remove_unheld_to(recipient_id=ids["bob"]),
+    "Users.account": lambda tx, ids: r.Users(tx).account(user_id=ids["bob"]),
+    "Users.by_handle": lambda tx, ids: r.Users(tx).by_handle(handle="somebody"),
+    "Users.accounts": lambda tx, ids: r.Users(tx).accounts(user_ids=[ids["bob"], ids["carol"]]),
+    "Users.update": lambda tx, ids: r.Users(tx).update(user_id=ids["bob"], name="bobby"),
+    "Users.erase": lambda tx, ids: r.Users(tx).erase(user_id=ids["dave"], deleted_at=datetime(2024, 7, 1)),
+    "Sessions.live": lambda tx, ids: r.Sessions(tx).live(session_id=ids["bob"]),
+    "Sessions.of_user": lambda tx, ids: r.Sessions(tx).of_user(user_id=ids["bob"]),
+    "Sessions.revoke": lambda tx, ids: r.Sessions(tx).revoke(session_ids=[ids["bob"]], at=datetime(2024, 7, 1)),
+    "LinkCodes.replace": lambda tx, ids: r.LinkCodes(tx).replace(user_id=ids["bob"], code_hash="a" * 64,
+                                                                 expires_at=datetime(2024, 7, 1)),
+    "LinkCodes.redeem": lambda tx, ids: r.LinkCodes(tx).redeem(code_hash="b" * 64, now=datetime(2024, 7, 1)),
+    "LinkCodes.remove_of": lambda tx, ids: r.LinkCodes(tx).remove_of(user_id=ids["bob"]),
+    "InboxCounters.remove": lambda tx, ids: r.InboxCounters(tx).remove(user_id=ids["dave"]),
+    "Blocks.remove_all_of": lambda tx, ids: r.Blocks(tx).remove_all_of(user_id=ids["carol"]),
+    "Members.leave_all": lambda tx, ids: r.Members(tx).leave_all(user_id=ids["carol"]),
+    "Inbox.remove_stream": lambda tx, ids: r.Inbox(tx).remove_stream(user_id=ids["bob"]),
 }
 
 
 # Methods that only INSERT a row by its key: nothing for EXPLAIN to find.
 PLAIN_INSERT = re.compile(r"INSERT INTO \w+ \([^)]*\) VALUES ")
-INSERTS = {"Users.add", "InboxCounters.add", "Blocks.add", "Groups.add", "Members.add"}
+INSERTS = {"Users.add", "InboxCounters.add", "Blocks.add", "Groups.add", "Members.add", "Sessions.add"}
 
 
 def test_every_repository_method_is_either_checked_by_explain_or_a_plain_insert():
@@ -119,7 +136,8 @@ def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(qu
     conn = connect(mysql_url, autocommit=False, cursorclass=pymysql.cursors.DictCursor)
     try:
         cur = conn.cursor()
-        cur.execute("ANALYZE TABLE inbox, messages, group_members, blocks, inbox_counters, users, chat_groups")
+        cur.execute("ANALYZE TABLE inbox, messages, group_members, blocks, inbox_counters, users, chat_groups,"
+                    " sessions, link_codes")
         cur.fetchall()
         for sql, params in statements:
             if PLAIN_INSERT.match(sql):
