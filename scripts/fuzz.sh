@@ -6,6 +6,14 @@
 #   FUZZ_WORKERS   schemathesis workers (default 1: Python 3.11's ast.parse,
 #                  which hypothesis calls, can fail spuriously in threads)
 # Extra arguments go to `schemathesis run`.
+#
+# Who calls: every request with a token speaks for one user, fuzz-me, except
+# those to /logout, /update_account and /delete_account, which sign sessions
+# out (the caller's own by default), change the password (signing the
+# account's other sessions out) or delete the account: each of those gets a
+# throwaway account of its own, registered for it by the auth hook below
+# (every other one with a handle and the known password, so the password
+# checks are reached too), and fuzz-me stays signed in for the whole run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,9 +50,13 @@ cleanup() {
 trap cleanup EXIT
 
 # The server: auth on, its own SQLite file and signing secret, no Redis
-# (so no rate limits), default group cap.
+# (so no rate limits), default group cap. The sign-in failure limits are on
+# by default: raised to their maximum, so the generated wrong passwords and
+# link codes (all from 127.0.0.1) do not turn every later sign-in into a 429
+# (tests/integration/test_openapi.py checks that 429 against the spec).
 env -u REDIS_URL -u DB_SECRET_ARN -u AUTH_SECRET_ARN -u MAX_GROUP_MEMBERS \
     -u RATE_LIMIT_SENDS_PER_MINUTE -u RATE_LIMIT_READS_PER_MINUTE -u RATE_LIMIT_REGISTRATIONS_PER_HOUR \
+    SIGN_IN_FAILURES_PER_HANDLE=1000 SIGN_IN_FAILURES_PER_SOURCE=100000 \
     DATABASE_URL="sqlite:///$WORK/fuzz.sqlite3" \
     AUTH_SECRET="$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))')" \
     AUTH_MODE=token \
@@ -59,13 +71,15 @@ done
 curl -fsS -o /dev/null "$BASE/health" || { echo "fuzz: no /health within 30 s" >&2; cat "$WORK/server.log" >&2; exit 1; }
 
 # Real users, a group and some messages, so generated requests can pass auth
-# and reach the deeper rules (membership, blocking, idempotency, reading).
+# and reach the deeper rules (membership, blocking, idempotency, reading);
+# fuzz-other has a handle and a password to sign in with and a link code.
 post() {  # post PATH TOKEN JSON -> body (/register ignores the header)
   curl -fsS -X POST "$BASE$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' -d "$3"
 }
 field() { "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+PASSWORD="fuzz password 1"
 ME_JSON=$(post /register "" '{"user_name": "fuzz-me"}')
-OTHER_JSON=$(post /register "" '{"user_name": "fuzz-other"}')
+OTHER_JSON=$(post /register "" "{\"user_name\": \"fuzz-other\", \"handle\": \"fuzz_other\", \"password\": \"$PASSWORD\"}")
 ME=$(field user_id <<<"$ME_JSON"); TOKEN=$(field token <<<"$ME_JSON")
 OTHER=$(field user_id <<<"$OTHER_JSON"); OTHER_TOKEN=$(field token <<<"$OTHER_JSON")
 GROUP=$(post /create_group "$TOKEN" '{"group_name": "fuzz"}' | field group_id)
@@ -74,14 +88,70 @@ post /update_group "$OTHER_TOKEN" "{\"user_id\": \"$OTHER\", \"group_id\": \"$GR
 post /send "$OTHER_TOKEN" "{\"sending_user_id\": \"$OTHER\", \"receiving_user_id\": \"$ME\", \"message_text\": \"hi\"}" >/dev/null
 post /send_group "$OTHER_TOKEN" "{\"sending_user_id\": \"$OTHER\", \"group_id\": \"$GROUP\", \"message_text\": \"hello\"}" >/dev/null
 post /send "$TOKEN" "{\"sending_user_id\": \"$ME\", \"receiving_user_id\": \"$OTHER\", \"message_text\": \"hi\", \"client_message_id\": \"fuzz-key\"}" >/dev/null
+CODE=$(post /link_code "$OTHER_TOKEN" '{}' | field code)  # good for one /link, for 5 minutes
 
-# Bind the id parameters to the real ids most of the time (query string and
-# JSON body alike); the rest stay generated.
+# Every request's token, set by schemathesis' auth hook rather than a
+# --header (a configured header would win over the hook): fuzz-me's, or for
+# the three operations that sign out or delete, a new account's each time.
+cat >"$WORK/hooks.py" <<'HOOKS'
+import itertools
+import json
+import os
+import urllib.request
+
+import schemathesis
+
+BASE, TOKEN, PASSWORD = os.environ["FUZZ_BASE"], os.environ["FUZZ_TOKEN"], os.environ["FUZZ_PASSWORD"]
+THROWAWAY = ["/logout", "/update_account", "/delete_account"]
+_made = itertools.count()
+
+
+def _bearer(case, token):
+    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(path=THROWAWAY)
+class ThrowawayAccount:
+    """A new account per test case: half with no handle or password, half
+    with a handle and PASSWORD (the dictionaries offer it as `password` and
+    `current_password`), so both sides of the password checks are reached."""
+
+    def get(self, case, context):
+        n = next(_made)
+        body = {"user_name": f"fuzz-throwaway-{n}", "device_name": "fuzz"}
+        if n % 2:
+            body.update(handle=f"fuzz_throwaway_{n}", password=PASSWORD)
+        request = urllib.request.Request(f"{BASE}/register", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)["token"]
+
+    def set(self, case, data, context):
+        _bearer(case, data)
+
+
+@schemathesis.auth(refresh_interval=None).skip_for(path=THROWAWAY)
+class FuzzMe:
+    def get(self, case, context):
+        return TOKEN
+
+    def set(self, case, data, context):
+        _bearer(case, data)
+HOOKS
+
+# Bind the id parameters to the real ids most of the time, and handles,
+# passwords, the link code and user_ids to real ones some of the time (query
+# string and JSON body alike), so sign-ins and look-ups succeed too; the
+# rest stay generated.
 {
   echo "[dictionaries.me]"; echo "values = [\"$ME\"]"
   echo "[dictionaries.other]"; echo "values = [\"$OTHER\"]"
   echo "[dictionaries.group]"; echo "values = [\"$GROUP\"]"
   echo "[dictionaries.key]"; echo "values = [\"fuzz-key\"]"
+  echo "[dictionaries.handle]"; echo "values = [\"fuzz_other\", \"Fuzz_Other\"]"
+  echo "[dictionaries.password]"; echo "values = [\"$PASSWORD\"]"
+  echo "[dictionaries.code]"; echo "values = [\"$CODE\"]"
+  echo "[dictionaries.users]"; echo "values = [\"$ME,$OTHER\", \"$OTHER\"]"
   # chalice local's http.server answers TRACE and QUERY with 501 itself,
   # before Chalice routing (405) or the app: probe the other methods only.
   echo "[phases.coverage]"; echo 'unexpected-methods = ["get", "put", "post", "delete", "patch"]'
@@ -95,6 +165,12 @@ post /send "$TOKEN" "{\"sending_user_id\": \"$ME\", \"receiving_user_id\": \"$OT
     done
     echo "\"$where.group_id\" = { dictionary = \"group\", probability = 0.8 }"
     echo "\"$where.client_message_id\" = { dictionary = \"key\", probability = 0.2 }"
+    echo "\"$where.handle\" = { dictionary = \"handle\", probability = 0.3 }"
+    for name in password current_password; do
+      echo "\"$where.$name\" = { dictionary = \"password\", probability = 0.5 }"
+    done
+    echo "\"$where.code\" = { dictionary = \"code\", probability = 0.2 }"
+    echo "\"$where.user_ids\" = { dictionary = \"users\", probability = 0.5 }"
   done
 } >"$WORK/schemathesis.toml"
 
@@ -103,9 +179,9 @@ post /send "$TOKEN" "{\"sending_user_id\": \"$ME\", \"receiving_user_id\": \"$OT
 # none required and a request without one is rightly a 400.
 started=$(date +%s)
 set +e
+FUZZ_BASE="$BASE" FUZZ_TOKEN="$TOKEN" FUZZ_PASSWORD="$PASSWORD" SCHEMATHESIS_HOOKS="$WORK/hooks.py" \
 "$FUZZ_VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run openapi.yaml \
   --url "$BASE" \
-  --header "Authorization: Bearer $TOKEN" \
   --phases examples,coverage,fuzzing \
   --checks all --exclude-checks positive_data_acceptance \
   --max-examples "$EXAMPLES" --seed "$SEED" --workers "$WORKERS" \

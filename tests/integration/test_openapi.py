@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from chalicelib import wiring
+from chalicelib.auth import TokenSigner
 from chalicelib.repositories import Deliveries
 from tests.conftest import TEST_AUTH_SECRET, Api, Resp
-from tests.support.openapi import assert_conforms, assert_route_response
+from tests.support.openapi import SPEC, assert_conforms, assert_route_response, operations
+
+PASSWORD = "correct horse battery"
+
+
+def _handle(prefix: str) -> str:
+    """A handle no other test's account has (the database outlives a test)."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
 def test_unknown_routes_and_wrong_methods_answer_the_envelope_of_the_spec(api):
@@ -55,7 +64,57 @@ def test_success_responses_conform_to_the_spec(api):
     assert [m["kind"] for m in read.body["messages"]] == ["direct", "group"]
     check("/read_messages", "post", api.read(bob, min_timestamp="2024-07-01 09:10:00.0"), 200)
     check("/read_messages", "post", api.read(alice, min_timestamp="2024-07-01T09:10:00Z"), 200)  # empty page
+    check("/connect_ticket", "post", api.post("/connect_ticket", {"user_id": bob.id}, token=bob.token), 200)
     check("/health", "get", api.get("/health"), 200)
+
+
+def test_account_success_responses_conform_to_the_spec(api):
+    check = assert_conforms
+    handle, other_handle = _handle("Dan"), _handle("shir")
+    r = api.post("/register", json_body={"user_name": "dan", "handle": handle, "password": PASSWORD,
+                                         "device_name": "laptop"})
+    check("/register", "post", r, 201)
+    assert r.body["handle"] == handle.lower(), r
+    dan, laptop = r.body, r.body["token"]
+    r = api.post("/register", form={"user_name": "shir", "handle": other_handle})  # no password
+    check("/register", "post", r, 201)
+    shir = r.body
+    r = api.post("/login", {"handle": handle.upper(), "password": PASSWORD, "device_name": "phone"})
+    check("/login", "post", r, 200)
+    phone = r.body["token"]
+    assert (r.body["user_id"], r.body["handle"]) == (dan["user_id"], handle.lower())
+    r = api.post("/link_code", token=laptop)
+    check("/link_code", "post", r, 200)
+    typed = r.body["code"].lower().replace("-", " ")  # as typed by hand: any case, any separator
+    r = api.post("/link", form={"code": typed, "device_name": "tablet"})
+    check("/link", "post", r, 200)
+    tablet_session = r.body["session_id"]
+    r = api.post("/sessions", token=laptop)
+    check("/sessions", "post", r, 200)
+    assert [(s["device_name"], s["current"]) for s in r.body["sessions"]] == [
+        ("laptop", True), ("phone", False), ("tablet", False)], r
+    r = api.post("/logout", {"session_id": tablet_session}, token=laptop)
+    check("/logout", "post", r, 200)
+    assert r.body == {"revoked": 1}
+    r = api.post("/logout", {"session_id": str(uuid.uuid4())}, token=laptop)  # not the caller's: 0
+    check("/logout", "post", r, 200)
+    assert r.body == {"revoked": 0}
+    check("/logout", "post", api.post("/logout", token=phone), 200)  # this device
+    check("/update_account", "post", api.post("/update_account", {"user_name": "Dan K"}, token=laptop), 200)
+    r = api.post("/update_account", json_body={"password": PASSWORD + "!", "current_password": PASSWORD},
+                 token=laptop)
+    check("/update_account", "post", r, 200)
+    assert r.body == {"user_id": dan["user_id"], "user_name": "Dan K", "handle": handle.lower()}, r
+    r = api.post("/users", {"user_ids": f"{dan['user_id']}, {shir['user_id'].upper()},{uuid.uuid4()}"},
+                 token=shir["token"])
+    check("/users", "post", r, 200)
+    assert [u["handle"] for u in r.body["users"]] == [handle.lower(), other_handle], r  # the unknown id left out
+    r = api.post("/find_user", {"handle": other_handle.upper()}, token=laptop)
+    check("/find_user", "post", r, 200)
+    assert r.body == {"user_id": shir["user_id"], "user_name": "shir", "handle": other_handle}, r
+    r = api.post("/delete_account", {"password": PASSWORD + "!"}, token=laptop)
+    check("/delete_account", "post", r, 200)
+    check("/logout", "post", api.post("/logout", {"all": 1}, token=shir["token"]), 200)
 
 
 def test_error_responses_conform_to_the_spec(api, monkeypatch):
@@ -94,6 +153,112 @@ def test_error_responses_conform_to_the_spec(api, monkeypatch):
     check("/send", "post", api.send(carol, alice, "x"), 500)
 
 
+def test_account_error_responses_conform_to_the_spec(api, monkeypatch):
+    check = assert_conforms
+    handle = _handle("dan")
+    dan = api.post("/register", {"user_name": "dan", "handle": handle, "password": PASSWORD}).body
+    token = dan["token"]
+    shir = api.register("shir")
+    check("/register", "post", api.post("/register", {"user_name": "d2", "handle": handle.upper()}), 409)
+    check("/register", "post", api.post("/register", {"user_name": "d3", "password": PASSWORD}), 400)  # no handle
+    check("/register", "post", api.post("/register", {"user_name": "d4", "handle": "9lives"}), 400)
+    check("/login", "post", api.post("/login", {"handle": handle, "password": "wrong password"}), 401)
+    r = api.post("/login", {"handle": _handle("nobody"), "password": PASSWORD})
+    check("/login", "post", r, 401)
+    assert r.code == "BadCredentials" and "WWW-Authenticate" not in r.headers, r
+    check("/login", "post", api.post("/login", {"handle": "x", "password": PASSWORD}), 400)
+    check("/link", "post", api.post("/link", {"code": "00000-00000"}), 401)  # BadCredentials
+    check("/link", "post", api.post("/link"), 400)
+    r = api.post("/link_code")
+    check("/link_code", "post", r, 401)
+    assert r.code == "Unauthorized" and r.headers["WWW-Authenticate"] == 'Bearer realm="messaging"', r
+    check("/users", "post", api.post("/users", {"user_ids": shir.id}), 401)
+    check("/find_user", "post", api.post("/find_user", {"handle": handle}), 401)
+    check("/update_account", "post", api.post("/update_account", {"user_name": "x"}), 401)  # Unauthorized
+    check("/logout", "post", api.post("/logout", {"session_id": dan["session_id"], "all": 1}, token=token), 400)
+    check("/update_account", "post", api.post("/update_account", token=token), 400)  # nothing to change
+    check("/update_account", "post", api.post("/update_account", {"handle": _handle("d")}, token=token), 400)
+    r = api.post("/update_account", {"password": "a new password", "current_password": "not it"}, token=token)
+    check("/update_account", "post", r, 401)
+    assert r.code == "BadCredentials", r
+    r = api.post("/update_account", {"handle": shir.name + _handle("")}, token=shir.token)
+    assert r.status == 200, r
+    check("/update_account", "post", api.post("/update_account", {"handle": handle}, token=shir.token), 409)
+    check("/delete_account", "post", api.post("/delete_account", token=token), 400)  # password missing
+    r = api.post("/delete_account", {"password": "not it"}, token=token)
+    check("/delete_account", "post", r, 401)
+    assert r.code == "BadCredentials", r
+    ids = ",".join(str(uuid.uuid4()) for _ in range(101))
+    check("/users", "post", api.post("/users", {"user_ids": ids}, token=token), 400)
+    check("/find_user", "post", api.post("/find_user", {"handle": _handle("nobody")}, token=token), 404)
+    check("/find_user", "post", api.post("/find_user", {"handle": "no spaces"}, token=token), 400)
+    big = b'{"device_name": "' + b"x" * 70_000 + b'"}'
+    check("/login", "post", api.post("/login", raw_body=big), 413)
+    r = api.post("/find_user", token=token, raw_body=b"x", headers={"Content-Type": "text/plain"})
+    check("/find_user", "post", r, 415)
+
+    # A signed-out session: 401 on every route that takes a token, /sessions included.
+    assert api.post("/logout", token=token).body == {"revoked": 1}
+    for path in ("/sessions", "/link_code", "/logout", "/update_account", "/delete_account", "/users"):
+        r = api.post(path, {"user_ids": shir.id}, token=token)
+        check(path, "post", r, 401)
+        assert r.code == "Unauthorized" and 'error="invalid_token"' in r.headers["WWW-Authenticate"], (path, r)
+    r = api.post("/send", {"sending_user_id": dan["user_id"], "receiving_user_id": shir.id, "message_text": "hi"},
+                 token=token)
+    check("/send", "post", r, 401)
+
+    # Sending to a deleted user: 404.
+    carol = api.register("carol")
+    assert api.post("/delete_account", token=carol.token).body == {"deleted": True}
+    check("/send", "post", api.send(shir, carol), 404)
+
+
+def test_sign_in_limits_conform_to_the_spec(api, monkeypatch):
+    monkeypatch.setenv("SIGN_IN_FAILURES_PER_HANDLE", "1")
+    monkeypatch.setenv("SIGN_IN_FAILURES_PER_SOURCE", "10")
+    wiring.reset()
+    check = assert_conforms
+    handle = _handle("dan")
+    dan = api.post("/register", {"user_name": "dan", "handle": handle, "password": PASSWORD}).body
+    check("/update_account", "post", api.post("/update_account", {"handle": _handle("d"), "current_password": "no"},
+                                              token=dan["token"]), 401)
+    for path, params, token in (
+        ("/login", {"handle": handle, "password": PASSWORD}, None),  # the right password, refused all the same
+        ("/update_account", {"password": "a new password", "current_password": PASSWORD}, dan["token"]),
+        ("/delete_account", {"password": PASSWORD}, dan["token"]),
+    ):
+        r = api.post(path, params, token=token)
+        check(path, "post", r, 429)
+        assert r.code == "RateLimited", (path, r)
+    for _ in range(9):  # the source's other failures: link codes
+        assert api.post("/link", {"code": "00000-00000"}).status == 401
+    check("/link", "post", api.post("/link", {"code": "00000-00000"}), 429)
+
+
+def test_with_auth_mode_none_the_account_routes_answer_403_as_the_spec_says(api, monkeypatch):
+    alice = api.register("alice")
+    monkeypatch.setenv("AUTH_MODE", "none")
+    wiring.reset()
+    calls = {"/login": {"handle": "alice_h", "password": PASSWORD}, "/link_code": {}, "/link": {"code": "00000-00000"},
+             "/sessions": {}, "/logout": {}, "/update_account": {"user_name": "x"}, "/delete_account": {}}
+    for path, params in calls.items():
+        r = api.post(path, params)
+        assert_conforms(path, "post", r, 403)
+        assert "AUTH_MODE=none" in r.body["Message"], (path, r)
+    assert_conforms("/users", "post", api.post("/users", {"user_ids": alice.id}), 200)
+    assert_conforms("/register", "post", api.post("/register", {"user_name": "bob"}), 201)
+
+
+def test_the_routes_the_spec_marks_public_are_the_ones_that_need_no_token(api):
+    for path, method, operation in operations():
+        if method != "post":
+            continue
+        r = api.post(path)
+        public = operation.get("security") == []
+        assert (r.code == "Unauthorized") is not public, (path, r)
+    assert SPEC["security"] == [{"bearerAuth": []}]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,7 +285,15 @@ def api_without_database(monkeypatch) -> Iterator[Api]:
 def test_503_responses_conform_to_the_spec(api_without_database):
     api = api_without_database
     assert_conforms("/register", "post", api.post("/register", {"user_name": "shir"}), 503)
+    assert_conforms("/login", "post", api.post("/login", {"handle": "shir", "password": PASSWORD}), 503)
+    assert_conforms("/link", "post", api.post("/link", {"code": "00000-00000"}), 503)
     assert_conforms("/health", "get", api.get("/health"), 503)
+    # A token's session is looked up in the database on every route that takes one.
+    user_id = str(uuid.uuid4())
+    token = TokenSigner([TEST_AUTH_SECRET]).issue(user_id, str(uuid.uuid4()))
+    for path, params in (("/sessions", {}), ("/link_code", {}), ("/users", {"user_ids": user_id}),
+                         ("/find_user", {"handle": "shir"}), ("/connect_ticket", {"user_id": user_id})):
+        assert_conforms(path, "post", api.post(path, params, token=token), 503)
 
 
 def test_429_responses_conform_to_the_spec(api, monkeypatch, tmp_path):
