@@ -31,7 +31,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _CLIENT_KEY = re.compile(r"[\x21-\x7e]{1,64}")
-_HANDLE = re.compile(r"[a-z][a-z0-9_]*")
+_HANDLE = re.compile(r"[a-z][a-z0-9_]*", re.ASCII | re.IGNORECASE)
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 # re.ASCII: \d is 0-9 only, not every script's digits.
 _TIMESTAMP = re.compile(
@@ -257,7 +257,8 @@ def parse_name(name: str, value: Any, max_chars: int) -> str:
 def parse_handle(name: str, value: Any) -> str:
     """3-32 characters [a-z][a-z0-9_]*, accepted in any case, answered in lower case."""
     value = _string(name, value)
-    if not MIN_HANDLE_CHARS <= len(value) <= MAX_HANDLE_CHARS or not _HANDLE.fullmatch(value.lower()):
+    # re.ASCII and IGNORECASE, lower() after: "\u212a" (the Kelvin sign) lowers to k but is no letter here.
+    if not MIN_HANDLE_CHARS <= len(value) <= MAX_HANDLE_CHARS or not _HANDLE.fullmatch(value):
         raise BadRequest(name, f"must be {MIN_HANDLE_CHARS}-{MAX_HANDLE_CHARS} characters: a letter, then letters,"
                                " digits or _")
     return value.lower()

@@ -31,6 +31,10 @@ class Blocking:
                     pass  # already blocked: blocking is idempotent
                 except MissingReference:
                     raise_unknown_users(tx, **users)
+                else:
+                    # A deleted account keeps its row (its messages name it), so
+                    # the foreign key finds it: check it is still someone.
+                    raise_unknown_users(tx, blocked_user_id=blocked_user_id)
             elif blocks.remove(blocker_id=blocking_user_id, blocked_id=blocked_user_id) == 0:
                 raise_unknown_users(tx, **users)
 

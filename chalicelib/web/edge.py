@@ -108,7 +108,9 @@ class Edge:
                     return options
                 request = self._app.current_request
                 caller = self._authenticate(request.headers.get("authorization")) if auth else None
-                return envelope.success(view(Call(request, caller)))
+                call = Call(request, caller)
+                call.params  # noqa: B018 - parsed for every route, so a bad body is a 400 on each
+                return envelope.success(view(call))
 
             self.operations[path] = method
             guarded = self._guarded(handler)

@@ -160,3 +160,12 @@ def test_the_registration_limit_counts_an_ipv4_address_or_a_whole_ipv6_64():
     assert source_network("2001:db8:1:3::1") != source_network("2001:db8:1:2::1")
     assert source_network("::ffff:203.0.113.7") == "203.0.113.7"
     assert source_network("unknown") == "unknown"
+
+
+def test_a_handle_is_ascii_letters_digits_and_underscore_in_any_case_kept_in_lower_case():
+    from chalicelib.params import parse_handle
+
+    assert parse_handle("handle", "Shir_B2") == "shir_b2"
+    for bad in ("\u212aelvin", "shïr", "2shir", "sh", "a" * 33, "has-dash", "has space"):
+        with pytest.raises(BadRequest):
+            parse_handle("handle", bad)

@@ -324,3 +324,10 @@ def test_with_auth_off_the_account_endpoints_are_refused(deps):
     with pytest.raises(Forbidden):
         off.accounts.link(code="AAAAA-AAAAA", device_name=None, source_ip=source())
     assert off.accounts.find_user(handle=shir.handle).user_id == shir.user_id
+
+
+def test_a_deleted_account_is_unknown_to_blocking(uc):
+    gone, dan = user(uc, "gone"), user(uc, "dan")
+    uc.accounts.delete_account(caller=me(gone), password=None, source_ip=source())
+    with pytest.raises(UserNotFound):
+        block(uc, dan, gone)
