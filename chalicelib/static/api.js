@@ -71,9 +71,31 @@ async function call(path, params, { token, key, signal, safe }) {
 }
 
 // `auth` is {token, signal}. Reads, and writes that set a state (block, update_group), are safe to
-// repeat; so is a send, which always carries its idempotency key. register and create_group are not.
+// repeat; so is a send, which always carries its idempotency key. register and create_group are not,
+// nor is anything that starts or ends a session.
 
-export const register = (userName) => call('register', { user_name: userName }, { safe: false });
+/** Answers {user_id, user_name, handle, token, session_id}, as login and link do. */
+export const register = (params) => call('register', params, { safe: false });
+
+export const login = (params) => call('login', params, { safe: false });
+
+export const link = (params) => call('link', params, { safe: false });
+
+export const linkCode = (auth) => call('link_code', {}, { ...auth, safe: false });
+
+export const sessions = (auth) => call('sessions', {}, { ...auth, safe: true });
+
+/** {} signs this device out; {session_id} another; {all: 1} every one. */
+export const logout = (auth, params) => call('logout', params, { ...auth, safe: true });
+
+export const updateAccount = (auth, params) => call('update_account', params, { ...auth, safe: false });
+
+export const deleteAccount = (auth, params) => call('delete_account', params, { ...auth, safe: false });
+
+/** `ids`: at most MAX_USERS_PER_LOOKUP; unknown and deleted users are left out of the answer. */
+export const users = (auth, ids) => call('users', { user_ids: ids.join(',') }, { ...auth, safe: true });
+
+export const findUser = (auth, handle) => call('find_user', { handle }, { ...auth, safe: true });
 
 export const createGroup = (auth, groupName) => call('create_group', { group_name: groupName }, { ...auth, safe: false });
 
@@ -96,7 +118,7 @@ export function describe(err, waitMs) {
     case 'Blocked': return 'Not delivered: this person has blocked you.';
     case 'NotAMember': return 'Not delivered: you are not a member of this group. Join it again to send.';
     case 'RateLimited': return `Too many requests: the server asks to wait ${seconds(waitMs ?? err.retryAfterMs ?? 1000)} s.${waitMs != null ? ' The message is kept and sent then.' : ''}`;
-    case 'UserNotFound': return 'No user has this id. Check the id that was pasted.';
+    case 'UserNotFound': return 'No such user: the id is wrong, or the account was deleted.';
     case 'GroupNotFound': return 'No group has this id. Check the id that was pasted.';
     case 'Unauthorized': return 'Your sign-in is no longer valid. Sign in again.';
     case 'Forbidden': return 'The server refused: this profile may not do that.';
@@ -104,6 +126,8 @@ export function describe(err, waitMs) {
     case 'Offline': return `You are offline, or the server cannot be reached.${retry}`;
     case 'GroupFull': return 'This group is full.';
     case 'IdempotencyConflict': return 'The server already has a different message under this key; not sent.';
+    case 'HandleTaken': return 'This handle is taken: choose another.';
+    case 'BadCredentials': return err.message || 'The handle or the password is wrong.';
     default: return `${err.message || err.code}${retry}`;
   }
 }

@@ -1,32 +1,37 @@
-// What the person does: signing in and out, conversations, groups, blocking, sending.
+// What the person does: registering, signing in and out, conversations, groups, blocking, sending.
 
+import { Account, accountMessage } from './account.js';
+import { AccountView } from './accountview.js';
 import * as api from './api.js';
 import { describe } from './api.js';
-import { MAX_MESSAGE_CHARS } from './contract.js';
-import { codePoints, wake } from './helpers.js';
+import { MAX_MESSAGE_CHARS, MIN_PASSWORD_CHARS } from './contract.js';
+import { HANDLE_RULE, UUID_RE, asHandle, codePoints, deviceName, wake } from './helpers.js';
 import { queueSend, resumePending, retry } from './outbox.js';
+import { found, keepFresh, lookUp, remember } from './people.js';
 import { Session } from './session.js';
 import { EMPTY, MemoryStore, Store, deleteStore, profiles } from './store.js';
 import { catchUp, startLive } from './sync.js';
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class Controller {
   constructor(view) {
     this.view = view;
     this.session = null;   // the one live session; every loop stops when it is replaced
+    this.account = new Account(this, new AccountView(view));
   }
 
   boot() {
     this.view.bind({
-      register: (name) => this.register(name),
+      register: (fields) => this.register(fields),
+      login: (fields) => this.login(fields),
+      link: (fields) => this.link(fields),
+      openAccount: () => this.account.open(),
       resume: (profile) => this.resume(profile),
       forget: (profile) => this.forget(profile),
       signOut: () => this.signOut(),
       reconnect: () => this.reconnect(),
       sidebarToggled: () => { if (this.session) this.view.renderConversations(this.session); },
       select: (s, id) => this.select(s, id),
-      startDirect: (id, name) => this.startDirect(id, name),
+      startDirect: (target, nickname) => this.startDirect(target, nickname),
       createGroup: (name) => this.createGroup(name),
       joinGroup: (id, name) => this.joinGroup(id, name),
       send: (text) => this.send(text),
@@ -34,6 +39,7 @@ export class Controller {
       toggleBlock: () => this.toggleBlock(),
       toggleMembership: () => this.toggleMembership(),
     });
+    this.account.bind();
     window.addEventListener('online', wake);
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden && this.session) catchUp(this.session);
@@ -49,13 +55,16 @@ export class Controller {
     this.stop();
     let store;
     let storageWarning = '';
-    try { store = await Store.open(profile.user_id); } catch (_) {
+    try { store = await Store.open(profile.user_id); } catch (err) {
       store = new MemoryStore();
-      storageWarning = 'This browser refuses to store data: the history is kept only until the page is closed.';
+      storageWarning = err && err.message === 'blocked by another tab'
+        ? 'Another tab with an older version of this page holds this browser\'s storage: the history is kept only until this page is closed. Close the other tab and reload.'
+        : 'This browser refuses to store data: the history is kept only until the page is closed.';
     }
     const saved = await store.load().catch(() => EMPTY);
     this.stop();   // another start that finished first
-    const s = new Session(profile, store, saved, this.view, (who) => this.unauthorized(who));
+    const s = new Session(profile, store, saved, this.view, (who, err) => this.unauthorized(who, err));
+    s.onPeople = (people) => this.peopleChanged(s, people);
     this.session = s;
     this.view.showApp(s);
     if (saved.selected && s.conversations.has(saved.selected)) this.select(s, saved.selected, { focus: false });
@@ -63,35 +72,93 @@ export class Controller {
     if (storageWarning) this.view.status('sidebar', storageWarning, true);
     resumePending(s);
     startLive(s);
+    keepFresh(s);   // names: now, and each hour those older than a day
   }
 
   stop() {
     const s = this.session;
     if (!s) return;
     this.session = null;
+    this.account.close();
     s.stop();
   }
 
-  showSignin(message) { this.view.showSignin(profiles.list(), message); }
+  showSignin(message, isError = true) { this.view.showSignin(profiles.list(), message, isError); }
 
-  async register(name) {
-    if (!name) { this.view.status('signin', 'Enter a name to register.', true); return false; }
-    this.view.status('signin', 'Registering…');
+  // ---------------------------------------------------------------- signing in
+
+  /** The device name the person gave, else one from the user agent ("Chrome on Linux"). */
+  deviceName(given) { return given || deviceName(); }
+
+  /** Name; optionally a handle, and a password to sign in with elsewhere. */
+  async register({ name, handle, password, device_name: device }) {
+    const say = (text) => { this.view.status('register', text, true); return false; };
+    if (!name) return say('Enter a name to register.');
+    const params = { user_name: name, device_name: this.deviceName(device) };
+    if (handle) {
+      params.handle = asHandle(handle);
+      if (!params.handle) return say(HANDLE_RULE);
+    }
+    if (password) {
+      if (!params.handle) return say('A password needs a handle to sign in with: choose one too.');
+      if (Array.from(password).length < MIN_PASSWORD_CHARS) return say(`A password has at least ${MIN_PASSWORD_CHARS} characters.`);
+      params.password = password;
+    }
+    this.view.status('register', 'Registering…');
     try {
-      const answer = await api.register(name);
-      const profile = { user_id: answer.user_id, user_name: answer.user_name, token: answer.token };
-      profiles.remember(profile);
-      await this.start(profile);
+      await this.signedIn(await api.register(params), { has_password: Boolean(password) });
       return true;
     } catch (err) {
-      this.view.status('signin', describe(err), true);
-      return false;
+      return say(accountMessage(err));
     }
   }
 
+  async login({ handle, password, device_name: device }) {
+    const say = (text) => { this.view.status('login', text, true); return false; };
+    const h = asHandle(handle);
+    if (!h) return say(handle ? HANDLE_RULE : 'Enter your handle.');
+    if (!password) return say('Enter your password.');
+    this.view.status('login', 'Signing in…');
+    try {
+      await this.signedIn(await api.login({ handle: h, password, device_name: this.deviceName(device) }), { has_password: true });
+      return true;
+    } catch (err) {
+      return say(`Not signed in: ${accountMessage(err)}`);
+    }
+  }
+
+  async link({ code, device_name: device }) {
+    const say = (text) => { this.view.status('link', text, true); return false; };
+    if (!code) return say('Enter the code shown on your other device (Account, then “Show a link code”).');
+    this.view.status('link', 'Linking…');
+    try {
+      const answer = await api.link({ code, device_name: this.deviceName(device) });
+      // A password needs a handle; with one, whether there is a password is not told.
+      await this.signedIn(answer, { has_password: answer.handle ? null : false });
+      return true;
+    } catch (err) {
+      return say(`Not linked: ${accountMessage(err)}`);
+    }
+  }
+
+  /** A new session: an account this browser held before gets its history back. */
+  async signedIn(answer, { has_password: hasPassword }) {
+    const known = profiles.get(answer.user_id);
+    const profile = {
+      ...(known || {}), user_id: answer.user_id, user_name: answer.user_name, handle: answer.handle,
+      token: answer.token, session_id: answer.session_id,
+      has_password: hasPassword === null && known ? known.has_password ?? null : hasPassword,
+    };
+    profiles.remember(profile);
+    await this.start(profile);
+  }
+
+  /** A profile with its token continues at once; one signed out here signs in again. */
   resume(profile) {
-    profiles.setCurrent(profile.user_id);
-    this.start(profile);
+    const now = profiles.get(profile.user_id) || profile;
+    if (!now.token) { this.view.offerSignIn(now); return; }
+    profiles.setCurrent(now.user_id);
+    this.start(now);
   }
 
   /** Only after the confirmation: the token and the history go, and the profile cannot be resumed. */
@@ -101,17 +168,60 @@ export class Controller {
     this.showSignin();
   }
 
+  /** The top bar's Sign out: this browser keeps the profile, and Continue brings it back. */
   signOut() {
     this.stop();
     profiles.clearCurrent();
     this.showSignin();
   }
 
-  unauthorized(s) {
+  /** The server refused the token: this device was signed out (elsewhere, or the account deleted). */
+  unauthorized(s, err) {
+    if (s !== this.session || s.leaving) return;   // leaving: the Account dialog finishes it
+    this.stop();
+    profiles.signedOut(s.me);
+    const why = err && err.message ? `: ${err.message}` : '';
+    const again = s.profile.handle
+      ? `To continue, sign in with @${s.profile.handle} and its password, or link this device with a code.`
+      : 'To continue, link this device with a code shown on a device where the account is still signed in.';
+    this.showSignin(`This device is no longer signed in as “${s.profile.user_name}” (Unauthorized${why}). ${again}`);
+    this.view.offerSignIn(profiles.get(s.me) || s.profile);
+  }
+
+  /** This device signed itself out (Account): the history stays until the profile is forgotten. */
+  signedOutHere(s, message) {
     if (s !== this.session) return;
     this.stop();
-    profiles.clearCurrent();
-    this.showSignin(`The server no longer accepts the profile “${s.profile.user_name}” (Unauthorized). Sign in again: register, or continue as another profile.`);
+    profiles.signedOut(s.me);
+    this.showSignin(`${message} The history stays in this browser until you forget the profile.`, false);
+  }
+
+  async accountDeleted(s) {
+    if (s !== this.session) return;
+    this.stop();
+    profiles.remove(s.me);
+    await deleteStore(s.me);
+    this.showSignin(`The account “${s.profile.user_name}” was deleted, and its history in this browser too.`, false);
+  }
+
+  /** Name, handle or password changed here: the stored profile and the top bar follow. */
+  profileChanged(s, change) {
+    s.profile = profiles.update(s.me, change) || { ...s.profile, ...change };
+    this.view.showMe(s.profile);
+    return s.profile;
+  }
+
+  /** New names from /users: shown; this account's own, if changed on another device, kept too. */
+  peopleChanged(s, people) {
+    if (s !== this.session) return;
+    const me = people.find((p) => p.user_id === s.me && !p.deleted);
+    if (me && (me.user_name !== s.profile.user_name || me.handle !== s.profile.handle)) {
+      // A handle set on another device may have come with a password: not known here.
+      const change = { user_name: me.user_name, handle: me.handle };
+      if (me.handle && !s.profile.handle && s.profile.has_password !== true) change.has_password = null;
+      this.profileChanged(s, change);
+    }
+    this.view.render(s);
   }
 
   reconnect() {
@@ -136,14 +246,35 @@ export class Controller {
     if (focus) this.view.focusComposer();
   }
 
-  startDirect(id, name) {
+  /** By handle (looked up with /find_user) or by a pasted user id; the nickname is only for this browser. */
+  async startDirect(target, nickname) {
     const s = this.session;
-    if (!UUID_RE.test(id)) { this.view.status('sidebar', 'A user id looks like 1b4e28ba-2fa1-11d2-883f-0016d3cca427.', true); return false; }
+    const say = (text) => { this.view.status('sidebar', text, true); return false; };
+    let id;
+    if (UUID_RE.test(target)) {
+      id = target.toLowerCase();
+    } else {
+      const handle = asHandle(target);
+      if (!handle) return say('Enter their handle (like ana_k) or their user id (like 1b4e28ba-2fa1-11d2-883f-0016d3cca427).');
+      this.view.status('sidebar', `Looking for @${handle}…`);
+      try {
+        const user = await api.findUser(s.auth, handle);
+        if (s !== this.session) return false;
+        remember(s, [found(user)]);
+        id = user.user_id;
+      } catch (err) {
+        if (err.name === 'AbortError' || s !== this.session) return false;
+        if (err.code === 'Unauthorized') { this.unauthorized(s, err); return false; }
+        if (err.code === 'UserNotFound') return say(`Nobody has the handle @${handle}. Check its spelling.`);
+        return say(describe(err));
+      }
+    }
     this.view.status('sidebar', '');
-    const conv = s.conversation(`d:${id.toLowerCase()}`, { last_at: Date.now() });
-    if (name) conv.name = name;
+    const conv = s.conversation(`d:${id}`, { last_at: Date.now() });
+    if (nickname) conv.name = nickname;
     s.persist({ conversations: [conv] });
     this.select(s, conv.id);
+    lookUp(s, [id], { force: !s.people.has(id) || s.people.get(id).deleted });
     return true;
   }
 
@@ -160,7 +291,7 @@ export class Controller {
       this.view.showNote(s, conv.id, `Group “${group.group_name}” created. Share its group id (above) to invite people.`);
       return true;
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s); return false; }
+      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return false; }
       this.view.status('sidebar', describe(err), true);
       return false;
     }
@@ -177,7 +308,7 @@ export class Controller {
       this.view.showNote(s, conv.id, `You joined “${s.displayName(conv)}”.`);
       return true;
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s); return false; }
+      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return false; }
       this.view.status('sidebar', describe(err), true);
       return false;
     }
@@ -202,7 +333,7 @@ export class Controller {
       this.view.render(s);
       this.view.showNote(s, conv.id, join ? 'You joined the group again.' : 'You left the group: you no longer receive its messages.');
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s); return; }
+      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return; }
       this.view.showError(s, conv.id, describe(err));
     }
   }
@@ -220,7 +351,7 @@ export class Controller {
         ? `You blocked ${s.displayName(conv)}: their direct messages no longer reach you.`
         : `You unblocked ${s.displayName(conv)}.`);
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s); return; }
+      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return; }
       this.view.showError(s, conv.id, describe(err));
     }
   }

@@ -1,4 +1,6 @@
-// Small things the other modules share: keys, counting, back-off and sleeping.
+// Small things the other modules share: keys, counting, handles, device names, back-off and sleeping.
+
+import { MAX_DEVICE_NAME_CHARS, MAX_HANDLE_CHARS, MIN_HANDLE_CHARS } from './contract.js';
 
 const BACKOFF_CAP_MS = 30000;
 
@@ -17,6 +19,36 @@ export const seconds = (ms) => Math.max(1, Math.ceil(ms / 1000));
 
 /** Code points, as the server counts. */
 export const codePoints = (text) => Array.from(text).length;
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A handle as the server takes it (any case; it answers lower case); a leading @ is dropped. */
+export function asHandle(text) {
+  const handle = text.trim().replace(/^@/, '').toLowerCase();
+  return handle.length >= MIN_HANDLE_CHARS && handle.length <= MAX_HANDLE_CHARS && /^[a-z][a-z0-9_]*$/.test(handle)
+    ? handle : null;
+}
+
+export const HANDLE_RULE = `A handle has ${MIN_HANDLE_CHARS} to ${MAX_HANDLE_CHARS} characters: a letter, then letters, digits or _.`;
+
+/** The server's timestamps carry microseconds; not every browser parses more than milliseconds. */
+export function parseTime(iso) {
+  const when = Date.parse(String(iso).replace(/(\.\d{3})\d+/, '$1'));
+  return Number.isNaN(when) ? null : when;
+}
+
+/** "Chrome on Linux", from the user agent: how this browser is listed among the account's devices. */
+export function deviceName(ua = navigator.userAgent) {
+  const browsers = [[/Edg(e|A|iOS)?\//, 'Edge'], [/OPR\/|Opera/, 'Opera'], [/SamsungBrowser\//, 'Samsung Internet'],
+    [/Firefox\/|FxiOS\//, 'Firefox'], [/Chrome\/|CriOS\/|Chromium\//, 'Chrome'], [/Safari\//, 'Safari']];
+  const systems = [[/iPhone/, 'iPhone'], [/iPad/, 'iPad'], [/Android/, 'Android'], [/CrOS/, 'ChromeOS'],
+    [/Windows/, 'Windows'], [/Macintosh|Mac OS X/, 'macOS'], [/Linux|X11/, 'Linux']];
+  const find = (list) => (list.find(([re]) => re.test(ua)) || [null, null])[1];
+  const browser = find(browsers);
+  const system = find(systems);
+  const name = browser && system ? `${browser} on ${system}` : browser || system || 'Web browser';
+  return Array.from(name).slice(0, MAX_DEVICE_NAME_CHARS).join('');
+}
 
 /** Exponential, capped, with jitter so many clients do not come back at once. */
 export function backoff(attempt) {

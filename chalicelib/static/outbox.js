@@ -59,7 +59,7 @@ async function deliver(s, record) {
       return;
     } catch (err) {
       if (!s.alive || err.name === 'AbortError') return;
-      if (err.code === 'Unauthorized') { s.unauthorized(); return; }   // stays pending
+      if (err.code === 'Unauthorized') { s.unauthorized(err); return; }   // stays pending
       if (err.retryable) {
         const wait = err.retryAfterMs ?? backoff(attempt);
         attempt += 1;

@@ -1,4 +1,4 @@
-// The signed-in profile's state: its conversations, messages, cursor and outbox, and its store.
+// The signed-in profile's state: its conversations, messages, cursor, outbox and the people it knows, and its store.
 
 import { shortId } from './helpers.js';
 
@@ -23,6 +23,12 @@ export class Session {
     this.runs = 0;                        // the live loop's generation: a newer one ends the older
     this.halted = null;                   // the error that stopped the live loop, until Reconnect
     this.errors = new Map();              // conversation id -> {text, key, error}: shown near the composer
+    this.people = new Map();              // user id -> {user_id, user_name, handle, deleted, fetched_at} (people.js)
+    this.looking = null;                  // people.js: the ids waiting for one /users call
+    this.asking = new Set();              // people.js: the ids in a /users call now
+    this.onPeople = () => {};             // the controller's: names changed
+    this.leaving = false;                 // signing itself out (account.js): a 401 meanwhile is expected
+    for (const person of saved.people || []) this.people.set(person.user_id, person);
     for (const conv of saved.conversations) this.conversations.set(conv.id, conv);
     for (const record of saved.messages) this.messagesOf(record.conv).set(record.key, record);
   }
@@ -40,7 +46,8 @@ export class Session {
     this.store.close();
   }
 
-  unauthorized() { this.onUnauthorized(this); }
+  /** The server refused the token (`err`: its answer): this device was signed out. */
+  unauthorized(err) { this.onUnauthorized(this, err); }
 
   /** Serializes changes to the cursor and the stores. */
   exclusive(fn) {
@@ -82,15 +89,34 @@ export class Session {
     this.view.render(this);
   }
 
+  /**
+   * A person's name: the nickname given here, if any; else the name from
+   * /users; "Deleted account" when /users left them out; "User 6f0c…" only
+   * until the first answer.
+   */
+  personName(userId, nickname) {
+    if (nickname) return nickname;
+    const person = this.people.get(userId);
+    if (person && person.deleted) return 'Deleted account';
+    if (person && person.user_name) return person.user_name;
+    return `User ${shortId(userId)}`;
+  }
+
+  /** "@handle", when the server gave one. */
+  handleOf(userId) {
+    const person = this.people.get(userId);
+    return person && !person.deleted && person.handle ? `@${person.handle}` : '';
+  }
+
   displayName(conv) {
     if (conv.kind === 'direct' && conv.target === this.me) return 'Notes to self';
-    if (conv.name) return conv.name;
-    return conv.kind === 'group' ? `Group ${shortId(conv.target)}` : `User ${shortId(conv.target)}`;
+    if (conv.kind === 'direct') return this.personName(conv.target, conv.name);
+    return conv.name || `Group ${shortId(conv.target)}`;
   }
 
   senderName(record) {
     if (record.sender_id === this.me) return 'You';
     const direct = this.conversations.get(`d:${record.sender_id}`);
-    return direct && direct.name ? direct.name : `User ${shortId(record.sender_id)}`;
+    return this.personName(record.sender_id, direct && direct.name);
   }
 }

@@ -1,18 +1,30 @@
-// What this browser keeps: the profiles (localStorage) and, per profile, its history (IndexedDB).
+// What this browser keeps: the profiles (localStorage) and, per profile, its history and the
+// names of the people in it (IndexedDB).
 
 const PROFILES_KEY = 'messaging.profiles.v1';
 const CURRENT_KEY = 'messaging.current.v1';
 
-/** The profiles in this browser (each with its token) and which one is signed in. */
+/**
+ * The profiles in this browser and which one is signed in. A profile is
+ * {user_id, user_name, handle, token, session_id, has_password}: token null
+ * once this device was signed out (its history stays until it is forgotten,
+ * and comes back when the account signs in here again); has_password
+ * true, false or null (not known: a device signed in with a link code).
+ */
 export const profiles = {
   list() {
     try {
       const list = JSON.parse(localStorage.getItem(PROFILES_KEY) || '[]');
-      return Array.isArray(list) ? list.filter((p) => p && p.user_id && p.token) : [];
+      // Profiles kept before handles existed have neither field: no handle, so no password either.
+      return Array.isArray(list) ? list.filter((p) => p && p.user_id).map((p) => ({
+        ...p, handle: p.handle ?? null, has_password: p.handle ? p.has_password ?? null : p.has_password ?? false,
+      })) : [];
     } catch (_) { return []; }
   },
 
   save(list) { localStorage.setItem(PROFILES_KEY, JSON.stringify(list)); },
+
+  get(userId) { return this.list().find((p) => p.user_id === userId) || null; },
 
   /** Kept first in the list, and signed in. */
   remember(profile) {
@@ -20,11 +32,25 @@ export const profiles = {
     this.setCurrent(profile.user_id);
   },
 
+  /** Changes some fields of a profile in place; the changed profile, or null. */
+  update(userId, change) {
+    let changed = null;
+    this.save(this.list().map((p) => (p.user_id === userId ? (changed = { ...p, ...change }) : p)));
+    return changed;
+  },
+
+  /** This device was signed out: nothing that needs the token is kept. */
+  signedOut(userId) {
+    this.update(userId, { token: null, session_id: null });
+    if (localStorage.getItem(CURRENT_KEY) === userId) this.clearCurrent();
+  },
+
   remove(userId) { this.save(this.list().filter((p) => p.user_id !== userId)); },
 
+  /** The signed-in profile: only one that still has its token. */
   current() {
     const current = localStorage.getItem(CURRENT_KEY);
-    return this.list().find((p) => p.user_id === current) || null;
+    return this.list().find((p) => p.user_id === current && p.token) || null;
   },
 
   setCurrent(userId) { localStorage.setItem(CURRENT_KEY, userId); },
@@ -42,41 +68,57 @@ const finished = (tx) => new Promise((resolve, reject) => {
 });
 const dbName = (userId) => `messaging-${userId}`;
 
-export const EMPTY = Object.freeze({ messages: [], conversations: [], cursor: 0, selected: null });
+export const EMPTY = Object.freeze({ messages: [], conversations: [], people: [], cursor: 0, selected: null });
 
-/** One database per profile: messages (by message_id, or pending:<key>), conversations, and meta (cursor). */
+/**
+ * One database per profile: messages (by message_id, or pending:<key>),
+ * conversations, people (by user_id: {user_name, handle, deleted,
+ * fetched_at}, from /users) and meta (cursor, selected).
+ */
 export class Store {
   static async open(userId) {
-    const req = indexedDB.open(dbName(userId), 1);
+    const req = indexedDB.open(dbName(userId), 2);
     req.onupgradeneeded = () => {
       const db = req.result;
-      db.createObjectStore('messages', { keyPath: 'key' }).createIndex('conv', 'conv');
-      db.createObjectStore('conversations', { keyPath: 'id' });
-      db.createObjectStore('meta');
+      const has = (name) => db.objectStoreNames.contains(name);
+      if (!has('messages')) db.createObjectStore('messages', { keyPath: 'key' }).createIndex('conv', 'conv');
+      if (!has('conversations')) db.createObjectStore('conversations', { keyPath: 'id' });
+      if (!has('meta')) db.createObjectStore('meta');
+      if (!has('people')) db.createObjectStore('people', { keyPath: 'user_id' });   // version 2
     };
-    return new Store(await request(req));
+    const db = await new Promise((resolve, reject) => {
+      let refused = false;
+      req.onsuccess = () => { if (refused) req.result.close(); else resolve(req.result); };
+      req.onerror = () => reject(req.error);
+      // Another tab still holds the older version open: use memory now rather than wait for it.
+      req.onblocked = () => { refused = true; reject(new Error('blocked by another tab')); };
+    });
+    db.onversionchange = () => db.close();   // a newer version in another tab is never held up by this one
+    return new Store(db);
   }
 
   constructor(db) { this.db = db; }
 
   async load() {
-    const tx = this.db.transaction(['messages', 'conversations', 'meta']);
-    const [messages, conversations, cursor, selected] = await Promise.all([
+    const tx = this.db.transaction(['messages', 'conversations', 'people', 'meta']);
+    const [messages, conversations, people, cursor, selected] = await Promise.all([
       request(tx.objectStore('messages').getAll()),
       request(tx.objectStore('conversations').getAll()),
+      request(tx.objectStore('people').getAll()),
       request(tx.objectStore('meta').get('cursor')),
       request(tx.objectStore('meta').get('selected')),
     ]);
-    return { messages, conversations, cursor: cursor || 0, selected: selected || null };
+    return { messages, conversations, people, cursor: cursor || 0, selected: selected || null };
   }
 
   /** One transaction, so the cursor never runs ahead of the messages it covers. */
-  async write({ messages = [], remove = [], conversations = [], meta = {} }) {
-    const tx = this.db.transaction(['messages', 'conversations', 'meta'], 'readwrite');
+  async write({ messages = [], remove = [], conversations = [], people = [], meta = {} }) {
+    const tx = this.db.transaction(['messages', 'conversations', 'people', 'meta'], 'readwrite');
     const m = tx.objectStore('messages');
     for (const key of remove) m.delete(key);
     for (const record of messages) m.put(record);
     for (const conv of conversations) tx.objectStore('conversations').put(conv);
+    for (const person of people) tx.objectStore('people').put(person);
     for (const [key, value] of Object.entries(meta)) tx.objectStore('meta').put(value, key);
     await finished(tx);
   }

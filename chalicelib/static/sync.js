@@ -12,6 +12,7 @@
 import { ApiError, connectTicket, describe, readMessages } from './api.js';
 import { MAX_WAIT_SECONDS, WAIT_REFUSED_PAUSE_SECONDS } from './contract.js';
 import { backoff, seconds, sleep } from './helpers.js';
+import { lookUp } from './people.js';
 
 const PAGE = 200;
 const PING_EVERY_MS = 4 * 60 * 1000;   // API Gateway drops a socket idle for 10 minutes
@@ -58,6 +59,7 @@ export function applyItems(s, items) {
     for (const record of records) s.messagesOf(record.conv).set(record.key, record);
     s.view.announceIncoming(s, records.filter((r) => r.state === 'received'));
     s.view.render(s);
+    lookUp(s, new Set(records.map((r) => r.sender_id)));   // names of senders not seen before
     return gap;
   });
 }
@@ -105,7 +107,7 @@ function halt(s, err, prefix) {
  */
 async function waitOut(s, err, attempt, prefix = '') {
   if (!s.alive || s.halted || (err && err.name === 'AbortError')) return false;
-  if (err.code === 'Unauthorized') { s.unauthorized(); return false; }
+  if (err.code === 'Unauthorized') { s.unauthorized(err); return false; }
   if (err instanceof ApiError && !err.retryable) { halt(s, err, prefix); return false; }
   const wait = err.retryAfterMs ?? backoff(attempt);
   s.view.setConnection(s, 'offline', `${prefix}${describe(err, wait)}`);

@@ -3,7 +3,11 @@
  * are given to bind(); rendering reads the session it is handed.
  */
 
-import { MAX_GROUP_NAME_CHARS, MAX_MESSAGE_CHARS, MAX_USER_NAME_CHARS } from './contract.js';
+import {
+  MAX_DEVICE_NAME_CHARS, MAX_GROUP_NAME_CHARS, MAX_HANDLE_CHARS, MAX_MESSAGE_CHARS, MAX_PASSWORD_CHARS,
+  MAX_USER_NAME_CHARS, MIN_PASSWORD_CHARS,
+} from './contract.js';
+import { HANDLE_RULE, deviceName } from './helpers.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -41,7 +45,15 @@ export class View {
   constructor() {
     this.on = {};
     // The server's limits, from the contract. maxlength counts UTF-16 units: a code point is at most two.
-    $('register-name').maxLength = MAX_USER_NAME_CHARS;
+    for (const id of ['register-name', 'account-name']) $(id).maxLength = MAX_USER_NAME_CHARS;
+    for (const id of ['register-handle', 'login-handle', 'account-handle']) $(id).maxLength = MAX_HANDLE_CHARS + 1;  // and an @
+    for (const id of ['register-password', 'login-password', 'account-password', 'account-current', 'delete-password']) {
+      $(id).maxLength = MAX_PASSWORD_CHARS;
+    }
+    for (const id of ['register-handle-rule', 'account-handle-rule']) $(id).textContent = HANDLE_RULE;
+    $('register-password-rule').textContent = `At least ${MIN_PASSWORD_CHARS} characters.`;
+    $('device-name').maxLength = MAX_DEVICE_NAME_CHARS;
+    $('device-name').value = deviceName();
     $('group-name').maxLength = MAX_GROUP_NAME_CHARS;
     $('composer-text').maxLength = 2 * MAX_MESSAGE_CHARS;
   }
@@ -54,14 +66,23 @@ export class View {
    */
   bind(on) {
     this.on = on;
-    $('register-form').addEventListener('submit', async (event) => {
+    // The three ways in. The handler gets {field: value, device_name} (passwords as typed, the rest trimmed);
+    // its button is off while the call is out, and the fields are cleared when it answers true.
+    const signinForm = (id, fields, handler) => $(id).addEventListener('submit', async (event) => {
       event.preventDefault();
-      const button = event.submitter || $('register-form').querySelector('button');
+      const button = event.submitter || $(id).querySelector('button[type="submit"]');
       button.disabled = true;
       try {
-        if (await on.register($('register-name').value.trim())) $('register-name').value = '';
+        const values = Object.fromEntries(fields.map(([key, field]) => [key, key === 'password' ? $(field).value : $(field).value.trim()]));
+        values.device_name = $('device-name').value.trim();
+        if (await handler(values)) for (const [, field] of fields) $(field).value = '';
       } finally { button.disabled = false; }
     });
+    signinForm('register-form', [['name', 'register-name'], ['handle', 'register-handle'], ['password', 'register-password']],
+      on.register);
+    signinForm('login-form', [['handle', 'login-handle'], ['password', 'login-password']], on.login);
+    signinForm('link-form', [['code', 'link-code']], on.link);
+    $('account-button').addEventListener('click', () => on.openAccount());
 
     for (const button of document.querySelectorAll('[data-copy]')) {
       button.addEventListener('click', () => this.copyFrom(button.dataset.copy, button));
@@ -123,7 +144,7 @@ export class View {
   showApp(s) {
     $('signin').hidden = true;
     $('app').hidden = false;
-    $('me-name').textContent = s.profile.user_name;
+    this.showMe(s.profile);
     $('me-id').value = s.profile.user_id;
     $('layout').classList.remove('collapsed');
     this.status('sidebar', '');
@@ -134,14 +155,37 @@ export class View {
     conn.textContent = 'Connecting…';
   }
 
-  /** The sign-in screen: register, or one of `profiles`. Forgetting one asks first. */
-  showSignin(profiles, message) {
+  /** The name and handle in the top bar. */
+  showMe(profile) {
+    $('me-name').textContent = profile.user_name;
+    $('me-handle').textContent = profile.handle ? `@${profile.handle}` : '';
+  }
+
+  /**
+   * The sign-in screen: register, sign in, link this device, or one of
+   * `profiles`. `message` says why it is shown (an error unless `isError` is false).
+   */
+  showSignin(profiles, message, isError = true) {
     $('app').hidden = true;
     $('signin').hidden = false;
-    this.status('signin', message || '', Boolean(message));
+    for (const which of ['register', 'login', 'link']) this.status(which, '');
+    this.status('signin', message || '', Boolean(message) && isError);
     $('saved-profiles').hidden = profiles.length === 0;
     $('profile-list').replaceChildren(...profiles.map((p) => this.renderProfile(p)));
     $('register-name').focus();
+  }
+
+  /** Continuing with a profile signed out on this device: its handle and password, or a link code. */
+  offerSignIn(p) {
+    if (p.handle) {
+      $('login-handle').value = p.handle;
+      $('login-password').value = '';
+      this.status('login', `Enter the password of @${p.handle} to sign in again; the history kept here comes back.`);
+      $('login-password').focus();
+    } else {
+      this.status('link', `“${p.user_name}” has no handle: type a link code shown on a device where it is still signed in.`);
+      $('link-code').focus();
+    }
   }
 
   renderProfile(p) {
@@ -166,9 +210,12 @@ export class View {
       keep.focus();   // the safe choice is the one under the finger
     };
     offer();
-    return el('li', { class: 'profile' },
+    return el('li', { class: 'profile', 'data-user': p.user_id },
       el('span', { class: 'profile-text' },
-        el('strong', { text: p.user_name }), ' ', el('span', { class: 'mono small', text: p.user_id })),
+        el('strong', { text: p.user_name }), ' ',
+        p.handle ? el('span', { class: 'handle', text: `@${p.handle}` }) : null, p.handle ? ' ' : null,
+        el('span', { class: 'mono small', text: p.user_id }),
+        p.token ? null : el('span', { class: 'signed-out', text: 'Signed out on this device' })),
       actions);
   }
 
@@ -221,6 +268,7 @@ export class View {
     if (!conv) return;
     const self = conv.kind === 'direct' && conv.target === s.me;
     $('chat-title').textContent = s.displayName(conv);
+    $('chat-handle').textContent = conv.kind === 'direct' && !self ? s.handleOf(conv.target) : '';
     $('chat-id-label').textContent = conv.kind === 'group' ? 'Group id (share it to invite)' : 'User id';
     $('chat-id').value = conv.target;
 

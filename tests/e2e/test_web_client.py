@@ -5,12 +5,18 @@ delivered live over the WebSocket and over the long-poll fallback, unread
 counts, history across a reload, blocking, a send retried after a network
 error delivered once, retries as chalicelib/contract.py allows them (a 503
 or a gateway's 504 is retried, a 500 is not), forgetting a profile only once
-confirmed, and a phone-sized screen. Screenshots go to the test's tmp_path
-(their paths are printed: `pytest -s` shows them)."""
+confirmed, and a phone-sized screen. Accounts and devices: signing in on
+another browser with a handle and password or a link code, the list of
+devices and signing one out (that browser returns to signing in), a handle
+and password set later, starting a chat by handle, names from the server
+instead of "User 6f0c…" (kept a day), and deleting an account only once
+confirmed. Screenshots go to the test's tmp_path (their paths are printed:
+`pytest -s` shows them)."""
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import urllib.request
 from typing import Iterator, List
 
@@ -27,6 +33,13 @@ except ImportError:  # a clear failure below, never a silent skip
 
 AUTH_SECRET = "web-client-test-secret-0123456789abcdef"
 PHONE = {"width": 375, "height": 700}
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "staple and a new horse"
+
+
+def _handle(name: str) -> str:
+    """Handles are unique on the module's server: each test gets fresh ones."""
+    return f"{name.lower()}_{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +81,8 @@ def poll_server(tmp_path_factory) -> Iterator[DevServer]:
 def people(browser, server) -> Iterator:
     started: List[Person] = []
 
-    def person(name: str, on: DevServer = server, viewport=DESKTOP) -> Person:
-        started.append(Person(browser, on, name, viewport))
+    def person(name: str, on: DevServer = server, viewport=DESKTOP, **how) -> Person:
+        started.append(Person(browser, on, name, viewport, **how))
         return started[-1]
 
     yield person
@@ -117,7 +130,8 @@ def test_a_group_chat_is_joined_by_id_and_both_see_each_others_messages_live(peo
     expect(bob.texts()).to_have_text(["Saturday at nine?"])
     bob.send("Count me in")
     expect(alice.texts()).to_have_text(["Saturday at nine?", "Count me in"])
-    expect(bob.page.locator("#messages .msg .who")).to_have_text([f"User {alice.user_id[:8]}", "You"])
+    # The sender's name comes from the server (/users), not "User 0bcf3d28".
+    expect(bob.page.locator("#messages .msg .who")).to_have_text(["Alice", "You"])
     # Leaving: the composer closes, and sending to the group is refused until joining again.
     bob.page.get_by_role("button", name="Leave group").click()
     expect(bob.page.locator("#composer-text")).to_be_disabled()
@@ -490,3 +504,260 @@ def test_another_site_cannot_frame_the_client(browser, server, tmp_path):
     finally:
         context.close()
         site.shutdown()
+
+
+def _stored_profile(person: Person) -> dict:
+    profiles = json.loads(person.page.evaluate("localStorage.getItem('messaging.profiles.v1')") or "[]")
+    return next(p for p in profiles if p["user_id"] == person.user_id)
+
+
+def test_a_handle_and_password_sign_the_account_in_on_a_second_browser_which_sends_as_the_same_person(
+        people, tmp_path):
+    handle = _handle("Alice")
+    laptop = people("Alice", handle=handle, password=PASSWORD, device="Laptop").live()
+    expect(laptop.page.locator("#me-handle")).to_have_text(f"@{handle}")
+    bob = people("Bob").live()
+    laptop.start_direct(bob.user_id, "Bob")
+    laptop.send("from the laptop")
+
+    phone = people("Alice", register=False, device="Phone")
+    expect(phone.page.locator("#signin")).to_be_visible()
+    login = phone.page.locator("#login-form")
+    login.get_by_label("Handle", exact=True).fill(handle.upper())  # any case
+    login.get_by_label("Password", exact=True).fill("not the password")
+    login.get_by_role("button", name="Sign in").click()
+    # The server's own words, the same for an unknown handle.
+    expect(phone.page.locator("#login-status")).to_have_text("Not signed in: the handle or the password is wrong")
+    expect(phone.page.locator("#login-status")).to_have_class(re.compile(r"\berror\b"))
+    expect(phone.page.locator("#app")).to_be_hidden()
+    phone.screenshot(tmp_path, "wrong-password")
+
+    phone.sign_in(handle.upper(), PASSWORD).live()
+    assert phone.user_id == laptop.user_id
+    expect(phone.page.locator("#me-handle")).to_have_text(f"@{handle}")
+    assert _stored_profile(phone)["token"] != _stored_profile(laptop)["token"]  # a session of its own
+    phone.start_direct(bob.user_id, "Bob")
+    phone.send("from the phone")
+    bob.open(f"d:{laptop.user_id}")
+    expect(bob.texts()).to_have_text(["from the laptop", "from the phone"])
+    expect(bob.page.locator("#chat-title")).to_have_text("Alice")
+    expect(bob.page.locator("#messages .msg.theirs .who")).to_have_text(["Alice", "Alice"])
+    bob.send("one Alice, two devices")
+    expect(laptop.texts()).to_have_text(["from the laptop", "one Alice, two devices"])
+    expect(phone.texts()).to_have_text(["from the phone", "one Alice, two devices"])
+    phone.screenshot(tmp_path, "second-device")
+
+
+def test_a_link_code_signs_a_device_in_and_a_device_signed_out_from_the_list_returns_to_signing_in(
+        people, tmp_path):
+    handle = _handle("Alice")
+    laptop = people("Alice", handle=handle, password=PASSWORD, device="Laptop").live()
+    dialog = laptop.account()
+    expect(dialog.locator("#link-code-box")).to_be_hidden()
+    dialog.get_by_role("button", name="Show a link code").click()
+    code_text = dialog.locator("#link-code-text")
+    expect(code_text).to_have_text(re.compile(r"^[0-9A-Z]{5}-[0-9A-Z]{5}$"))
+    expect(dialog.locator("#link-code-timer")).to_have_text(re.compile(r"^Valid for 4:5\d$"))
+    laptop.screenshot(tmp_path, "link-code")
+    code = code_text.text_content() or ""
+
+    tablet = people("Alice", register=False, device="Tablet").link(code.lower()).live()
+    assert tablet.user_id == laptop.user_id
+    # The laptop sees its code used, and the tablet in its list.
+    expect(dialog.locator("#link-code-status")).to_have_text("\u201cTablet\u201d signed in with the code.")
+    expect(dialog.locator("#link-code-box")).to_be_hidden()
+    sessions = dialog.locator("#session-list .session")
+    expect(sessions.locator("strong")).to_have_text(["Laptop", "Tablet"])
+    expect(sessions.first).to_contain_text("(this device)")
+    expect(sessions.nth(1)).not_to_contain_text("(this device)")
+
+    # A code works once.
+    stranger = people("Mallory", register=False)
+    stranger.page.locator("#link-form").get_by_label("Link code").fill(code)
+    stranger.page.get_by_role("button", name="Link this device").click()
+    expect(stranger.page.locator("#link-status")).to_have_text(
+        "Not linked: the link code is wrong, used or expired: show a new one on a signed-in device")
+
+    phone = people("Alice", register=False, device="Phone").sign_in(handle, PASSWORD).live()
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    dialog = laptop.account()
+    expect(sessions.locator("strong")).to_have_text(["Laptop", "Tablet", "Phone"])
+    laptop.screenshot(tmp_path, "devices")
+
+    # Signed out from the laptop: the tablet is told and is back at signing in, its token gone.
+    dialog.get_by_role("button", name="Sign out Tablet").click()
+    expect(dialog.locator("#sessions-status")).to_have_text("\u201cTablet\u201d is signed out.")
+    expect(sessions.locator("strong")).to_have_text(["Laptop", "Phone"])
+    expect(tablet.page.locator("#signin")).to_be_visible()
+    expect(tablet.page.locator("#app")).to_be_hidden()
+    expect(tablet.page.locator("#signin-status")).to_contain_text(
+        "This device is no longer signed in as \u201cAlice\u201d (Unauthorized")
+    assert _stored_profile(tablet)["token"] is None
+    tablet.screenshot(tmp_path, "signed-out-tablet")
+    # Continuing with it asks for the password.
+    tablet.page.get_by_role("button", name="Continue as Alice").click()
+    expect(tablet.page.locator("#login-handle")).to_have_value(handle)
+    expect(tablet.page.locator("#login-password")).to_be_focused()
+
+    # Signing out everywhere, from the phone: the laptop goes back to signing in too.
+    phone.account().get_by_role("button", name="Sign out everywhere").click()
+    expect(phone.page.locator("#signin-status")).to_have_text(
+        "You signed out everywhere (2 devices). The history stays in this browser until you forget the profile.")
+    expect(phone.page.get_by_role("button", name="Continue as Alice")).to_be_visible()
+    expect(laptop.page.locator("#signin")).to_be_visible()
+    expect(laptop.page.get_by_role("dialog")).to_be_hidden()
+    expect(laptop.page.locator("#signin-status")).to_contain_text("(Unauthorized")
+
+
+def test_a_chat_started_by_handle_shows_the_names_from_the_server_kept_a_day(people, tmp_path):
+    handle = _handle("Alice")
+    alice = people("Alice", handle=handle).live()  # a handle without a password: found, not signed in with
+    bob = people("Bob").live()
+    bob._new_panel()
+    bob.page.get_by_label("Direct chat: their handle or user id").fill(f"{handle}_nobody")
+    bob.page.get_by_role("button", name="Start chat").click()
+    expect(bob.page.locator("#sidebar-status")).to_have_text(
+        f"Nobody has the handle @{handle}_nobody. Check its spelling.")
+
+    bob.start_direct(f"@{handle.upper()}", None, shown="Alice")
+    expect(bob.page.locator("#chat-handle")).to_have_text(f"@{handle}")
+    expect(bob.page.locator("#chat-id")).to_have_value(alice.user_id)
+    bob.send("found you by your handle")
+    direct = f"d:{bob.user_id}"
+    expect(alice.conversation(direct).locator(".conv-name")).to_have_text("Bob")
+    alice.open(direct)
+    expect(alice.page.locator("#chat-title")).to_have_text("Bob")
+    expect(alice.page.locator("#messages .msg.theirs .who")).to_have_text(["Bob"])
+    expect(alice.page.locator("#sidebar")).not_to_contain_text("User ")
+    alice.screenshot(tmp_path, "names-alice")
+
+    # Bob renames himself; Alice's browser keeps the name it has for a day, then asks again.
+    dialog = bob.account()
+    dialog.get_by_label("Name", exact=True).fill("Robert")
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog.locator("#account-status")).to_have_text("Saved.")
+    expect(bob.page.locator("#me-name")).to_have_text("Robert")
+    lookups: List[str] = []
+    alice.page.on("request", lambda request: lookups.append(request.url) if request.url.endswith("/users") else None)
+    alice.page.reload()
+    alice.live()
+    expect(alice.page.locator("#messages .msg.theirs .who")).to_have_text(["Bob"])
+    assert lookups == []  # nothing older than a day: the store's names, no /users call
+    alice.page.evaluate("""(db) => new Promise((resolve, reject) => {
+        const open = indexedDB.open(db);
+        open.onsuccess = () => {
+            const tx = open.result.transaction('people', 'readwrite');
+            const people = tx.objectStore('people');
+            people.getAll().onsuccess = (e) => {
+                for (const p of e.target.result) people.put({ ...p, fetched_at: Date.now() - 25 * 3600 * 1000 });
+            };
+            tx.oncomplete = () => { open.result.close(); resolve(); };
+            tx.onerror = () => reject(tx.error);
+        };
+    })""", f"messaging-{alice.user_id}")
+    alice.page.reload()
+    expect(alice.page.locator("#chat-title")).to_have_text("Robert")
+    expect(alice.page.locator("#messages .msg.theirs .who")).to_have_text(["Robert"])
+    assert len(lookups) == 1, lookups
+
+
+def test_a_handle_and_password_set_later_let_another_device_in_and_a_new_password_signs_it_out(
+        people, tmp_path):
+    desktop = people("Bob", device="Desktop").live()
+    dialog = desktop.account()
+    expect(dialog.locator("#account-current-row")).to_be_hidden()  # registered without a password
+    handle = _handle("Bob")
+    dialog.get_by_label("Handle", exact=True).fill(handle)
+    dialog.get_by_label("New password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog.locator("#account-status")).to_have_text(
+        f"Saved. Others can now find you as @{handle}. Other devices signed in were signed out: "
+        "sign them in with the new password.")
+    expect(desktop.page.locator("#me-handle")).to_have_text(f"@{handle}")
+    expect(dialog.get_by_label("New password")).to_have_value("")  # not kept in the page
+    expect(dialog.locator("#account-current-row")).to_be_visible()
+
+    dialog.get_by_role("button", name="Close").click()
+    laptop = people("Bob", register=False, device="Laptop").sign_in(handle, PASSWORD).live()
+    laptop.start_direct(laptop.user_id, "Notes to self")
+    laptop.send("kept on the laptop")
+    dialog = desktop.account()
+    dialog.get_by_label("New password").fill(NEW_PASSWORD)
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog.locator("#account-status")).to_have_text(
+        "Enter your current password to change the handle or the password.")
+    expect(dialog.get_by_label("Current password")).to_be_focused()
+    dialog.get_by_label("Current password").fill("not the password")
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog.locator("#account-status")).to_have_text("The current password is wrong: nothing was changed.")
+    desktop.screenshot(tmp_path, "change-password")
+    dialog.get_by_label("Current password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog.locator("#account-status")).to_contain_text("Saved. Other devices signed in were signed out")
+    expect(dialog.locator("#session-list .session strong")).to_have_text(["Desktop"])
+    # The laptop was signed out by the new password; the old one no longer signs it in, the new one does.
+    expect(laptop.page.locator("#signin-status")).to_contain_text("(Unauthorized")
+    laptop.page.get_by_role("button", name="Continue as Bob").click()
+    laptop.page.locator("#login-password").fill(PASSWORD)
+    laptop.page.locator("#login-form").get_by_role("button", name="Sign in").click()
+    expect(laptop.page.locator("#login-status")).to_contain_text("the handle or the password is wrong")
+    laptop.sign_in(handle, NEW_PASSWORD).live()
+    assert laptop.user_id == desktop.user_id
+    laptop.open(f"d:{laptop.user_id}")  # signed in again, this browser's history is back
+    expect(laptop.texts()).to_have_text(["kept on the laptop"])
+
+
+def test_deleting_the_account_asks_first_and_then_others_see_a_deleted_account(people, tmp_path):
+    a_handle, b_handle = _handle("Alice"), _handle("Bob")
+    alice = people("Alice", handle=a_handle, password=PASSWORD).live()
+    bob = people("Bob", handle=b_handle, password=PASSWORD).live()
+    alice.start_direct(b_handle, None, shown="Bob")
+    alice.send("goodbye soon")
+    bob.open(f"d:{alice.user_id}")
+    expect(bob.page.locator("#chat-title")).to_have_text("Alice")
+    page = alice.page
+    database = f"messaging-{alice.user_id}"
+
+    def stored():
+        databases = page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
+        profiles = json.loads(page.evaluate("localStorage.getItem('messaging.profiles.v1')") or "[]")
+        return database in databases, [p["user_id"] for p in profiles]
+
+    dialog = alice.account()
+    dialog.get_by_role("button", name="Delete account").click()
+    expect(dialog.locator("#delete-question")).to_contain_text("Delete \u201cAlice\u201d for good?")
+    expect(dialog.locator("#delete-password")).to_be_focused()  # this account has a password
+    alice.screenshot(tmp_path, "delete-asks")
+    dialog.get_by_role("button", name="Keep the account").click()
+    expect(dialog.locator("#delete-form")).to_be_hidden()
+    expect(dialog.get_by_role("button", name="Delete account")).to_be_focused()
+    dialog.get_by_role("button", name="Close").click()
+    alice.send("still here")  # nothing was deleted
+    expect(bob.texts()).to_have_text(["goodbye soon", "still here"])
+    assert stored() == (True, [alice.user_id])
+
+    dialog = alice.account()
+    dialog.get_by_role("button", name="Delete account").click()
+    dialog.locator("#delete-password").fill("not the password")
+    dialog.get_by_role("button", name="Delete for good").click()
+    expect(dialog.locator("#delete-status")).to_have_text("The password is wrong: nothing was deleted.")
+    assert stored() == (True, [alice.user_id])
+    dialog.locator("#delete-password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Delete for good").click()
+    expect(page.locator("#signin-status")).to_have_text(
+        "The account \u201cAlice\u201d was deleted, and its history in this browser too.")
+    expect(page.locator("#saved-profiles")).to_be_hidden()
+    assert stored() == (False, [])
+    # Her handle signs nobody in any more.
+    page.locator("#login-handle").fill(a_handle)
+    page.locator("#login-password").fill(PASSWORD)
+    page.locator("#login-form").get_by_role("button", name="Sign in").click()
+    expect(page.locator("#login-status")).to_contain_text("the handle or the password is wrong")
+
+    # Bob, signing in on a new browser, reads his history: the sender is a deleted account.
+    bob2 = people("Bob", register=False).sign_in(b_handle, PASSWORD).live()
+    bob2.open(f"d:{alice.user_id}")
+    expect(bob2.page.locator("#chat-title")).to_have_text("Deleted account")
+    expect(bob2.page.locator("#messages .msg .who")).to_have_text(["Deleted account", "Deleted account"])
+    bob2.screenshot(tmp_path, "deleted-account-bob")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -24,9 +24,13 @@ def launch(playwright) -> Browser:
 
 
 class Person:
-    """One browser context (its own storage) with the client open and registered."""
+    """One browser context (its own storage) with the client open and, unless
+    `register` is False, a new account registered (with a handle and password
+    when given). `device` names this browser among the account's devices."""
 
-    def __init__(self, browser: Browser, server: DevServer, name: str, viewport=DESKTOP) -> None:
+    def __init__(self, browser: Browser, server: DevServer, name: str, viewport=DESKTOP, *,
+                 handle: Optional[str] = None, password: Optional[str] = None, device: Optional[str] = None,
+                 register: bool = True) -> None:
         self.server = server
         self.name = name
         self.context = browser.new_context(viewport=viewport)
@@ -35,10 +39,48 @@ class Person:
         self.errors: List[str] = []
         self.requests: List[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", self._console)
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.goto(f"{server.url}/")
-        self.page.get_by_label("Your name").fill(name)
-        self.page.get_by_role("button", name="Register").click()
+        if device is not None:
+            self.page.get_by_label("Device name").fill(device)
+        if register:
+            self.register(handle, password)
+
+    def _console(self, message) -> None:
+        """Errors the page logs, but not the browser's own line for an HTTP error answer: the
+        API answers 4xx and 5xx by design (and the tests make it), the page shows them."""
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(f"console: {message.text}")
+
+    def register(self, handle: Optional[str] = None, password: Optional[str] = None) -> None:
+        form = self.page.locator("#register-form")
+        form.get_by_label("Your name").fill(self.name)
+        if handle is not None:
+            form.get_by_label("Handle", exact=True).fill(handle)
+        if password is not None:
+            form.get_by_label(re.compile(r"^Password")).fill(password)
+        form.get_by_role("button", name="Register").click()
+        self._signed_in(self.name)
+
+    def sign_in(self, handle: str, password: str, name: Optional[str] = None) -> "Person":
+        """The Sign in form, as a person with an account types it; `name` is the account's name."""
+        form = self.page.locator("#login-form")
+        form.get_by_label("Handle", exact=True).fill(handle)
+        form.get_by_label("Password", exact=True).fill(password)
+        form.get_by_role("button", name="Sign in").click()
+        self._signed_in(name or self.name)
+        return self
+
+    def link(self, code: str, name: Optional[str] = None) -> "Person":
+        """Link this device with a code shown on another."""
+        form = self.page.locator("#link-form")
+        form.get_by_label("Link code").fill(code)
+        form.get_by_role("button", name="Link this device").click()
+        self._signed_in(name or self.name)
+        return self
+
+    def _signed_in(self, name: str) -> None:
         expect(self.page.locator("#me-id")).to_have_value(UUID)
         self.user_id = self.page.locator("#me-id").input_value()
         expect(self.page.locator("#me-name")).to_have_text(name)
@@ -51,12 +93,13 @@ class Person:
         if not self.page.locator("#new-panel").evaluate("panel => panel.open"):
             self.page.locator("#new-panel summary").click()
 
-    def start_direct(self, user_id: str, name: str) -> None:
+    def start_direct(self, user_id: str, name: Optional[str], shown: Optional[str] = None) -> None:
+        """By user id or handle; `name` is the nickname given (None: none), `shown` the title expected."""
         self._new_panel()
-        self.page.get_by_label("Direct chat: their user id").fill(user_id)
-        self.page.get_by_label("Their name").fill(name)
+        self.page.get_by_label("Direct chat: their handle or user id").fill(user_id)
+        self.page.get_by_label("Nickname").fill(name or "")
         self.page.get_by_role("button", name="Start chat").click()
-        expect(self.page.locator("#chat-title")).to_have_text(name)
+        expect(self.page.locator("#chat-title")).to_have_text(shown or name or "")
 
     def create_group(self, name: str) -> str:
         self._new_panel()
@@ -92,6 +135,13 @@ class Person:
 
     def mine(self):
         return self.page.locator("#messages .msg.mine")
+
+    def account(self):
+        """Opens the Account dialog; answers it."""
+        self.page.get_by_role("button", name="Account", exact=True).click()
+        dialog = self.page.get_by_role("dialog", name="Account and devices")
+        expect(dialog).to_be_visible()
+        return dialog
 
     def token(self) -> str:
         profiles = json.loads(self.page.evaluate("localStorage.getItem('messaging.profiles.v1')"))
