@@ -2,9 +2,11 @@
 (api.Client), a local SQLite store of every message with conversations and
 unread counts (store.Store), an outbox that delivers each message exactly
 once across restarts, and a sync loop over WebSocket or long-poll
-(messenger.Messenger). The command line is `python -m messaging_client`."""
-from .api import ApiError, Client, Offline
+(messenger.Messenger), with accounts, sessions on several devices and
+people's names (Client.login, link, sessions, logout, users, find_user;
+Messenger.names). The command line is `python -m messaging_client`."""
+from .api import ApiError, Client, Offline, SignedIn, Unauthorized, User
 from .messenger import Messenger
 from .store import Store
 
-__all__ = ["ApiError", "Client", "Messenger", "Offline", "Store"]
+__all__ = ["ApiError", "Client", "Messenger", "Offline", "SignedIn", "Store", "Unauthorized", "User"]

@@ -13,15 +13,29 @@ the outbox and the sync loop use too (ApiError.retryable):
 - an answer without the envelope (API Gateway's own `{"message": ...}`) with
   status 502, 503 or 504: as 'if_idempotent'; anything else unknown: never.
 
-Retries honour Retry-After, with capped exponential backoff; every call has
-explicit connect and read timeouts.
+Retries honour Retry-After, with capped exponential backoff; an answer whose
+Retry-After is longer than the cap (e.g. a sign-in refused for 15 minutes
+after too many wrong passwords) is raised at once, since retrying sooner
+would only be refused again. Every call has explicit connect and read timeouts.
+
+Which calls are safe to repeat (`safe` below): reads (/users, /find_user,
+/sessions, /read_messages, /connect_ticket); /block and /update_group (they
+set a state); sends with their key; /logout (what is signed out stays
+signed out: a repeat revokes nothing more, or is refused 401 when the first
+signed this device out); /delete_account (a repeat after the first deleted
+the account is refused 401: nothing is done twice); /update_account without
+a new password (it sets values). Not safe: /register and /create_group
+(a repeat makes another), /login, /link and /link_code (a repeat makes
+another session, redeems a used code or replaces the code just shown), and
+/update_account with a new password (a repeat would present the old
+password as current, be refused and counted as a failed sign-in).
 """
 from __future__ import annotations
 
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import httpx
 
@@ -86,6 +100,18 @@ class ServiceUnavailable(ApiError):
     pass
 
 
+class BadCredentials(ApiError):
+    """A wrong handle or password, or a bad, used or expired link code."""
+
+
+class HandleTaken(ApiError):
+    pass
+
+
+class UserNotFound(ApiError):
+    pass
+
+
 class CursorAhead(ApiError):
     @property
     def newest_seq(self) -> int:
@@ -93,14 +119,55 @@ class CursorAhead(ApiError):
 
 
 _BY_CODE = {"Unauthorized": Unauthorized, "RateLimited": RateLimited, "ServiceUnavailable": ServiceUnavailable,
-            "CursorAhead": CursorAhead}
+            "CursorAhead": CursorAhead, "BadCredentials": BadCredentials, "HandleTaken": HandleTaken,
+            "UserNotFound": UserNotFound}
 
 
 @dataclass(frozen=True)
-class Registered:
+class SignedIn:
+    """A new session: what /register, /login and /link answer."""
+
     user_id: str
     user_name: str
     token: str
+    handle: Optional[str] = None
+    session_id: Optional[str] = None
+
+    @classmethod
+    def of(cls, body: Dict[str, Any]) -> "SignedIn":
+        return cls(body["user_id"], body["user_name"], body["token"], body.get("handle"), body.get("session_id"))
+
+
+Registered = SignedIn  # the name register() answered before /login and /link answered the same
+
+
+@dataclass(frozen=True)
+class User:
+    """Who a user is, as /users, /find_user and /update_account answer."""
+
+    user_id: str
+    user_name: str
+    handle: Optional[str]
+
+    @classmethod
+    def of(cls, body: Dict[str, Any]) -> "User":
+        return cls(body["user_id"], body["user_name"], body.get("handle"))
+
+
+@dataclass(frozen=True)
+class LinkCode:
+    code: str  # XXXXX-XXXXX: typed on the new device (`link`)
+    expires_in: int  # seconds
+
+
+@dataclass(frozen=True)
+class DeviceSession:
+    """One signed-in device of the user."""
+
+    session_id: str
+    device_name: str
+    created_at: str
+    current: bool  # the session of the token that asked
 
 
 @dataclass(frozen=True)
@@ -141,9 +208,70 @@ class Client:
 
     # ------------------------------------------------------------------ the endpoints
 
-    def register(self, user_name: str) -> Registered:
-        body = self._post("/register", {"user_name": user_name}, safe=False)
-        return Registered(body["user_id"], body["user_name"], body["token"])
+    def register(self, user_name: str, *, handle: Optional[str] = None, password: Optional[str] = None,
+                 device_name: Optional[str] = None) -> SignedIn:
+        """A new user, signed in on this device. `handle` lets others find the
+        user; `password` (with a handle) lets the user sign in on other devices."""
+        params = _given(user_name=user_name, handle=handle, password=password, device_name=device_name)
+        return SignedIn.of(self._post("/register", params, safe=False))
+
+    def login(self, handle: str, password: str, *, device_name: Optional[str] = None) -> SignedIn:
+        """A new session with a handle and password; BadCredentials alike for
+        an unknown handle and a wrong password."""
+        params = _given(handle=handle.removeprefix("@"), password=password, device_name=device_name)
+        return SignedIn.of(self._post("/login", params, safe=False))
+
+    def link_code(self) -> LinkCode:
+        """A one-time code, for a new device to sign in as this user with link()."""
+        body = self._post("/link_code", {}, safe=False)
+        return LinkCode(body["code"], body["expires_in"])
+
+    def link(self, code: str, *, device_name: Optional[str] = None) -> SignedIn:
+        """A new session with a code shown on a signed-in device (no token needed)."""
+        return SignedIn.of(self._post("/link", _given(code=code, device_name=device_name), safe=False))
+
+    def sessions(self) -> List[DeviceSession]:
+        """The user's signed-in devices, oldest first."""
+        body = self._post("/sessions", {})
+        return [DeviceSession(s["session_id"], s["device_name"], s["created_at"], bool(s["current"]))
+                for s in body["sessions"]]
+
+    def logout(self, session_id: Optional[str] = None, *, everywhere: bool = False) -> int:
+        """Sign out this device, one of the user's sessions, or all of them
+        (`everywhere`); how many sessions were signed out. Repeated after a
+        lost answer it signs out nothing more: it answers 0, or Unauthorized
+        when the first attempt signed this device out."""
+        params: Dict[str, Any] = _given(session_id=session_id)
+        if everywhere:
+            params["all"] = 1
+        return int(self._post("/logout", params)["revoked"])
+
+    def update_account(self, *, user_name: Optional[str] = None, handle: Optional[str] = None,
+                       password: Optional[str] = None, current_password: Optional[str] = None) -> User:
+        """Change the name, handle or password (current_password is needed for
+        the last two when the account has a password). A new password signs
+        out every other session."""
+        params = _given(user_name=user_name, handle=handle, password=password, current_password=current_password)
+        return User.of(self._post("/update_account", params, safe=password is None))
+
+    def delete_account(self, password: Optional[str] = None) -> bool:
+        """Delete the account for good (its password, when it has one): every
+        session is signed out; messages it sent stay with their recipients."""
+        return bool(self._post("/delete_account", _given(password=password))["deleted"])
+
+    def users(self, user_ids: Sequence[str], *, retries: Optional[int] = None) -> List[User]:
+        """Names and handles of these users (any number: asked in batches of
+        contract.MAX_USERS_PER_LOOKUP); unknown and deleted ones are left out."""
+        unique = list(dict.fromkeys(user_ids))
+        found: List[User] = []
+        for start in range(0, len(unique), contract.MAX_USERS_PER_LOOKUP):
+            batch = unique[start:start + contract.MAX_USERS_PER_LOOKUP]
+            found += [User.of(u) for u in self._post("/users", {"user_ids": ",".join(batch)}, retries=retries)["users"]]
+        return found
+
+    def find_user(self, handle: str) -> User:
+        """The user with this handle (a leading @ is allowed); UserNotFound when nobody has it."""
+        return User.of(self._post("/find_user", {"handle": handle.removeprefix("@")}))
 
     def block(self, blocking_user_id: str, blocked_user_id: str, to_block: bool = True) -> bool:
         body = self._post("/block", {"blocking_user_id": blocking_user_id, "blocked_user_id": blocked_user_id,
@@ -220,7 +348,7 @@ class Client:
                 if r.status_code < 400:
                     return r
                 error = _error(r)
-            if last or not error.retryable(safe):
+            if last or not error.retryable(safe) or (error.retry_after or 0) > self.backoff_cap:
                 raise error
             self._sleep(attempt, error.retry_after)
         raise AssertionError("unreachable")
@@ -234,6 +362,11 @@ def backoff(attempt: int, retry_after: Optional[float] = None, *, base: float = 
     so many clients do not come back at once, and never sooner than Retry-After."""
     delay = min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
     return min(cap, max(delay, retry_after or 0))
+
+
+def _given(**params: Any) -> Dict[str, Any]:
+    """The parameters that are given (None: left out)."""
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def _error(r: httpx.Response) -> ApiError:

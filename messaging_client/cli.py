@@ -1,36 +1,60 @@
 """The command line: `python -m messaging_client` (or `messaging`).
 
-    register NAME                 make a user; its token goes into the profile
-    whoami                        the profile's user id (to give to others)
-    send USER_ID TEXT             a direct message
+    register NAME [--handle H]    make a user; its token goes into the profile. With a handle, others can
+                                  find you and you are asked for a password to sign in on other devices
+    login HANDLE                  sign this profile in with a handle and password (asked for, never an argument)
+    link-code                     a one-time code for a new device (valid 5 minutes)
+    link CODE                     sign this profile in with a code shown by `link-code` on a signed-in device
+    whoami                        the profile's user id (to give to others) and handle
+    sessions                      your signed-in devices; * marks this one
+    logout [SESSION_ID | --all]   sign out this device, another (an id from `sessions`), or all of them
+    account name NAME             change your name (others see it in place of your id)
+    account handle HANDLE         change your handle (asks for the password, when the account has one)
+    account password              set or change the password; signs out your other devices
+    account delete [--yes]        delete the account for good, and this profile with its local store
+    find HANDLE                   who has this handle
+    send USER TEXT                a direct message; USER is a user id or @handle
     group create NAME             a group, joined; prints its id
     group join|leave GROUP_ID
     group send GROUP_ID TEXT
-    block|unblock USER_ID
+    block|unblock USER
     inbox                         conversations with unread counts
-    history ID                    a conversation (a user's or a group's id); marks it read
+    history ID                    a conversation (a user's id or @handle, or a group's id); marks it read
     watch                         prints messages as they arrive (Ctrl-C stops)
     chat ID                       interactive, with a user or a group
 
---api defaults to http://127.0.0.1:8000 (what `make run` serves); --profile
-to "default". Profiles and local stores live in $MESSAGING_HOME or
-~/.config/messaging, readable by their owner only. Errors are one line on
-stderr and a non-zero exit.
+Passwords are asked for without echo (getpass) or read from stdin with
+--password-stdin, never taken as arguments (those end up in shell history
+and in `ps`). Messages show people's names and handles (from /users,
+remembered for a day) instead of their ids.
+
+--api defaults to the profile's, else http://127.0.0.1:8000 (what `make run`
+serves); --profile to "default". Profiles and local stores live in
+$MESSAGING_HOME or ~/.config/messaging, readable by their owner only. Errors
+are one line on stderr and a non-zero exit; a profile whose device was
+signed out says so and how to sign in again.
 """
 from __future__ import annotations
 
 import argparse
+import getpass
+import re
+import socket
 import sys
 import threading
 import time
+import uuid
+import warnings
 from typing import Any, Dict, List, Optional
 
-from . import profiles
-from .api import DEFAULT_API, ApiError, Client, Offline
+from . import contract, profiles
+from .api import DEFAULT_API, ApiError, Client, Offline, Unauthorized
 from .messenger import Messenger
-from .store import Store, conversation_of
+from .store import Name, Store, StoreOfAnotherUser, conversation_of
 
 SEND_PATIENCE_SECONDS = 15  # how long one `send` keeps retrying before it leaves the message queued
+PROG = "python -m messaging_client"
+_HANDLE = re.compile(r"@?[A-Za-z][A-Za-z0-9_]*")
 
 
 class Fail(Exception):
@@ -42,14 +66,46 @@ class Fail(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m messaging_client", description="Messaging from the command line.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Messaging from the command line.")
     parser.add_argument("--api", help=f"the API's base URL (default: the profile's, else {DEFAULT_API})")
     parser.add_argument("--profile", default="default", help="which profile (default: default)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("register", help="make a user and keep its token").add_argument("name")
+
+    register = sub.add_parser("register", help="make a user and keep its token")
+    register.add_argument("name")
+    register.add_argument("--handle", help="a handle others find you by, and you sign in with (3-32: a-z, 0-9, _)")
+    _password_stdin(register, "the password (with --handle; an empty line for none) as the first line of stdin")
+    _device(register)
+    login = sub.add_parser("login", help="sign in with a handle and password")
+    login.add_argument("handle")
+    _password_stdin(login, "the password as the first line of stdin instead of asking")
+    _device(login)
+    sub.add_parser("link-code", help="a one-time code that signs a new device in as you")
+    link = sub.add_parser("link", help="sign in with a code from `link-code` on a signed-in device")
+    link.add_argument("code")
+    _device(link)
     sub.add_parser("whoami", help="this profile's user id")
+    sub.add_parser("sessions", help="your signed-in devices")
+    logout = sub.add_parser("logout", help="sign out this device, another one, or all of them")
+    which = logout.add_mutually_exclusive_group()
+    which.add_argument("session_id", nargs="?", help="a session id (or its start) from `sessions`")
+    which.add_argument("--all", action="store_true", help="every device, this one too")
+
+    account = sub.add_parser("account", help="change your name, handle or password, or delete the account")
+    asub = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    asub.add_parser("name", help="change your name").add_argument("name")
+    handle = asub.add_parser("handle", help="change your handle")
+    handle.add_argument("handle")
+    _password_stdin(handle, "the current password as the first line of stdin")
+    password = asub.add_parser("password", help="set or change your password (signs out your other devices)")
+    _password_stdin(password, "the current password (an empty line if none) and the new one, a line each")
+    delete = asub.add_parser("delete", help="delete your account for good")
+    _password_stdin(delete, "the password as the first line of stdin")
+    delete.add_argument("--yes", action="store_true", help="do not ask to confirm")
+
+    sub.add_parser("find", help="find a user by handle").add_argument("handle")
     send = sub.add_parser("send", help="send a direct message")
-    send.add_argument("user_id")
+    send.add_argument("user", metavar="USER", help="a user id or @handle")
     send.add_argument("text", nargs="+")
     group = sub.add_parser("group", help="create, join, leave or send to a group")
     gsub = group.add_subparsers(dest="group_command", required=True, metavar="ACTION")
@@ -60,15 +116,27 @@ def _parser() -> argparse.ArgumentParser:
     gsend.add_argument("group_id")
     gsend.add_argument("text", nargs="+")
     for name in ("block", "unblock"):
-        sub.add_parser(name, help=f"{name} a user").add_argument("user_id")
+        sub.add_parser(name, help=f"{name} a user").add_argument("user", metavar="USER", help="a user id or @handle")
     sub.add_parser("inbox", help="conversations with unread counts")
     history = sub.add_parser("history", help="a conversation's messages")
-    history.add_argument("id", help="the other user's id, or the group's")
+    history.add_argument("id", help="the other user's id or @handle, or the group's id")
     history.add_argument("--limit", type=int, default=50)
     sub.add_parser("watch", help="print messages as they arrive")
     chat = sub.add_parser("chat", help="chat with a user or a group")
-    chat.add_argument("id", help="the other user's id, or the group's")
+    chat.add_argument("id", help="the other user's id or @handle, or the group's id")
     return parser
+
+
+def _password_stdin(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--password-stdin", action="store_true", help=f"read {what} (for scripts)")
+
+
+def _device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="this device's name in `sessions` (default: cli on <hostname>)")
+
+
+def default_device() -> str:
+    return f"cli on {socket.gethostname() or 'this computer'}"[:contract.MAX_DEVICE_NAME_CHARS]
 
 
 class Session:
@@ -77,34 +145,91 @@ class Session:
     def __init__(self, profile: profiles.Profile, api: Optional[str]) -> None:
         self.profile = profile
         self.client = Client(api or profile.api, profile.token)
-        self.store = Store(profile.store_path, profile.user_id)
+        try:
+            self.store = Store(profile.store_path, profile.user_id)
+        except StoreOfAnotherUser as error:
+            self.client.close()
+            raise Fail(f"{error}: move it away to use profile {profile.name}") from None
         self.messenger = Messenger(self.client, self.store, profile.user_id)
 
     def close(self) -> None:
         self.client.close()
         self.store.close()
 
+    def user(self, target: str) -> str:
+        """A user id, or the id of the user with a handle (`@name`, or a bare name that is not an id)."""
+        if _is_id(target):
+            return target
+        if not _HANDLE.fullmatch(target):
+            raise Fail(f"{target!r} is neither a user id nor a handle (@name)")
+        return self.messenger.find(target).user_id
+
     def conversation(self, target: str) -> str:
-        """'group:<id>' when the id is a group we know, else 'direct:<id>'."""
+        """'group:<id>' when the id is a group we know, else 'direct:<user>' (an id or a handle)."""
         group = f"group:{target}"
-        return group if self.store.has_conversation(group) else f"direct:{target}"
+        return group if self.store.has_conversation(group) else f"direct:{self.user(target)}"
+
+    def names(self, user_ids: List[str]) -> Dict[str, Name]:
+        return self.messenger.names(user_ids)
+
+
+def _is_id(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _short(user_id: Optional[str]) -> str:
     return (user_id or "?")[:8]
 
 
-def _line(item: Dict[str, Any], me: str) -> str:
+def _who(user_id: str, names: Dict[str, Name]) -> str:
+    """How a user is shown: name (@handle), name, "deleted account", or by id when /users could not say."""
+    name = names.get(user_id)
+    if name is None:
+        return f"user {_short(user_id)}"
+    if name.deleted:
+        return "deleted account"
+    return f"{name.user_name} (@{name.handle})" if name.handle else f"{name.user_name}"
+
+
+def _label(user_id: str, names: Dict[str, Name]) -> str:
+    """A user in the inbox: with what `history`, `chat` and `send` take (the @handle, else the id)."""
+    name = names.get(user_id)
+    if name is None:
+        return f"user {user_id}"
+    if name.handle and not name.deleted:
+        return _who(user_id, names)
+    return f"{_who(user_id, names)} (user {user_id})"
+
+
+def _line(item: Dict[str, Any], me: str, names: Dict[str, Name]) -> str:
     when = item["sent_at"][:19].replace("T", " ")
-    who = "you" if item["sender_id"] == me else _short(item["sender_id"])
+    who = "you" if item["sender_id"] == me else _who(item["sender_id"], names)
     where = f" in group {_short(item['group_id'])}" if item.get("group_id") else ""
     return f"[{when}] {who}{where}: {item['text']}"
+
+
+def _command_line(profile: str, *words: str) -> str:
+    """How to run a command on this profile, for a hint."""
+    chosen = "" if profile == "default" else f" --profile {profile}"
+    return f"`{PROG}{chosen} {' '.join(words)}`"
+
+
+def _sign_in_again(profile: str, handle: Optional[str]) -> str:
+    return (f"sign in again with {_command_line(profile, 'login', handle or 'HANDLE')}, or "
+            f"{_command_line(profile, 'link', 'CODE')} with a code from `link-code` on a signed-in device")
 
 
 def _session(args: argparse.Namespace) -> Session:
     profile = profiles.load(args.profile)
     if profile is None:
-        raise Fail(f"no profile {args.profile!r} yet: run `python -m messaging_client register NAME` first", 2)
+        raise Fail(f"no profile {args.profile!r} yet: run `{PROG} register NAME` first (or `login HANDLE`, or"
+                   f" `link CODE`, for an account you have)", 2)
+    if profile.token is None:
+        raise Fail(f"profile {args.profile} is signed out: {_sign_in_again(args.profile, profile.handle)}")
     return Session(profile, args.api)
 
 
@@ -130,24 +255,45 @@ def run(argv: Optional[List[str]] = None) -> int:
     except Offline as error:
         print(f"error: {error.message}; is the server running (make run)?", file=sys.stderr)
         return 1
+    except Unauthorized as error:
+        profile = profiles.load(args.profile)
+        print(f"error: {_signed_out(args.profile, profile.handle if profile else None, error)}", file=sys.stderr)
+        return 1
     except ApiError as error:
-        print(f"error: {error.message} ({error.code})", file=sys.stderr)
+        print(f"error: {_refused(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
+def _signed_out(profile: str, handle: Optional[str], error: ApiError) -> str:
+    """The line for a token the server no longer takes: this device was signed
+    out (from another, by a new password, or the account deleted)."""
+    return f"profile {profile} was signed out: {_sign_in_again(profile, handle)} ({error.code})"
+
+
+def _refused(error: ApiError) -> str:
+    if error.code == "RateLimited" and error.retry_after:
+        return f"{error.message}; try again in {_duration(int(error.retry_after))} ({error.code})"
+    return f"{error.message} ({error.code})"
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 120:
+        return f"{(seconds + 59) // 60} minutes"
+    return f"{seconds} seconds"
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "register":
-        api = args.api or DEFAULT_API
-        client = Client(api)
-        try:
-            user = client.register(args.name)
-        finally:
-            client.close()
-        path = profiles.save(profiles.Profile(args.profile, api, user.user_id, user.user_name, user.token))
-        print(f"registered {user.user_name}: user id {user.user_id} (profile {args.profile}, {path})")
-        return 0
+    if args.command in ("register", "login", "link"):
+        return _sign_in(args)
+    if args.command == "whoami":  # the profile's own, signed in or not: no call
+        profile = profiles.load(args.profile)
+        if profile is None:
+            _session(args)  # says there is none
+        else:
+            print(f"{profile.user_name} {profile.user_id}" + (f" @{profile.handle}" if profile.handle else ""))
+            return 0
     session = _session(args)
     try:
         return _command(args, session)
@@ -155,12 +301,120 @@ def _dispatch(args: argparse.Namespace) -> int:
         session.close()
 
 
+# --------------------------------------------------------------------------- signing in
+
+
+def _sign_in(args: argparse.Namespace) -> int:
+    """register, login and link: a new session, written into the profile."""
+    existing = profiles.load(args.profile)
+    if args.command == "register" and existing is not None:
+        raise Fail(f"profile {args.profile} already holds {existing.user_name}'s account (user id"
+                   f" {existing.user_id}): choose another with --profile NAME")
+    api = args.api or (existing.api if existing is not None else DEFAULT_API)
+    device = args.device or default_device()
+    if args.command == "register" and args.password_stdin and not args.handle:
+        raise Fail("a password is for signing in with a handle: give --handle too")
+    client = Client(api, retries=0)  # none of these is safe to repeat; a 429 is answered at once, with its wait
+    password: Optional[str] = None
+    try:
+        if args.command == "register":
+            password = _new_password(args, optional=True) if args.handle else None
+            signed = client.register(args.name, handle=args.handle, password=password, device_name=device)
+        elif args.command == "login":
+            signed = client.login(args.handle, _password(args, "Password: "), device_name=device)
+        else:
+            signed = client.link(args.code, device_name=device)
+        if existing is not None and existing.user_id != signed.user_id:
+            _forget_session(client, signed.token)  # this profile cannot keep it
+            raise Fail(f"profile {args.profile} holds {existing.user_name}'s account (user id {existing.user_id}),"
+                       f" not {signed.user_name}'s: sign in with --profile NAME (a new profile) instead")
+    finally:
+        client.close()
+    if existing is not None and existing.token and existing.token != signed.token:
+        _forget_session(Client(api), existing.token)  # the profile's old session, if still live, is now unused
+    path = profiles.save(profiles.Profile(args.profile, api, signed.user_id, signed.user_name, signed.token,
+                                          signed.handle, signed.session_id))
+    who = f"{signed.user_name} (@{signed.handle})" if signed.handle else signed.user_name
+    verb = "registered" if args.command == "register" else "signed in as"
+    print(f"{verb} {who}: user id {signed.user_id} (profile {args.profile}, {path})")
+    if args.command == "register" and args.handle and password is None:
+        print("no password: sign in on other devices with a code from `link-code`")
+    return 0
+
+
+def _forget_session(client: Client, token: str) -> None:
+    """Sign out a session this device will not keep; whatever the answer."""
+    client.token = token
+    try:
+        client.logout()
+    except ApiError:
+        pass
+    finally:
+        client.close()
+
+
+def _password(args: argparse.Namespace, prompt: str) -> str:
+    """A password from stdin's next line (--password-stdin), else asked for without echo."""
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise Fail("--password-stdin: nothing on stdin")
+        return line.rstrip("\r\n")
+    with warnings.catch_warnings():  # getpass falls back to an echoing stdin when there is no terminal
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(prompt)
+        except getpass.GetPassWarning:
+            raise Fail("no terminal to ask for the password on: give it with --password-stdin") from None
+        except EOFError:
+            raise Fail("no password given") from None
+
+
+def _new_password(args: argparse.Namespace, *, optional: bool = False) -> Optional[str]:
+    """A new password: from stdin, or asked for twice. `optional`: asked for,
+    an empty answer is none (the account is then signed in elsewhere with link codes)."""
+    if args.password_stdin:
+        password = _password(args, "")
+    else:
+        password = _password(args, "Password, to sign in on other devices (Enter for none): " if optional
+                             else "New password: ")
+        if password and _password(args, "Again: ") != password:
+            raise Fail("the two passwords differ")
+    if optional and not password:
+        return None
+    if not contract.MIN_PASSWORD_CHARS <= len(password) <= contract.MAX_PASSWORD_CHARS:
+        raise Fail(f"a password is {contract.MIN_PASSWORD_CHARS}-{contract.MAX_PASSWORD_CHARS} characters")
+    return password
+
+
+def _needs(error: ApiError, parameter: str) -> bool:
+    """Refused for want of a parameter not given (the message names it first)."""
+    return error.code == "BadRequest" and error.message.startswith(f"{parameter}:")
+
+
+# --------------------------------------------------------------------------- the other commands
+
+
 def _command(args: argparse.Namespace, s: Session) -> int:
     me = s.profile.user_id
-    if args.command == "whoami":
-        print(f"{s.profile.user_name} {me}")
+    if args.command == "link-code":
+        code = s.client.link_code()
+        print(f"link code: {code.code} (works once, for {_duration(code.expires_in)})")
+        print(f"on the new device: {PROG} --profile NAME link {code.code}")
+    elif args.command == "sessions":
+        for each in s.client.sessions():
+            since = each.created_at[:16].replace("T", " ")
+            mark, this = ("*", "  (this device)") if each.current else (" ", "")
+            print(f"{mark} {each.session_id}  since {since}  {each.device_name}{this}")
+    elif args.command == "logout":
+        _logout(args, s)
+    elif args.command == "account":
+        _account(args, s)
+    elif args.command == "find":
+        user = s.messenger.find(args.handle)
+        print(f"{user.user_name} (@{user.handle}): user id {user.user_id}")
     elif args.command == "send":
-        print(_send(s, args.user_id, " ".join(args.text), group=False))
+        print(_send(s, s.user(args.user), " ".join(args.text), group=False))
     elif args.command == "group":
         if args.group_command == "create":
             group_id = s.client.create_group(args.name)
@@ -175,29 +429,111 @@ def _command(args: argparse.Namespace, s: Session) -> int:
         else:
             print(_send(s, args.group_id, " ".join(args.text), group=True))
     elif args.command in ("block", "unblock"):
-        blocked = s.client.block(me, args.user_id, args.command == "block")
-        print(f"{'blocked' if blocked else 'unblocked'} {args.user_id}")
+        user_id = s.user(args.user)
+        blocked = s.client.block(me, user_id, args.command == "block")
+        print(f"{'blocked' if blocked else 'unblocked'} {args.user}")
     elif args.command == "inbox":
         s.messenger.flush()
         s.messenger.catch_up()
         conversations = s.store.conversations()
         if not conversations:
             print("no conversations yet")
+        names = s.names([c.target for c in conversations if c.kind == "direct"])
         for c in conversations:
-            label = f"group {c.target}" if c.kind == "group" else f"user {c.target}"
+            label = f"group {c.target}" if c.kind == "group" else _label(c.target, names)
             last = f"  last: {c.last_text[:40]}" if c.last_text else ""
             print(f"{label}  {c.unread} unread{last}")
     elif args.command == "history":
         s.messenger.catch_up()
         conversation = s.conversation(args.id)
-        for item in s.store.history(conversation, args.limit):
-            print(_line(item, me))
+        items = s.store.history(conversation, args.limit)
+        names = s.names([i["sender_id"] for i in items if i["sender_id"] != me])
+        for item in items:
+            print(_line(item, me, names))
         s.store.mark_read(conversation)
     elif args.command == "watch":
         _watch(s, None)
     elif args.command == "chat":
         _chat(s, s.conversation(args.id))
     return 0
+
+
+def _logout(args: argparse.Namespace, s: Session) -> None:
+    target: Optional[str] = args.session_id
+    this_device = args.all or target is None
+    if target is not None:  # an id, or its start: one of the signed-in sessions `sessions` lists
+        matches = [x for x in s.client.sessions() if x.session_id.startswith(target.lower())]
+        if len(matches) != 1:
+            raise Fail(f"{'no' if not matches else 'more than one'} signed-in session of yours starts with"
+                       f" {target!r}: `sessions` lists them")
+        target, this_device = matches[0].session_id, matches[0].current
+    try:
+        revoked = s.client.logout(None if this_device else target, everywhere=args.all)
+    except Unauthorized:
+        if not this_device:
+            raise
+        revoked = 0  # signed out already (perhaps by this very call, its answer lost)
+    if this_device:
+        profiles.save(profiles.Profile(s.profile.name, s.profile.api, s.profile.user_id, s.profile.user_name, None,
+                                       s.profile.handle, None))
+        others = f" and {revoked - 1} other device{'s' if revoked != 2 else ''}" if args.all and revoked > 1 else ""
+        print(f"signed out this device{others} (profile {s.profile.name});"
+              f" {_sign_in_again(s.profile.name, s.profile.handle)}")
+    else:
+        print(f"signed out session {target}" if revoked else f"session {target} was signed out already")
+
+
+def _account(args: argparse.Namespace, s: Session) -> None:
+    profile, client = s.profile, s.client
+    if args.account_command == "name":
+        user = client.update_account(user_name=args.name)
+        print(f"your name is now {user.user_name}")
+    elif args.account_command == "handle":
+        current = _password(args, "") if args.password_stdin else None
+        try:
+            user = client.update_account(handle=args.handle, current_password=current)
+        except ApiError as error:
+            if current is not None or not _needs(error, "current_password"):
+                raise
+            user = client.update_account(handle=args.handle, current_password=_password(args, "Current password: "))
+        print(f"your handle is now @{user.handle}")
+    elif args.account_command == "password":
+        current = (_password(args, "") or None) if args.password_stdin else None
+        new = _new_password(args)
+        try:
+            user = client.update_account(password=new, current_password=current)
+        except ApiError as error:
+            if args.password_stdin or not _needs(error, "current_password"):
+                raise
+            user = client.update_account(password=new, current_password=_password(args, "Current password: "))
+        print("password changed; your other devices were signed out")
+    else:
+        _delete(args, s)
+        return
+    profiles.save(profiles.Profile(profile.name, profile.api, profile.user_id, user.user_name, profile.token,
+                                   user.handle, profile.session_id))
+
+
+def _delete(args: argparse.Namespace, s: Session) -> None:
+    name = s.profile.user_name
+    if not args.yes:
+        if args.password_stdin or not sys.stdin.isatty():
+            raise Fail("deleting an account cannot be undone: confirm with --yes")
+        if input(f"delete {name}'s account for good? type its name to confirm: ").strip() != name:
+            raise Fail("not deleted")
+    password = _password(args, "") if args.password_stdin else None
+    try:
+        s.client.delete_account(password)
+    except ApiError as error:
+        if password is not None or not _needs(error, "password"):
+            raise
+        s.client.delete_account(_password(args, "Password: "))
+    s.close()
+    profiles.remove(s.profile.name)
+    print(f"deleted {name}'s account; profile {s.profile.name} and its local store are removed")
+
+
+# --------------------------------------------------------------------------- live
 
 
 def _watch(s: Session, conversation: Optional[str]) -> None:
@@ -208,7 +544,8 @@ def _watch(s: Session, conversation: Optional[str]) -> None:
 
     def show(item: Dict[str, Any]) -> None:
         if conversation is None or conversation_of(item, me) == conversation:
-            print(_line(item, me), flush=True)
+            names = s.names([item["sender_id"]]) if item["sender_id"] != me else {}
+            print(_line(item, me, names), flush=True)
             if conversation is not None:
                 s.store.mark_read(conversation)
 
@@ -217,15 +554,21 @@ def _watch(s: Session, conversation: Optional[str]) -> None:
 
 def _chat(s: Session, conversation: str) -> None:
     kind, _, target = conversation.partition(":")
+    me = s.profile.user_id
     s.store.open_conversation(kind, target)
     s.messenger.catch_up()
-    for item in s.store.history(conversation, 20):
-        print(_line(item, s.profile.user_id))
+    items = s.store.history(conversation, 20)
+    names = s.names([i["sender_id"] for i in items if i["sender_id"] != me])
+    for item in items:
+        print(_line(item, me, names))
     s.store.mark_read(conversation)
 
     def listen() -> None:
         try:
             _watch(s, conversation)
+        except Unauthorized as error:
+            print(f"error: {_signed_out(s.profile.name, s.profile.handle, error)}; no longer receiving",
+                  file=sys.stderr, flush=True)
         except ApiError as error:  # a refusal the sync loop does not retry: one line, not a traceback
             print(f"error: {error.message} ({error.code}); no longer receiving", file=sys.stderr, flush=True)
 
@@ -239,6 +582,8 @@ def _chat(s: Session, conversation: str) -> None:
         if text.strip():
             try:
                 print(_send(s, target, text, group=kind == "group"), flush=True)
+            except Unauthorized as error:
+                print(f"error: {_signed_out(s.profile.name, s.profile.handle, error)}", flush=True)
             except Fail as fail:
                 print(f"error: {fail}", flush=True)
     s.messenger.stop()

@@ -15,7 +15,12 @@ network errors, 429, 503 and a gateway's own 502/503/504 are retried later
 with capped backoff honouring Retry-After, also by a later process on the
 same store; a Code the contract says never to retry (blocked, not a member,
 unknown user, a server bug's 500) or an unknown answer marks the message
-failed at once.
+failed at once. Unauthorized (this device was signed out) is about the
+device, not the message: flush() raises it and the message stays queued, to
+go out with its key once the store's user signs in again.
+
+Names: names() answers who users are from the store, asking /users for
+those it does not know or knew a day ago; find() looks a handle up.
 """
 from __future__ import annotations
 
@@ -23,11 +28,11 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import contract
-from .api import ApiError, Client, CursorAhead, backoff
-from .store import Store
+from .api import ApiError, Client, CursorAhead, Unauthorized, User, backoff
+from .store import Name, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +66,14 @@ class Messenger:
             time.sleep(max(0.0, due - time.time()))
 
     def flush(self) -> int:
-        """Send what is due in the outbox; how many are still pending."""
+        """Send what is due in the outbox; how many are still pending.
+        Unauthorized (the device was signed out) is raised, the message kept."""
         for item in self.store.pending():
             send = self.client.send_group if item.kind == "group" else self.client.send
             try:
                 sent = send(self.me, item.target, item.text, client_message_id=item.client_message_id, retries=0)
+            except Unauthorized:  # this device was signed out, not the message refused: it waits for a sign-in
+                raise
             except ApiError as error:
                 if error.retryable(idempotent=True):  # offline, rate limited, unavailable: later, the same key
                     self.store.retry_later(item.client_message_id, backoff(item.attempts, error.retry_after),
@@ -75,6 +83,33 @@ class Messenger:
                 continue
             self.store.sent(item.client_message_id, sent.message_id, sent.sent_at)
         return len(self.store.pending(now=float("inf")))
+
+    # ------------------------------------------------------------------ people
+
+    def names(self, user_ids: Iterable[str], *, retries: Optional[int] = 1) -> Dict[str, Name]:
+        """Who these users are, from the store; those it does not know, or
+        knew a day ago or more, are asked of /users first (one call per 100).
+        When /users cannot answer now, what the store has: a user may then
+        be missing, to be shown by id. A signed-out token (Unauthorized) is raised."""
+        wanted = [u for u in dict.fromkeys(user_ids) if u]
+        stale = self.store.stale_names(wanted)
+        if stale:
+            try:
+                found = self.client.users(stale, retries=retries)
+            except Unauthorized:
+                raise
+            except ApiError as error:  # names are for showing: the ids will do until the next time
+                log.info("names not refreshed (%s: %s)", error.code, error.message)
+            else:
+                self.store.remember_names(stale, found)
+        return self.store.names(wanted)
+
+    def find(self, handle: str) -> User:
+        """The user with this handle (asked each time: a handle may change
+        hands), remembered as the user's name."""
+        user = self.client.find_user(handle)
+        self.store.remember_names([user.user_id], [user])
+        return user
 
     # ------------------------------------------------------------------ receiving
 

@@ -1,5 +1,6 @@
-"""Profiles: the API URL, user id and token of one user, in a file only its
-owner can read, beside that user's local store."""
+"""Profiles: the API URL, user id and token of one user on this device (one
+session), in a file only its owner can read, beside that user's local store.
+A profile never holds a password."""
 from __future__ import annotations
 
 import json
@@ -23,11 +24,17 @@ class Profile:
     api: str
     user_id: str
     user_name: str
-    token: str
+    token: Optional[str]  # None: signed out on this device (`logout`); `login` or `link` signs in again
+    handle: Optional[str] = None
+    session_id: Optional[str] = None  # this device's session (None in profiles written before sessions)
 
     @property
     def store_path(self) -> Path:
-        return home() / f"{self.name}.sqlite3"
+        return store_path(self.name)
+
+
+def store_path(name: str) -> Path:
+    return home() / f"{name}.sqlite3"
 
 
 def _path(name: str) -> Path:
@@ -41,7 +48,8 @@ def load(name: str) -> Optional[Profile]:
         data = json.loads(_path(name).read_text())
     except FileNotFoundError:
         return None
-    return Profile(name=name, **{k: data[k] for k in ("api", "user_id", "user_name", "token")})
+    return Profile(name=name, **{k: data[k] for k in ("api", "user_id", "user_name")},
+                   **{k: data.get(k) for k in ("token", "handle", "session_id")})
 
 
 def save(profile: Profile) -> Path:
@@ -56,3 +64,10 @@ def save(profile: Profile) -> Path:
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     return path
+
+
+def remove(name: str) -> None:
+    """Forget a profile and its local store (the account was deleted)."""
+    for path in (_path(name), store_path(name)):
+        for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            each.unlink(missing_ok=True)

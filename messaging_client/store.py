@@ -7,6 +7,11 @@ are written in one transaction, so the cursor never passes a message that
 is not stored. The outbox holds each send with its idempotency key before it
 goes out: a client that is killed and started again sends it again with the
 same key, and the server delivers it once.
+
+It also keeps the names of the users it has seen (from /users): shown in
+place of ids, and asked again when a day old; a user /users leaves out is
+kept as a deleted account. A store is one user's: opened for another user it
+refuses (StoreOfAnotherUser).
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
+
+from .api import User
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +58,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     message_id TEXT,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY,
+    user_name TEXT,                     -- NULL: /users left the user out (a deleted account)
+    handle TEXT,
+    fetched_at REAL NOT NULL            -- time.time() of the answer
+);
 """
+
+NAMES_MAX_AGE_SECONDS = 24 * 3600  # a name older than this is asked again
+
+
+class StoreOfAnotherUser(Exception):
+    """The store file holds another user's messages."""
+
 
 
 def conversation_of(item: Dict[str, Any], me: str) -> str:
@@ -70,6 +90,20 @@ class Conversation:
     unread: int
     last_text: Optional[str]
     last_at: Optional[str]
+
+
+@dataclass(frozen=True)
+class Name:
+    """What /users said of a user, and when."""
+
+    user_id: str
+    user_name: Optional[str]  # None: a deleted account
+    handle: Optional[str]
+    fetched_at: float
+
+    @property
+    def deleted(self) -> bool:
+        return self.user_name is None
 
 
 @dataclass(frozen=True)
@@ -92,6 +126,13 @@ class Store:
         self._db = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'user_id'").fetchone()
+            if row is None:  # a new store, or one from before stores recorded their user
+                db.execute("INSERT INTO meta (key, value) VALUES ('user_id', ?)", (user_id,))
+        if row is not None and row[0] != user_id:
+            self._db.close()
+            raise StoreOfAnotherUser(f"{path} is the store of user {row[0]}, not of {user_id}")
 
     def close(self) -> None:
         self._db.close()
@@ -180,6 +221,39 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE conversations SET read_seq = COALESCE((SELECT MAX(seq) FROM messages"
                        " WHERE conversation = ?), read_seq) WHERE id = ?", (conversation, conversation))
+
+    # ------------------------------------------------------------------ names
+
+    def names(self, user_ids: Iterable[str]) -> Dict[str, Name]:
+        """What is known of these users (any age); unknown ones are left out."""
+        wanted = list(dict.fromkeys(user_ids))
+        known: Dict[str, Name] = {}
+        for start in range(0, len(wanted), 500):  # within SQLite's limit on parameters
+            batch = wanted[start:start + 500]
+            marks = ", ".join("?" * len(batch))
+            for row in self._db.execute(f"SELECT user_id, user_name, handle, fetched_at FROM users"
+                                        f" WHERE user_id IN ({marks})", batch):
+                known[row[0]] = Name(*row)
+        return known
+
+    def stale_names(self, user_ids: Iterable[str], *, max_age: float = NAMES_MAX_AGE_SECONDS,
+                    now: Optional[float] = None) -> List[str]:
+        """Those of these users whose name is unknown or older than `max_age` seconds."""
+        wanted = list(dict.fromkeys(user_ids))
+        known = self.names(wanted)
+        oldest = (time.time() if now is None else now) - max_age
+        return [u for u in wanted if u not in known or known[u].fetched_at < oldest]
+
+    def remember_names(self, asked: Iterable[str], found: Iterable[User], *, now: Optional[float] = None) -> None:
+        """/users' answer for `asked`: the users `found`, and the others as deleted accounts."""
+        at = time.time() if now is None else now
+        by_id = {u.user_id: u for u in found}
+        rows = [(u, by_id[u].user_name if u in by_id else None, by_id[u].handle if u in by_id else None, at)
+                for u in dict.fromkeys([*asked, *by_id])]
+        with self._tx() as db:
+            db.executemany("INSERT INTO users (user_id, user_name, handle, fetched_at) VALUES (?, ?, ?, ?)"
+                           " ON CONFLICT (user_id) DO UPDATE SET user_name = excluded.user_name,"
+                           " handle = excluded.handle, fetched_at = excluded.fetched_at", rows)
 
     # ------------------------------------------------------------------ the outbox
 
