@@ -179,7 +179,7 @@ def migrate(event, context):
 @app.schedule(Rate(1, unit=Rate.HOURS), name=functions.PURGE)
 def purge(event):
     """Deletes messages older than RETENTION_DAYS, in bounded batches."""
-    return edge.job("purge", lambda: use().retention.purge(), event.context)
+    return edge.job(functions.PURGE, lambda: use().retention.purge(), event.context)
 
 
 @app.lambda_function(name=functions.PUSH)

@@ -17,33 +17,38 @@ A Redis ACL user for the app needs keys `~inbox:*` `~ws:*` `~wsconn:*`
 from __future__ import annotations
 
 
+def _tagged(kind: str, tag: str) -> str:
+    """`kind:{tag}`: the braces make `tag` the cluster hash slot's input."""
+    return f"{kind}:{{{tag}}}"
+
+
 def window(user_id: str) -> str:
-    return f"inbox:{{{user_id}}}"
+    return _tagged("inbox", user_id)
 
 
 def connections(user_id: str) -> str:
-    return f"ws:{{{user_id}}}"
+    return _tagged("ws", user_id)
 
 
 def connection_owner(connection_id: str) -> str:
-    return f"wsconn:{{{connection_id}}}"
+    return _tagged("wsconn", connection_id)
 
 
 def wake_channel(user_id: str) -> str:
-    return f"wake:{{{user_id}}}"
+    return _tagged("wake", user_id)
 
 
 def bucket(subject: str, limit: str) -> str:
-    return f"rl:{{{subject}}}:{limit}"
+    return f"{_tagged('rl', subject)}:{limit}"
 
 
 def waits(user_id: str) -> str:
-    return f"waits:{{{user_id}}}"
+    return _tagged("waits", user_id)
 
 
 def session(session_id: str) -> str:
-    return f"sess:{{{session_id}}}"
+    return _tagged("sess", session_id)
 
 
 def ticket(nonce: str) -> str:
-    return f"ticket:{{{nonce}}}"
+    return _tagged("ticket", nonce)

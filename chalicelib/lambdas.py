@@ -59,5 +59,3 @@ def forget_connections(event: dict) -> dict:
     """The `forget_connections` Lambda (in the VPC, beside Redis)."""
     service().live.forget([tuple(g) for g in event.get("gone", [])])
     return {"forgotten": len(event.get("gone", []))}
-
-

@@ -30,9 +30,11 @@ def hash_password(password: str) -> str:
     return str(_hasher().hash(password))
 
 
-# A hash of nothing anyone can type, verified against when the handle is
-# unknown, so that answer takes as long as a wrong password's.
-_DUMMY = functools.lru_cache(maxsize=None)(lambda: hash_password("\x00 no account has this password \x00"))
+@functools.lru_cache(maxsize=None)
+def _dummy() -> str:
+    """A hash of nothing anyone can type, verified against when the handle is
+    unknown, so that answer takes as long as a wrong password's."""
+    return hash_password("\x00 no account has this password \x00")
 
 
 def verify(stored: Any, password: str) -> bool:
@@ -41,7 +43,7 @@ def verify(stored: Any, password: str) -> bool:
     from argon2.exceptions import InvalidHashError, VerificationError
 
     try:
-        return bool(_hasher().verify(stored or _DUMMY(), password)) and stored is not None
+        return bool(_hasher().verify(stored or _dummy(), password)) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

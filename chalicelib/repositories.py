@@ -342,7 +342,7 @@ class Inbox(Repository):
         ]
 
 
-_NEW_MESSAGE = ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)")
+_NEW_MESSAGE = "INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
 
 
 class Deliveries(Repository):

@@ -24,8 +24,10 @@ import time
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from . import keys
+from .db import Database
 from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink
+from .repositories import Sessions
 
 LOCAL_SECONDS = 30.0
 LIVE_SECONDS = 30
@@ -56,6 +58,13 @@ class SessionStates:
             self._to_redis({session_id: answer})
         self._remember({session_id: answer})
         return answer
+
+    @classmethod
+    def over(cls, db: Database, link: Optional[RedisLink] = None, *,
+             local_seconds: float = LOCAL_SECONDS) -> "SessionStates":
+        """Answers from `db`'s sessions table, behind Redis (`link`) and this container's own."""
+        return cls(lambda session_id: db.run(lambda tx: Sessions(tx).live(session_id=session_id), write=False),
+                   link, local_seconds=local_seconds)
 
     def forget_local(self) -> None:
         """Drop this container's own answers (as a new container starts: the bench)."""

@@ -19,7 +19,6 @@ from .once import UsedOnce
 from .push import DirectPusher, LambdaPusher, Pusher, management_url
 from .ratelimit import Limit, RateLimiter
 from .redislink import RedisLink
-from .repositories import Sessions
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
 from .sessions import SessionStates
 from .settings import DATA_DIR, ConfigError, Settings
@@ -107,7 +106,6 @@ def build(settings: Settings) -> UseCases:
         # per process, before any request runs (callers hold _lock).
         apply_migrations(_db)
     link = _redis(settings, secrets)
-    db = _db
     return UseCases(Deps(
         wakeups=Wakeups(link),
         long_poll_max_seconds=settings.long_poll_max_seconds,
@@ -125,9 +123,7 @@ def build(settings: Settings) -> UseCases:
                          budget_bytes=settings.cache_window_bytes) if link else None,
         limiter=RateLimiter(link),
         limits=_limits(settings),
-        sessions=SessionStates(lambda session_id: db.run(lambda tx: Sessions(tx).live(session_id=session_id),
-                                                         write=False), link,
-                               local_seconds=settings.session_cache_seconds),
+        sessions=SessionStates.over(_db, link, local_seconds=settings.session_cache_seconds),
         used_tickets=UsedOnce(keys.ticket, link),
     ))
 

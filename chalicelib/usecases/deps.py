@@ -15,7 +15,7 @@ from ..errors import Forbidden, UserNotFound
 from ..once import UsedOnce
 from ..push import Pusher
 from ..ratelimit import Limit, RateLimiter
-from ..repositories import Sessions, Users
+from ..repositories import Users
 from ..sessions import SessionStates
 from ..waitslots import WaitSlots
 from ..wakeups import Wakeups
@@ -58,15 +58,16 @@ class Deps:
     websocket_url: Optional[str] = None
     retention_days: Optional[int] = None  # None: keep every message
     now: Callable[[], datetime] = utc_now
-    # Whether a token's session is live (None: asked of the database, kept 30 s in this process).
+    # Whether a token's session is live (None: the database's answer, kept 30 s in this process).
     sessions: Optional[SessionStates] = None
     used_tickets: UsedOnce = field(default_factory=lambda: UsedOnce(keys.ticket))
 
+    def __post_init__(self) -> None:
+        if self.sessions is None:  # frozen: set once, here
+            object.__setattr__(self, "sessions", SessionStates.over(self.db))
+
     def session_states(self) -> SessionStates:
-        if self.sessions is None:
-            object.__setattr__(self, "sessions", SessionStates(
-                lambda session_id: self.db.run(lambda tx: Sessions(tx).live(session_id=session_id), write=False)))
-        assert self.sessions is not None
+        assert self.sessions is not None  # __post_init__
         return self.sessions
 
     def act_as(self, caller: Optional[str], parameter: str, user_id: str) -> None:

@@ -43,20 +43,15 @@ class Call:
     def __init__(self, request: Any, identity: Optional[Identity]) -> None:
         self._request = request
         self.identity = identity  # None: a public route, or auth is off
+        # Parsed for every route, whether it reads them or not: a bad body is a 400 on each.
+        query = request.query_params
+        self.params = RequestParams.from_request({name: query.getlist(name) for name in query} if query else {},
+                                                 request.raw_body, request.headers.get("content-type"))
 
     @property
     def caller(self) -> Optional[str]:
         """The token's user (None: a public route, or auth is off)."""
         return self.identity.user_id if self.identity else None
-
-    @functools.cached_property
-    def params(self) -> RequestParams:
-        query = self._request.query_params
-        return RequestParams.from_request(
-            {name: query.getlist(name) for name in query} if query else {},
-            self._request.raw_body,
-            self._request.headers.get("content-type"),
-        )
 
     def header(self, name: str) -> Optional[str]:
         return self._request.headers.get(name)
@@ -98,7 +93,7 @@ class Edge:
     def route(
         self, path: str, *, method: str = "POST", auth: bool = True
     ) -> Callable[[Callable[[Call], Result]], Callable[[], Response]]:
-        """Serve `path` with `method`; auth=False for the two public routes."""
+        """Serve `path` with `method`; auth=False for the public routes (no token)."""
 
         def register(view: Callable[[Call], Result]) -> Callable[[], Response]:
             @functools.wraps(view)
@@ -108,9 +103,7 @@ class Edge:
                     return options
                 request = self._app.current_request
                 caller = self._authenticate(request.headers.get("authorization")) if auth else None
-                call = Call(request, caller)
-                call.params  # noqa: B018 - parsed for every route, so a bad body is a 400 on each
-                return envelope.success(view(call))
+                return envelope.success(view(Call(request, caller)))
 
             self.operations[path] = method
             guarded = self._guarded(handler)
