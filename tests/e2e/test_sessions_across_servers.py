@@ -6,35 +6,20 @@ are closed at once, and a connect ticket opens one connection only, on any
 server, and none once its session is signed out."""
 from __future__ import annotations
 
-import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import Dict, Iterator, Tuple
 
 import pytest
 
-from tests.support.devserver import DevServer
+from tests.support.devserver import DevServer, post_json
 from tests.support.live import Socket, refused_status
 from tests.support.mysql import fresh_database
 from tests.support.servers import wait_until
 
 PASSWORD = "correct horse battery"
 BOUND = 2  # B's SESSION_CACHE_SECONDS: how long it trusts its own "live"
-
-
-def post(base: str, path: str, token: str = "", **params: Any) -> Tuple[int, Any]:
-    request = urllib.request.Request(f"{base}{path}", method="POST", data=json.dumps(params).encode(),
-                                     headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 @pytest.fixture
@@ -52,23 +37,25 @@ def two_servers(tmp_path: Path, session_redis) -> Iterator[Tuple[DevServer, DevS
 
 
 def sign_up(base: str) -> Dict[str, str]:
-    status, body = post(base, "/register", user_name="shir", handle="s" + secrets.token_hex(5), password=PASSWORD,
-                        device_name="laptop")
-    assert status == 201, body
-    return body
+    r = post_json(base, "/register", user_name="shir", handle="s" + secrets.token_hex(5), password=PASSWORD,
+                  device_name="laptop")
+    assert r.status == 201, r
+    return r.body
 
 
 def reads(base: str, device: Dict[str, str]) -> int:
-    return post(base, "/read_messages", device["token"], user_id=device["user_id"], after=0)[0]
+    return post_json(base, "/read_messages", device["token"], user_id=device["user_id"], after=0).status
 
 
 def test_a_device_signed_out_on_one_server_is_refused_by_the_other_within_the_bound(two_servers):
     a, b = two_servers
     laptop = sign_up(a.url)
-    status, phone = post(b.url, "/login", handle=laptop["handle"], password=PASSWORD, device_name="phone")
-    assert status == 200
+    login = post_json(b.url, "/login", handle=laptop["handle"], password=PASSWORD, device_name="phone")
+    assert login.status == 200
+    phone = login.body
     assert reads(b.url, phone) == 200  # b now trusts the phone's session for BOUND seconds
-    assert post(a.url, "/logout", laptop["token"], session_id=phone["session_id"]) == (200, {"revoked": 1})
+    signed_out = post_json(a.url, "/logout", laptop["token"], session_id=phone["session_id"])
+    assert (signed_out.status, signed_out.body) == (200, {"revoked": 1})
     assert reads(a.url, phone) == 401  # at once where it was signed out
     signed_out = time.monotonic()
     wait_until(lambda: reads(b.url, phone) == 401, 60, "the other server still accepts the signed-out token")
@@ -79,11 +66,12 @@ def test_a_device_signed_out_on_one_server_is_refused_by_the_other_within_the_bo
 def test_signing_out_closes_the_devices_websocket_at_once(two_servers):
     a, _ = two_servers
     laptop = sign_up(a.url)
-    status, phone = post(a.url, "/login", handle=laptop["handle"], password=PASSWORD, device_name="phone")
-    status, ticket = post(a.url, "/connect_ticket", phone["token"], user_id=phone["user_id"])
+    phone = post_json(a.url, "/login", handle=laptop["handle"], password=PASSWORD, device_name="phone").body
+    ticket = post_json(a.url, "/connect_ticket", phone["token"], user_id=phone["user_id"]).body
     socket = Socket(f"{ticket['url']}?ticket={ticket['ticket']}").connect()
     try:
-        assert post(a.url, "/logout", laptop["token"], session_id=phone["session_id"]) == (200, {"revoked": 1})
+        signed_out = post_json(a.url, "/logout", laptop["token"], session_id=phone["session_id"])
+        assert (signed_out.status, signed_out.body) == (200, {"revoked": 1})
         wait_until(lambda: socket.closed(), 5, "the signed-out device's WebSocket stayed open")
     finally:
         socket.close()
@@ -92,7 +80,7 @@ def test_signing_out_closes_the_devices_websocket_at_once(two_servers):
 def test_a_connect_ticket_opens_one_connection_on_any_server_and_none_once_signed_out(two_servers):
     a, b = two_servers
     laptop = sign_up(a.url)
-    status, ticket = post(a.url, "/connect_ticket", laptop["token"], user_id=laptop["user_id"])
+    ticket = post_json(a.url, "/connect_ticket", laptop["token"], user_id=laptop["user_id"]).body
     url = f"{ticket['url']}?ticket={ticket['ticket']}"
     first = Socket(url).connect()
     try:
@@ -101,6 +89,7 @@ def test_a_connect_ticket_opens_one_connection_on_any_server_and_none_once_signe
         assert refused_status(b_url) == 401  # and on the other server
     finally:
         first.close()
-    status, unused = post(a.url, "/connect_ticket", laptop["token"], user_id=laptop["user_id"])
-    assert post(a.url, "/logout", laptop["token"]) == (200, {"revoked": 1})
+    unused = post_json(a.url, "/connect_ticket", laptop["token"], user_id=laptop["user_id"]).body
+    signed_out = post_json(a.url, "/logout", laptop["token"])
+    assert (signed_out.status, signed_out.body) == (200, {"revoked": 1})
     assert refused_status(f"{unused['url']}?ticket={unused['ticket']}") == 401

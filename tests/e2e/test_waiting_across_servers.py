@@ -4,10 +4,7 @@ read answers at once whichever server it reaches, and each server holds at
 most its own cap of waits while the other still takes them."""
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
@@ -16,21 +13,9 @@ import redis as redis_lib
 
 from chalicelib import keys
 from tests.support.devserver import DevServer
+from tests.support.devserver import post_json as post
 from tests.support.mysql import fresh_database
 from tests.support.servers import in_background, wait_until
-
-
-def post(base: str, path: str, token: str = "", **params: Any) -> Tuple[int, Dict[str, str], Any]:
-    """(status, headers, body) of a POST with its parameters in a JSON body."""
-    request = urllib.request.Request(f"{base}{path}", method="POST", data=json.dumps(params).encode(),
-                                     headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=40) as r:
-            return r.status, dict(r.headers), json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), json.loads(e.read() or b"null")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from chalicelib.settings import PROJECT_ROOT
 from tests.support.servers import free_port
@@ -38,6 +38,25 @@ def call(base: str, path: str, token: Optional[str] = None, **params: Any) -> Tu
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+class Reply(NamedTuple):
+    status: int
+    headers: Dict[str, str]
+    body: Any
+
+
+def post_json(base: str, path: str, token: str = "", **params: Any) -> Reply:
+    """A POST with `params` in a JSON body (passwords and long-polls too: no query string)."""
+    request = urllib.request.Request(f"{base}{path}", method="POST", data=json.dumps(params).encode(),
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=40) as r:
+            return Reply(r.status, dict(r.headers), json.loads(r.read()))
+    except urllib.error.HTTPError as e:
+        return Reply(e.code, dict(e.headers), json.loads(e.read() or b"null"))
 
 
 def wait_serving(process: subprocess.Popen, output: Callable[[], str], deadline_seconds: float, what: str) -> None:
