@@ -24,7 +24,7 @@ lazily, so that the pure parts load with the standard library alone:
 
     __main__.py        the command line
     plan.py            paths, DeployError, the Context, the code steps and their order
-    functions.py       the functions' names (chalicelib/functions.json), Chalice's naming rules
+    functions.py       the functions' names (chalicelib/functions.py), every one, Chalice's naming rules
     preflight.py       stage, backend.hcl, region, identity: the Context
     terraform.py       init, log group import, apply, output; the tf command
     configure.py       render the Chalice stage (runs render/)

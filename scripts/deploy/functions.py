@@ -1,27 +1,26 @@
-"""The app's Lambda functions by the names Chalice gives them, read from
-chalicelib/functions.json (the one list: app.py, infra/ and
-scripts/check-infra.sh read it too), and Chalice's rules for the names it
-derives from them. Standard library only: the renderer runs on a bare
-python3."""
+"""The app's Lambda functions by the names Chalice gives them, as
+chalicelib/functions.py reads them from chalicelib/functions.json (the one
+list: app.py registers the functions under these names, infra/ and
+scripts/check-infra.sh read the file too), and Chalice's rules for the names
+it derives from them. Standard library only, as chalicelib/functions.py is:
+the renderer runs on a bare python3."""
 from __future__ import annotations
 
-import json
 from typing import List
 
-from chalicelib.settings import PROJECT_ROOT  # standard library only, as is chalicelib/contract.py
+from chalicelib import functions as _registered
+from chalicelib.functions import API_HANDLER, FORGET_CONNECTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS
+from chalicelib.settings import PROJECT_ROOT
+
+__all__ = ["API_HANDLER", "EXTRA_FUNCTIONS", "FORGET_CONNECTIONS", "FUNCTIONS", "FUNCTIONS_FILE", "MIGRATE", "PURGE",
+           "PUSH", "WEBSOCKET_HANDLERS", "function_name", "log_group_name", "role_name"]
 
 FUNCTIONS_FILE = PROJECT_ROOT / "chalicelib" / "functions.json"
-_NAMES = json.loads(FUNCTIONS_FILE.read_text(encoding="utf-8"))["functions"]
-
-API_HANDLER: str = _NAMES["api_handler"]
-MIGRATE: str = _NAMES["migrate"]
-PUSH: str = _NAMES["push"]
-FORGET: str = _NAMES["forget_connections"]
-PURGE: str = _NAMES["purge"]
-WEBSOCKET_HANDLERS: List[str] = list(_NAMES["websocket_handlers"])
 # Every function, in the file's order (the order the rendered policies name
-# them in), including any added there later.
-FUNCTIONS: List[str] = [name for value in _NAMES.values() for name in (value if isinstance(value, list) else [value])]
+# them in), including any added there later without a constant of its own:
+# the file's "functions" as chalicelib/functions.py parsed it (_NAMES).
+FUNCTIONS: List[str] = [name for value in _registered._NAMES.values()
+                        for name in (value if isinstance(value, list) else [value])]
 # Every function but the API handler and migrate (whose log groups have
 # resources and outputs of their own): local.extra_functions in
 # infra/locals.tf, the groups of output function_log_group_names, which the

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..functions import API_HANDLER, FORGET, FUNCTIONS, MIGRATE, PUSH, function_name
+from ..functions import API_HANDLER, FORGET_CONNECTIONS, FUNCTIONS, MIGRATE, PUSH, function_name
 from .outputs import API_ID_PATTERN, OutputError, load_outputs
 from .policies import policy, push_policy, secrets_of
 from .roles import policy_file_name, policy_suffix
@@ -79,11 +79,11 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
         return policy(out, [names[f] for f in functions], secrets=secrets_of(out, functions), **extra)
 
     policies = {
-        policy_file_name(stage_name, FORGET): in_vpc(""),
+        policy_file_name(stage_name, FORGET_CONNECTIONS): in_vpc(""),
         policy_file_name(stage_name, MIGRATE): in_vpc("-migrate"),
         policy_file_name(stage_name, API_HANDLER): in_vpc("-api", push_function=names[PUSH]),
-        policy_file_name(stage_name, PUSH): push_policy(out, names[PUSH], names[FORGET], api_id=websocket_api_id,
-                                                        api_gateway_stage=api_gateway_stage),
+        policy_file_name(stage_name, PUSH): push_policy(out, names[PUSH], names[FORGET_CONNECTIONS],
+                                                        api_id=websocket_api_id, api_gateway_stage=api_gateway_stage),
     }
     written = {str(chalice_dir / name): write_if_changed(chalice_dir / name, _dump(document))
                for name, document in policies.items()}

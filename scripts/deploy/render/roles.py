@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from ..functions import API_HANDLER, FORGET, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS
+from ..functions import API_HANDLER, FORGET_CONNECTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS
 
 # Which policy file each function's role is made from (the suffix of
 # "policy-<stage>"; with autogen_policy false Chalice gives every function a
 # role of its own, made from the file its iam_policy_file names). "" is the
 # stage's own iam_policy_file, the default.
 POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUSH: "-push", MIGRATE: "-migrate",
-             FORGET: "", PURGE: ""}
+             FORGET_CONNECTIONS: "", PURGE: ""}
 
 # The database user of each function, by the secret its DB_SECRET_ARN names:
 # the app user (DML only) for everything that serves and for purge (SELECT
@@ -23,7 +23,7 @@ POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUS
 # (outside the VPC, no database). Per function
 # (lambda_functions.<name>.environment_variables, which Chalice merges over
 # the stage's: chalice/config.py, _chain_merge), never stage-wide.
-DB_USER_OF = {API_HANDLER: "app", **{h: "app" for h in WEBSOCKET_HANDLERS}, FORGET: "app", PURGE: "app",
+DB_USER_OF = {API_HANDLER: "app", **{h: "app" for h in WEBSOCKET_HANDLERS}, FORGET_CONNECTIONS: "app", PURGE: "app",
               MIGRATE: "master", PUSH: None}
 DB_ENV = ("DB_SECRET_ARN", "APP_DB_SECRET_ARN")
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from chalicelib.contract import MAX_WAIT_SECONDS
 
-from ..functions import API_HANDLER, FORGET, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS, function_name
+from ..functions import API_HANDLER, FORGET_CONNECTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS, function_name
 from .outputs import OutputError, dns_suffix
 from .roles import DB_ENV, database_environment, policy_file_name
 
@@ -119,7 +119,7 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
     # The default for every function without one of its own
     # (forget_connections, purge, any added later): in the VPC, no push, no
     # master secret.
-    stage["iam_policy_file"] = policy_file_name(stage_name, FORGET)
+    stage["iam_policy_file"] = policy_file_name(stage_name, FORGET_CONNECTIONS)
     stage["subnet_ids"] = list(out["subnet_ids"])
     stage["security_group_ids"] = [out["lambda_security_group_id"]]
     stage["lambda_memory_size"] = LAMBDA_MEMORY_MB
@@ -152,7 +152,7 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
     for handler in WEBSOCKET_HANDLERS:
         managed(handler, iam_policy_file=policy_file_name(stage_name, handler))
     managed(MIGRATE, iam_policy_file=policy_file_name(stage_name, MIGRATE))
-    managed(FORGET)
+    managed(FORGET_CONNECTIONS)
     managed(PURGE, lambda_timeout=PURGE_TIMEOUT_S)
     # Outside the VPC: empty lists are "not None" to _chain_lookup, so they
     # replace the stage's subnets and groups, and the appgraph then builds the
@@ -168,6 +168,7 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
         env.pop(name, None)
     websocket = websocket_url(out, websocket_api_id, stage["api_gateway_stage"]) if websocket_api_id else None
     env.update(environment(out, tls_ca, push_function=function_name(app_name, stage_name, PUSH),
-                           forget_function=function_name(app_name, stage_name, FORGET), websocket=websocket))
+                           forget_function=function_name(app_name, stage_name, FORGET_CONNECTIONS),
+                           websocket=websocket))
     stage["environment_variables"] = env
     return stage
