@@ -38,13 +38,13 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tls_ca: str = DEFAULT_TLS_CA,
-           check_ca: bool = True, websocket_api_id: Optional[str] = None) -> Dict[str, bool]:
+           websocket_api_id: Optional[str] = None) -> Dict[str, bool]:
     """{path: whether it changed} of the five files; OutputError, and
     nothing written, when the outputs or the project do not fit."""
     out = load_outputs(outputs_text)
     if out["stage"] != stage_name:
         raise OutputError(f"the Terraform stage is {out['stage']!r}, refusing to render it into stage {stage_name!r}")
-    if check_ca and not (project_dir / tls_ca).is_file():
+    if not (project_dir / tls_ca).is_file():
         raise OutputError(f"{tls_ca} is not in {project_dir}: the Lambda could not verify the database certificate")
     if websocket_api_id is not None and not API_ID_PATTERN.match(websocket_api_id):
         raise OutputError(f"--websocket-api-id {websocket_api_id!r} is not an API Gateway id")
