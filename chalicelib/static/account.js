@@ -52,9 +52,12 @@ export class Account {
     this.view.close();
   }
 
-  /** Unauthorized: this device was signed out, and the controller says so. Anything else is shown at `where`. */
+  /**
+   * Shown at `where`, unless the session has ended (a 401 ends it as it is answered: api.js).
+   * A 401 to a call made while leaving (signOutHere, deleteAccount) was held back: told now.
+   */
   failed(s, err, where, prefix = '') {
-    if (err.name === 'AbortError' || s !== this.session) return;
+    if (s !== this.session) return;
     if (err.code === 'Unauthorized') { this.controller.unauthorized(s, err); return; }
     this.view.status(where, `${prefix}${accountMessage(err)}`, true);
   }

@@ -41,8 +41,12 @@ function retryAfterMs(header) {
   return Number.isNaN(when) ? null : Math.max(0, when - Date.now());
 }
 
-/** POST a JSON body; the answer's JSON, or an ApiError carrying the envelope's Code. */
-async function call(path, params, { token, key, signal, safe }) {
+/**
+ * POST a JSON body; the answer's JSON, or an ApiError carrying the envelope's
+ * Code. A 401 Unauthorized is told to `onUnauthorized` (the session's, in its
+ * `auth`) before it is thrown: every caller then only stops.
+ */
+async function call(path, params, { token, key, signal, safe, onUnauthorized }) {
   const headers = { 'Content-Type': 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (key) headers['Idempotency-Key'] = key;
@@ -64,13 +68,15 @@ async function call(path, params, { token, key, signal, safe }) {
   }
   const envelope = body && typeof body.Code === 'string' ? body.Code : null;
   const message = body && typeof body.Message === 'string' ? body.Message : response.statusText;
-  throw new ApiError(response.status, envelope ?? `HTTP${response.status}`, message, {
+  const err = new ApiError(response.status, envelope ?? `HTTP${response.status}`, message, {
     retryAfterMs: retryAfterMs(response.headers.get('Retry-After')), body,
     rule: retryRule(response.status, envelope), safe,
   });
+  if (envelope === 'Unauthorized' && onUnauthorized) onUnauthorized(err);
+  throw err;
 }
 
-// `auth` is {token, signal}. Reads, and writes that set a state (block, update_group), are safe to
+// `auth` is {token, signal, onUnauthorized}. Reads, and writes that set a state (block, update_group), are safe to
 // repeat; so is a send, which always carries its idempotency key. register and create_group are not,
 // nor is anything that starts or ends a session.
 

@@ -263,8 +263,7 @@ export class Controller {
         remember(s, [found(user)]);
         id = user.user_id;
       } catch (err) {
-        if (err.name === 'AbortError' || s !== this.session) return false;
-        if (err.code === 'Unauthorized') { this.unauthorized(s, err); return false; }
+        if (s !== this.session) return false;   // signed out meanwhile (a 401 signs out: api.js)
         if (err.code === 'UserNotFound') return say(`Nobody has the handle @${handle}. Check its spelling.`);
         return say(describe(err));
       }
@@ -291,8 +290,7 @@ export class Controller {
       this.view.showNote(s, conv.id, `Group “${group.group_name}” created. Share its group id (above) to invite people.`);
       return true;
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return false; }
-      this.view.status('sidebar', describe(err), true);
+      if (s === this.session) this.view.status('sidebar', describe(err), true);
       return false;
     }
   }
@@ -308,8 +306,7 @@ export class Controller {
       this.view.showNote(s, conv.id, `You joined “${s.displayName(conv)}”.`);
       return true;
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return false; }
-      this.view.status('sidebar', describe(err), true);
+      if (s === this.session) this.view.status('sidebar', describe(err), true);
       return false;
     }
   }
@@ -333,8 +330,7 @@ export class Controller {
       this.view.render(s);
       this.view.showNote(s, conv.id, join ? 'You joined the group again.' : 'You left the group: you no longer receive its messages.');
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return; }
-      this.view.showError(s, conv.id, describe(err));
+      if (s === this.session) this.view.showError(s, conv.id, describe(err));
     }
   }
 
@@ -351,8 +347,7 @@ export class Controller {
         ? `You blocked ${s.displayName(conv)}: their direct messages no longer reach you.`
         : `You unblocked ${s.displayName(conv)}.`);
     } catch (err) {
-      if (err.code === 'Unauthorized') { this.unauthorized(s, err); return; }
-      this.view.showError(s, conv.id, describe(err));
+      if (s === this.session) this.view.showError(s, conv.id, describe(err));
     }
   }
 

@@ -59,7 +59,7 @@ async function deliver(s, record) {
       return;
     } catch (err) {
       if (!s.alive || err.name === 'AbortError') return;
-      if (err.code === 'Unauthorized') { s.unauthorized(err); return; }   // stays pending
+      if (err.code === 'Unauthorized') return;   // stays pending: this device is signed out (api.js), or signing out
       if (err.retryable) {
         const wait = err.retryAfterMs ?? backoff(attempt);
         attempt += 1;

@@ -58,8 +58,7 @@ async function ask(s) {
       let answer;
       try {
         answer = await users(s.auth, chunk);
-      } catch (err) {
-        if (err.code === 'Unauthorized') s.unauthorized(err);
+      } catch (_) {
         return;   // offline, or refused: asked again at the next message, start or hourly check
       }
       if (!s.alive) return;

@@ -3,7 +3,7 @@
 import { shortId } from './helpers.js';
 
 export class Session {
-  /** `saved` is what the store held; `onUnauthorized(session)` runs when the server refuses the token. */
+  /** `saved` is what the store held; `onUnauthorized(session, err)` runs when the server refuses the token (api.js). */
   constructor(profile, store, saved, view, onUnauthorized) {
     this.profile = profile;
     this.store = store;
@@ -37,17 +37,17 @@ export class Session {
 
   get alive() { return !this.abort.signal.aborted; }
 
-  /** What every call of this session carries. */
-  get auth() { return { token: this.profile.token, signal: this.abort.signal }; }
+  /** What every call of this session carries: a 401 on any of them signs this device out (api.js). */
+  get auth() {
+    const onUnauthorized = (err) => this.onUnauthorized(this, err);
+    return { token: this.profile.token, signal: this.abort.signal, onUnauthorized };
+  }
 
   stop() {
     this.abort.abort();
     if (this.ws) { try { this.ws.close(); } catch (_) { /* already closed */ } }
     this.store.close();
   }
-
-  /** The server refused the token (`err`: its answer): this device was signed out. */
-  unauthorized(err) { this.onUnauthorized(this, err); }
 
   /** Serializes changes to the cursor and the stores. */
   exclusive(fn) {

@@ -107,7 +107,7 @@ function halt(s, err, prefix) {
  */
 async function waitOut(s, err, attempt, prefix = '') {
   if (!s.alive || s.halted || (err && err.name === 'AbortError')) return false;
-  if (err.code === 'Unauthorized') { s.unauthorized(err); return false; }
+  if (err.code === 'Unauthorized') return false;   // this device is signed out (api.js), or signing out
   if (err instanceof ApiError && !err.retryable) { halt(s, err, prefix); return false; }
   const wait = err.retryAfterMs ?? backoff(attempt);
   s.view.setConnection(s, 'offline', `${prefix}${describe(err, wait)}`);
