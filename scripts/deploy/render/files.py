@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..functions import API_HANDLER, FORGET_CONNECTIONS, FUNCTIONS, MIGRATE, PUSH, function_name
+from ..functions import API_HANDLER, FORGET_CONNECTIONS, FUNCTIONS, MIGRATE, PUSH, function_name, log_group_name
 from .outputs import API_ID_PATTERN, OutputError, load_outputs
 from .policies import policy, push_policy, secrets_of
 from .roles import policy_file_name, policy_suffix
@@ -61,7 +61,7 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
     # "<app_name>-<stage>...". They must be the same.
     made = {API_HANDLER: out["lambda_log_group_name"], MIGRATE: out["migrate_log_group_name"],
             **out["function_log_group_names"]}
-    wanted = {f: f"/aws/lambda/{name}" for f, name in names.items()}
+    wanted = {f: log_group_name(app_name, stage_name, f) for f in FUNCTIONS}
     if made != wanted or out["push_function_name"] != names[PUSH]:
         raise OutputError(f"Terraform created the log groups {sorted(made.values())} and allows invoking "
                           f"{out['push_function_name']!r}, but the functions are {sorted(names.values())}: "
