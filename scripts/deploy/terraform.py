@@ -107,8 +107,9 @@ def apply(ctx: Context) -> None:
 def output(ctx: Context) -> str:
     """`terraform output -json`, checked to be of the region the deploy works in."""
     outputs = run(ctx, ["output", "-json"], timeout=OUTPUT_TIMEOUT, capture=True)
-    if outputs_region(outputs) != ctx.region:
-        raise DeployError(f"the stack is in {outputs_region(outputs)}, the AWS region is {ctx.region}")
+    region = outputs_region(outputs)
+    if region != ctx.region:
+        raise DeployError(f"the stack is in {region}, the AWS region is {ctx.region}")
     return outputs
 
 
