@@ -6,8 +6,7 @@
 
 import * as api from './api.js';
 import { describe } from './api.js';
-import { MIN_PASSWORD_CHARS } from './contract.js';
-import { HANDLE_RULE, asHandle, sleep } from './helpers.js';
+import { HANDLE_RULE, asHandle, passwordProblem, sleep } from './helpers.js';
 import { remember } from './people.js';
 
 const WATCH_EVERY_MS = 3000;   // while a code is shown: has a new device signed in with it?
@@ -198,8 +197,8 @@ export class Account {
       return say('A handle can be changed, not removed.');
     }
     if (password) {
-      if (!profile.handle && !params.handle) return say('A password needs a handle to sign in with: choose one too.');
-      if (Array.from(password).length < MIN_PASSWORD_CHARS) return say(`A password has at least ${MIN_PASSWORD_CHARS} characters.`);
+      const problem = passwordProblem(password, Boolean(profile.handle || params.handle));
+      if (problem) return say(problem);
       params.password = password;
     }
     if (!Object.keys(params).length) { this.view.status('account', 'Nothing changed.'); return true; }

@@ -4,8 +4,8 @@ import { Account, accountMessage } from './account.js';
 import { AccountView } from './accountview.js';
 import * as api from './api.js';
 import { describe } from './api.js';
-import { MAX_MESSAGE_CHARS, MIN_PASSWORD_CHARS } from './contract.js';
-import { HANDLE_RULE, UUID_RE, asHandle, codePoints, deviceName, wake } from './helpers.js';
+import { MAX_MESSAGE_CHARS } from './contract.js';
+import { HANDLE_RULE, UUID_RE, asHandle, codePoints, deviceName, passwordProblem, wake } from './helpers.js';
 import { queueSend, resumePending, retry } from './outbox.js';
 import { found, keepFresh, lookUp, remember } from './people.js';
 import { Session } from './session.js';
@@ -100,8 +100,8 @@ export class Controller {
       if (!params.handle) return say(HANDLE_RULE);
     }
     if (password) {
-      if (!params.handle) return say('A password needs a handle to sign in with: choose one too.');
-      if (Array.from(password).length < MIN_PASSWORD_CHARS) return say(`A password has at least ${MIN_PASSWORD_CHARS} characters.`);
+      const problem = passwordProblem(password, Boolean(params.handle));
+      if (problem) return say(problem);
       params.password = password;
     }
     this.view.status('register', 'Registering…');

@@ -1,6 +1,6 @@
 // Small things the other modules share: keys, counting, handles, device names, back-off and sleeping.
 
-import { MAX_DEVICE_NAME_CHARS, MAX_HANDLE_CHARS, MIN_HANDLE_CHARS } from './contract.js';
+import { MAX_DEVICE_NAME_CHARS, MAX_HANDLE_CHARS, MIN_HANDLE_CHARS, MIN_PASSWORD_CHARS } from './contract.js';
 
 const BACKOFF_CAP_MS = 30000;
 
@@ -30,6 +30,13 @@ export function asHandle(text) {
 }
 
 export const HANDLE_RULE = `A handle has ${MIN_HANDLE_CHARS} to ${MAX_HANDLE_CHARS} characters: a letter, then letters, digits or _.`;
+
+/** Why `password` cannot be set (registering or in Account), or null; `hasHandle`: one to sign in with, held or given. */
+export function passwordProblem(password, hasHandle) {
+  if (!hasHandle) return 'A password needs a handle to sign in with: choose one too.';
+  if (codePoints(password) < MIN_PASSWORD_CHARS) return `A password has at least ${MIN_PASSWORD_CHARS} characters.`;
+  return null;
+}
 
 /** The server's timestamps carry microseconds; not every browser parses more than milliseconds. */
 export function parseTime(iso) {
