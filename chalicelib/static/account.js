@@ -7,7 +7,7 @@
 import * as api from './api.js';
 import { describe } from './api.js';
 import { HANDLE_RULE, asHandle, passwordProblem, sleep } from './helpers.js';
-import { remember } from './people.js';
+import { found, remember } from './people.js';
 
 const WATCH_EVERY_MS = 3000;   // while a code is shown: has a new device signed in with it?
 
@@ -219,7 +219,7 @@ export class Account {
       const updated = this.controller.profileChanged(s, {
         user_name: answer.user_name, handle: answer.handle, has_password: hasPassword,
       });
-      remember(s, [{ user_id: s.me, user_name: answer.user_name, handle: answer.handle, deleted: false, fetched_at: Date.now() }]);
+      remember(s, [found(answer)]);
       const said = ['Saved.'];
       if (params.handle) said.push(`Others can now find you as @${answer.handle}.`);
       if (params.password) said.push('Other devices signed in were signed out: sign them in with the new password.');

@@ -273,7 +273,7 @@ export class Controller {
     if (nickname) conv.name = nickname;
     s.persist({ conversations: [conv] });
     this.select(s, conv.id);
-    lookUp(s, [id], { force: !s.people.has(id) || s.people.get(id).deleted });
+    lookUp(s, [id], { force: Boolean(s.people.get(id)?.deleted) });   // one not known yet is asked anyway
     return true;
   }
 

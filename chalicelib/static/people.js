@@ -27,7 +27,6 @@ function shown(s) {
  */
 export function lookUp(s, ids = shown(s), { force = false } = {}) {
   const now = Date.now();
-  s.asking = s.asking || new Set();
   const wanted = [...ids].filter((id) => {
     const known = s.people.get(id);
     return !s.asking.has(id) && (force || !known || !(now - known.fetched_at < FRESH_MS));
@@ -62,28 +61,23 @@ async function ask(s) {
         return;   // offline, or refused: asked again at the next message, start or hourly check
       }
       if (!s.alive) return;
-      const found = new Map(answer.users.map((u) => [u.user_id, u]));
-      const now = Date.now();
-      const people = chunk.map((id) => {
-        const u = found.get(id);
-        return u ? { user_id: id, user_name: u.user_name, handle: u.handle, deleted: false, fetched_at: now }
-          : { user_id: id, user_name: null, handle: null, deleted: true, fetched_at: now };
-      });
-      remember(s, people);
+      const answered = new Map(answer.users.map((u) => [u.user_id, u]));
+      remember(s, chunk.map((id) => (answered.has(id) ? found(answered.get(id))
+        : { user_id: id, user_name: null, handle: null, deleted: true, fetched_at: Date.now() })));
     }
   } finally {
     for (const id of ids) s.asking.delete(id);
   }
 }
 
-/** Keeps what the server said of these people (from /users or /find_user) and shows it. */
+/** Keeps what the server said of these people (from /users, /find_user or /update_account) and shows it. */
 export function remember(s, people) {
   for (const person of people) s.people.set(person.user_id, person);
   s.persist({ people });
   s.onPeople(people);
 }
 
-/** One person as /find_user answers. */
+/** One person as /users, /find_user or /update_account answers. */
 export const found = (user) => ({
   user_id: user.user_id, user_name: user.user_name, handle: user.handle, deleted: false, fetched_at: Date.now(),
 });
