@@ -3,11 +3,11 @@ order plan.plan_code_steps gives (migrations before new code serves), then
 where to find the stage."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from . import chalice_deploy, configure, migrate, package, proc, terraform, throttle, websocket
+from .functions import API_HANDLER
 from .plan import (
     CHALICE_CONFIG,
     CHALICE_DEPLOY,
@@ -66,7 +66,8 @@ def deploy(ctx: Context) -> None:
 
     proc.banner(5, total, "done")
     url = chalice_deploy.url(ctx)
-    ws = ((json.loads(CHALICE_CONFIG.read_text(encoding="utf-8")).get("stages") or {}).get(ctx.stage) or {}).get(
-        "environment_variables", {}).get("WEBSOCKET_URL")
+    # What the API handler hands out with each connect ticket, as Chalice merges it.
+    ws = migrate.function_environment(CHALICE_CONFIG.read_text(encoding="utf-8"), ctx.stage,
+                                      API_HANDLER).get("WEBSOCKET_URL")
     print(f"API: {url}\nWebSocket: {ws or 'none (push not offered)'}\n"
           f"Try: curl -s -X POST \"{url}register?user_name=shir\"")
