@@ -5,7 +5,7 @@
  */
 
 import { parseTime } from './helpers.js';
-import { $, el } from './view.js';
+import { $, el, onSubmit } from './view.js';
 
 const clock = (ms) => {
   const total = Math.max(0, Math.ceil(ms / 1000));
@@ -40,25 +40,13 @@ export class AccountView {
     });
     $('show-link-code').addEventListener('click', () => on.showLinkCode());
     $('sign-out-everywhere').addEventListener('click', () => on.signOutEverywhere());
-    $('account-form').addEventListener('submit', async (event) => {
-      event.preventDefault();
-      const button = event.submitter || $('account-form').querySelector('button[type="submit"]');
-      button.disabled = true;
-      try {
-        await on.save({
-          name: $('account-name').value.trim(), handle: $('account-handle').value.trim(),
-          password: $('account-password').value, current: $('account-current').value,
-        });
-      } finally { button.disabled = false; }
-    });
+    onSubmit('account-form', () => on.save({
+      name: $('account-name').value.trim(), handle: $('account-handle').value.trim(),
+      password: $('account-password').value, current: $('account-current').value,
+    }));
     $('delete-account').addEventListener('click', () => on.askDelete());
     $('delete-keep').addEventListener('click', () => this.hideDelete());
-    $('delete-form').addEventListener('submit', async (event) => {
-      event.preventDefault();
-      const button = event.submitter || $('delete-form').querySelector('button[type="submit"]');
-      button.disabled = true;
-      try { await on.deleteAccount($('delete-password').value); } finally { button.disabled = false; }
-    });
+    onSubmit('delete-form', () => on.deleteAccount($('delete-password').value));
   }
 
   // ---------------------------------------------------------------- the dialog

@@ -25,6 +25,16 @@ export function el(tag, props, ...children) {
   return node;
 }
 
+/** A form's submit runs `handler`, its submit button off until the handler settles (no second click meanwhile). */
+export function onSubmit(id, handler) {
+  $(id).addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const button = event.submitter || $(id).querySelector('button[type="submit"]');
+    button.disabled = true;
+    try { await handler(); } finally { button.disabled = false; }
+  });
+}
+
 const STATE_LABELS = { pending: 'Sending…', sent: 'Sent', failed: 'Not sent' };
 
 /** Acknowledged ones by the server's time; pending ones after them, in the order written. */
@@ -68,15 +78,10 @@ export class View {
     this.on = on;
     // The three ways in. The handler gets {field: value, device_name} (passwords as typed, the rest trimmed);
     // its button is off while the call is out, and the fields are cleared when it answers true.
-    const signinForm = (id, fields, handler) => $(id).addEventListener('submit', async (event) => {
-      event.preventDefault();
-      const button = event.submitter || $(id).querySelector('button[type="submit"]');
-      button.disabled = true;
-      try {
-        const values = Object.fromEntries(fields.map(([key, field]) => [key, key === 'password' ? $(field).value : $(field).value.trim()]));
-        values.device_name = $('device-name').value.trim();
-        if (await handler(values)) for (const [, field] of fields) $(field).value = '';
-      } finally { button.disabled = false; }
+    const signinForm = (id, fields, handler) => onSubmit(id, async () => {
+      const values = Object.fromEntries(fields.map(([key, field]) => [key, key === 'password' ? $(field).value : $(field).value.trim()]));
+      values.device_name = $('device-name').value.trim();
+      if (await handler(values)) for (const [, field] of fields) $(field).value = '';
     });
     signinForm('register-form', [['name', 'register-name'], ['handle', 'register-handle'], ['password', 'register-password']],
       on.register);
