@@ -12,7 +12,7 @@ const GATEWAY_STATUSES = new Set([502, 503, 504]);
  * own 502/503/504 without the envelope, leaves the outcome unknown:
  * 'if_idempotent'. Anything else unknown: 'never'.
  */
-export function retryRule(status, envelopeCode) {
+function retryRule(status, envelopeCode) {
   if (envelopeCode !== null && Object.hasOwn(CODES, envelopeCode)) return CODES[envelopeCode].retry;
   if (status === 0 || (envelopeCode === null && GATEWAY_STATUSES.has(status))) return 'if_idempotent';
   return 'never';

@@ -23,7 +23,7 @@ const SAFETY_READ_MS = 60 * 1000;      // a lost last frame has no later gap to 
  * the ones already held. Answers true when an item beyond a gap was left
  * over, so the caller reads with the cursor.
  */
-export function applyItems(s, items) {
+function applyItems(s, items) {
   return s.exclusive(async () => {
     if (!s.alive) return false;
     let cursor = s.cursor;
