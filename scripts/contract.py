@@ -93,25 +93,28 @@ TARGETS: Dict[str, Callable[[str], str]] = {
 }
 
 
-def stale(root: Path = PROJECT_ROOT) -> List[str]:
-    """The targets whose text differs from what the contract makes of them."""
-    out = []
+def changes(root: Path = PROJECT_ROOT) -> Dict[str, str]:
+    """{target: the text the contract makes of it} of each target whose text differs."""
+    out = {}
     for name, make in TARGETS.items():
         path = root / name
         current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if make(current) != current:
-            out.append(name)
+        text = make(current)
+        if text != current:
+            out[name] = text
     return out
 
 
+def stale(root: Path = PROJECT_ROOT) -> List[str]:
+    """The targets whose text differs from what the contract makes of them."""
+    return list(changes(root))
+
+
 def write(root: Path = PROJECT_ROOT) -> List[str]:
-    written = []
-    for name in stale(root):
-        path = root / name
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        path.write_text(TARGETS[name](current), encoding="utf-8")
-        written.append(name)
-    return written
+    written = changes(root)
+    for name, text in written.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return list(written)
 
 
 def main(argv: List[str] | None = None) -> int:
