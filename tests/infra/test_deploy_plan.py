@@ -52,8 +52,8 @@ def test_function_names_follow_chalice():
 
 
 def test_the_migrate_function_is_the_one_app_py_declares():
-    # app.py registers it under chalicelib/functions.py's name, which comes
-    # from the same chalicelib/functions.json as the deploy's.
+    # app.py registers it under chalicelib/functions.py's name, the very
+    # constant the deploy uses (scripts/deploy/functions.py imports it).
     from chalicelib import functions as registered
 
     assert "@app.lambda_function(name=functions.MIGRATE)" in (ROOT / "app.py").read_text()
