@@ -109,8 +109,7 @@ def test_the_readmes_command_line_walkthrough_prints_what_the_readme_says(fresh_
     try:
         first.wait_for("watching as dan")
         second = Terminal(other, env, tmp_path, "second")
-        second.wait_for("Ctrl-D or /quit ends")  # the chat at the end: a person reads, then types /quit
-        time.sleep(1)
+        second.wait_for("Ctrl-D or /quit ends")  # the chat at the end; /quit waits in the pipe until it reads
         second.type("/quit\n")
         assert second.finish() == 0 and second.errors() == "", (second.printed(), second.errors())
         check_printed(second.printed(), expected_lines(other), "the second terminal")
