@@ -138,9 +138,6 @@ class SignedIn:
         return cls(body["user_id"], body["user_name"], body["token"], body.get("handle"), body.get("session_id"))
 
 
-Registered = SignedIn  # the name register() answered before /login and /link answered the same
-
-
 @dataclass(frozen=True)
 class User:
     """Who a user is, as /users, /find_user and /update_account answer."""
