@@ -454,31 +454,24 @@ def test_forgetting_a_profile_asks_first_and_only_the_confirmation_deletes_it(pe
     alice.start_direct(alice.user_id, "Notes to self")
     alice.send("a note to myself")
     page = alice.page
-    database = f"messaging-{alice.user_id}"
-
-    def stored():
-        databases = page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
-        profiles = json.loads(page.evaluate("localStorage.getItem('messaging.profiles.v1')") or "[]")
-        return database in databases, [p["user_id"] for p in profiles]
-
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="Forget Alice", exact=True).click()
     expect(page.get_by_role("button", name="Yes, forget Alice")).to_be_visible()
     expect(page.get_by_role("button", name="Keep Alice")).to_be_focused()
     alice.screenshot(tmp_path, "forget-asks-alice")
-    assert stored() == (True, [alice.user_id])
+    assert alice.stored() == (True, [alice.user_id])
     # Leaving the question unanswered deletes nothing either.
     page.reload()
     expect(page.get_by_role("button", name="Continue as Alice")).to_be_visible()
     page.get_by_role("button", name="Forget Alice", exact=True).click()
     page.get_by_role("button", name="Keep Alice").click()
     expect(page.get_by_role("button", name="Forget Alice", exact=True)).to_be_focused()
-    assert stored() == (True, [alice.user_id])
+    assert alice.stored() == (True, [alice.user_id])
 
     page.get_by_role("button", name="Forget Alice", exact=True).click()
     page.get_by_role("button", name="Yes, forget Alice").click()
     expect(page.locator("#saved-profiles")).to_be_hidden()
-    assert stored() == (False, [])
+    assert alice.stored() == (False, [])
 
 
 def test_another_site_cannot_frame_the_client(browser, server, tmp_path):
@@ -506,11 +499,6 @@ def test_another_site_cannot_frame_the_client(browser, server, tmp_path):
         site.shutdown()
 
 
-def _stored_profile(person: Person) -> dict:
-    profiles = json.loads(person.page.evaluate("localStorage.getItem('messaging.profiles.v1')") or "[]")
-    return next(p for p in profiles if p["user_id"] == person.user_id)
-
-
 def test_a_handle_and_password_sign_the_account_in_on_a_second_browser_which_sends_as_the_same_person(
         people, tmp_path):
     handle = _handle("Alice")
@@ -535,7 +523,7 @@ def test_a_handle_and_password_sign_the_account_in_on_a_second_browser_which_sen
     phone.sign_in(handle.upper(), PASSWORD).live()
     assert phone.user_id == laptop.user_id
     expect(phone.page.locator("#me-handle")).to_have_text(f"@{handle}")
-    assert _stored_profile(phone)["token"] != _stored_profile(laptop)["token"]  # a session of its own
+    assert phone.token() != laptop.token()  # a session of its own
     phone.start_direct(bob.user_id, "Bob")
     phone.send("from the phone")
     bob.open(f"d:{laptop.user_id}")
@@ -593,7 +581,7 @@ def test_a_link_code_signs_a_device_in_and_a_device_signed_out_from_the_list_ret
     expect(tablet.page.locator("#app")).to_be_hidden()
     expect(tablet.page.locator("#signin-status")).to_contain_text(
         "This device is no longer signed in as \u201cAlice\u201d (Unauthorized")
-    assert _stored_profile(tablet)["token"] is None
+    assert tablet.token() is None
     tablet.screenshot(tmp_path, "signed-out-tablet")
     # Continuing with it asks for the password.
     tablet.page.get_by_role("button", name="Continue as Alice").click()
@@ -717,13 +705,6 @@ def test_deleting_the_account_asks_first_and_then_others_see_a_deleted_account(p
     bob.open(f"d:{alice.user_id}")
     expect(bob.page.locator("#chat-title")).to_have_text("Alice")
     page = alice.page
-    database = f"messaging-{alice.user_id}"
-
-    def stored():
-        databases = page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
-        profiles = json.loads(page.evaluate("localStorage.getItem('messaging.profiles.v1')") or "[]")
-        return database in databases, [p["user_id"] for p in profiles]
-
     dialog = alice.account()
     dialog.get_by_role("button", name="Delete account").click()
     expect(dialog.locator("#delete-question")).to_contain_text("Delete \u201cAlice\u201d for good?")
@@ -735,20 +716,20 @@ def test_deleting_the_account_asks_first_and_then_others_see_a_deleted_account(p
     dialog.get_by_role("button", name="Close").click()
     alice.send("still here")  # nothing was deleted
     expect(bob.texts()).to_have_text(["goodbye soon", "still here"])
-    assert stored() == (True, [alice.user_id])
+    assert alice.stored() == (True, [alice.user_id])
 
     dialog = alice.account()
     dialog.get_by_role("button", name="Delete account").click()
     dialog.locator("#delete-password").fill("not the password")
     dialog.get_by_role("button", name="Delete for good").click()
     expect(dialog.locator("#delete-status")).to_have_text("The password is wrong: nothing was deleted.")
-    assert stored() == (True, [alice.user_id])
+    assert alice.stored() == (True, [alice.user_id])
     dialog.locator("#delete-password").fill(PASSWORD)
     dialog.get_by_role("button", name="Delete for good").click()
     expect(page.locator("#signin-status")).to_have_text(
         "The account \u201cAlice\u201d was deleted, and its history in this browser too.")
     expect(page.locator("#saved-profiles")).to_be_hidden()
-    assert stored() == (False, [])
+    assert alice.stored() == (False, [])
     # Her handle signs nobody in any more.
     page.locator("#login-handle").fill(a_handle)
     page.locator("#login-password").fill(PASSWORD)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -143,9 +143,22 @@ class Person:
         expect(dialog).to_be_visible()
         return dialog
 
-    def token(self) -> str:
-        profiles = json.loads(self.page.evaluate("localStorage.getItem('messaging.profiles.v1')"))
-        return next(p["token"] for p in profiles if p["user_id"] == self.user_id)
+    def profiles(self) -> List[dict]:
+        """The profiles this browser keeps (localStorage)."""
+        return json.loads(self.page.evaluate("localStorage.getItem('messaging.profiles.v1')") or "[]")
+
+    def profile(self) -> dict:
+        """This account's profile in this browser."""
+        return next(p for p in self.profiles() if p["user_id"] == self.user_id)
+
+    def token(self) -> Optional[str]:
+        """None once this device was signed out."""
+        return self.profile()["token"]
+
+    def stored(self) -> Tuple[bool, List[str]]:
+        """What this browser keeps: whether this account's history (IndexedDB) is there, and whose profiles."""
+        databases = self.page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
+        return f"messaging-{self.user_id}" in databases, [p["user_id"] for p in self.profiles()]
 
     def screenshot(self, tmp_path: Path, name: str) -> Path:
         path = tmp_path / f"{name}.png"
