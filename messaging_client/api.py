@@ -53,14 +53,12 @@ GATEWAY_STATUSES = (502, 503, 504)
 
 
 def retry_class(status: int, code: Optional[str]) -> str:
-    """The contract's retry class of a failed call: `code` is the envelope's
-    Code, None for an answer without the envelope; `status` 0 is no answer."""
+    """The contract's retry class of a failed answer: `code` is the envelope's
+    Code, None for an answer without the envelope (no answer at all is Offline's)."""
     if code is not None:
         entry = contract.CODES.get(code)
         return entry[1] if entry else NEVER  # a Code this client does not know
-    if status == 0 or status in GATEWAY_STATUSES:
-        return IF_IDEMPOTENT
-    return NEVER
+    return IF_IDEMPOTENT if status in GATEWAY_STATUSES else NEVER
 
 
 class ApiError(Exception):
