@@ -297,10 +297,7 @@ class Client:
 
     def read_messages(self, user_id: str, *, after: Optional[int] = None, min_timestamp: Optional[str] = None,
                       limit: Optional[int] = None, wait: Optional[int] = None) -> Page:
-        params: Dict[str, Any] = {"user_id": user_id}
-        for name, value in (("after", after), ("min_timestamp", min_timestamp), ("limit", limit), ("wait", wait)):
-            if value is not None:
-                params[name] = value
+        params = _given(user_id=user_id, after=after, min_timestamp=min_timestamp, limit=limit, wait=wait)
         # A long-poll may take `wait` seconds before it answers.
         r = self._post_response("/read_messages", params, read_timeout=(self._timeout.read or 0) + (wait or 0))
         body = r.json()
