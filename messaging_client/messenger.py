@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import contract
 from .api import ApiError, Client, CursorAhead, Unauthorized, User, backoff
-from .store import Name, Store
+from .store import NAMES_MAX_AGE_SECONDS, Name, Store
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +92,19 @@ class Messenger:
         When /users cannot answer now, what the store has: a user may then
         be missing, to be shown by id. A signed-out token (Unauthorized) is raised."""
         wanted = [u for u in dict.fromkeys(user_ids) if u]
-        stale = self.store.stale_names(wanted)
-        if stale:
-            try:
-                found = self.client.users(stale, retries=retries)
-            except Unauthorized:
-                raise
-            except ApiError as error:  # names are for showing: the ids will do until the next time
-                log.info("names not refreshed (%s: %s)", error.code, error.message)
-            else:
-                self.store.remember_names(stale, found)
+        known = self.store.names(wanted)
+        oldest = time.time() - NAMES_MAX_AGE_SECONDS
+        stale = [u for u in wanted if u not in known or known[u].fetched_at < oldest]
+        if not stale:
+            return known
+        try:
+            found = self.client.users(stale, retries=retries)
+        except Unauthorized:
+            raise
+        except ApiError as error:  # names are for showing: the ids will do until the next time
+            log.info("names not refreshed (%s: %s)", error.code, error.message)
+            return known
+        self.store.remember_names(stale, found)
         return self.store.names(wanted)
 
     def find(self, handle: str) -> User:

@@ -236,14 +236,6 @@ class Store:
                 known[row[0]] = Name(*row)
         return known
 
-    def stale_names(self, user_ids: Iterable[str], *, max_age: float = NAMES_MAX_AGE_SECONDS,
-                    now: Optional[float] = None) -> List[str]:
-        """Those of these users whose name is unknown or older than `max_age` seconds."""
-        wanted = list(dict.fromkeys(user_ids))
-        known = self.names(wanted)
-        oldest = (time.time() if now is None else now) - max_age
-        return [u for u in wanted if u not in known or known[u].fetched_at < oldest]
-
     def remember_names(self, asked: Iterable[str], found: Iterable[User], *, now: Optional[float] = None) -> None:
         """/users' answer for `asked`: the users `found`, and the others as deleted accounts."""
         at = time.time() if now is None else now
