@@ -28,7 +28,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List
 
 from . import contract
 from .api import ApiError, Client, CursorAhead, Unauthorized, User, backoff
@@ -86,11 +86,12 @@ class Messenger:
 
     # ------------------------------------------------------------------ people
 
-    def names(self, user_ids: Iterable[str], *, retries: Optional[int] = 1) -> Dict[str, Name]:
+    def names(self, user_ids: Iterable[str]) -> Dict[str, Name]:
         """Who these users are, from the store; those it does not know, or
-        knew a day ago or more, are asked of /users first (one call per 100).
-        When /users cannot answer now, what the store has: a user may then
-        be missing, to be shown by id. A signed-out token (Unauthorized) is raised."""
+        knew a day ago or more, are asked of /users first (one call per 100,
+        retried once). When /users cannot answer now, what the store has: a
+        user may then be missing, to be shown by id. A signed-out token
+        (Unauthorized) is raised."""
         wanted = [u for u in dict.fromkeys(user_ids) if u]
         known = self.store.names(wanted)
         oldest = time.time() - NAMES_MAX_AGE_SECONDS
@@ -98,7 +99,7 @@ class Messenger:
         if not stale:
             return known
         try:
-            found = self.client.users(stale, retries=retries)
+            found = self.client.users(stale, retries=1)
         except Unauthorized:
             raise
         except ApiError as error:  # names are for showing: the ids will do until the next time
