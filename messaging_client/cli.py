@@ -169,9 +169,6 @@ class Session:
         group = f"group:{target}"
         return group if self.store.has_conversation(group) else f"direct:{self.user(target)}"
 
-    def names(self, user_ids: List[str]) -> Dict[str, Name]:
-        return self.messenger.names(user_ids)
-
 
 def _is_id(text: str) -> bool:
     try:
@@ -438,7 +435,7 @@ def _command(args: argparse.Namespace, s: Session) -> int:
         conversations = s.store.conversations()
         if not conversations:
             print("no conversations yet")
-        names = s.names([c.target for c in conversations if c.kind == "direct"])
+        names = s.messenger.names([c.target for c in conversations if c.kind == "direct"])
         for c in conversations:
             label = f"group {c.target}" if c.kind == "group" else _label(c.target, names)
             last = f"  last: {c.last_text[:40]}" if c.last_text else ""
@@ -447,7 +444,7 @@ def _command(args: argparse.Namespace, s: Session) -> int:
         s.messenger.catch_up()
         conversation = s.conversation(args.id)
         items = s.store.history(conversation, args.limit)
-        names = s.names([i["sender_id"] for i in items if i["sender_id"] != me])
+        names = s.messenger.names([i["sender_id"] for i in items if i["sender_id"] != me])
         for item in items:
             print(_line(item, me, names))
         s.store.mark_read(conversation)
@@ -544,7 +541,7 @@ def _watch(s: Session, conversation: Optional[str]) -> None:
 
     def show(item: Dict[str, Any]) -> None:
         if conversation is None or conversation_of(item, me) == conversation:
-            names = s.names([item["sender_id"]]) if item["sender_id"] != me else {}
+            names = s.messenger.names([item["sender_id"]]) if item["sender_id"] != me else {}
             print(_line(item, me, names), flush=True)
             if conversation is not None:
                 s.store.mark_read(conversation)
@@ -558,7 +555,7 @@ def _chat(s: Session, conversation: str) -> None:
     s.store.open_conversation(kind, target)
     s.messenger.catch_up()
     items = s.store.history(conversation, 20)
-    names = s.names([i["sender_id"] for i in items if i["sender_id"] != me])
+    names = s.messenger.names([i["sender_id"] for i in items if i["sender_id"] != me])
     for item in items:
         print(_line(item, me, names))
     s.store.mark_read(conversation)
