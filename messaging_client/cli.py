@@ -220,11 +220,16 @@ def _sign_in_again(profile: str, handle: Optional[str]) -> str:
             f"{_command_line(profile, 'link', 'CODE')} with a code from `link-code` on a signed-in device")
 
 
-def _session(args: argparse.Namespace) -> Session:
+def _profile(args: argparse.Namespace) -> profiles.Profile:
     profile = profiles.load(args.profile)
     if profile is None:
         raise Fail(f"no profile {args.profile!r} yet: run `{PROG} register NAME` first (or `login HANDLE`, or"
                    f" `link CODE`, for an account you have)", 2)
+    return profile
+
+
+def _session(args: argparse.Namespace) -> Session:
+    profile = _profile(args)
     if profile.token is None:
         raise Fail(f"profile {args.profile} is signed out: {_sign_in_again(args.profile, profile.handle)}")
     return Session(profile, args.api)
@@ -285,12 +290,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("register", "login", "link"):
         return _sign_in(args)
     if args.command == "whoami":  # the profile's own, signed in or not: no call
-        profile = profiles.load(args.profile)
-        if profile is None:
-            _session(args)  # says there is none
-        else:
-            print(f"{profile.user_name} {profile.user_id}" + (f" @{profile.handle}" if profile.handle else ""))
-            return 0
+        profile = _profile(args)
+        print(f"{profile.user_name} {profile.user_id}" + (f" @{profile.handle}" if profile.handle else ""))
+        return 0
     session = _session(args)
     try:
         return _command(args, session)
