@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from . import contract, profiles
 from .api import DEFAULT_API, ApiError, Client, Offline, Unauthorized
@@ -55,6 +55,7 @@ from .store import Name, Store, StoreOfAnotherUser, conversation_of
 SEND_PATIENCE_SECONDS = 15  # how long one `send` keeps retrying before it leaves the message queued
 PROG = "python -m messaging_client"
 _HANDLE = re.compile(r"@?[A-Za-z][A-Za-z0-9_]*")
+T = TypeVar("T")
 
 
 class Fail(Exception):
@@ -386,9 +387,17 @@ def _new_password(args: argparse.Namespace, *, optional: bool = False) -> Option
     return password
 
 
-def _needs(error: ApiError, parameter: str) -> bool:
-    """Refused for want of a parameter not given (the message names it first)."""
-    return error.code == "BadRequest" and error.message.startswith(f"{parameter}:")
+def _asking_if_needed(args: argparse.Namespace, parameter: str, given: Optional[str],
+                      call: Callable[[Optional[str]], T]) -> T:
+    """`call` with the password `given` on stdin, or none; refused for want of
+    it (a BadRequest whose message names `parameter` first) when none was
+    given on stdin, it is asked for and `call` made again."""
+    try:
+        return call(given)
+    except ApiError as error:
+        if args.password_stdin or error.code != "BadRequest" or not error.message.startswith(f"{parameter}:"):
+            raise
+    return call(_password(args, "Password: " if parameter == "password" else "Current password: "))
 
 
 # --------------------------------------------------------------------------- the other commands
@@ -489,22 +498,14 @@ def _account(args: argparse.Namespace, s: Session) -> None:
         print(f"your name is now {user.user_name}")
     elif args.account_command == "handle":
         current = _password(args, "") if args.password_stdin else None
-        try:
-            user = client.update_account(handle=args.handle, current_password=current)
-        except ApiError as error:
-            if current is not None or not _needs(error, "current_password"):
-                raise
-            user = client.update_account(handle=args.handle, current_password=_password(args, "Current password: "))
+        user = _asking_if_needed(args, "current_password", current,
+                                 lambda password: client.update_account(handle=args.handle, current_password=password))
         print(f"your handle is now @{user.handle}")
     elif args.account_command == "password":
         current = (_password(args, "") or None) if args.password_stdin else None
         new = _new_password(args)
-        try:
-            user = client.update_account(password=new, current_password=current)
-        except ApiError as error:
-            if args.password_stdin or not _needs(error, "current_password"):
-                raise
-            user = client.update_account(password=new, current_password=_password(args, "Current password: "))
+        user = _asking_if_needed(args, "current_password", current,
+                                 lambda password: client.update_account(password=new, current_password=password))
         print("password changed; your other devices were signed out")
     else:
         _delete(args, s)
@@ -520,13 +521,7 @@ def _delete(args: argparse.Namespace, s: Session) -> None:
             raise Fail("deleting an account cannot be undone: confirm with --yes")
         if input(f"delete {name}'s account for good? type its name to confirm: ").strip() != name:
             raise Fail("not deleted")
-    password = _password(args, "") if args.password_stdin else None
-    try:
-        s.client.delete_account(password)
-    except ApiError as error:
-        if password is not None or not _needs(error, "password"):
-            raise
-        s.client.delete_account(_password(args, "Password: "))
+    _asking_if_needed(args, "password", _password(args, "") if args.password_stdin else None, s.client.delete_account)
     s.close()
     profiles.remove(s.profile.name)
     print(f"deleted {name}'s account; profile {s.profile.name} and its local store are removed")
