@@ -453,12 +453,7 @@ def _command(args: argparse.Namespace, s: Session) -> int:
             print(f"{label}  {c.unread} unread{last}")
     elif args.command == "history":
         s.messenger.catch_up()
-        conversation = s.conversation(args.id)
-        items = s.store.history(conversation, args.limit)
-        names = s.messenger.names([i["sender_id"] for i in items if i["sender_id"] != me])
-        for item in items:
-            print(_line(item, me, names))
-        s.store.mark_read(conversation)
+        _history(s, s.conversation(args.id), args.limit)
     elif args.command == "watch":
         _watch(s, None)
     elif args.command == "chat":
@@ -530,6 +525,16 @@ def _delete(args: argparse.Namespace, s: Session) -> None:
 # --------------------------------------------------------------------------- live
 
 
+def _history(s: Session, conversation: str, limit: int) -> None:
+    """Print the conversation's last `limit` messages, with their senders' names, and mark it read."""
+    me = s.profile.user_id
+    items = s.store.history(conversation, limit)
+    names = s.messenger.names([i["sender_id"] for i in items if i["sender_id"] != me])
+    for item in items:
+        print(_line(item, me, names))
+    s.store.mark_read(conversation)
+
+
 def _watch(s: Session, conversation: Optional[str]) -> None:
     """Print what arrives (in `conversation`, or everything) until Ctrl-C."""
     me = s.profile.user_id
@@ -548,14 +553,9 @@ def _watch(s: Session, conversation: Optional[str]) -> None:
 
 def _chat(s: Session, conversation: str) -> None:
     kind, _, target = conversation.partition(":")
-    me = s.profile.user_id
     s.store.open_conversation(kind, target)
     s.messenger.catch_up()
-    items = s.store.history(conversation, 20)
-    names = s.messenger.names([i["sender_id"] for i in items if i["sender_id"] != me])
-    for item in items:
-        print(_line(item, me, names))
-    s.store.mark_read(conversation)
+    _history(s, conversation, 20)
 
     def listen() -> None:
         try:
