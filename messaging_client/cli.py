@@ -564,7 +564,7 @@ def _chat(s: Session, conversation: str) -> None:
             print(f"error: {_signed_out(s.profile.name, s.profile.handle, error)}; no longer receiving",
                   file=sys.stderr, flush=True)
         except ApiError as error:  # a refusal the sync loop does not retry: one line, not a traceback
-            print(f"error: {error.message} ({error.code}); no longer receiving", file=sys.stderr, flush=True)
+            print(f"error: {_refused(error)}; no longer receiving", file=sys.stderr, flush=True)
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
