@@ -73,7 +73,6 @@ class StoreOfAnotherUser(Exception):
     """The store file holds another user's messages."""
 
 
-
 def conversation_of(item: Dict[str, Any], me: str) -> str:
     """A received item's conversation: its group's, else its sender's (an inbox
     only holds direct messages sent to this user, so one from `me` is a note to self)."""
