@@ -18,14 +18,14 @@ import json
 import re
 import secrets
 import urllib.request
-from typing import Iterator, List
+from typing import Callable, Iterator, List, Optional
 
 import pytest
 
 from tests.support.devserver import DevServer
 
 try:
-    from playwright.sync_api import Browser, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
     from tests.support.browser import CHROMIUM, DESKTOP, UUID, Person, launch
 except ImportError:  # a clear failure below, never a silent skip
@@ -40,6 +40,38 @@ NEW_PASSWORD = "staple and a new horse"
 def _handle(name: str) -> str:
     """Handles are unique on the module's server: each test gets fresh ones."""
     return f"{name.lower()}_{secrets.token_hex(4)}"
+
+
+def _answer(route, status: int, code: str, message: str, **headers: str) -> None:
+    """Answers the intercepted request with the API's error envelope."""
+    route.fulfill(status=status, headers=headers, content_type="application/json",
+                  body=json.dumps({"Code": code, "Message": message}))
+
+
+def _unavailable(route: Route) -> None:
+    """A 503, retried after its Retry-After (1 s)."""
+    _answer(route, 503, "ServiceUnavailable", "the database cannot be reached", **{"Retry-After": "1"})
+
+
+def _broken(route: Route) -> None:
+    """A 500, which the contract never retries."""
+    _answer(route, 500, "InternalServerError", "internal error, request id test-500")
+
+
+def _intercept(page: Page, path: str, *first: Callable[[Route], None]) -> List[Optional[str]]:
+    """The n-th request the page makes to /`path` is handled by first[n], the ones after reach the
+    server. Answers the list it fills, one entry per request: its Idempotency-Key (None on a read)."""
+    keys: List[Optional[str]] = []
+
+    def handle(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) <= len(first):
+            first[len(keys) - 1](route)
+        else:
+            route.continue_()
+
+    page.route(f"**/{path}", handle)
+    return keys
 
 
 @pytest.fixture(scope="module")
@@ -196,17 +228,12 @@ def test_a_blocked_sender_is_told_near_the_composer_and_can_retry_after_an_unblo
 def test_a_send_whose_answer_is_lost_is_retried_with_its_key_and_delivered_once(people, server):
     alice, bob = people("Alice").live(), people("Bob").live()
     alice.start_direct(bob.user_id, "Bob")
-    keys: List[str] = []
 
     def lose_the_answer(route):
-        keys.append(route.request.headers.get("idempotency-key"))
-        if len(keys) == 1:
-            route.fetch()          # the server stores and delivers it...
-            route.abort("failed")  # ...and the browser sees a network error
-        else:
-            route.continue_()
+        route.fetch()          # the server stores and delivers it...
+        route.abort("failed")  # ...and the browser sees a network error
 
-    alice.page.route("**/send", lose_the_answer)
+    keys = _intercept(alice.page, "send", lose_the_answer)
     alice.page.locator("#composer-text").fill("exactly once")
     alice.page.locator("#composer-text").press("Enter")
     expect(alice.mine().last).to_have_attribute("data-state", "sent")
@@ -314,22 +341,13 @@ def test_offline_and_rate_limited_sends_are_kept_told_and_retried_and_a_refused_
     expect(alice.mine().last).to_have_attribute("data-state", "sent")
     expect(status).to_have_text("")
 
-    answers: List[int] = []
-
-    def limited_once(route):
-        answers.append(429 if not answers else 201)
-        if answers[-1] == 429:
-            route.fulfill(status=429, headers={"Retry-After": "1"}, content_type="application/json",
-                          body='{"Code":"RateLimited","Message":"too many sends"}')
-        else:
-            route.continue_()
-
-    alice.page.route("**/send", limited_once)
+    keys = _intercept(alice.page, "send", lambda route: _answer(route, 429, "RateLimited", "too many sends",
+                                                                **{"Retry-After": "1"}))
     box.fill("after the limit")
     box.press("Enter")
     expect(status).to_contain_text("Too many requests: the server asks to wait 1 s")
     expect(alice.mine().last).to_have_attribute("data-state", "sent")
-    assert answers == [429, 201]
+    assert len(keys) == 2 and keys[0] == keys[1], keys  # answered 429, then sent again under its key
     bob.open(f"d:{alice.user_id}")
     expect(bob.texts()).to_have_text(["written offline", "after the limit"])
 
@@ -344,26 +362,11 @@ def test_offline_and_rate_limited_sends_are_kept_told_and_retried_and_a_refused_
     expect(alice.page.get_by_role("button", name="Continue as Alice")).to_be_visible()
 
 
-def _answer(route, status: int, code: str, message: str, **headers: str) -> None:
-    """Answers the intercepted request with the API's error envelope."""
-    route.fulfill(status=status, headers=headers, content_type="application/json",
-                  body=json.dumps({"Code": code, "Message": message}))
-
-
 def test_a_send_answered_500_is_marked_failed_not_retried_and_its_retry_button_sends_it_under_its_key(people):
     alice, bob = people("Alice").live(), people("Bob").live()
     alice.start_direct(bob.user_id, "Bob")
     box, status = alice.page.locator("#composer-text"), alice.page.locator("#composer-status")
-    keys: List[str] = []
-
-    def broken_once(route):
-        keys.append(route.request.headers.get("idempotency-key"))
-        if len(keys) == 1:
-            _answer(route, 500, "InternalServerError", "internal error, request id test-500")
-        else:
-            route.continue_()
-
-    alice.page.route("**/send", broken_once)
+    keys = _intercept(alice.page, "send", _broken)
     box.fill("hits a bug")
     box.press("Enter")
     failed = alice.page.locator("#messages .msg.mine", has_text="hits a bug")
@@ -389,18 +392,11 @@ def test_a_send_answered_503_or_a_gateways_own_504_is_retried_under_its_key_and_
     alice, bob = people("Alice").live(), people("Bob").live()
     alice.start_direct(bob.user_id, "Bob")
     box, status = alice.page.locator("#composer-text"), alice.page.locator("#composer-status")
-    keys: List[str] = []
 
-    def unavailable_then_timed_out(route):
-        keys.append(route.request.headers.get("idempotency-key"))
-        if len(keys) == 1:
-            _answer(route, 503, "ServiceUnavailable", "the database cannot be reached", **{"Retry-After": "1"})
-        elif len(keys) == 2:  # API Gateway's own answer: no envelope
-            route.fulfill(status=504, content_type="application/json", body='{"message": "Endpoint request timed out"}')
-        else:
-            route.continue_()
+    def timed_out(route):  # API Gateway's own answer: no envelope
+        route.fulfill(status=504, content_type="application/json", body='{"message": "Endpoint request timed out"}')
 
-    alice.page.route("**/send", unavailable_then_timed_out)
+    keys = _intercept(alice.page, "send", _unavailable, timed_out)
     box.fill("worth the wait")
     box.press("Enter")
     expect(status).to_contain_text("The server is unavailable right now. Trying again in 1 s; the message is kept.")
@@ -418,18 +414,7 @@ def test_a_read_answered_503_is_retried_but_one_answered_500_stops_live_updates_
     alice.send("before")
     bob.open(f"d:{alice.user_id}")
     expect(bob.texts()).to_have_text(["before"])
-    reads: List[str] = []
-
-    def unavailable_then_broken(route):
-        reads.append(route.request.url)
-        if len(reads) == 1:
-            _answer(route, 503, "ServiceUnavailable", "the database cannot be reached", **{"Retry-After": "1"})
-        elif len(reads) == 2:
-            _answer(route, 500, "InternalServerError", "internal error, request id test-500")
-        else:
-            route.continue_()
-
-    bob.page.route("**/read_messages", unavailable_then_broken)
+    reads = _intercept(bob.page, "read_messages", _unavailable, _broken)
     bob.page.reload()
     conn, reconnect = bob.page.locator("#conn-status"), bob.page.get_by_role("button", name="Reconnect")
     expect(conn).to_contain_text("Cannot read new messages: The server is unavailable right now. Trying again in 1 s")
