@@ -15,3 +15,6 @@ PUSH: str = _NAMES["push"]
 FORGET_CONNECTIONS: str = _NAMES["forget_connections"]
 PURGE: str = _NAMES["purge"]
 WEBSOCKET_HANDLERS: List[str] = list(_NAMES["websocket_handlers"])  # Chalice's own names for them
+# Every function, in the file's order, including any added there later
+# without a constant of its own (the deploy renders a policy for each).
+ALL: List[str] = [name for value in _NAMES.values() for name in (value if isinstance(value, list) else [value])]

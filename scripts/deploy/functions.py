@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from typing import List
 
-from chalicelib import functions as _registered
-from chalicelib.functions import API_HANDLER, FORGET_CONNECTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS
+from chalicelib.functions import ALL, API_HANDLER, FORGET_CONNECTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS
 from chalicelib.settings import PROJECT_ROOT
 
 __all__ = ["API_HANDLER", "EXTRA_FUNCTIONS", "FORGET_CONNECTIONS", "FUNCTIONS", "FUNCTIONS_FILE", "MIGRATE", "PURGE",
            "PUSH", "WEBSOCKET_HANDLERS", "function_name", "log_group_name", "role_name"]
 
 FUNCTIONS_FILE = PROJECT_ROOT / "chalicelib" / "functions.json"
-# Every function, in the file's order (the order the rendered policies name
-# them in), including any added there later without a constant of its own:
-# the file's "functions" as chalicelib/functions.py parsed it (_NAMES).
-FUNCTIONS: List[str] = [name for value in _registered._NAMES.values()
-                        for name in (value if isinstance(value, list) else [value])]
+# Every function, in the file's order (the order the rendered policies name them in).
+FUNCTIONS: List[str] = ALL
 # Every function but the API handler and migrate (whose log groups have
 # resources and outputs of their own): local.extra_functions in
 # infra/locals.tf, the groups of output function_log_group_names, which the
