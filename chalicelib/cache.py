@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import keys
 from .metering import count_redis_round_trip
@@ -46,6 +46,8 @@ TICKET_TTL_SECONDS = 60
 READ = Script.load("inbox_read")
 DELIVER = Script.load("inbox_deliver", include=["window"])
 REFILL = Script.load("inbox_refill", include=["window"])
+# Each recipient's window, connections and wake channel, as DELIVER names them.
+_DELIVER_FORMATS = [keys.format_of(keys.window), keys.format_of(keys.connections), keys.format_of(keys.wake_channel)]
 # Recipients per DELIVER call: a call runs atomically, so a huge group is cut
 # into calls that each keep Redis busy briefly; all go in one round trip.
 DELIVER_CHUNK = 1000
@@ -113,9 +115,8 @@ class InboxCache:
             return {}
         users, tail = list(seqs), entry_tail(item)
         chunks = [users[start:start + DELIVER_CHUNK] for start in range(0, len(users), DELIVER_CHUNK)]
-        calls = [([key for u in chunk for key in (keys.window(u), keys.connections(u))],
-                  [self._size, self._ttl, self._budget, tail, ",".join(str(seqs[u]) for u in chunk),
-                   ",".join(keys.wake_channel(u) for u in chunk)])
+        calls: List[Tuple[List[str], List[Any]]] = [([], [self._size, self._ttl, self._budget, tail, ",".join(chunk),
+                       ",".join(str(seqs[u]) for u in chunk), *_DELIVER_FORMATS])
                  for chunk in chunks]
         replies = self._link.guard(lambda: self._link.run_many(DELIVER, calls))
         if replies is SKIPPED:

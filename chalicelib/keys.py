@@ -16,10 +16,19 @@ A Redis ACL user for the app needs keys `~inbox:*` `~ws:*` `~wsconn:*`
 """
 from __future__ import annotations
 
+from typing import Callable
+
 
 def _tagged(kind: str, tag: str) -> str:
     """`kind:{tag}`: the braces make `tag` the cluster hash slot's input."""
     return f"{kind}:{{{tag}}}"
+
+
+def format_of(key: Callable[[str], str]) -> str:
+    """A key function's names with %s for the id, for a Lua script that names
+    the keys of many users itself (string.format): a group's fan-out passes
+    each user's id once rather than three names."""
+    return key("%s")
 
 
 def window(user_id: str) -> str:

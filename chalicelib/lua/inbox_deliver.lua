@@ -1,26 +1,31 @@
--- KEYS     per recipient, in order: its window (keys.window) and its live
---          WebSocket connections (keys.connections: connection id -> expiry, ms)
+-- KEYS     none: a group of 10,000 would make 20,000 of them (and a call
+--          touches many users' slots anyway); each recipient's keys are
+--          named here from the formats keys.py gives (keys.format_of)
 -- ARGV[1]  size: entries a window holds at most
 -- ARGV[2]  ttl: seconds a window lives after its last write
 -- ARGV[3]  budget: bytes a window holds at most
 -- ARGV[4]  the entry's JSON after its seq (the seq is spliced in per recipient)
--- ARGV[5]  the recipients' seqs, comma-separated, in KEYS order
--- ARGV[6]  the recipients' wake-up channels (keys.wake_channel), comma-separated, in KEYS order
+-- ARGV[5]  the recipients' user ids, comma-separated
+-- ARGV[6]  their seqs, comma-separated, in the same order
+-- ARGV[7]  the format of a user's window (keys.window)
+-- ARGV[8]  of a user's live WebSocket connections (keys.connections: connection id -> expiry, ms)
+-- ARGV[9]  of a user's wake-up channel (keys.wake_channel)
 -- After a commit, for one message: wakes each recipient's long-polls, adds
 -- the entry to each window that exists (writers never create one), and
 -- returns, flat, the position, count and ids of every recipient that has
 -- live connections (most have none).
 local size, ttl, budget, tail = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local channels = {}
-for channel in string.gmatch(ARGV[6], '[^,]+') do channels[#channels + 1] = channel end
+local window_of, connections_of, channel_of = ARGV[7], ARGV[8], ARGV[9]
+local seqs = {}
+for seq_s in string.gmatch(ARGV[6], '[^,]+') do seqs[#seqs + 1] = seq_s end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local out, i = {}, 0
-for seq_s in string.gmatch(ARGV[5], '[^,]+') do
+for user in string.gmatch(ARGV[5], '[^,]+') do
   i = i + 1
-  local key = KEYS[2 * i - 1]
-  redis.call('PUBLISH', channels[i], seq_s)
-  local live = redis.call('ZRANGEBYSCORE', KEYS[2 * i], now, '+inf')
+  local seq_s, key = seqs[i], string.format(window_of, user)
+  redis.call('PUBLISH', string.format(channel_of, user), seq_s)
+  local live = redis.call('ZRANGEBYSCORE', string.format(connections_of, user), now, '+inf')
   if #live > 0 then
     out[#out + 1] = i
     out[#out + 1] = #live
