@@ -36,6 +36,7 @@ export class Account {
       save: (fields) => this.save(fields),
       askDelete: () => { if (this.session) this.view.askDelete(this.session.profile); },
       deleteAccount: (password) => this.deleteAccount(password),
+      setReceipts: (on) => this.setReceipts(on),
     });
   }
 
@@ -44,6 +45,43 @@ export class Account {
     if (!s) return;
     this.view.open(s.profile);
     this.refreshSessions(s);
+    this.loadAccount(s);
+  }
+
+  // ---------------------------------------------------------------- read receipts
+
+  /** /account: whether read receipts are sent, and whether the account has a password (a linked device learns it). */
+  async loadAccount(s) {
+    this.view.showReceipts(null);
+    try {
+      const answer = await api.account(s.auth);
+      if (s !== this.session || !this.view.isOpen) return;
+      this.view.showReceipts(answer.read_receipts);
+      if (answer.has_password !== s.profile.has_password) {
+        this.controller.profileChanged(s, { has_password: answer.has_password });
+        this.view.showCurrentPassword(answer.has_password);
+      }
+    } catch (err) {
+      this.failed(s, err, 'receipts', 'Cannot read the setting: ');
+    }
+  }
+
+  async setReceipts(on) {
+    const s = this.session;
+    if (!s) return;
+    this.view.status('receipts', 'Saving…');
+    this.view.showReceipts(null, on);
+    try {
+      const answer = await api.updateAccount(s.auth, { read_receipts: on ? 1 : 0 });
+      if (s !== this.session) return;
+      this.view.showReceipts(answer.read_receipts);
+      this.view.status('receipts', answer.read_receipts
+        ? 'Saved: people you chat with see when you have read their messages.'
+        : 'Saved: people you chat with no longer see when you have read their messages.');
+    } catch (err) {
+      this.view.showReceipts(!on);
+      this.failed(s, err, 'receipts', 'Not saved: ');
+    }
   }
 
   close() {

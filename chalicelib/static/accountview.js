@@ -47,6 +47,14 @@ export class AccountView {
     $('delete-account').addEventListener('click', () => on.askDelete());
     $('delete-keep').addEventListener('click', () => this.hideDelete());
     onSubmit('delete-form', () => on.deleteAccount($('delete-password').value));
+    $('read-receipts').addEventListener('change', () => on.setReceipts($('read-receipts').checked));
+  }
+
+  /** The setting as the server has it; null: being asked or saved (`shown`: the box as it stays meanwhile). */
+  showReceipts(on, shown = on) {
+    const box = $('read-receipts');
+    box.disabled = on === null;
+    if (shown !== null) box.checked = Boolean(shown);
   }
 
   // ---------------------------------------------------------------- the dialog
@@ -54,7 +62,7 @@ export class AccountView {
   /** Opened fresh: no code, the devices loading, the form filled from `profile`. */
   open(profile) {
     this.hideCode();
-    for (const which of ['link-code', 'sessions', 'account', 'delete']) this.status(which, '');
+    for (const which of ['link-code', 'sessions', 'account', 'delete', 'receipts']) this.status(which, '');
     $('session-list').replaceChildren(el('li', { class: 'hint', text: 'Loading the devices…' }));
     $('session-list').setAttribute('aria-busy', 'true');
     for (const asked of $('everywhere-row').querySelectorAll('.confirm')) asked.remove();

@@ -109,7 +109,24 @@ export const updateGroup = (auth, params) => call('update_group', params, { ...a
 
 export const block = (auth, params) => call('block', params, { ...auth, safe: true });
 
-export const readMessages = (auth, params) => call('read_messages', params, { ...auth, safe: true });
+/** The stream: {events, next_after, has_more}; `wait` long-polls (docs/api.md, "The stream"). */
+export const sync = (auth, params) => call('sync', params, { ...auth, safe: true });
+
+export const editMessage = (auth, params) => call('edit_message', params, { ...auth, safe: true });
+
+export const deleteMessage = (auth, params) => call('delete_message', params, { ...auth, safe: true });
+
+/** {with_user_id} or {group_id}, and message_id: read up to and including it; a marker never moves back. */
+export const markRead = (auth, params) => call('mark_read', params, { ...auth, safe: true });
+
+export const conversations = (auth, params) => call('conversations', params, { ...auth, safe: true });
+
+export const history = (auth, params) => call('history', params, { ...auth, safe: true });
+
+export const groupInfo = (auth, params) => call('group_info', params, { ...auth, safe: true });
+
+/** {user_id, user_name, handle, has_password, read_receipts}. */
+export const account = (auth) => call('account', {}, { ...auth, safe: true });
 
 export const connectTicket = (auth, params) => call('connect_ticket', params, { ...auth, safe: true });
 
@@ -133,6 +150,9 @@ export function describe(err, waitMs) {
     case 'GroupFull': return 'This group is full.';
     case 'IdempotencyConflict': return 'The server already has a different message under this key; not sent.';
     case 'HandleTaken': return 'This handle is taken: choose another.';
+    case 'EditWindowClosed': return 'This message is too old to be edited.';
+    case 'MessageDeleted': return 'This message was deleted: it cannot be edited.';
+    case 'MessageNotFound': return 'The server does not have this message (any more).';
     case 'BadCredentials': return err.message || 'The handle or the password is wrong.';
     default: return `${err.message || err.code}${retry}`;
   }

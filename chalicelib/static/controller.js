@@ -10,6 +10,7 @@ import { queueSend, resumePending, retry } from './outbox.js';
 import { found, keepFresh, lookUp, remember } from './people.js';
 import { Session } from './session.js';
 import { EMPTY, MemoryStore, Store, deleteStore, profiles } from './store.js';
+import { markSeen } from './events.js';
 import { catchUp, startLive } from './sync.js';
 
 export class Controller {
@@ -38,11 +39,19 @@ export class Controller {
       retry: (s, record) => retry(s, record),
       toggleBlock: () => this.toggleBlock(),
       toggleMembership: () => this.toggleMembership(),
+      editMessage: (s, record, text) => this.editMessage(s, record, text),
+      deleteMessage: (s, record) => this.deleteMessage(s, record),
+      toggleMembers: () => this.toggleMembers(),
+      moreMembers: () => this.loadMembers(true),
+      reloadMembers: () => this.loadMembers(false),
     });
     this.account.bind();
     window.addEventListener('online', wake);
     document.addEventListener('visibilitychange', () => {
-      if (!document.hidden && this.session) catchUp(this.session);
+      if (!document.hidden && this.session) {
+        catchUp(this.session);
+        markSeen(this.session);   // the open conversation is seen again
+      }
     });
     const profile = profiles.current();
     if (profile) this.start(profile);
@@ -237,11 +246,11 @@ export class Controller {
   select(s, id, { focus = true } = {}) {
     const conv = s.conversations.get(id);
     if (!conv) return;
+    if (s.selected !== id) this.view.closeMembers();
     s.selected = id;
-    const change = { meta: { selected: id } };
-    if (conv.unread) { conv.unread = 0; change.conversations = [conv]; }
-    s.persist(change);
+    s.persist({ meta: { selected: id } });
     this.view.collapseSidebar();
+    markSeen(s);   // read up to its newest message, on every device
     this.view.render(s);
     if (focus) this.view.focusComposer();
   }
@@ -348,6 +357,87 @@ export class Controller {
         : `You unblocked ${s.displayName(conv)}.`);
     } catch (err) {
       if (s === this.session) this.view.showError(s, conv.id, describe(err));
+    }
+  }
+
+  // ---------------------------------------------------------------- editing and deleting
+
+  /** Only the sender's own, acknowledged messages; the `edit` event brings the change to every device. */
+  async editMessage(s, record, text) {
+    if (s !== this.session || record.deleted || !record.message_id) return false;
+    if (!text.trim()) { this.view.showError(s, record.conv, 'A message cannot be empty: delete it instead.'); return false; }
+    if (codePoints(text) > MAX_MESSAGE_CHARS) {
+      this.view.showError(s, record.conv, `A message holds at most ${MAX_MESSAGE_CHARS} characters; this one has ${codePoints(text)}.`);
+      return false;
+    }
+    if (text === record.text) return true;
+    try {
+      const answer = await api.editMessage(s.auth, { message_id: record.message_id, message_text: text });
+      if (s !== this.session) return false;
+      await this.changeRecord(s, record, { text, edited_at: answer.edited_at });
+      this.view.clearError(s, record.conv);
+      return true;
+    } catch (err) {
+      if (s === this.session) this.view.showError(s, record.conv, `Not edited: ${describe(err)}`);
+      if (err.code === 'MessageDeleted') await this.changeRecord(s, record, { deleted: true, text: null });
+      return false;
+    }
+  }
+
+  async deleteMessage(s, record) {
+    if (s !== this.session || !record.message_id) return;
+    try {
+      await api.deleteMessage(s.auth, { message_id: record.message_id });
+      if (s !== this.session) return;
+      await this.changeRecord(s, record, { deleted: true, text: null });
+      this.view.clearError(s, record.conv);
+    } catch (err) {
+      if (s === this.session) this.view.showError(s, record.conv, `Not deleted: ${describe(err)}`);
+    }
+  }
+
+  /** What the server accepted, shown at once (its event, when it comes, says the same). */
+  async changeRecord(s, record, change) {
+    await s.exclusive(async () => {
+      const map = s.messagesOf(record.conv);
+      const now = map.get(record.key);
+      if (!now) return;
+      Object.assign(now, change);
+      const conv = s.conversations.get(record.conv);
+      const conversations = [];
+      if (conv && now.seq && now.seq === conv.last_seq) {
+        conv.last_text = now.deleted ? 'This message was deleted' : now.text;
+        conversations.push(conv);
+      }
+      await s.persist({ messages: [now], conversations });
+      this.view.render(s);
+    });
+  }
+
+  // ---------------------------------------------------------------- a group's members
+
+  toggleMembers() {
+    if (this.view.membersOpen()) { this.view.closeMembers(); return; }
+    this.loadMembers(false);
+  }
+
+  /** /group_info, a page at a time: `more` asks for the page after those shown. */
+  async loadMembers(more) {
+    const s = this.session;
+    const conv = s && s.conversations.get(s.selected);
+    if (!conv || conv.kind !== 'group') return;
+    const params = { group_id: conv.target, limit: 100 };
+    if (more && this.view.membersAfter) params.after_user_id = this.view.membersAfter;
+    this.view.openMembers(conv.id, more);
+    try {
+      const info = await api.groupInfo(s.auth, params);
+      if (s !== this.session || s.selected !== conv.id) return;
+      remember(s, info.members.filter((m) => m.user_name !== null).map(found));
+      this.view.showMembers(s, info, more);
+    } catch (err) {
+      if (s !== this.session) return;
+      if (err.code === 'NotAMember') s.markMembership(conv.id, false);
+      this.view.membersStatus(err.code === 'NotAMember' ? 'Only members see who is in the group: join it again to see them.' : describe(err), true);
     }
   }
 

@@ -3,7 +3,8 @@
  *   api.js         the HTTP calls, ApiError, and the contract's retry rule
  *   store.js       profiles (localStorage) and each profile's history and people (IndexedDB)
  *   session.js     the signed-in profile's state, and how people are named
- *   sync.js        receiving: the cursor, WebSocket frames, long-polls
+ *   sync.js        receiving the stream (/sync): the cursor, WebSocket frames, long-polls
+ *   events.js      the stream's events applied: messages, edits, deletions, reads, receipts, members
  *   outbox.js      sending: idempotency keys, retries
  *   people.js      names and handles from /users, kept a day
  *   view.js        the DOM: signing in, the chat

@@ -82,8 +82,12 @@ async function settle(s, record, change) {
     const updated = { ...record, ...change };
     const remove = [];
     if (change.message_id) {
-      const received = map.get(change.message_id);   // a note to self that came back first
-      if (received) Object.assign(updated, { seq: received.seq, sent_at: received.sent_at });
+      // Its `message` event (every device of the sender gets one) may have come first: one record, as the stream has it.
+      const received = map.get(change.message_id);
+      if (received) {
+        const { seq, sent_at: sentAt, text, edited_at: editedAt, deleted } = received;
+        Object.assign(updated, { seq, sent_at: sentAt, text, edited_at: editedAt, deleted });
+      }
       updated.key = change.message_id;
       remove.push(record.key);
     }

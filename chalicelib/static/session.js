@@ -28,6 +28,10 @@ export class Session {
     this.asking = new Set();              // people.js: the ids in a /users call now
     this.onPeople = () => {};             // the controller's: names changed
     this.leaving = false;                 // signing itself out (account.js): a 401 meanwhile is expected
+    this.marking = new Map();             // conversation id -> the seq a /mark_read was sent for (events.js)
+    this.counted = false;                 // the server's conversations were asked for once caught up
+    this.lastSentAt = null;               // the newest message's time: where a membership line sorts
+    if (!saved.stream) this.cursor = 0;   // kept by /read_messages: the stream is read from its start
     for (const person of saved.people || []) this.people.set(person.user_id, person);
     for (const conv of saved.conversations) this.conversations.set(conv.id, conv);
     for (const record of saved.messages) this.messagesOf(record.conv).set(record.key, record);
@@ -66,8 +70,10 @@ export class Session {
     let conv = this.conversations.get(id);
     if (!conv) {
       conv = {
-        id, kind: id.startsWith('g:') ? 'group' : 'direct', target: id.slice(2), name: null, unread: 0,
-        last_at: Date.now(), last_text: '', blocked: false, member: id.startsWith('g:') ? true : null, ...defaults,
+        id, kind: id.startsWith('g:') ? 'group' : 'direct', target: id.slice(2), name: null, group_name: null,
+        unread: 0, last_at: Date.now(), last_text: '', last_seq: 0, blocked: false,
+        member: id.startsWith('g:') ? true : null, read_seq: 0, counted_seq: 0, receipt_seq: 0, receipt_at: null,
+        ...defaults,
       };
       this.conversations.set(id, conv);
     }
@@ -111,7 +117,7 @@ export class Session {
   displayName(conv) {
     if (conv.kind === 'direct' && conv.target === this.me) return 'Notes to self';
     if (conv.kind === 'direct') return this.personName(conv.target, conv.name);
-    return conv.name || `Group ${shortId(conv.target)}`;
+    return conv.name || conv.group_name || `Group ${shortId(conv.target)}`;
   }
 
   senderName(record) {

@@ -68,12 +68,14 @@ const finished = (tx) => new Promise((resolve, reject) => {
 });
 const dbName = (userId) => `messaging-${userId}`;
 
-export const EMPTY = Object.freeze({ messages: [], conversations: [], people: [], cursor: 0, selected: null });
+export const EMPTY = Object.freeze({ messages: [], conversations: [], people: [], cursor: 0, selected: null, stream: false });
 
 /**
  * One database per profile: messages (by message_id, or pending:<key>),
  * conversations, people (by user_id: {user_name, handle, deleted,
- * fetched_at}, from /users) and meta (cursor, selected).
+ * fetched_at}, from /users) and meta (cursor, selected, and stream: the
+ * cursor is /sync's; a cursor kept by /read_messages, which skipped this
+ * account's own messages and other events, is read again from 0).
  */
 export class Store {
   static async open(userId) {
@@ -101,14 +103,15 @@ export class Store {
 
   async load() {
     const tx = this.db.transaction(['messages', 'conversations', 'people', 'meta']);
-    const [messages, conversations, people, cursor, selected] = await Promise.all([
+    const [messages, conversations, people, cursor, selected, stream] = await Promise.all([
       request(tx.objectStore('messages').getAll()),
       request(tx.objectStore('conversations').getAll()),
       request(tx.objectStore('people').getAll()),
       request(tx.objectStore('meta').get('cursor')),
       request(tx.objectStore('meta').get('selected')),
+      request(tx.objectStore('meta').get('stream')),
     ]);
-    return { messages, conversations, people, cursor: cursor || 0, selected: selected || null };
+    return { messages, conversations, people, cursor: cursor || 0, selected: selected || null, stream: Boolean(stream) };
   }
 
   /** One transaction, so the cursor never runs ahead of the messages it covers. */

@@ -1,4 +1,4 @@
-/* Receiving: the cursor, WebSocket frames and long-polls.
+/* Receiving the stream (/sync): the cursor, WebSocket frames and long-polls.
  *
  * The server's cursor is the only truth. Everything received is kept in the
  * store with the cursor (the last seq applied, always contiguous), so a
@@ -9,57 +9,44 @@
  * person asks to reconnect.
  */
 
-import { ApiError, connectTicket, describe, readMessages } from './api.js';
+import { ApiError, connectTicket, describe, sync } from './api.js';
 import { MAX_WAIT_SECONDS, WAIT_REFUSED_PAUSE_SECONDS } from './contract.js';
 import { backoff, seconds, sleep } from './helpers.js';
+import { applyEvent, markSeen, newBatch, refreshConversations } from './events.js';
 import { lookUp } from './people.js';
 
-const PAGE = 200;
+const PAGE = 500;
 const PING_EVERY_MS = 4 * 60 * 1000;   // API Gateway drops a socket idle for 10 minutes
 const SAFETY_READ_MS = 60 * 1000;      // a lost last frame has no later gap to reveal it
 
 /**
- * Applies the items that continue the cursor (seq = cursor+1, +2, …), drops
- * the ones already held. Answers true when an item beyond a gap was left
+ * Applies the events that continue the cursor (seq = cursor+1, +2, …), drops
+ * the ones already held. Answers true when an event beyond a gap was left
  * over, so the caller reads with the cursor.
  */
-function applyItems(s, items) {
+function applyEvents(s, events) {
   return s.exclusive(async () => {
     if (!s.alive) return false;
     let cursor = s.cursor;
-    const fresh = [];
+    const batch = newBatch();
     let gap = false;
-    for (const item of items) {
-      if (item.seq <= cursor) continue;
-      if (item.seq !== cursor + 1) { gap = true; break; }
-      fresh.push(item);
-      cursor = item.seq;
+    for (const ev of events) {
+      if (ev.seq <= cursor) continue;
+      if (ev.seq !== cursor + 1) { gap = true; break; }
+      applyEvent(s, ev, batch);
+      cursor = ev.seq;
     }
-    if (!fresh.length) return gap;
-    const records = [];
-    const touched = new Map();
-    for (const item of fresh) {
-      const mine = item.sender_id === s.me;
-      const convId = item.kind === 'group' ? `g:${item.group_id}` : `d:${item.sender_id}`;
-      const conv = s.conversation(convId);
-      const existing = s.messagesOf(convId).get(item.message_id);  // a note to self, already acknowledged
-      const record = {
-        ...(existing || {}), key: item.message_id, message_id: item.message_id, seq: item.seq, conv: convId,
-        kind: item.kind, sender_id: item.sender_id, group_id: item.group_id, text: item.text,
-        sent_at: item.sent_at, state: mine ? 'sent' : 'received', created: existing ? existing.created : Date.now(),
-      };
-      records.push(record);
-      conv.last_at = Date.parse(item.sent_at) || Date.now();
-      conv.last_text = item.text;
-      if (!mine && convId !== s.selected) conv.unread += 1;
-      touched.set(convId, conv);
-    }
-    await s.persist({ messages: records, conversations: [...touched.values()], meta: { cursor } });
+    if (cursor === s.cursor) return gap;
     s.cursor = cursor;
-    for (const record of records) s.messagesOf(record.conv).set(record.key, record);
-    s.view.announceIncoming(s, records.filter((r) => r.state === 'received'));
+    await s.persist({
+      messages: [...batch.records.values()], remove: batch.remove, conversations: [...batch.conversations.values()], meta: { cursor, stream: true },
+    });
+    s.view.announceIncoming(s, batch.incoming);
     s.view.render(s);
-    lookUp(s, new Set(records.map((r) => r.sender_id)));   // names of senders not seen before
+    if (batch.people.size) lookUp(s, batch.people);   // names of senders and members not seen before
+    if (batch.members.size) s.view.membersChanged(s, batch.members);
+    markSeen(s);
+    if (batch.needCounts) refreshConversations(s);
     return gap;
   });
 }
@@ -73,7 +60,7 @@ async function readPages(s, wait) {
   for (;;) {
     let page;
     try {
-      page = await readMessages(s.auth, { user_id: s.me, after: s.cursor, limit: PAGE, wait });
+      page = await sync(s.auth, { after: s.cursor, limit: PAGE, wait });
     } catch (err) {
       if (err.code === 'CursorAhead' && err.body && Number.isInteger(err.body.newest_seq)) {
         // The server's history is shorter than ours (its database was reset): read on from its end.
@@ -86,8 +73,8 @@ async function readPages(s, wait) {
       }
       throw err;
     }
-    refused = refused || Boolean(wait && page.waitRefused && !page.messages.length);
-    const gap = await applyItems(s, page.messages);
+    refused = refused || Boolean(wait && page.waitRefused && !page.events.length);
+    const gap = await applyEvents(s, page.events);
     if (!page.has_more && !gap) return refused;
     wait = 0;
   }
@@ -152,6 +139,11 @@ const running = (s, run) => s.alive && !s.halted && s.runs === run;
  */
 async function liveLoop(s, run) {
   await catchUp(s);
+  if (!s.counted && running(s, run)) {
+    // Once caught up: the server's unread counts and read positions, and conversations the stream does not name.
+    s.counted = true;
+    refreshConversations(s);
+  }
   let failures = 0;
   while (running(s, run)) {
     let ticket;
@@ -206,8 +198,10 @@ function runSocket(s, ticket) {
     ws.onmessage = (event) => {
       let frame;
       try { frame = JSON.parse(event.data); } catch (_) { return; }
-      if (!frame || frame.type !== 'message' || !frame.message || !Number.isInteger(frame.message.seq)) return;
-      applyItems(s, [frame.message]).then((gap) => { if (gap) catchUp(s); });
+      // {"type": "event", "event"} or, for a message received, {"type": "message", "message", "event"}.
+      const ev = frame && frame.event;
+      if (!ev || !Number.isInteger(ev.seq)) return;
+      applyEvents(s, [ev]).then((gap) => { if (gap) catchUp(s); });
     };
     ws.onerror = () => { /* onclose follows and decides */ };
     ws.onclose = () => {

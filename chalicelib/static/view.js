@@ -36,9 +36,14 @@ export function onSubmit(id, handler) {
 }
 
 const STATE_LABELS = { pending: 'Sending…', sent: 'Sent', failed: 'Not sent' };
+const DELETED_TEXT = 'This message was deleted';
 
-/** Acknowledged ones by the server's time; pending ones after them, in the order written. */
+/**
+ * In the order of this account's stream (its seqs); kept before the stream
+ * (no seq) by the server's time; pending ones after them, in the order written.
+ */
 function byTime(a, b) {
+  if (a.seq && b.seq) return a.seq - b.seq;
   const ka = a.sent_at || '\uffff';
   const kb = b.sent_at || '\uffff';
   if (ka !== kb) return ka < kb ? -1 : 1;
@@ -123,6 +128,9 @@ export class View {
     });
     $('block-button').addEventListener('click', () => on.toggleBlock());
     $('membership-button').addEventListener('click', () => on.toggleMembership());
+    $('members-button').addEventListener('click', () => on.toggleMembers());
+    $('members-more').addEventListener('click', () => on.moreMembers());
+    $('members-close').addEventListener('click', () => { this.closeMembers(); $('members-button').focus(); });
   }
 
   async copyFrom(inputId, button) {
@@ -284,16 +292,30 @@ export class View {
     const membership = $('membership-button');
     membership.hidden = conv.kind !== 'group';
     membership.textContent = conv.member === false ? 'Join group' : 'Leave group';
+    $('members-button').hidden = conv.kind !== 'group';
 
     const list = $('messages');
     const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80 || list.dataset.conv !== conv.id;
+    if (list.dataset.conv !== conv.id) { this.editing = null; this.confirming = null; }
+    // A message being edited keeps its draft, its focus and its selection across renders.
+    const box = document.activeElement && document.activeElement.classList.contains('edit-box') ? document.activeElement : null;
+    const selection = box ? [box.selectionStart, box.selectionEnd] : null;
+    const focusedAction = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.action : null;
     const records = [...s.messagesOf(conv.id).values()].sort(byTime);
-    list.replaceChildren(...records.map((r) => this.renderMessage(s, r)));
-    if (!records.length) {
+    list.replaceChildren(...records.map((r) => this.renderMessage(s, r, conv)));
+    if (!records.some((r) => r.kind !== 'member')) {
       list.append(el('li', { class: 'empty', text: conv.kind === 'group' ? 'No messages in this group yet.' : 'No messages yet.' }));
     }
     list.dataset.conv = conv.id;
     if (nearBottom) list.scrollTop = list.scrollHeight;
+    if (box) {
+      const again = list.querySelector('.edit-box');
+      if (again) { again.focus(); again.setSelectionRange(...selection); }
+    } else if (focusedAction) {
+      const again = list.querySelector(`[data-action="${CSS.escape(focusedAction)}"]`);
+      if (again) again.focus();
+    }
 
     const composer = $('composer-text');
     const closed = conv.kind === 'group' && conv.member === false;
@@ -303,21 +325,171 @@ export class View {
     this.renderComposerStatus(s);
   }
 
-  renderMessage(s, r) {
+  renderMessage(s, r, conv) {
+    if (r.kind === 'member') {
+      const who = r.user_id === s.me ? 'You' : s.personName(r.user_id);
+      return el('li', { class: 'event-line', 'data-key': r.key, text: `${who} ${r.member ? 'joined' : 'left'}` });
+    }
     const mine = r.sender_id === s.me;
     const when = r.sent_at ? new Date(r.sent_at) : null;
+    const read = mine && r.state === 'sent' && this.readByThem(conv, r);
     const meta = el('div', { class: 'meta' },
       el('span', { class: 'who', text: s.senderName(r) }),
       when ? el('time', { dateTime: r.sent_at, text: formatTime(when) }) : null,
-      mine ? el('span', { class: 'state', text: STATE_LABELS[r.state] || '' }) : null);
-    const item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}`, 'data-state': r.state, 'data-key': r.key },
-      meta, el('p', { class: 'text', text: r.text }));
+      r.edited_at && !r.deleted ? el('span', { class: 'edited', text: '(edited)' }) : null,
+      mine ? this.renderState(r, read) : null);
+    const item = el('li', {
+      class: `msg ${mine ? 'mine' : 'theirs'}${r.deleted ? ' deleted' : ''}`, 'data-state': r.state, 'data-key': r.key,
+      'data-read': mine && r.state === 'sent' ? String(read) : null,
+    }, meta);
+    if (r.deleted) {
+      item.append(el('p', { class: 'text', text: DELETED_TEXT }));
+      return item;
+    }
+    if (this.editing === r.key) {
+      item.append(this.renderEditor(s, r));
+      return item;
+    }
+    item.append(el('p', { class: 'text', text: r.text }));
+    if (mine && r.state === 'sent' && r.message_id) item.append(this.renderActions(s, r));
     if (r.state === 'failed') {
       item.append(el('div', { class: 'failed-row' },
         el('span', { class: 'why', text: r.error || '' }),
         el('button', { type: 'button', class: 'small-button', text: 'Retry', onclick: () => this.on.retry(s, r) })));
     }
     return item;
+  }
+
+  /** A direct chat's other person has read up to this message (their receipt). */
+  readByThem(conv, r) {
+    if (!conv || conv.kind !== 'direct' || conv.target === r.sender_id) return false;
+    if (r.seq && conv.receipt_seq) return r.seq <= conv.receipt_seq;
+    return Boolean(!r.seq && r.sent_at && conv.receipt_at && r.sent_at <= conv.receipt_at);
+  }
+
+  /** ✓ acknowledged by the server, ✓✓ read (direct chats); words while sending or failed. */
+  renderState(r, read) {
+    if (r.state !== 'sent') return el('span', { class: 'state', text: STATE_LABELS[r.state] || '' });
+    return el('span', {
+      class: `state tick${read ? ' read' : ''}`, role: 'img', 'aria-label': read ? 'Read' : 'Sent',
+      title: read ? 'Read' : 'Sent', text: read ? '✓✓' : '✓',
+    });
+  }
+
+  /** Edit and Delete on this account's own messages; Delete asks first, in the message itself. */
+  renderActions(s, r) {
+    const clip = r.text.length > 40 ? `${r.text.slice(0, 40)}…` : r.text;
+    if (this.confirming === r.key) {
+      const keep = el('button', {
+        type: 'button', class: 'small-button', text: 'Keep', 'data-action': `keep:${r.key}`,
+        onclick: () => { this.confirming = null; this.renderChat(s); this.focusAction(`delete:${r.key}`); },
+      });
+      return el('div', { class: 'confirm msg-actions', role: 'group', 'aria-label': 'Delete this message?' },
+        el('span', { class: 'confirm-text', text: 'Delete this message for everyone?' }),
+        el('button', {
+          type: 'button', class: 'small-button danger', text: 'Delete for everyone', 'data-action': `confirm-delete:${r.key}`,
+          onclick: () => { this.confirming = null; this.on.deleteMessage(s, r); },
+        }),
+        keep);
+    }
+    return el('div', { class: 'msg-actions' },
+      el('button', {
+        type: 'button', class: 'link-button', text: 'Edit', 'aria-label': `Edit message: ${clip}`, 'data-action': `edit:${r.key}`,
+        onclick: () => {
+          this.editing = r.key;
+          this.editDraft = r.text;
+          this.confirming = null;
+          this.renderChat(s);
+          const box = $('messages').querySelector('.edit-box');
+          if (box) { box.focus(); box.setSelectionRange(box.value.length, box.value.length); }
+        },
+      }),
+      el('button', {
+        type: 'button', class: 'link-button', text: 'Delete', 'aria-label': `Delete message: ${clip}`,
+        'data-action': `delete:${r.key}`,
+        onclick: () => { this.confirming = r.key; this.renderChat(s); this.focusAction(`keep:${r.key}`); },
+      }));
+  }
+
+  /** The message's text in place, editable: Enter (or Save) saves, Escape (or Cancel) keeps it as it was. */
+  renderEditor(s, r) {
+    const box = el('textarea', { class: 'edit-box', rows: 2, 'aria-label': 'Edit the message', value: this.editDraft ?? r.text });
+    box.maxLength = 2 * MAX_MESSAGE_CHARS;
+    const done = () => { this.editing = null; this.editDraft = null; this.renderChat(s); };
+    const save = async () => {
+      if (await this.on.editMessage(s, r, box.value)) {
+        done();
+        this.focusAction(`edit:${r.key}`);
+      }
+    };
+    box.addEventListener('input', () => { this.editDraft = box.value; });
+    box.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); save(); }
+      if (event.key === 'Escape') { event.preventDefault(); done(); this.focusAction(`edit:${r.key}`); }
+    });
+    return el('form', { class: 'edit-form', onsubmit: (event) => { event.preventDefault(); save(); } },
+      box,
+      el('div', { class: 'msg-actions' },
+        el('button', { type: 'submit', class: 'small-button primary', text: 'Save' }),
+        el('button', { type: 'button', class: 'small-button', text: 'Cancel',
+          onclick: () => { done(); this.focusAction(`edit:${r.key}`); } })));
+  }
+
+  focusAction(action) {
+    const button = $('messages').querySelector(`[data-action="${CSS.escape(action)}"]`);
+    if (button) button.focus();
+  }
+
+  // ---------------------------------------------------------------- a group's members
+
+  membersOpen() { return !$('members-panel').hidden; }
+
+  /** Shown for `convId`, loading; `more` keeps the members listed. */
+  openMembers(convId, more) {
+    const panel = $('members-panel');
+    panel.hidden = false;
+    panel.dataset.conv = convId;
+    $('members-button').setAttribute('aria-expanded', 'true');
+    if (!more) {
+      this.membersAfter = null;
+      $('member-list').replaceChildren();
+      $('members-count').textContent = '';
+    }
+    $('members-more').hidden = true;
+    this.membersStatus('Loading the members…');
+  }
+
+  closeMembers() {
+    $('members-panel').hidden = true;
+    $('members-panel').dataset.conv = '';
+    $('members-button').setAttribute('aria-expanded', 'false');
+    this.membersAfter = null;
+  }
+
+  /** A page of /group_info: names and @handles, this account marked. */
+  showMembers(s, info, more) {
+    const list = $('member-list');
+    const items = info.members.map((m) => el('li', { class: 'member', 'data-user': m.user_id },
+      el('strong', { text: m.user_name === null ? 'Deleted account' : m.user_name }),
+      m.handle ? el('span', { class: 'handle', text: ` @${m.handle}` }) : null,
+      m.user_id === s.me ? el('span', { class: 'hint', text: ' (you)' }) : null));
+    if (more) list.append(...items); else list.replaceChildren(...items);
+    $('members-count').textContent = `${info.member_count} ${info.member_count === 1 ? 'member' : 'members'}`;
+    this.membersAfter = info.next_after_user_id;
+    $('members-more').hidden = !info.next_after_user_id;
+    this.membersStatus('');
+  }
+
+  membersStatus(text, isError) {
+    const node = $('members-status');
+    node.textContent = text || '';
+    node.classList.toggle('error', Boolean(text) && Boolean(isError));
+  }
+
+  /** Someone joined or left these groups: an open list of members is asked again. */
+  membersChanged(s, convIds) {
+    const panel = $('members-panel');
+    if (!panel.hidden && convIds.has(panel.dataset.conv) && panel.dataset.conv === s.selected) this.on.reloadMembers();
   }
 
   /** On narrow screens the chat takes the room. */
