@@ -8,9 +8,15 @@ from chalice import Rate
 
 from chalicelib import functions, lambdas, wiring
 from chalicelib.contract import (
+    DEFAULT_CONVERSATIONS,
+    DEFAULT_HISTORY,
+    DEFAULT_MEMBERS,
     DEFAULT_PAGE,
+    MAX_CONVERSATIONS,
     MAX_DEVICE_NAME_CHARS,
     MAX_GROUP_NAME_CHARS,
+    MAX_HISTORY,
+    MAX_MEMBERS,
     MAX_PAGE,
     MAX_PASSWORD_CHARS,
     MAX_USER_NAME_CHARS,
@@ -69,13 +75,19 @@ def logout(call: Call):
                                  everywhere=p.optional_flag("all") or False)
 
 
+@edge.route("/account")
+def account(call: Call):
+    return use().accounts.account(caller=call.identity)
+
+
 @edge.route("/update_account")
 def update_account(call: Call):
     p = call.params
     return use().accounts.update_account(
         caller=call.identity, user_name=p.optional_name("user_name", MAX_USER_NAME_CHARS),
         handle=p.optional_handle(), password=p.optional_password("password"),
-        current_password=p.optional_text("current_password", MAX_PASSWORD_CHARS), source_ip=call.source_ip)
+        current_password=p.optional_text("current_password", MAX_PASSWORD_CHARS), source_ip=call.source_ip,
+        read_receipts=p.optional_flag("read_receipts"))
 
 
 @edge.route("/delete_account")
@@ -138,6 +150,61 @@ def read_messages(call: Call):
                               since=p.optional_timestamp("min_timestamp"),
                               limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE,
                               wait=p.optional_int("wait", 0, MAX_WAIT_SECONDS) or 0)
+
+
+@edge.route("/sync")
+def sync(call: Call):
+    p = call.params
+    return use().reading.sync(caller=call.caller, user_id=call.acting_user(),
+                              after=p.optional_int("after", 0, MAX_SEQ) or 0,
+                              limit=p.optional_int("limit", 1, MAX_PAGE) or DEFAULT_PAGE,
+                              wait=p.optional_int("wait", 0, MAX_WAIT_SECONDS) or 0)
+
+
+@edge.route("/edit_message")
+def edit_message(call: Call):
+    p = call.params
+    return use().conversing.edit(caller=call.caller, user_id=call.acting_user(), message_id=p.id("message_id"),
+                                 text=p.message_text())
+
+
+@edge.route("/delete_message")
+def delete_message(call: Call):
+    return use().conversing.delete(caller=call.caller, user_id=call.acting_user(),
+                                   message_id=call.params.id("message_id"))
+
+
+@edge.route("/mark_read")
+def mark_read(call: Call):
+    p = call.params
+    return use().conversing.mark_read(caller=call.caller, user_id=call.acting_user(),
+                                      with_user_id=p.optional_id("with_user_id"), group_id=p.optional_id("group_id"),
+                                      message_id=p.id("message_id"))
+
+
+@edge.route("/conversations")
+def conversations(call: Call):
+    p = call.params
+    return use().browsing.conversations(caller=call.caller, user_id=call.acting_user(),
+                                        limit=p.optional_int("limit", 1, MAX_CONVERSATIONS) or DEFAULT_CONVERSATIONS,
+                                        before=p.optional_int("before", 1, MAX_SEQ))
+
+
+@edge.route("/history")
+def history(call: Call):
+    p = call.params
+    return use().browsing.history(caller=call.caller, user_id=call.acting_user(),
+                                  with_user_id=p.optional_id("with_user_id"), group_id=p.optional_id("group_id"),
+                                  before_seq=p.optional_int("before_seq", 1, MAX_SEQ),
+                                  limit=p.optional_int("limit", 1, MAX_HISTORY) or DEFAULT_HISTORY)
+
+
+@edge.route("/group_info")
+def group_info(call: Call):
+    p = call.params
+    return use().browsing.group_info(caller=call.caller, user_id=call.acting_user(), group_id=p.id("group_id"),
+                                     after_user_id=p.optional_id("after_user_id"),
+                                     limit=p.optional_int("limit", 1, MAX_MEMBERS) or DEFAULT_MEMBERS)
 
 
 @edge.route("/connect_ticket")

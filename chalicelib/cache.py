@@ -1,4 +1,4 @@
-"""Write-through Redis cache of each user's newest inbox entries.
+"""Write-through Redis cache of each user's newest stream entries (events).
 
 One Redis hash per user, its window (keys.window). Its fields:
 
@@ -7,7 +7,7 @@ One Redis hash per user, its window (keys.window). Its fields:
     t        the ticket of a pending refill
     l        no entry below this seq is held (the window's low-water mark)
     z        the bytes of the entries held
-    <seq>    that inbox entry as UTF-8 JSON, for seqs in [l, m]
+    <seq>    that stream entry (the /sync event) as UTF-8 JSON, for seqs in [l, m]
 
 A window holds at most `size` entries and `budget` bytes, the newest first:
 beyond either it simply covers fewer seqs (an entry of 4,096 emoji is about
@@ -16,6 +16,10 @@ beyond either it simply covers fewer seqs (an entry of 4,096 emoji is about
 Seqs are gapless per user, so a read of (after, after + limit] is provably
 complete when `b` is set and every seq from after + 1 up to min(after +
 limit, m) is present: then it is a hit and the database is not touched.
+An entry always shows its message's current state: an edit or a deletion
+drops the message's earlier entries from every window that holds them (and
+any pending refill's ticket), so the next read of them misses and refills
+from the database; the text of a deleted message is left nowhere.
 Writers only add to keys that exist and only raise `m`, so writes arriving out
 of order leave a visible gap, never a wrong answer. A refill only lands if
 the ticket its miss left is still there: an eviction or expiry in between
@@ -54,8 +58,8 @@ DELIVER_CHUNK = 1000
 
 
 def entry_json(item: Mapping[str, Any]) -> str:
-    """The cached form of one /read_messages item: compact UTF-8 JSON (an
-    escaped emoji would take 12 bytes instead of 4)."""
+    """The cached form of one event: compact UTF-8 JSON (an escaped emoji
+    would take 12 bytes instead of 4)."""
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -105,18 +109,20 @@ class InboxCache:
             args += [item["seq"], entry]
         self._link.guard(lambda: self._link.run(REFILL, [keys.window(user_id)], args))
 
-    def deliver(self, item: Mapping[str, Any], seqs: Mapping[str, int]) -> Optional[Dict[str, List[str]]]:
-        """After the commit, in one round trip: one message's entry into each
-        recipient's window, each recipient's long-polls woken, and each
-        recipient's live WebSocket connections returned (None when Redis was
-        skipped or failed). `item` is the message as /read_messages returns
-        it, `seqs` each recipient's seq of it."""
+    def deliver(self, item: Mapping[str, Any], seqs: Mapping[str, int],
+                stale: Optional[Mapping[str, Sequence[int]]] = None) -> Optional[Dict[str, List[str]]]:
+        """After the commit, in one round trip: one event's entry into each
+        recipient's window (its `stale` entries dropped first), each
+        recipient's long-polls woken, and each recipient's live WebSocket
+        connections returned (None when Redis was skipped or failed). `item`
+        is the event as /sync returns it, `seqs` each recipient's seq of it."""
         if not seqs:
             return {}
-        users, tail = list(seqs), entry_tail(item)
+        users, tail, stale = list(seqs), entry_tail(item), stale or {}
         chunks = [users[start:start + DELIVER_CHUNK] for start in range(0, len(users), DELIVER_CHUNK)]
         calls: List[Tuple[List[str], List[Any]]] = [([], [self._size, self._ttl, self._budget, tail, ",".join(chunk),
-                       ",".join(str(seqs[u]) for u in chunk), *_DELIVER_FORMATS])
+                       ",".join(str(seqs[u]) for u in chunk), *_DELIVER_FORMATS,
+                       ",".join(";".join(map(str, stale.get(u, ()))) for u in chunk)])
                  for chunk in chunks]
         replies = self._link.guard(lambda: self._link.run_many(DELIVER, calls))
         if replies is SKIPPED:

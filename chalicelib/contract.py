@@ -32,17 +32,22 @@ CODES: Tuple[Code, ...] = (
     Code("BadCredentials", 401, NEVER,
          "`/login`: unknown handle or wrong password (the same answer); a bad, used or expired link code;"
          " a wrong `current_password` or `password`"),
-    Code("Forbidden", 403, NEVER, "the acting user is not the token's user"),
+    Code("Forbidden", 403, NEVER,
+         "the acting user is not the token's user; an edit or deletion of another user's message"),
     Code("Blocked", 403, NEVER, "the recipient blocks the sender"),
-    Code("NotAMember", 403, NEVER, "a group send by a non-member"),
+    Code("NotAMember", 403, NEVER, "a group send, `/group_info` or `/history` of a group by a non-member"),
     Code("NotFound", 404, NEVER, "no route serves this path"),
     Code("UserNotFound", 404, NEVER, "an unknown user id"),
     Code("GroupNotFound", 404, NEVER, "an unknown group id"),
+    Code("MessageNotFound", 404, NEVER,
+         "an unknown message id, or one not in the user's stream or not in the conversation named"),
     Code("MethodNotAllowed", 405, NEVER, "the path answers another method", ("Allow",)),
     Code("CursorAhead", 409, NEVER, "`after` is beyond the user's newest seq (`newest_seq` in the answer)"),
     Code("GroupFull", 409, NEVER, "the group is at `MAX_GROUP_MEMBERS`"),
     Code("IdempotencyConflict", 409, NEVER, "the key was used for another text or recipient"),
     Code("HandleTaken", 409, NEVER, "another account has this handle"),
+    Code("EditWindowClosed", 409, NEVER, "`/edit_message` more than `EDIT_WINDOW_HOURS` after the message was sent"),
+    Code("MessageDeleted", 409, NEVER, "`/edit_message` of a deleted message"),
     Code("PayloadTooLarge", 413, NEVER, "the body is over 65,536 bytes"),
     Code("UnsupportedMediaType", 415, NEVER, "a body that is neither JSON nor a form"),
     Code("RateLimited", 429, ALWAYS, "over a rate limit", ("Retry-After",)),
@@ -65,6 +70,9 @@ MAX_USERS_PER_LOOKUP = 100  # /users' user_ids
 LINK_CODE_SECONDS = 300
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS = 50, 100  # /conversations' limit
+DEFAULT_HISTORY, MAX_HISTORY = 50, 200  # /history's limit
+DEFAULT_MEMBERS, MAX_MEMBERS = 100, 500  # /group_info's limit
 MAX_BODY_BYTES = 64 * 1024
 # A long-poll answered at once with X-Wait-Refused (the user holds the most
 # waiting reads): how long a client pauses before it reads again.
@@ -83,6 +91,12 @@ LIMITS: Dict[str, int] = {
     "LINK_CODE_SECONDS": LINK_CODE_SECONDS,
     "DEFAULT_PAGE": DEFAULT_PAGE,
     "MAX_PAGE": MAX_PAGE,
+    "DEFAULT_CONVERSATIONS": DEFAULT_CONVERSATIONS,
+    "MAX_CONVERSATIONS": MAX_CONVERSATIONS,
+    "DEFAULT_HISTORY": DEFAULT_HISTORY,
+    "MAX_HISTORY": MAX_HISTORY,
+    "DEFAULT_MEMBERS": DEFAULT_MEMBERS,
+    "MAX_MEMBERS": MAX_MEMBERS,
     "MAX_BODY_BYTES": MAX_BODY_BYTES,
     "WAIT_REFUSED_PAUSE_SECONDS": WAIT_REFUSED_PAUSE_SECONDS,
 }

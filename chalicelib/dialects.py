@@ -1,8 +1,8 @@
 """Where the database is and how its two dialects differ: connection targets,
 URL and TLS parsing, connecting, placeholders and table options, which
 driver error is which, how a batch of statements travels, and the few
-statements whose SQL differs (taking seqs: how a counter increment hands
-back its value, a multi-table UPDATE, GROUP_CONCAT). Repositories hold all
+statements whose SQL differs (taking seqs for many streams: a multi-table
+UPDATE, GROUP_CONCAT). Repositories hold all
 other SQL; they ask the dialect for these."""
 from __future__ import annotations
 
@@ -210,32 +210,33 @@ class MySQLDialect:
 
     # ------------------------------------------------------------ the SQL that differs
 
-    def take_seq_unless_blocked(self, *, user_id: str, sender_id: str, message_id: str) -> Statement:
-        """The user's next seq for `message_id` (row-locking the counter until
-        commit), unless the user blocks the sender: 0 rows then. The new seq
-        comes back in the OK packet (LAST_INSERT_ID(expr)): see seq_taken."""
-        return ("UPDATE inbox_counters SET last_seq = LAST_INSERT_ID(last_seq + 1), last_message_id = %s"
-                " WHERE user_id = %s AND NOT EXISTS"
-                " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
-                (message_id, user_id, user_id, sender_id))
-
-    @staticmethod
-    def seq_taken(result: Result) -> Optional[int]:
-        """The seq take_seq_unless_blocked took, or None when it took none."""
-        return result.lastrowid if result.rowcount == 1 else None
-
-    def take_member_seqs(self, *, group_id: str, sender_id: str, message_id: str) -> Statement:
-        """The next seq for `message_id` of every member but the sender and
-        those who block the sender, in one statement whatever the group's
-        size, and only if the message row exists (the sender is a member).
-        STRAIGHT_JOIN: counters lock in user_id order (the group_members key),
-        so fan-outs never deadlock with each other."""
+    def take_member_seqs(self, *, group_id: str, marker: str, unless_blocking: Optional[str]) -> Statement:
+        """The next seq of every member, marked with `marker`, in one
+        statement whatever the group's size. For a message (`unless_blocking`
+        is its sender): not of those who block the sender, and only if the
+        message row exists (the sender is a member). STRAIGHT_JOIN: counters
+        lock in user_id order (the group_members key), so fan-outs never
+        deadlock with each other."""
+        if unless_blocking is None:
+            return ("UPDATE group_members m STRAIGHT_JOIN inbox_counters c ON c.user_id = m.user_id"
+                    " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s WHERE m.group_id = %s",
+                    (marker, group_id))
         return ("UPDATE group_members m STRAIGHT_JOIN inbox_counters c ON c.user_id = m.user_id"
                 " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
                 " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s"
-                " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL"
+                " WHERE m.group_id = %s AND b.blocker_id IS NULL"
                 " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
-                (sender_id, message_id, group_id, sender_id, message_id))
+                (unless_blocking, marker, group_id, marker))
+
+    def take_holder_seqs(self, *, message_id: str, marker: str, changed: str, at: str) -> Statement:
+        """The next seq of every stream that holds the message, if its
+        `changed` column (edited_at or deleted_at) holds `at`: only when this
+        write changed it. Counters lock in user_id order (ix_inbox_message's)."""
+        assert changed in ("edited_at", "deleted_at")
+        return ("UPDATE inbox i STRAIGHT_JOIN inbox_counters c ON c.user_id = i.user_id"
+                " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s WHERE i.message_id = %s"
+                f" AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s AND x.{changed} = %s)",
+                (marker, message_id, message_id, at))
 
     def seqs_as_text(self, user_id: str, seq: str) -> str:
         """One text of 'user_id:seq,...' over a group's rows (group_concat_max_len is raised at connect)."""
@@ -297,25 +298,25 @@ class SQLiteDialect:
 
     # ------------------------------------------------------------ the SQL that differs
 
-    def take_seq_unless_blocked(self, *, user_id: str, sender_id: str, message_id: str) -> Statement:
-        """As MySQL's, with the new seq as a returned row."""
-        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
-                " WHERE user_id = %s AND NOT EXISTS"
-                " (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s) RETURNING last_seq",
-                (message_id, user_id, user_id, sender_id))
-
-    @staticmethod
-    def seq_taken(result: Result) -> Optional[int]:
-        return result.rows[0][0] if result.rows else None
-
-    def take_member_seqs(self, *, group_id: str, sender_id: str, message_id: str) -> Statement:
+    def take_member_seqs(self, *, group_id: str, marker: str, unless_blocking: Optional[str]) -> Statement:
         """As MySQL's; SQLite has no multi-table UPDATE (and one writer at a time: no lock order)."""
+        if unless_blocking is None:
+            return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
+                    " WHERE user_id IN (SELECT user_id FROM group_members WHERE group_id = %s)", (marker, group_id))
         return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
                 " WHERE user_id IN (SELECT m.user_id FROM group_members m"
                 " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
-                " WHERE m.group_id = %s AND m.user_id <> %s AND b.blocker_id IS NULL)"
+                " WHERE m.group_id = %s AND b.blocker_id IS NULL)"
                 " AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s)",
-                (message_id, sender_id, group_id, sender_id, message_id))
+                (marker, unless_blocking, group_id, marker))
+
+    def take_holder_seqs(self, *, message_id: str, marker: str, changed: str, at: str) -> Statement:
+        """As MySQL's."""
+        assert changed in ("edited_at", "deleted_at")
+        return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
+                " WHERE user_id IN (SELECT user_id FROM inbox WHERE message_id = %s)"
+                f" AND EXISTS (SELECT 1 FROM messages x WHERE x.id = %s AND x.{changed} = %s)",
+                (marker, message_id, message_id, at))
 
     def seqs_as_text(self, user_id: str, seq: str) -> str:
         return f"group_concat({user_id} || ':' || {seq}, ',')"

@@ -98,6 +98,18 @@ class GroupNotFound(DomainError):
     code = "GroupNotFound"
 
 
+class MessageNotFound(DomainError):
+    code = "MessageNotFound"
+
+
+class EditWindowClosed(DomainError):
+    code = "EditWindowClosed"
+
+
+class MessageDeleted(DomainError):
+    code = "MessageDeleted"
+
+
 class GroupFull(DomainError):
     code = "GroupFull"
 

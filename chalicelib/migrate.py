@@ -90,9 +90,11 @@ APP_GRANTS = {
     "link_codes": "SELECT, INSERT, DELETE",
     "blocks": "SELECT, INSERT, DELETE",
     "chat_groups": "SELECT, INSERT, UPDATE",
-    "group_members": "SELECT, INSERT, DELETE",
-    "messages": "SELECT, INSERT, DELETE",  # DELETE: retention
+    "group_members": "SELECT, INSERT, UPDATE, DELETE",  # UPDATE: joined_seq
+    "messages": "SELECT, INSERT, UPDATE, DELETE",  # UPDATE: edits and deletions; DELETE: retention
     "inbox": "SELECT, INSERT, DELETE",
+    "events": "SELECT, INSERT, DELETE",
+    "read_markers": "SELECT, INSERT, UPDATE, DELETE",
 }
 _USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 

@@ -24,13 +24,21 @@ from typing import Any, List, Mapping, Protocol, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
-Target = Tuple[str, str, int]  # user id, connection id, that user's seq of the message
+Target = Tuple[str, str, int]  # user id, connection id, that user's seq of the event
 WORKERS = 16
 
 
-def message_frame(item: Mapping[str, Any], seq: int) -> str:
-    """What a connection receives for a new message: the /read_messages item."""
-    return json.dumps({"type": "message", "message": {**item, "seq": seq}}, separators=(",", ":"))
+def frame(event: Mapping[str, Any], user_id: str, seq: int) -> str:
+    """What one of the user's connections receives for a new event of its
+    stream: {"type": "event", "event": ...}; a message the user received
+    keeps the frame clients before the stream know, {"type": "message",
+    "message": <the /read_messages item>}, with the event beside it."""
+    from .usecases.results import read_item, shown_to  # the event's shapes live with the use cases
+
+    own = {**event, "seq": seq}
+    if shown_to(own, user_id):
+        return json.dumps({"type": "message", "message": read_item(own), "event": own}, separators=(",", ":"))
+    return json.dumps({"type": "event", "event": own}, separators=(",", ":"))
 
 
 def management_url(websocket_url: str) -> str:
@@ -44,8 +52,8 @@ class Pusher(Protocol):
     """Posts frames to live connections within a time bound, never retrying;
     each method answers the (user id, connection id) pairs found gone."""
 
-    def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
-        """A new message's frame to each target, with that target's seq."""
+    def push(self, event: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
+        """A new event's frame to each target, with that target's seq."""
 
     def post(self, posts: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
         """(user id, connection id, data) as they are."""
@@ -110,8 +118,8 @@ class DirectPusher:
                         (time.monotonic() - started) * 1000)
         return gone
 
-    def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
-        return self.post([(user, connection, message_frame(item, seq)) for user, connection, seq in targets])
+    def push(self, event: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
+        return self.post([(user, connection, frame(event, user, seq)) for user, connection, seq in targets])
 
     def close(self, connection_ids: Sequence[str]) -> None:
         """DELETE @connections/{id} each, within the time bound; one already gone is closed enough."""
@@ -162,10 +170,10 @@ class LambdaPusher:
         self._endpoint = endpoint_url
         self._timeout = timeout_seconds
 
-    def push(self, item: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
+    def push(self, event: Mapping[str, Any], targets: Sequence[Target]) -> List[Tuple[str, str]]:
         step = self.MAX_TARGETS_PER_INVOKE
         for start in range(0, len(targets), step):
-            invoke_async(self._function, {"endpoint": self._endpoint, "item": dict(item),
+            invoke_async(self._function, {"endpoint": self._endpoint, "item": dict(event),
                                           "targets": [list(t) for t in targets[start:start + step]]},
                          timeout_seconds=self._timeout)
         return []  # the push Lambda has the gone connections forgotten itself

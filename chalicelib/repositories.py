@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .db import Tx
+from .db import DuplicateKey, Tx
 from .dialects import Result, Statement, from_db_time, to_db_time
 
 
@@ -21,12 +21,33 @@ class StoredMessage:
     group_id: Optional[str]
     body: str
     sent_at: datetime
+    edited_at: Optional[datetime] = None
+    deleted: bool = False  # its body is erased then
+
+    def peer_for(self, user_id: str) -> str:
+        """The conversation this message belongs to, from one holder's side:
+        the group, the other user, or the user (a note to self)."""
+        return self.group_id or (self.recipient_id if self.sender_id == user_id else self.sender_id) or ""
 
 
 @dataclass(frozen=True)
 class InboxEntry:
     seq: int
     message: StoredMessage
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One entry of a user's stream as stored: a message event (type
+    "message", an inbox row) or another event, with its message where it has
+    one (the message's current state) and its group's name (join, leave)."""
+
+    seq: int
+    type: str  # message, edit, delete, read, receipt, join, leave
+    message: Optional[StoredMessage]
+    peer_id: Optional[str]
+    actor_id: Optional[str]
+    group_name: Optional[str]
 
 
 class Repository:
@@ -42,6 +63,7 @@ class Account:
     name: str
     handle: Optional[str]
     password_hash: Optional[str]
+    read_receipts: bool = True
 
 
 @dataclass(frozen=True)
@@ -55,7 +77,7 @@ class Users(Repository):
     """Accounts. A deleted one keeps its row (messages it sent still name
     it), with nothing left of it but the id and deleted_at."""
 
-    _ACCOUNT = "SELECT id, name, handle, password_hash FROM users"
+    _ACCOUNT = "SELECT id, name, handle, password_hash, read_receipts FROM users"
 
     def add(self, *, user_id: str, name: str, created_at: datetime, handle: Optional[str] = None,
             password_hash: Optional[str] = None) -> None:
@@ -80,16 +102,22 @@ class Users(Repository):
             return []
         marks = ", ".join(["%s"] * len(user_ids))
         rows = self._tx.all(self._ACCOUNT + f" WHERE id IN ({marks}) AND deleted_at IS NULL", tuple(user_ids))
-        return [Account(*row) for row in rows]
+        return [_account_of(row) for row in rows]
 
     def update(self, *, user_id: str, name: Optional[str] = None, handle: Optional[str] = None,
-               password_hash: Optional[str] = None) -> None:
+               password_hash: Optional[str] = None, read_receipts: Optional[bool] = None) -> None:
         """Change what is given (None: keep it). db.DuplicateKey when the handle is taken."""
+        receipts = None if read_receipts is None else int(read_receipts)
         self._tx.execute(
             "UPDATE users SET name = COALESCE(%s, name), handle = COALESCE(%s, handle),"
-            " password_hash = COALESCE(%s, password_hash) WHERE id = %s AND deleted_at IS NULL",
-            (name, handle, password_hash, user_id),
+            " password_hash = COALESCE(%s, password_hash), read_receipts = COALESCE(%s, read_receipts)"
+            " WHERE id = %s AND deleted_at IS NULL",
+            (name, handle, password_hash, receipts, user_id),
         )
+
+    def sends_receipts(self, *, user_id: str) -> bool:
+        row = self._tx.one("SELECT read_receipts FROM users WHERE id = %s", (user_id,))
+        return bool(row and row[0])
 
     def erase(self, *, user_id: str, deleted_at: datetime) -> None:
         """Delete the account: its name, handle (freed for others) and password go."""
@@ -100,7 +128,12 @@ class Users(Repository):
 
     @staticmethod
     def _account(row: Optional[Tuple[Any, ...]]) -> Optional[Account]:
-        return None if row is None else Account(*row)
+        return None if row is None else _account_of(row)
+
+
+def _account_of(row: Tuple[Any, ...]) -> Account:
+    user_id, name, handle, password_hash, receipts = row
+    return Account(user_id, name, handle, password_hash, bool(receipts))
 
 
 class Sessions(Repository):
@@ -195,6 +228,14 @@ class Groups(Repository):
     def exists(self, *, group_id: str) -> bool:
         return self._tx.one("SELECT 1 FROM chat_groups WHERE id = %s", (group_id,)) is not None
 
+    def named(self, *, group_ids: Sequence[str]) -> Dict[str, Tuple[str, int]]:
+        """{group id: (name, member count)} of those that exist."""
+        if not group_ids:
+            return {}
+        marks = ", ".join(["%s"] * len(group_ids))
+        return {gid: (name, int(count)) for gid, name, count in self._tx.all(
+            f"SELECT id, name, member_count FROM chat_groups WHERE id IN ({marks})", tuple(group_ids))}
+
     def take_seat(self, *, group_id: str, capacity: int) -> bool:
         """Count one more member if there is room; locks the group row."""
         return (
@@ -243,6 +284,22 @@ class Members(Repository):
                              tuple(groups))
         self._tx.execute("DELETE FROM group_members WHERE user_id = %s", (user_id,))
 
+    def set_joined_seq(self, *, group_id: str, user_id: str, seq: int) -> None:
+        self._tx.execute("UPDATE group_members SET joined_seq = %s WHERE group_id = %s AND user_id = %s",
+                         (seq, group_id, user_id))
+
+    def groups_of(self, *, user_id: str) -> Dict[str, int]:
+        """{group id: the seq of the user's join} of every group the user is in."""
+        return {gid: int(seq) for gid, seq in self._tx.all(
+            "SELECT group_id, joined_seq FROM group_members WHERE user_id = %s", (user_id,))}
+
+    def page(self, *, group_id: str, after_user_id: str, limit: int) -> List[Tuple[str, str, Optional[str]]]:
+        """(user id, name, handle) of up to `limit` members after `after_user_id`, in id order."""
+        return [(uid, name, handle) for uid, name, handle in self._tx.all(
+            "SELECT m.user_id, u.name, u.handle FROM group_members m JOIN users u ON u.id = m.user_id"
+            " WHERE m.group_id = %s AND m.user_id > %s ORDER BY m.user_id LIMIT %s",
+            (group_id, after_user_id, limit))]
+
     def is_member(self, *, group_id: str, user_id: str) -> bool:
         return (
             self._tx.one("SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id))
@@ -250,7 +307,20 @@ class Members(Repository):
         )
 
 
+_MESSAGE = "m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at, m.edited_at, m.deleted_at"
+
+
+def _message_of(row: Sequence[Any]) -> StoredMessage:
+    mid, sender, recipient, group, body, sent, edited, deleted = row
+    return StoredMessage(mid, sender, recipient, group, body, from_db_time(sent),
+                         None if edited is None else from_db_time(edited), deleted is not None)
+
+
 class Messages(Repository):
+    def by_id(self, *, message_id: str) -> Optional[StoredMessage]:
+        row = self._tx.one(f"SELECT {_MESSAGE} FROM messages m WHERE m.id = %s", (message_id,))
+        return None if row is None else _message_of(row)
+
     def oldest_deliveries(self, *, before: datetime, limit: int) -> List[Tuple[str, int, str]]:
         """(user_id, seq, message_id) of up to `limit` inbox rows of the
         oldest messages sent before `before`, oldest first."""
@@ -284,21 +354,14 @@ class Messages(Repository):
             " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = messages.id)", tuple(message_ids))
 
     def by_client_id(self, *, sender_id: str, client_message_id: str) -> Optional[StoredMessage]:
-        row = self._tx.one(
-            "SELECT id, sender_id, recipient_id, group_id, body, sent_at FROM messages"
-            " WHERE sender_id = %s AND client_message_id = %s",
-            (sender_id, client_message_id),
-        )
-        if row is None:
-            return None
-        return StoredMessage(row[0], row[1], row[2], row[3], row[4], from_db_time(row[5]))
+        row = self._tx.one(f"SELECT {_MESSAGE} FROM messages m WHERE m.sender_id = %s AND m.client_message_id = %s",
+                           (sender_id, client_message_id))
+        return None if row is None else _message_of(row)
 
 
 class Inbox(Repository):
-    _PAGE = (
-        "SELECT i.seq, m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at"
-        " FROM inbox i JOIN messages m ON m.id = i.message_id"
-    )
+    """Message events: one row per message in each stream that holds it
+    (each recipient's and the sender's)."""
 
     def remove_stream(self, *, user_id: str) -> None:
         """Every inbox row of the user (a deleted account's)."""
@@ -319,56 +382,197 @@ class Inbox(Repository):
                                 (message_id, *user_ids))
 
     def seqs(self, *, message_id: str) -> Dict[str, int]:
-        """{recipient: its seq} of one message's inbox rows."""
+        """{holder: its seq} of one message's inbox rows."""
         return {user_id: int(seq) for user_id, seq in
                 self._tx.all("SELECT user_id, seq FROM inbox WHERE message_id = %s", (message_id,))}
 
-    def after(self, *, user_id: str, after: int, limit: int) -> List[InboxEntry]:
-        return self._entries(
-            self._PAGE + " WHERE i.user_id = %s AND i.seq > %s ORDER BY i.seq LIMIT %s",
-            (user_id, after, limit),
-        )
+    def held(self, *, user_id: str, message_id: str) -> Optional[Tuple[int, str]]:
+        """(seq, conversation) of the message in the user's stream, or None when the stream does not hold it."""
+        row = self._tx.one("SELECT seq, peer_id FROM inbox WHERE message_id = %s AND user_id = %s",
+                           (message_id, user_id))
+        return None if row is None else (int(row[0]), row[1])
 
-    def since(self, *, user_id: str, since: datetime, limit: int) -> List[InboxEntry]:
+    def received_since(self, *, user_id: str, since: datetime, limit: int) -> List[InboxEntry]:
+        """Messages the user received (and notes to self) since a time, not deleted, in seq order."""
         return self._entries(
-            self._PAGE + " WHERE i.user_id = %s AND i.sent_at >= %s ORDER BY i.seq LIMIT %s",
-            (user_id, to_db_time(since), limit),
-        )
+            f"SELECT i.seq, {_MESSAGE} FROM inbox i JOIN messages m ON m.id = i.message_id"
+            " WHERE i.user_id = %s AND i.sent_at >= %s AND (m.sender_id <> %s OR m.recipient_id = %s)"
+            " AND m.deleted_at IS NULL ORDER BY i.seq LIMIT %s",
+            (user_id, to_db_time(since), user_id, user_id, limit))
+
+    def history(self, *, user_id: str, peer_id: str, before_seq: int, limit: int) -> List[InboxEntry]:
+        """One conversation's messages in the user's stream, both directions, newest first."""
+        return self._entries(
+            f"SELECT i.seq, {_MESSAGE} FROM inbox i JOIN messages m ON m.id = i.message_id"
+            " WHERE i.user_id = %s AND i.peer_id = %s AND i.seq < %s ORDER BY i.seq DESC LIMIT %s",
+            (user_id, peer_id, before_seq, limit))
+
+    def at(self, *, user_id: str, seqs: Sequence[int]) -> List[InboxEntry]:
+        """The user's message events at these seqs (primary-key lookups)."""
+        if not seqs:
+            return []
+        marks = ", ".join(["%s"] * len(seqs))
+        return self._entries(f"SELECT i.seq, {_MESSAGE} FROM inbox i JOIN messages m ON m.id = i.message_id"
+                             f" WHERE i.user_id = %s AND i.seq IN ({marks})", (user_id, *seqs))
+
+    def newest_by_conversation(self, *, user_id: str) -> Dict[str, int]:
+        """{conversation: the seq of its newest message} for the user. On
+        MySQL a loose index scan of ix_inbox_peer: one dive per conversation."""
+        return {peer: int(seq) for peer, seq in self._tx.all(
+            "SELECT peer_id, MAX(seq) FROM inbox WHERE user_id = %s GROUP BY peer_id", (user_id,))
+            if peer is not None}
+
+    def unread(self, *, user_id: str, read_up_to: Dict[str, int]) -> Dict[str, int]:
+        """{conversation: messages from others after the seq given, not deleted},
+        one range scan of ix_inbox_peer per conversation, in one statement."""
+        if not read_up_to:
+            return {}
+        part = ("SELECT %s, COUNT(*) FROM inbox i JOIN messages m ON m.id = i.message_id"
+                " WHERE i.user_id = %s AND i.peer_id = %s AND i.seq > %s AND m.sender_id <> %s"
+                " AND m.deleted_at IS NULL")
+        params: List[Any] = []
+        for peer, seq in read_up_to.items():
+            params += [peer, user_id, peer, seq, user_id]
+        return {peer: int(count) for peer, count in
+                self._tx.all(" UNION ALL ".join([part] * len(read_up_to)), tuple(params))}
 
     def _entries(self, sql: str, params: Sequence[object]) -> List[InboxEntry]:
-        return [
-            InboxEntry(int(seq), StoredMessage(mid, sender, recipient, group, body, from_db_time(sent)))
-            for seq, mid, sender, recipient, group, body, sent in self._tx.all(sql, params)
-        ]
+        return [InboxEntry(int(row[0]), _message_of(row[1:])) for row in self._tx.all(sql, params)]
+
+
+# A stream entry's columns, the same for both tables: a message event joins
+# its message; another event its message (if any) and the group it names.
+_STREAM_PAGE = (
+    "SELECT * FROM (SELECT i.seq, 'message' AS type, " + _MESSAGE + ", i.peer_id, NULL AS actor_id,"
+    " NULL AS group_name FROM inbox i JOIN messages m ON m.id = i.message_id"
+    " WHERE i.user_id = %s AND i.seq > %s ORDER BY i.seq LIMIT %s) a"
+    " UNION ALL SELECT * FROM (SELECT e.seq, e.type, " + _MESSAGE + ", e.peer_id, e.actor_id, g.name"
+    " FROM events e LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN chat_groups g ON g.id = e.peer_id"
+    " WHERE e.user_id = %s AND e.seq > %s ORDER BY e.seq LIMIT %s) b"
+    " ORDER BY seq LIMIT %s"
+)
+
+
+class Stream(Repository):
+    """A user's stream: inbox rows and events rows, one sequence."""
+
+    def after(self, *, user_id: str, after: int, limit: int) -> List[EventRow]:
+        """The entries after the cursor, in seq order: one statement, so one
+        snapshot of both tables (a commit between two reads could leave a gap)."""
+        rows = self._tx.all(_STREAM_PAGE, (user_id, after, limit, user_id, after, limit, limit))
+        return [EventRow(int(seq), kind, None if mid is None else _message_of((mid, *rest[:7])), peer, actor, group)
+                for seq, kind, mid, *rest, peer, actor, group in rows]
+
+    def remove(self, *, user_id: str) -> None:
+        """Every event of the user (a deleted account's; its inbox rows go with Inbox.remove_stream)."""
+        self._tx.execute("DELETE FROM events WHERE user_id = %s", (user_id,))
+        self._tx.execute("DELETE FROM read_markers WHERE user_id = %s", (user_id,))
+
+
+class Events(Repository):
+    """Retention of the events that are not messages."""
+
+    def holders_of(self, *, message_ids: Sequence[str]) -> List[str]:
+        """The users with events that name these messages."""
+        if not message_ids:
+            return []
+        marks = ", ".join(["%s"] * len(message_ids))
+        return [row[0] for row in self._tx.all(f"SELECT DISTINCT user_id FROM events WHERE message_id IN ({marks})",
+                                               tuple(message_ids))]
+
+    def remove_unheld_of(self, *, message_ids: Sequence[str]) -> int:
+        """Delete the events of these messages that no inbox row holds any more."""
+        if not message_ids:
+            return 0
+        marks = ", ".join(["%s"] * len(message_ids))
+        return self._tx.execute(f"DELETE FROM events WHERE message_id IN ({marks})"
+                                " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = events.message_id)",
+                                tuple(message_ids))
+
+    def oldest_unattached(self, *, before: datetime, limit: int) -> List[Tuple[str, int]]:
+        """(user_id, seq) of up to `limit` events older than `before` that name no message (joins, leaves)."""
+        return [(user_id, int(seq)) for user_id, seq in self._tx.all(
+            "SELECT user_id, seq FROM events WHERE created_at < %s AND message_id IS NULL ORDER BY created_at LIMIT %s",
+            (to_db_time(before), limit))]
+
+    def remove(self, *, keys: Sequence[Tuple[str, int]]) -> int:
+        if not keys:
+            return 0
+        where = " OR ".join(["(user_id = %s AND seq = %s)"] * len(keys))
+        return self._tx.execute(f"DELETE FROM events WHERE {where}", tuple(v for key in keys for v in key))
+
+
+class ReadMarkers(Repository):
+    def of(self, *, user_id: str, peer_ids: Sequence[str]) -> Dict[str, Tuple[int, str]]:
+        """{conversation: (seq, message id) read up to} of those the user has read."""
+        if not peer_ids:
+            return {}
+        marks = ", ".join(["%s"] * len(peer_ids))
+        return {peer: (int(seq), mid) for peer, seq, mid in self._tx.all(
+            f"SELECT peer_id, seq, message_id FROM read_markers WHERE user_id = %s AND peer_id IN ({marks})",
+            (user_id, *peer_ids))}
+
+    def advance(self, *, user_id: str, peer_id: str, seq: int, message_id: str) -> bool:
+        """Move the marker forward to `seq`; False when it is already there or beyond."""
+        move = ("UPDATE read_markers SET seq = %s, message_id = %s WHERE user_id = %s AND peer_id = %s AND seq < %s",
+                (seq, message_id, user_id, peer_id, seq))
+        if self._tx.execute(*move):
+            return True
+        try:
+            self._tx.execute("INSERT INTO read_markers (user_id, peer_id, seq, message_id) VALUES (%s, %s, %s, %s)",
+                             (user_id, peer_id, seq, message_id))
+            return True
+        except DuplicateKey:  # there already, or another read put it there just now
+            return self._tx.execute(*move) == 1
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an edit or a deletion did (Deliveries.edit, erase)."""
+
+    changed: bool  # False: nothing was changed, and no event taken
+    message: Optional[StoredMessage]  # as it is now; None: no such message
+    seqs: Dict[str, int]  # each holder's seq of the event
+    stale: Dict[str, List[int]]  # each holder's entries that showed the old text
 
 
 _NEW_MESSAGE = "INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
+_NEW_EVENTS = "INSERT INTO events (user_id, seq, type, peer_id, message_id, actor_id, created_at)"
 
 
 class Deliveries(Repository):
-    """A message and its deliveries: the message row, each recipient's next
-    seq (its counter row, locked until commit) and the inbox rows, as one
-    batch (Tx.batch: one round trip on MySQL). A used idempotency key raises
+    """Writes that take seqs: each stream's next seq (its counter row, locked
+    until commit, marked with the write's id) and that stream's entry,
+    selected from exactly the counters the write marked, as one batch
+    (Tx.batch: one round trip on MySQL) whatever the number of streams.
+    Counters are always locked in user id order (one statement takes them
+    all), so two writes never deadlock. A used idempotency key raises
     db.DuplicateKey, an unknown user db.MissingReference."""
 
-    def direct(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Optional[int]:
-        """The recipient's seq; None when the recipient blocks the sender."""
-        dialect, recipient = self._tx.dialect, message.recipient_id or ""
-        _, taken, _ = self._tx.batch([
+    def direct(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Optional[Dict[str, int]]:
+        """The recipient's and the sender's seqs (one for a note to self);
+        None when the recipient blocks the sender."""
+        sender, recipient = message.sender_id, message.recipient_id or ""
+        mine = "FROM inbox_counters c WHERE c.user_id IN (%s, %s) AND c.last_message_id = %s"
+        _, taken, _, seqs = self._tx.batch([
             (_NEW_MESSAGE + " VALUES (%s, %s, %s, NULL, %s, %s, %s)",
-             (message.id, message.sender_id, recipient, message.body, to_db_time(message.sent_at),
-              client_message_id)),
-            dialect.take_seq_unless_blocked(user_id=recipient, sender_id=message.sender_id, message_id=message.id),
-            self._inbox_rows(message, "FROM inbox_counters c WHERE c.user_id = %s", recipient),
+             (message.id, sender, recipient, message.body, to_db_time(message.sent_at), client_message_id)),
+            ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s WHERE user_id IN (%s, %s)"
+             " AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
+             (message.id, recipient, sender, recipient, sender)),
+            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id) SELECT c.user_id, c.last_seq, %s, %s,"
+             " CASE WHEN c.user_id = %s THEN %s ELSE %s END " + mine,
+             (message.id, to_db_time(message.sent_at), sender, recipient, sender, recipient, sender, message.id)),
+            ("SELECT c.user_id, c.last_seq " + mine, (recipient, sender, message.id)),
         ])
-        return dialect.seq_taken(taken)
+        return {user_id: int(seq) for user_id, seq in seqs.rows} if taken.rowcount else None
 
     def group(self, *, message: StoredMessage, client_message_id: Optional[str]) -> Optional[Dict[str, int]]:
-        """Each recipient's seq (every member but the sender and those who
-        block the sender); None when no message row was stored because the
-        sender is no member. The message row is inserted only for a member,
-        and its foreign key share-locks the group's row until commit, so no
-        one joins or leaves while the message is delivered."""
+        """Each member's seq (the sender's included; not those who block the
+        sender); None when no message row was stored because the sender is
+        no member. The message row is inserted only for a member, and its
+        foreign key share-locks the group's row until commit, so no one joins
+        or leaves while the message is delivered."""
         dialect, group = self._tx.dialect, message.group_id or ""
         members = "FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id WHERE m.group_id = %s"
         stored, _, _, seqs = self._tx.batch([
@@ -376,25 +580,96 @@ class Deliveries(Repository):
                             " WHERE group_id = %s AND user_id = %s",
              (message.id, message.sender_id, group, message.body, to_db_time(message.sent_at), client_message_id,
               group, message.sender_id)),
-            dialect.take_member_seqs(group_id=group, sender_id=message.sender_id, message_id=message.id),
-            self._inbox_rows(message, members, group),
-            # Every counter the message advanced, as one row of one text
-            # (reading 10,000 rows one by one would cost the driver more than
-            # the database). In READ COMMITTED a read of our own updates, no locks.
-            (f"SELECT {dialect.seqs_as_text('c.user_id', 'c.last_seq')} {members} AND c.last_message_id = %s",
-             (group, message.id)),
+            dialect.take_member_seqs(group_id=group, marker=message.id, unless_blocking=message.sender_id),
+            (f"INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id) SELECT c.user_id, c.last_seq, %s, %s, %s"
+             f" {members} AND c.last_message_id = %s",
+             (message.id, to_db_time(message.sent_at), group, group, message.id)),
+            _seqs_select(dialect, members, group, message.id),
         ])
         return _seqs_of(seqs) if stored.rowcount == 1 else None
 
-    @staticmethod
-    def _inbox_rows(message: StoredMessage, source: str, target: str) -> Statement:
-        """An inbox row, with the seq it took, for every counter of `source`
-        the message advanced: the recipients are exactly those counters. In
-        READ COMMITTED, INSERT ... SELECT reads its source as a consistent
-        read: it locks no counter row."""
-        return (f"INSERT INTO inbox (user_id, seq, message_id, sent_at) SELECT c.user_id, c.last_seq, %s, %s"
-                f" {source} AND c.last_message_id = %s",
-                (message.id, to_db_time(message.sent_at), target, message.id))
+    def edit(self, *, message_id: str, sender_id: str, body: str, at: datetime, sent_after: datetime,
+             marker: str) -> "Change":
+        """Replace the text of the sender's message if it is not deleted and
+        was sent after `sent_after`, with an `edit` event to every stream
+        that holds it."""
+        return self._change(
+            ("UPDATE messages SET body = %s, edited_at = %s WHERE id = %s AND sender_id = %s"
+             " AND deleted_at IS NULL AND sent_at > %s",
+             (body, to_db_time(at), message_id, sender_id, to_db_time(sent_after))),
+            message_id=message_id, kind="edit", marker=marker, at=at, changed="edited_at")
+
+    def erase(self, *, message_id: str, sender_id: str, at: datetime, marker: str) -> "Change":
+        """Delete the sender's message (its text erased, its row kept for the
+        events that name it), with a `delete` event to every stream that
+        holds it; nothing when it is already deleted."""
+        return self._change(
+            ("UPDATE messages SET body = '', deleted_at = %s WHERE id = %s AND sender_id = %s"
+             " AND deleted_at IS NULL", (to_db_time(at), message_id, sender_id)),
+            message_id=message_id, kind="delete", marker=marker, at=at, changed="deleted_at")
+
+    def _change(self, change: Statement, *, message_id: str, kind: str, marker: str, at: datetime,
+                changed: str) -> "Change":
+        """The change and its events in one batch: the events are taken only
+        if the change's `changed` column now holds `at` (this write changed
+        the row, which stays locked until commit). With the message as it is
+        after the change, each holder's new seq, and the seqs of its entries
+        the change made stale (what showed the old text)."""
+        dialect = self._tx.dialect
+        holders = "FROM inbox i JOIN inbox_counters c ON c.user_id = i.user_id WHERE i.message_id = %s"
+        done, now, held, _, _, seqs = self._tx.batch([
+            change,
+            (f"SELECT {_MESSAGE} FROM messages m WHERE m.id = %s", (message_id,)),
+            ("SELECT user_id, seq FROM inbox WHERE message_id = %s UNION ALL"  # before this write's own event
+             " SELECT user_id, seq FROM events WHERE message_id = %s AND type = 'edit'", (message_id, message_id)),
+            dialect.take_holder_seqs(message_id=message_id, marker=marker, changed=changed, at=to_db_time(at)),
+            (_NEW_EVENTS + f" SELECT c.user_id, c.last_seq, %s, i.peer_id, %s, NULL, %s {holders}"
+                           " AND c.last_message_id = %s", (kind, message_id, to_db_time(at), message_id, marker)),
+            _seqs_select(dialect, holders, message_id, marker),
+        ])
+        new = _seqs_of(seqs)
+        stale: Dict[str, List[int]] = {}
+        for user_id, seq in held.rows:
+            if user_id in new:
+                stale.setdefault(user_id, []).append(int(seq))
+        return Change(done.rowcount == 1, _message_of(now.rows[0]) if now.rows else None, new, stale)
+
+    def to_members(self, *, group_id: str, kind: str, user_id: str, marker: str, at: datetime) -> Dict[str, int]:
+        """A `join` or `leave` event of `user_id` for every member of the group (each one's seq)."""
+        dialect = self._tx.dialect
+        members = "FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id WHERE m.group_id = %s"
+        _, _, seqs = self._tx.batch([
+            dialect.take_member_seqs(group_id=group_id, marker=marker, unless_blocking=None),
+            (_NEW_EVENTS + f" SELECT c.user_id, c.last_seq, %s, %s, NULL, %s, %s {members} AND c.last_message_id = %s",
+             (kind, group_id, user_id, to_db_time(at), group_id, marker)),
+            _seqs_select(dialect, members, group_id, marker),
+        ])
+        return _seqs_of(seqs)
+
+    def read(self, *, reader_id: str, peer_id: str, message_id: str, receipt_to: Optional[str], marker: str,
+             at: datetime) -> Dict[str, int]:
+        """A `read` event for the reader and, given `receipt_to`, a `receipt`
+        for that user (the other person of a direct conversation)."""
+        users = [reader_id] if receipt_to is None else [reader_id, receipt_to]
+        marks = ", ".join(["%s"] * len(users))
+        mine = f"FROM inbox_counters c WHERE c.user_id IN ({marks}) AND c.last_message_id = %s"
+        _, _, seqs = self._tx.batch([
+            (f"UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s WHERE user_id IN ({marks})",
+             (marker, *users)),
+            (_NEW_EVENTS + " SELECT c.user_id, c.last_seq, CASE WHEN c.user_id = %s THEN 'read' ELSE 'receipt' END,"
+                           f" CASE WHEN c.user_id = %s THEN %s ELSE %s END, %s, %s, %s {mine}",
+             (reader_id, reader_id, peer_id, reader_id, message_id, reader_id, to_db_time(at), *users, marker)),
+            ("SELECT c.user_id, c.last_seq " + mine, (*users, marker)),
+        ])
+        return {user_id: int(seq) for user_id, seq in seqs.rows}
+
+
+def _seqs_select(dialect: Any, source: str, target: str, marker: str) -> Statement:
+    """Every counter a write advanced, as one row of one text (reading 10,000
+    rows one by one would cost the driver more than the database). In READ
+    COMMITTED a read of our own updates, no locks."""
+    return (f"SELECT {dialect.seqs_as_text('c.user_id', 'c.last_seq')} {source} AND c.last_message_id = %s",
+            (target, marker))
 
 
 def _seqs_of(result: Result) -> Dict[str, int]:

@@ -125,6 +125,7 @@ class Settings:
     forget_function: Optional[str]  # deployed: the in-VPC Lambda that forgets gone connections
     push_timeout_seconds: float
     retention_days: Optional[int]  # None: keep every message
+    edit_window_hours: int  # how long after sending a message can be edited
     in_lambda: bool
 
     @property
@@ -177,5 +178,6 @@ class Settings:
             forget_function=_text(env, "FORGET_FUNCTION"),
             push_timeout_seconds=_float(env, "PUSH_TIMEOUT_SECONDS", 1.0),
             retention_days=_int(env, "RETENTION_DAYS", 0, 1, 36_500) or None,
+            edit_window_hours=_int(env, "EDIT_WINDOW_HOURS", 48, 1, 876_000),
             in_lambda=in_lambda,
         )

@@ -115,6 +115,7 @@ def build(settings: Settings) -> UseCases:
         pusher=_pusher(settings),
         websocket_url=settings.websocket_url,
         retention_days=settings.retention_days,
+        edit_window_hours=settings.edit_window_hours,
         db=_db,
         signer=signer,
         auth_enabled=settings.auth_enabled,

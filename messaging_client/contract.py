@@ -11,11 +11,14 @@ CODES = {
     'NotFound': (404, 'never'),
     'UserNotFound': (404, 'never'),
     'GroupNotFound': (404, 'never'),
+    'MessageNotFound': (404, 'never'),
     'MethodNotAllowed': (405, 'never'),
     'CursorAhead': (409, 'never'),
     'GroupFull': (409, 'never'),
     'IdempotencyConflict': (409, 'never'),
     'HandleTaken': (409, 'never'),
+    'EditWindowClosed': (409, 'never'),
+    'MessageDeleted': (409, 'never'),
     'PayloadTooLarge': (413, 'never'),
     'UnsupportedMediaType': (415, 'never'),
     'RateLimited': (429, 'always'),
@@ -36,5 +39,11 @@ MAX_USERS_PER_LOOKUP = 100
 LINK_CODE_SECONDS = 300
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+DEFAULT_CONVERSATIONS = 50
+MAX_CONVERSATIONS = 100
+DEFAULT_HISTORY = 50
+MAX_HISTORY = 200
+DEFAULT_MEMBERS = 100
+MAX_MEMBERS = 500
 MAX_BODY_BYTES = 65536
 WAIT_REFUSED_PAUSE_SECONDS = 5

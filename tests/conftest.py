@@ -151,6 +151,17 @@ class Api:
             if not r.body["has_more"]:
                 return messages
 
+    def sync_all(self, user: User, after: int = 0) -> list:
+        """Every event of the user's stream after `after`, through /sync."""
+        events = []
+        while True:
+            r = self.post("/sync", {"after": after, "limit": 1000}, token=user.token)
+            assert r.status == 200, r
+            events += r.body["events"]
+            after = r.body["next_after"]
+            if not r.body["has_more"]:
+                return events
+
 
 @pytest.fixture
 def api(app_env: Dict[str, str]) -> Iterator[Api]:

@@ -10,14 +10,19 @@
 -- ARGV[7]  the format of a user's window (keys.window)
 -- ARGV[8]  of a user's live WebSocket connections (keys.connections: connection id -> expiry, ms)
 -- ARGV[9]  of a user's wake-up channel (keys.wake_channel)
--- After a commit, for one message: wakes each recipient's long-polls, adds
--- the entry to each window that exists (writers never create one), and
--- returns, flat, the position, count and ids of every recipient that has
--- live connections (most have none).
+-- ARGV[10] per recipient, in the same order, comma-separated: the seqs of
+--          entries this event makes stale (an edited or deleted message's
+--          earlier entries), each list ';'-separated; empty for a new message
+-- After a commit, for one event: wakes each recipient's long-polls, drops
+-- the stale entries and any pending refill's ticket (a refill read before
+-- the commit must not land them again), adds the entry to each window that
+-- exists (writers never create one), and returns, flat, the position, count
+-- and ids of every recipient that has live connections (most have none).
 local size, ttl, budget, tail = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local window_of, connections_of, channel_of = ARGV[7], ARGV[8], ARGV[9]
-local seqs = {}
+local seqs, stale = {}, {}
 for seq_s in string.gmatch(ARGV[6], '[^,]+') do seqs[#seqs + 1] = seq_s end
+for list in string.gmatch(ARGV[10] .. ',', '([^,]*),') do stale[#stale + 1] = list end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local out, i = {}, 0
@@ -33,6 +38,16 @@ for user in string.gmatch(ARGV[5], '[^,]+') do
   end
   -- m, l, z and t, b: all nil means the window does not exist
   local meta = redis.call('HMGET', key, 'm', 'l', 'z', 't', 'b')
+  if (meta[1] or meta[4] or meta[5]) and stale[i] and stale[i] ~= '' then
+    local bytes = tonumber(meta[3] or 0)
+    for old in string.gmatch(stale[i], '[^;]+') do
+      bytes = bytes - redis.call('HSTRLEN', key, old)
+      redis.call('HDEL', key, old)
+    end
+    redis.call('HDEL', key, 't')
+    redis.call('HSET', key, 'z', bytes)
+    meta[3], meta[4] = tostring(bytes), nil
+  end
   if meta[1] or meta[4] or meta[5] then
     local seq, newest = tonumber(seq_s), tonumber(meta[1] or 0)
     if seq > newest - size then

@@ -11,11 +11,14 @@ export const CODES = Object.freeze({
   NotFound: { status: 404, retry: 'never' },
   UserNotFound: { status: 404, retry: 'never' },
   GroupNotFound: { status: 404, retry: 'never' },
+  MessageNotFound: { status: 404, retry: 'never' },
   MethodNotAllowed: { status: 405, retry: 'never' },
   CursorAhead: { status: 409, retry: 'never' },
   GroupFull: { status: 409, retry: 'never' },
   IdempotencyConflict: { status: 409, retry: 'never' },
   HandleTaken: { status: 409, retry: 'never' },
+  EditWindowClosed: { status: 409, retry: 'never' },
+  MessageDeleted: { status: 409, retry: 'never' },
   PayloadTooLarge: { status: 413, retry: 'never' },
   UnsupportedMediaType: { status: 415, retry: 'never' },
   RateLimited: { status: 429, retry: 'always' },
@@ -36,5 +39,11 @@ export const MAX_USERS_PER_LOOKUP = 100;
 export const LINK_CODE_SECONDS = 300;
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1000;
+export const DEFAULT_CONVERSATIONS = 50;
+export const MAX_CONVERSATIONS = 100;
+export const DEFAULT_HISTORY = 50;
+export const MAX_HISTORY = 200;
+export const DEFAULT_MEMBERS = 100;
+export const MAX_MEMBERS = 500;
 export const MAX_BODY_BYTES = 65536;
 export const WAIT_REFUSED_PAUSE_SECONDS = 5;

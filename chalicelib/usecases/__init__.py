@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from .accounts import Accounts
 from .blocking import Blocking
+from .browsing import Browsing
+from .conversing import Conversing
 from .deps import Deps, Limits
 from .health import Health
 from .live import Live
@@ -27,6 +29,8 @@ class UseCases:
         self.membership = Membership(deps)
         self.sending = Sending(deps)
         self.reading = Reading(deps)
+        self.conversing = Conversing(deps)
+        self.browsing = Browsing(deps)
         self.health = Health(deps)
         self.live = Live(deps)
         self.retention = Retention(deps)

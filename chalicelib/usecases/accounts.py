@@ -16,9 +16,20 @@ from ..auth import Identity
 from ..contract import LINK_CODE_SECONDS
 from ..db import DuplicateKey, Tx
 from ..errors import BadCredentials, BadRequest, Forbidden, HandleTaken, Unauthorized, UserNotFound
-from ..repositories import Account, Blocks, Inbox, InboxCounters, LinkCodes, Members, Messages, Sessions, Users
+from ..repositories import (
+    Account,
+    Blocks,
+    Inbox,
+    InboxCounters,
+    LinkCodes,
+    Members,
+    Messages,
+    Sessions,
+    Stream,
+    Users,
+)
 from .deps import Deps
-from .results import Deleted, LinkCode, Profile, Profiles, Registered, Revoked, SessionList, SessionView, iso
+from .results import Deleted, LinkCode, Me, Profile, Profiles, Registered, Revoked, SessionList, SessionView, iso
 
 DEFAULT_DEVICE = "unnamed device"
 # Crockford's base32 without I, L, O, U: 10 characters are 50 bits, read aloud
@@ -133,11 +144,16 @@ class Accounts:
 
     # ------------------------------------------------------------ the account
 
+    def account(self, *, caller: Optional[Identity]) -> Me:
+        """The caller's own account and settings."""
+        return _me_of(self._account(self._me(caller).user_id))
+
     def update_account(self, *, caller: Optional[Identity], user_name: Optional[str], handle: Optional[str],
-                       password: Optional[str], current_password: Optional[str], source_ip: str) -> Profile:
+                       password: Optional[str], current_password: Optional[str], source_ip: str,
+                       read_receipts: Optional[bool] = None) -> Me:
         me = self._me(caller)
-        if user_name is None and handle is None and password is None:
-            raise BadRequest("user_name", "give at least one of user_name, handle and password")
+        if user_name is None and handle is None and password is None and read_receipts is None:
+            raise BadRequest("user_name", "give at least one of user_name, handle, password and read_receipts")
         account = self._account(me.user_id)
         if password is not None and handle is None and account.handle is None:
             raise BadRequest("password", "needs a handle to sign in with: give handle too")
@@ -147,7 +163,8 @@ class Accounts:
 
         def work(tx: Tx) -> List[str]:
             try:
-                Users(tx).update(user_id=me.user_id, name=user_name, handle=handle, password_hash=new_hash)
+                Users(tx).update(user_id=me.user_id, name=user_name, handle=handle, password_hash=new_hash,
+                                 read_receipts=read_receipts)
             except DuplicateKey:
                 raise HandleTaken(f"handle: {handle} is taken") from None
             if new_hash is None:
@@ -158,8 +175,7 @@ class Accounts:
             return others
 
         self._signed_out(me.user_id, self._deps.db.run(work, write=True))
-        return Profile(me.user_id, user_name if user_name is not None else account.name,
-                       handle if handle is not None else account.handle)
+        return _me_of(self._account(me.user_id))
 
     def delete_account(self, *, caller: Optional[Identity], password: Optional[str], source_ip: str) -> Deleted:
         """Every session signed out; the handle freed; the name and password
@@ -177,6 +193,7 @@ class Accounts:
             Members(tx).leave_all(user_id=me.user_id)
             Blocks(tx).remove_all_of(user_id=me.user_id)
             Inbox(tx).remove_stream(user_id=me.user_id)
+            Stream(tx).remove(user_id=me.user_id)
             InboxCounters(tx).remove(user_id=me.user_id)
             Messages(tx).remove_unheld_to(recipient_id=me.user_id)
             Users(tx).erase(user_id=me.user_id, deleted_at=self._deps.now())
@@ -265,6 +282,11 @@ class Accounts:
             gone = deps.connections.of_sessions(user_id, session_ids)
             deps.pusher.close(gone)
             deps.connections.forget([(user_id, c) for c in gone])
+
+
+def _me_of(account: Account) -> Me:
+    return Me(account.user_id, account.name, account.handle, account.password_hash is not None,
+              account.read_receipts)
 
 
 def _code_hash(code: str) -> str:

@@ -57,6 +57,7 @@ class Deps:
     pusher: Optional[Pusher] = None
     websocket_url: Optional[str] = None
     retention_days: Optional[int] = None  # None: keep every message
+    edit_window_hours: int = 48
     now: Callable[[], datetime] = utc_now
     # Whether a token's session is live (None: the database's answer, kept 30 s in this process).
     sessions: Optional[SessionStates] = None

@@ -1,9 +1,12 @@
-"""Retention: messages older than RETENTION_DAYS go, in bounded batches.
+"""Retention: messages older than RETENTION_DAYS go, in bounded batches,
+with every event that names them, and then the joins and leaves older than
+that.
 
 Each batch is two short transactions of its own: up to BATCH inbox rows of
-the oldest messages, then those of their messages that no inbox row
-references any more (a group message's rows may take several batches; its
-message row goes with the last). A batch locks only old rows that no send touches, so a
+the oldest messages (with the events of the messages whose rows all go),
+then those of their messages that no inbox row references any more (a group
+message's rows may take several batches; its message row and events go
+with the last). A batch locks only old rows that no send touches, so a
 purge never holds up a send for longer than one batch. Seqs are never
 renumbered: a cursor behind the horizon reads what is left.
 
@@ -20,7 +23,8 @@ from datetime import timedelta
 from typing import List, Optional, Tuple
 
 from .. import timebudget
-from ..repositories import Inbox, Messages
+from ..db import Tx
+from ..repositories import Events, Inbox, Messages
 from .deps import Deps
 from .results import Result
 
@@ -35,6 +39,7 @@ class Purged(Result):
     batches: int
     finished: bool  # False: stopped by its time budget (or Redis), the next run goes on
     stopped_because: Optional[str] = None
+    events: int = 0  # the other events that went: of the purged messages, and joins and leaves
 
 
 class Retention:
@@ -46,49 +51,80 @@ class Retention:
         if deps.retention_days is None:
             return Purged(0, 0, 0, True, "RETENTION_DAYS is not set: everything is kept")
         horizon = deps.now() - timedelta(days=deps.retention_days)
-        rows = messages = batches = 0
+        done = {"rows": 0, "messages": 0, "batches": 0, "events": 0}
+
+        def stop(why: Optional[str] = None) -> Purged:
+            return Purged(done["rows"], done["messages"], done["batches"], why is None, why, done["events"])
+
         while True:
             if timebudget.left() < BATCH_SECONDS:
-                return Purged(rows, messages, batches, False, "time budget spent")
+                return stop("time budget spent")
             victims = deps.db.run(lambda tx: Messages(tx).oldest_deliveries(before=horizon, limit=batch), write=False)
             if not victims:
                 break
-            users = sorted({user_id for user_id, _, _ in victims})
+            users = sorted({user_id for user_id, _, _ in victims} | set(self._event_holders(victims)))
             if not self._forget(users):
-                return Purged(rows, messages, batches, False, "the cache could not be reached")
-
-            removed, gone = self._delete(victims, full=len(victims) == batch)
+                return stop("the cache could not be reached")
+            rows, events, gone = self._delete(victims, full=len(victims) == batch)
             self._forget(users)  # a refill that read before the delete may have landed meanwhile
-            rows, messages, batches = rows + removed, messages + gone, batches + 1
-        while True:  # messages that never had an inbox row (a group send to nobody)
+            done["rows"] += rows
+            done["events"] += events
+            done["messages"] += gone
+            done["batches"] += 1
+        while True:  # messages no inbox row holds (sent to nobody before senders had streams)
             if timebudget.left() < BATCH_SECONDS:
-                return Purged(rows, messages, batches, False, "time budget spent")
+                return stop("time budget spent")
             ids = deps.db.run(lambda tx: Messages(tx).undelivered_before(before=horizon, limit=batch), write=False)
             if not ids:
-                return Purged(rows, messages, batches, True)
-            messages += self._delete_messages(ids)
-            batches += 1
+                break
+            done["messages"] += self._delete_messages(ids)[0]
+            done["batches"] += 1
+        while True:  # joins and leaves
+            if timebudget.left() < BATCH_SECONDS:
+                return stop("time budget spent")
+            keys = deps.db.run(lambda tx: Events(tx).oldest_unattached(before=horizon, limit=batch), write=False)
+            if not keys:
+                return stop()
+            users = sorted({user_id for user_id, _ in keys})
+            if not self._forget(users):
+                return stop("the cache could not be reached")
+            done["events"] += self._delete_events(keys)
+            self._forget(users)
+            done["batches"] += 1
 
-    def _delete(self, victims: List[Tuple[str, int, str]], *, full: bool) -> Tuple[int, int]:
-        """(inbox rows, messages) deleted of one batch: whole messages where
-        the batch has all of their rows (it is in message order, so only the
-        last one may be cut short); a message with more rows than a batch
-        goes batch by batch."""
+    def _delete(self, victims: List[Tuple[str, int, str]], *, full: bool) -> Tuple[int, int, int]:
+        """(inbox rows, events, messages) deleted of one batch: whole messages
+        where the batch has all of their rows (it is in message order, so
+        only the last one may be cut short), with their events; a message
+        with more rows than a batch goes batch by batch."""
         order = list(dict.fromkeys(m for _, _, m in victims))
         if len(order) > 1 and full:
             order.pop()  # the last message's other rows come in the next batch
         if len(order) == 1 and full:
             some = [u for u, _, m in victims if m == order[0]]
-            removed = self._deps.db.run(
+            rows = self._deps.db.run(
                 lambda tx: Inbox(tx).remove_some_of(message_id=order[0], user_ids=some), write=True)
         else:
-            removed = self._deps.db.run(lambda tx: Inbox(tx).remove_of(message_ids=order), write=True)
+            rows = self._deps.db.run(lambda tx: Inbox(tx).remove_of(message_ids=order), write=True)
         # Its own short transaction: checking for rows left against the
         # first one's uncommitted deletes would cost InnoDB far more.
-        return removed, self._delete_messages(order)
+        messages, events = self._delete_messages(order)
+        return rows, events, messages
 
-    def _delete_messages(self, ids: List[str]) -> int:
-        return self._deps.db.run(lambda tx: Messages(tx).remove(message_ids=ids), write=True)
+    def _event_holders(self, victims: List[Tuple[str, int, str]]) -> List[str]:
+        ids = list({m for _, _, m in victims})
+        return self._deps.db.run(lambda tx: Events(tx).holders_of(message_ids=ids), write=False)
+
+    def _delete_events(self, keys: List[Tuple[str, int]]) -> int:
+        return self._deps.db.run(lambda tx: Events(tx).remove(keys=keys), write=True)
+
+    def _delete_messages(self, ids: List[str]) -> Tuple[int, int]:
+        """(messages, events) deleted: those of these messages no inbox row holds any more, with their events."""
+        def work(tx: Tx) -> Tuple[int, int]:
+            events = Events(tx).remove_unheld_of(message_ids=ids)  # before the rows they name
+            return Messages(tx).remove(message_ids=ids), events
+
+        return self._deps.db.run(work, write=True)
 
     def _forget(self, users: List[str]) -> bool:
         return self._deps.cache is None or self._deps.cache.forget(users)

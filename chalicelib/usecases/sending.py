@@ -1,14 +1,16 @@
 """Direct and group sends. A send is one transaction in named steps:
 
-1. store: the message row, each recipient's next seq and the inbox rows, in
-   one round trip (repositories.Deliveries);
+1. store: the message row, the next seq of each recipient's stream and of
+   the sender's own, and the inbox rows, in one round trip
+   (repositories.Deliveries);
 2. when the idempotency key is already used, replay: answer what that key
    stored (a different text or recipient is a conflict);
 3. when nothing could be stored, explain: the 404 or 403 that says why;
 
-then, after the commit, hurry the news along: the cache windows, the
-long-polls and the live connections (again on a replay: the first attempt's
-commit may have landed while its reply was lost)."""
+then, after the commit, hurry the news along (fanout.publish): the cache
+windows, the long-polls and the live connections, the sender's other devices
+included (again on a replay: the first attempt's commit may have landed
+while its reply was lost)."""
 from __future__ import annotations
 
 import uuid
@@ -19,7 +21,8 @@ from ..db import DuplicateKey, MissingReference, Tx
 from ..errors import Blocked, GroupNotFound, IdempotencyConflict, NotAMember
 from ..repositories import Deliveries, Groups, Inbox, Messages, StoredMessage
 from .deps import Deps, raise_unknown_users
-from .results import Sent, iso, message_item
+from .fanout import publish
+from .results import Sent, iso, message_event
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,13 @@ class Delivery:
     """What a send's transaction hands to the after-commit step."""
 
     result: Sent
-    seqs: Dict[str, int]  # recipient -> its seq of the message
+    seqs: Dict[str, int]  # each stream that holds the message (the sender's too) -> its seq
     message: StoredMessage  # as stored: for a replay, the original
 
     @classmethod
     def of(cls, message: StoredMessage, seqs: Dict[str, int], *, duplicate: bool) -> "Delivery":
-        recipients = len(seqs) if message.group_id is not None else None  # group sends say how many
+        # Group sends say how many received it: every stream but the sender's.
+        recipients = len(seqs) - (message.sender_id in seqs) if message.group_id is not None else None
         return cls(Sent(message.id, iso(message.sent_at), duplicate, recipients), seqs, message)
 
 
@@ -61,24 +65,7 @@ class Sending:
         return delivery.result
 
     def _after_commit(self, delivery: Delivery) -> None:
-        """Wake this process's long-polls; with Redis, in one round trip,
-        write the entry through to each recipient's cache window, wake every
-        container's long-polls and learn who is connected; then push to those
-        connections. All of it may run twice for one message (a replay repeats
-        it): a window keeps one entry per seq, and clients drop what their
-        cursor has passed."""
-        deps, seqs = self._deps, delivery.seqs
-        if not seqs:
-            return
-        deps.wakeups.notify(seqs)
-        item = message_item(0, delivery.message)
-        if deps.cache is not None:
-            live = deps.cache.deliver(item, seqs)  # None: Redis is down, so no push either
-        else:
-            live = deps.connections.of(seqs) if deps.pusher is not None else None
-        if live and deps.pusher is not None:
-            gone = deps.pusher.push(item, [(u, c, seqs[u]) for u, ids in live.items() for c in ids])
-            deps.connections.forget(gone)
+        publish(self._deps, message_event(0, delivery.message), delivery.seqs)
 
 
 def _transaction(tx: Tx, message: StoredMessage, client_message_id: Optional[str]) -> Delivery:
@@ -106,11 +93,11 @@ def _store(tx: Tx, message: StoredMessage, client_message_id: Optional[str]) -> 
     deliveries = Deliveries(tx)
     if message.group_id is not None:
         return deliveries.group(message=message, client_message_id=client_message_id)
-    seq = deliveries.direct(message=message, client_message_id=client_message_id)
-    if seq is None:
+    seqs = deliveries.direct(message=message, client_message_id=client_message_id)
+    if seqs is None or (message.recipient_id or "") not in seqs:
         raise_unknown_users(tx, receiving_user_id=message.recipient_id or "")
         raise Blocked("the receiving user has blocked the sending user")
-    return {message.recipient_id or "": seq}
+    return seqs
 
 
 def _explain_refusal(tx: Tx, message: StoredMessage) -> None:
@@ -135,7 +122,7 @@ def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) ->
     if original is None:  # the key's row vanished between the two statements
         raise IdempotencyConflict("client_message_id: the earlier send with this key is not readable")
     same = (
-        original.body == attempt.body
+        (original.body == attempt.body or original.edited_at is not None or original.deleted)  # changed since
         and original.recipient_id == attempt.recipient_id
         and original.group_id == attempt.group_id
     )

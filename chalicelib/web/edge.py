@@ -13,7 +13,7 @@ from chalice import Chalice, Response
 
 from .. import timebudget
 from ..auth import Identity
-from ..errors import DomainError, MethodNotAllowed, NotFound
+from ..errors import BadRequest, DomainError, Forbidden, MethodNotAllowed, NotFound
 from ..params import RequestParams
 from ..usecases.results import Result
 from . import envelope
@@ -52,6 +52,18 @@ class Call:
     def caller(self) -> Optional[str]:
         """The token's user (None: a public route, or auth is off)."""
         return self.identity.user_id if self.identity else None
+
+    def acting_user(self) -> str:
+        """The user the stream's endpoints act as: the token's (a `user_id`
+        given must be it); without tokens (AUTH_MODE=none), `user_id`, required."""
+        given = self.params.optional_id("user_id")
+        if self.caller is None:
+            if given is None:
+                raise BadRequest("user_id", "required: this server runs without tokens (AUTH_MODE=none)")
+            return given
+        if given is not None and given != self.caller:
+            raise Forbidden("user_id must be the user the token was issued to")
+        return self.caller
 
     def header(self, name: str) -> Optional[str]:
         return self._request.headers.get(name)

@@ -108,7 +108,8 @@ def test_update_and_delete_answer_their_shapes(api):
     h = handle()
     shir = register(api, handle=h, password=PASSWORD)
     r = api.post("/update_account", {"user_name": "Shir B."}, token=shir["token"])
-    assert r.status == 200 and r.body == {"user_id": shir["user_id"], "user_name": "Shir B.", "handle": h}
+    assert r.status == 200 and r.body == {"user_id": shir["user_id"], "user_name": "Shir B.", "handle": h,
+                                          "has_password": True, "read_receipts": True}
     r = api.post("/delete_account", {"password": "wrong password"}, token=shir["token"])
     assert r.status == 401 and r.code == "BadCredentials"
     r = api.post("/delete_account", {"password": PASSWORD}, token=shir["token"])

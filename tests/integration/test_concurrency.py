@@ -123,7 +123,12 @@ def test_a_reader_polling_with_the_cursor_gets_every_message_of_eight_concurrent
     assert [i for i, n in Counter(ids).items() if n > 1] == [], "a message was read more than once"
     assert set(ids) - set(acknowledged) == set(), "an unacknowledged message was read"
     assert set(acknowledged) - set(ids) == set(), "an acknowledged message was never read"
-    assert [m["seq"] for m in read] == list(range(1, total + 1))
+    seqs = [m["seq"] for m in read]
+    assert seqs == sorted(set(seqs)), "read out of seq order"
+    # The stream holds the reader's joins and the messages, gapless.
+    stream = tapi.sync_all(reader)
+    assert [e["seq"] for e in stream] == list(range(1, len(stream) + 1))
+    assert [e["message_id"] for e in stream if e["type"] == "message"] == ids
     for m in read:
         sent = acknowledged[m["message_id"]]
         assert (m["sender_id"], m["text"], m["kind"], m["group_id"]) == (
@@ -157,7 +162,9 @@ def test_concurrent_sends_with_the_same_client_message_id_create_one_message_and
         assert {r.body["recipients"] for r in responses} == {1}
     delivered = tapi.read_all(recipient)
     assert [(m["message_id"], m["text"], m["seq"]) for m in delivered] == [
-        (responses[0].body["message_id"], "once", 1)]
+        (responses[0].body["message_id"], "once", 2)]  # after the recipient's join (seq 1)
+    assert [e["message_id"] for e in tapi.sync_all(sender) if e["type"] == "message"] == [
+        responses[0].body["message_id"]]  # one in the sender's own stream too
 
 
 def test_concurrent_joins_never_take_a_group_past_max_group_members(tapi, monkeypatch):
@@ -279,10 +286,14 @@ def test_concurrent_group_sends_into_overlapping_groups_while_members_join_and_l
 
     assert failures == []
     assert len(acknowledged) == 4 * MESSAGES_PER_THREAD
+    for u in users:  # messages, joins and leaves: one gapless stream each
+        stream = tapi.sync_all(u)
+        assert [e["seq"] for e in stream] == list(range(1, len(stream) + 1)), f"{u.id}: not gapless"
     inboxes = {u.id: tapi.read_all(u) for u in users}
     deliveries = Counter()
     for user_id, inbox in inboxes.items():
-        assert [m["seq"] for m in inbox] == list(range(1, len(inbox) + 1)), f"{user_id}: not gapless"
+        seqs = [m["seq"] for m in inbox]
+        assert seqs == sorted(set(seqs)), f"{user_id}: out of order"
         for m in inbox:
             deliveries[m["message_id"]] += 1
             sent = acknowledged[m["message_id"]]

@@ -154,13 +154,13 @@ def test_mysql_sessions_use_read_committed_and_utf8mb4(database_url):
 def test_a_read_whose_connection_dies_before_its_commit_is_retried_and_answers(api, database_url, monkeypatch):
     """A read's commit changes nothing, so a connection lost there is one
     more reconnect, not the 503 of a write whose outcome is unknown."""
-    from chalicelib.repositories import Inbox
+    from chalicelib.repositories import Stream
 
     database = database_url.rsplit("/", 1)[1]
     alice, bob = api.register("alice"), api.register("bob")
     assert api.send(alice, bob, "hello").status == 201
     admin = admin_connection()
-    page, kills = Inbox.after, []
+    page, kills = Stream.after, []
 
     def page_then_kill(self, **kwargs):
         entries = page(self, **kwargs)
@@ -169,7 +169,7 @@ def test_a_read_whose_connection_dies_before_its_commit_is_retried_and_answers(a
             admin.cursor().execute(f"KILL CONNECTION {kills[0]}")
         return entries
 
-    monkeypatch.setattr(Inbox, "after", page_then_kill)
+    monkeypatch.setattr(Stream, "after", page_then_kill)
     try:
         read = api.read(bob, after=0)
     finally:

@@ -38,9 +38,44 @@ def _statements(database_url: str, call: Callable[[Tx], Any]) -> List[Tuple[str,
 # Every repository method a request runs other than plain INSERTs, with the
 # parameters a request would give it. `ids` holds the rows made through the API.
 QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
-    "Inbox.after": lambda tx, ids: r.Inbox(tx).after(user_id=ids["bob"], after=2, limit=101),
-    "Inbox.since": lambda tx, ids: r.Inbox(tx).since(
+    "Stream.after": lambda tx, ids: r.Stream(tx).after(user_id=ids["bob"], after=2, limit=101),
+    "Stream.remove": lambda tx, ids: r.Stream(tx).remove(user_id=ids["dave"]),
+    "Inbox.received_since": lambda tx, ids: r.Inbox(tx).received_since(
         user_id=ids["bob"], since=datetime(2024, 7, 1, 9, 10), limit=101),
+    "Inbox.held": lambda tx, ids: r.Inbox(tx).held(user_id=ids["bob"], message_id=ids["group_message"]),
+    "Inbox.history": lambda tx, ids: r.Inbox(tx).history(user_id=ids["bob"], peer_id=ids["alice"], before_seq=40,
+                                                         limit=51),
+    "Inbox.at": lambda tx, ids: r.Inbox(tx).at(user_id=ids["bob"], seqs=[30, 31, 32]),
+    "Inbox.newest_by_conversation": lambda tx, ids: r.Inbox(tx).newest_by_conversation(user_id=ids["bob"]),
+    "Inbox.unread": lambda tx, ids: r.Inbox(tx).unread(user_id=ids["bob"], read_up_to={ids["alice"]: 30,
+                                                                                     ids["group"]: 0}),
+    "Events.holders_of": lambda tx, ids: r.Events(tx).holders_of(message_ids=[ids["group_message"]]),
+    "Events.remove_unheld_of": lambda tx, ids: r.Events(tx).remove_unheld_of(message_ids=[ids["group_message"]]),
+    "Events.oldest_unattached": lambda tx, ids: r.Events(tx).oldest_unattached(before=datetime(2024, 7, 1),
+                                                                               limit=1000),
+    "Events.remove": lambda tx, ids: r.Events(tx).remove(keys=[(ids["bob"], 1), (ids["carol"], 2)]),
+    "ReadMarkers.of": lambda tx, ids: r.ReadMarkers(tx).of(user_id=ids["bob"], peer_ids=[ids["alice"], ids["group"]]),
+    "ReadMarkers.advance": lambda tx, ids: r.ReadMarkers(tx).advance(user_id=ids["bob"], peer_id=ids["alice"],
+                                                                     seq=99, message_id=ids["group_message"]),
+    "Deliveries.edit": lambda tx, ids: r.Deliveries(tx).edit(
+        message_id=ids["group_message"], sender_id=ids["alice"], body="y", at=datetime(2024, 7, 1, 9, 11),
+        sent_after=datetime(2024, 6, 1), marker="00000000-0000-4000-8000-0000000000e1"),
+    "Deliveries.erase": lambda tx, ids: r.Deliveries(tx).erase(
+        message_id=ids["group_message"], sender_id=ids["alice"], at=datetime(2024, 7, 1, 9, 11),
+        marker="00000000-0000-4000-8000-0000000000e2"),
+    "Deliveries.to_members": lambda tx, ids: r.Deliveries(tx).to_members(
+        group_id=ids["group"], kind="leave", user_id=ids["carol"], marker="00000000-0000-4000-8000-0000000000e3",
+        at=datetime(2024, 7, 1, 9, 11)),
+    "Deliveries.read": lambda tx, ids: r.Deliveries(tx).read(
+        reader_id=ids["bob"], peer_id=ids["alice"], message_id=ids["group_message"], receipt_to=ids["alice"],
+        marker="00000000-0000-4000-8000-0000000000e4", at=datetime(2024, 7, 1, 9, 11)),
+    "Groups.named": lambda tx, ids: r.Groups(tx).named(group_ids=[ids["group"]]),
+    "Members.groups_of": lambda tx, ids: r.Members(tx).groups_of(user_id=ids["bob"]),
+    "Members.page": lambda tx, ids: r.Members(tx).page(group_id=ids["group"], after_user_id="", limit=101),
+    "Members.set_joined_seq": lambda tx, ids: r.Members(tx).set_joined_seq(group_id=ids["group"], user_id=ids["bob"],
+                                                                          seq=3),
+    "Users.sends_receipts": lambda tx, ids: r.Users(tx).sends_receipts(user_id=ids["bob"]),
+    "Messages.by_id": lambda tx, ids: r.Messages(tx).by_id(message_id=ids["group_message"]),
     "Inbox.seqs": lambda tx, ids: r.Inbox(tx).seqs(message_id=ids["group_message"]),
     "Deliveries.group": lambda tx, ids: r.Deliveries(tx).group(
         message=r.StoredMessage("00000000-0000-4000-8000-00000000abcd", ids["alice"], None, ids["group"], "x",
@@ -126,6 +161,14 @@ def populated(api) -> Dict[str, str]:
     assert sent.status == 201
     for i in range(5):
         assert api.send_group(users["dave"], group, f"group {i}").status == 201
+    # Edits, deletions and read markers, so the events tables are not empty.
+    direct = [m for m in api.read_all(users["bob"]) if m["sender_id"] == users["alice"].id]
+    for m in direct[:4]:
+        assert api.post("/edit_message", {"message_id": m["message_id"], "message_text": "edited"},
+                        token=users["alice"].token).status == 200
+    assert api.post("/delete_message", {"message_id": direct[5]["message_id"]}, token=users["alice"].token).status == 200
+    assert api.post("/mark_read", {"with_user_id": users["alice"].id, "message_id": direct[6]["message_id"]},
+                    token=users["bob"].token).status == 200
     return {**{name: u.id for name, u in users.items()}, "group": group, "group_message": sent.body["message_id"]}
 
 
@@ -137,14 +180,17 @@ def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(qu
     try:
         cur = conn.cursor()
         cur.execute("ANALYZE TABLE inbox, messages, group_members, blocks, inbox_counters, users, chat_groups,"
-                    " sessions, link_codes")
+                    " sessions, link_codes, events, read_markers")
         cur.fetchall()
         for sql, params in statements:
             if PLAIN_INSERT.match(sql):
                 continue  # a row by its key: nothing for EXPLAIN to find
             cur.execute("EXPLAIN " + sql, params)
             plan = cur.fetchall()
-            scans = [(row["table"], row["type"]) for row in plan if row["type"] in ("ALL", "index")]
+            # A derived table or a UNION's result (<derived2>, <union1,2>) is
+            # the few rows the statement's own index reads produced.
+            scans = [(row["table"], row["type"]) for row in plan
+                     if row["type"] in ("ALL", "index") and not str(row["table"]).startswith("<")]
             assert scans == [], f"{query}: full scan in {sql!r}: {plan}"
         conn.rollback()
     finally:

@@ -42,7 +42,7 @@ def since(api, user, min_timestamp: str, **params: Any):
 # --------------------------------------------------------------------------- the cursor
 
 
-def test_seqs_are_contiguous_from_1_per_user_across_direct_and_group_messages(api):
+def test_seqs_are_contiguous_from_1_per_user_across_every_event_of_the_stream(api):
     alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
     group = api.create_group(alice)
     for user in (alice, bob, carol):
@@ -52,13 +52,19 @@ def test_seqs_are_contiguous_from_1_per_user_across_direct_and_group_messages(ap
     api.send(carol, bob, "dm 2")
     api.send(bob, bob, "note")
     api.send_group(alice, group, "group 2")
+    # bob's stream: his and carol's joins, then the five messages (a note to self once)
+    assert [(e["seq"], e["type"]) for e in api.sync_all(bob)] == [
+        (1, "member"), (2, "member"), (3, "message"), (4, "message"), (5, "message"), (6, "message"), (7, "message")]
     messages = api.read(bob).body["messages"]
-    assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
+    assert [m["seq"] for m in messages] == [3, 4, 5, 6, 7]
     assert [(m["kind"], m["text"]) for m in messages] == [
         ("direct", "dm 1"), ("group", "group 1"), ("direct", "dm 2"), ("direct", "note"), ("group", "group 2")]
-    # Every user has their own sequence.
-    assert [(m["seq"], m["text"]) for m in api.read(alice).body["messages"]] == [(1, "group 1")]
-    assert [(m["seq"], m["text"]) for m in api.read(carol).body["messages"]] == [(1, "group 2")]
+    # Every user has their own sequence, holding what they sent too; /read_messages
+    # shows only what they received.
+    assert [(e["seq"], e.get("text")) for e in api.sync_all(alice)] == [
+        (1, None), (2, None), (3, None), (4, "dm 1"), (5, "group 1"), (6, "group 2")]
+    assert [(m["seq"], m["text"]) for m in api.read(alice).body["messages"]] == [(5, "group 1")]
+    assert [(m["seq"], m["text"]) for m in api.read(carol).body["messages"]] == [(4, "group 2")]
 
 
 def test_paging_with_a_limit_gives_has_more_and_next_after_is_the_last_seq_returned(api):

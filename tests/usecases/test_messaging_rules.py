@@ -81,11 +81,12 @@ def test_every_delivery_takes_the_recipients_next_seq_without_gaps(uc):
     send_group(uc, bob, group, "b-group")
     send(uc, bob, carol, "b1")
     send(uc, alice, carol, "a2")
-    messages = inbox(uc, carol)
-    assert [(m["seq"], m["text"]) for m in messages] == [(1, "a1"), (2, "b-group"), (3, "b1"), (4, "a2")]
-    assert [m["seq"] for m in inbox(uc, alice)] == [1]  # alice's own seqs: only the group message
-    page = uc.reading.read(caller=carol.user_id, user_id=carol.user_id, after=1, since=None, limit=2)
-    assert ([m["seq"] for m in page.messages], page.next_after, page.has_more) == ([2, 3], 3, True)
+    messages = inbox(uc, carol)  # after carol's own join (seq 1)
+    assert [(m["seq"], m["text"]) for m in messages] == [(2, "a1"), (3, "b-group"), (4, "b1"), (5, "a2")]
+    # alice's stream: three joins, a1 (hers), the group message, a2 (hers); she received one
+    assert [m["seq"] for m in inbox(uc, alice)] == [5]
+    page = uc.reading.read(caller=carol.user_id, user_id=carol.user_id, after=2, since=None, limit=2)
+    assert ([m["seq"] for m in page.messages], page.next_after, page.has_more) == ([3, 4], 4, True)
 
 
 def test_a_cursor_beyond_the_newest_seq_names_the_newest_seq(uc):
