@@ -19,8 +19,11 @@ after too many wrong passwords) is raised at once, since retrying sooner
 would only be refused again. Every call has explicit connect and read timeouts.
 
 Which calls are safe to repeat (`safe` below): reads (/users, /find_user,
-/sessions, /read_messages, /connect_ticket); /block and /update_group (they
-set a state); sends with their key; /logout (what is signed out stays
+/sessions, /read_messages, /sync, /conversations, /history, /group_info,
+/account, /connect_ticket); /block and /update_group (they set a state);
+sends with their key; /edit_message (a repeat sets the same text again),
+/delete_message (deleting a deleted message answers the same and adds no
+event) and /mark_read (a marker never moves back: a repeat changes nothing); /logout (what is signed out stays
 signed out: a repeat revokes nothing more, or is refused 401 when the first
 signed this device out); /delete_account (a repeat after the first deleted
 the account is refused 401: nothing is done twice); /update_account without
@@ -110,6 +113,22 @@ class UserNotFound(ApiError):
     pass
 
 
+class Forbidden(ApiError):
+    """Not the caller's to do: e.g. an edit or deletion of another user's message."""
+
+
+class MessageNotFound(ApiError):
+    pass
+
+
+class EditWindowClosed(ApiError):
+    pass
+
+
+class MessageDeleted(ApiError):
+    """An edit of a deleted message."""
+
+
 class CursorAhead(ApiError):
     @property
     def newest_seq(self) -> int:
@@ -118,7 +137,8 @@ class CursorAhead(ApiError):
 
 _BY_CODE = {"Unauthorized": Unauthorized, "RateLimited": RateLimited, "ServiceUnavailable": ServiceUnavailable,
             "CursorAhead": CursorAhead, "BadCredentials": BadCredentials, "HandleTaken": HandleTaken,
-            "UserNotFound": UserNotFound}
+            "UserNotFound": UserNotFound, "Forbidden": Forbidden, "MessageNotFound": MessageNotFound,
+            "EditWindowClosed": EditWindowClosed, "MessageDeleted": MessageDeleted}
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,19 @@ class User:
     @classmethod
     def of(cls, body: Dict[str, Any]) -> "User":
         return cls(body["user_id"], body["user_name"], body.get("handle"))
+
+
+@dataclass(frozen=True)
+class Account(User):
+    """The caller's own account, as /account and /update_account answer."""
+
+    has_password: bool = False
+    read_receipts: bool = True  # False: reading sends the other person no `receipt`
+
+    @classmethod
+    def of(cls, body: Dict[str, Any]) -> "Account":
+        return cls(body["user_id"], body["user_name"], body.get("handle"), bool(body.get("has_password", False)),
+                   bool(body.get("read_receipts", True)))
 
 
 @dataclass(frozen=True)
@@ -179,6 +212,49 @@ class Page:
     next_after: int
     has_more: bool
     wait_refused: Optional[str] = None  # X-Wait-Refused: the wait was answered at once (too many waiting)
+
+
+@dataclass(frozen=True)
+class SyncPage:
+    """A page of the user's stream (/sync): every event, in seq order."""
+
+    events: List[Dict[str, Any]]
+    next_after: int
+    has_more: bool
+    wait_refused: Optional[str] = None  # X-Wait-Refused, as Page's
+
+
+@dataclass(frozen=True)
+class Edited:
+    message_id: str
+    edited_at: str
+
+
+@dataclass(frozen=True)
+class ConversationsPage:
+    """/conversations: each {"kind", "id", "name", "last_message" (a message
+    event or None), "unread", "read_up_to", "read_up_to_seq"}, most recent
+    activity first; next_before pages on (None: no more)."""
+
+    conversations: List[Dict[str, Any]]
+    next_before: Optional[int]
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """/history: a conversation's message events, newest first; next_before_seq pages on (None: the start)."""
+
+    messages: List[Dict[str, Any]]
+    next_before_seq: Optional[int]
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    group_id: str
+    group_name: str
+    member_count: int
+    members: List[User]  # in user id order
+    next_after_user_id: Optional[str]  # pass as after_user_id for the next page (None: no more)
 
 
 @dataclass(frozen=True)
@@ -241,12 +317,19 @@ class Client:
             params["all"] = 1
         return int(self._post("/logout", params)["revoked"])
 
+    def account(self) -> Account:
+        """The caller's account: name, handle, whether it has a password, whether it sends read receipts."""
+        return Account.of(self._post("/account", {}))
+
     def update_account(self, *, user_name: Optional[str] = None, handle: Optional[str] = None,
-                       password: Optional[str] = None, current_password: Optional[str] = None) -> User:
+                       password: Optional[str] = None, current_password: Optional[str] = None,
+                       read_receipts: Optional[bool] = None) -> User:
         """Change the name, handle or password (current_password is needed for
-        the last two when the account has a password). A new password signs
-        out every other session."""
-        params = _given(user_name=user_name, handle=handle, password=password, current_password=current_password)
+        the last two when the account has a password), or whether reading
+        sends receipts (account() shows it). A new password signs out every
+        other session."""
+        params = _given(user_name=user_name, handle=handle, password=password, current_password=current_password,
+                        read_receipts=None if read_receipts is None else int(read_receipts))
         return User.of(self._post("/update_account", params, safe=password is None))
 
     def delete_account(self, password: Optional[str] = None) -> bool:
@@ -302,6 +385,49 @@ class Client:
         r = self._post_response("/read_messages", params, read_timeout=(self._timeout.read or 0) + (wait or 0))
         body = r.json()
         return Page(body["messages"], body["next_after"], body["has_more"], r.headers.get("X-Wait-Refused"))
+
+    def sync(self, *, after: int = 0, limit: Optional[int] = None, wait: Optional[int] = None) -> SyncPage:
+        """The user's stream after the cursor `after`: every event (messages,
+        the user's own included, edits, deletions, reads, receipts, memberships)."""
+        params = _given(after=after, limit=limit, wait=wait)
+        r = self._post_response("/sync", params, read_timeout=(self._timeout.read or 0) + (wait or 0))
+        body = r.json()
+        return SyncPage(body["events"], body["next_after"], body["has_more"], r.headers.get("X-Wait-Refused"))
+
+    def edit_message(self, message_id: str, message_text: str) -> Edited:
+        """A new text for a message the user sent (within the edit window).
+        Safe to repeat: a repeat sets the same text."""
+        body = self._post("/edit_message", {"message_id": message_id, "message_text": message_text})
+        return Edited(body["message_id"], body["edited_at"])
+
+    def delete_message(self, message_id: str) -> bool:
+        """Delete a message the user sent, for everyone who holds it. Idempotent."""
+        return bool(self._post("/delete_message", {"message_id": message_id})["deleted"])
+
+    def mark_read(self, message_id: str, *, with_user_id: Optional[str] = None,
+                  group_id: Optional[str] = None) -> str:
+        """The user has read the conversation (a direct one: with_user_id; a
+        group: group_id) up to and including the message. A marker never moves
+        back, so this is safe to repeat."""
+        params = _given(with_user_id=with_user_id, group_id=group_id, message_id=message_id)
+        return str(self._post("/mark_read", params)["message_id"])
+
+    def conversations(self, *, limit: Optional[int] = None, before: Optional[int] = None) -> ConversationsPage:
+        body = self._post("/conversations", _given(limit=limit, before=before))
+        return ConversationsPage(body["conversations"], body.get("next_before"))
+
+    def history(self, *, with_user_id: Optional[str] = None, group_id: Optional[str] = None,
+                before_seq: Optional[int] = None, limit: Optional[int] = None) -> HistoryPage:
+        params = _given(with_user_id=with_user_id, group_id=group_id, before_seq=before_seq, limit=limit)
+        body = self._post("/history", params)
+        return HistoryPage(body["messages"], body.get("next_before_seq"))
+
+    def group_info(self, group_id: str, *, after_user_id: Optional[str] = None,
+                   limit: Optional[int] = None) -> GroupInfo:
+        body = self._post("/group_info", _given(group_id=group_id, after_user_id=after_user_id, limit=limit))
+        members = [User(m["user_id"], m["user_name"], m.get("handle")) for m in body["members"]]
+        return GroupInfo(body["group_id"], body["group_name"], int(body["member_count"]), members,
+                         body.get("next_after_user_id"))
 
     def connect_ticket(self, user_id: str) -> Ticket:
         body = self._post("/connect_ticket", {"user_id": user_id})

@@ -12,16 +12,29 @@
     account handle HANDLE         change your handle (asks for the password, when the account has one)
     account password              set or change the password; signs out your other devices
     account delete [--yes]        delete the account for good, and this profile with its local store
+    account receipts on|off       whether others see that you read their messages (receipts)
     find HANDLE                   who has this handle
     send USER TEXT                a direct message; USER is a user id or @handle
     group create NAME             a group, joined; prints its id
     group join|leave GROUP_ID
     group send GROUP_ID TEXT
     block|unblock USER
-    inbox                         conversations with unread counts
-    history ID                    a conversation (a user's id or @handle, or a group's id); marks it read
-    watch                         prints messages as they arrive (Ctrl-C stops)
-    chat ID                       interactive, with a user or a group
+    edit MESSAGE_ID TEXT          change the text of a message you sent (its id as `send` printed it,
+                                  or `history --ids` shows it: the start of it will do)
+    delete MESSAGE_ID             delete a message you sent, for everyone
+    inbox                         conversations with unread counts (this device's store)
+    conversations                 conversations with unread counts, as the server has them
+    history ID [--ids]            a conversation (a user's id or @handle, or a group's id); marks it read
+    watch                         prints messages, edits and deletions as they arrive (Ctrl-C stops);
+                                  marks nothing read
+    chat ID                       interactive, with a user or a group; marks what it shows read
+
+Everything comes from the user's stream (/sync), so messages you send from
+another device show here too (as "you"), an edited message shows its new
+text with "(edited)" and a deleted one "[deleted]". Reading (history, chat)
+tells the server, so your other devices' unread counts follow and, in a
+direct conversation, the other person gets a read receipt unless you turned
+them off (`account receipts off`).
 
 Passwords are asked for without echo (getpass) or read from stdin with
 --password-stdin, never taken as arguments (those end up in shell history
@@ -51,6 +64,8 @@ from . import contract, profiles
 from .api import DEFAULT_API, ApiError, Client, Offline, Unauthorized
 from .messenger import Messenger
 from .store import Name, Store, StoreOfAnotherUser, conversation_of
+
+SHORT_ID_CHARS = 4  # the fewest characters of a message id `edit` and `delete` take
 
 SEND_PATIENCE_SECONDS = 15  # how long one `send` keeps retrying before it leaves the message queued
 PROG = "python -m messaging_client"
@@ -103,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     delete = asub.add_parser("delete", help="delete your account for good")
     _password_stdin(delete, "the password as the first line of stdin")
     delete.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    receipts = asub.add_parser("receipts", help="whether others see that you read their messages")
+    receipts.add_argument("setting", choices=("on", "off"))
 
     sub.add_parser("find", help="find a user by handle").add_argument("handle")
     send = sub.add_parser("send", help="send a direct message")
@@ -118,11 +135,18 @@ def _parser() -> argparse.ArgumentParser:
     gsend.add_argument("text", nargs="+")
     for name in ("block", "unblock"):
         sub.add_parser(name, help=f"{name} a user").add_argument("user", metavar="USER", help="a user id or @handle")
+    edit = sub.add_parser("edit", help="change the text of a message you sent")
+    edit.add_argument("message_id", help="its id as `send` printed it (or its start: 4 characters or more)")
+    edit.add_argument("text", nargs="+")
+    delete_message = sub.add_parser("delete", help="delete a message you sent, for everyone")
+    delete_message.add_argument("message_id", help="its id as `send` printed it (or its start: 4 characters or more)")
     sub.add_parser("inbox", help="conversations with unread counts")
+    sub.add_parser("conversations", help="conversations with unread counts, as the server has them")
     history = sub.add_parser("history", help="a conversation's messages")
     history.add_argument("id", help="the other user's id or @handle, or the group's id")
     history.add_argument("--limit", type=int, default=50)
-    sub.add_parser("watch", help="print messages as they arrive")
+    history.add_argument("--ids", action="store_true", help="start each line with the message's short id")
+    sub.add_parser("watch", help="print messages, edits and deletions as they arrive")
     chat = sub.add_parser("chat", help="chat with a user or a group")
     chat.add_argument("id", help="the other user's id or @handle, or the group's id")
     return parser
@@ -203,11 +227,28 @@ def _label(user_id: str, names: Dict[str, Name]) -> str:
     return f"{_who(user_id, names)} (user {user_id})"
 
 
-def _line(item: Dict[str, Any], me: str, names: Dict[str, Name]) -> str:
+def _line(item: Dict[str, Any], me: str, names: Dict[str, Name], *, ids: bool = False) -> str:
     when = item["sent_at"][:19].replace("T", " ")
     who = "you" if item["sender_id"] == me else _who(item["sender_id"], names)
     where = f" in group {_short(item['group_id'])}" if item.get("group_id") else ""
-    return f"[{when}] {who}{where}: {item['text']}"
+    short = f"{item['message_id'][:8]} " if ids else ""
+    return f"{short}[{when}] {who}{where}: {_text(item)}"
+
+
+def _text(item: Dict[str, Any]) -> str:
+    """A message's text as shown: "[deleted]" once deleted, marked "(edited)" once edited."""
+    if item.get("deleted") or item.get("text") is None:
+        return "[deleted]"
+    return f"{item['text']} (edited)" if item.get("edited_at") else str(item["text"])
+
+
+def _last(text: Optional[str], edited: bool, deleted: bool) -> str:
+    """A conversation's last message in a list: its start."""
+    if deleted:
+        return "  last: [deleted]"
+    if not text:
+        return ""
+    return f"  last: {text[:40]}" + (" (edited)" if edited else "")
 
 
 def _command_line(profile: str, *words: str) -> str:
@@ -440,25 +481,72 @@ def _command(args: argparse.Namespace, s: Session) -> int:
         user_id = s.user(args.user)
         blocked = s.client.block(me, user_id, args.command == "block")
         print(f"{'blocked' if blocked else 'unblocked'} {args.user}")
+    elif args.command in ("edit", "delete"):
+        message_id = _own_message(s, args.message_id)
+        if args.command == "edit":
+            s.messenger.edit(message_id, " ".join(args.text))
+            print(f"edited {message_id}")
+        else:
+            s.messenger.delete(message_id)
+            print(f"deleted {message_id}")
     elif args.command == "inbox":
         s.messenger.flush()
-        s.messenger.catch_up()
+        s.messenger.sync()
         conversations = s.store.conversations()
         if not conversations:
             print("no conversations yet")
         names = s.messenger.names([c.target for c in conversations if c.kind == "direct"])
         for c in conversations:
             label = f"group {c.target}" if c.kind == "group" else _label(c.target, names)
-            last = f"  last: {c.last_text[:40]}" if c.last_text else ""
-            print(f"{label}  {c.unread} unread{last}")
+            print(f"{label}  {c.unread} unread{_last(c.last_text, c.last_edited, c.last_deleted)}")
+    elif args.command == "conversations":
+        _conversations(s)
     elif args.command == "history":
-        s.messenger.catch_up()
-        _history(s, s.conversation(args.id), args.limit)
+        s.messenger.sync()
+        _history(s, s.conversation(args.id), args.limit, ids=args.ids)
     elif args.command == "watch":
         _watch(s, None)
     elif args.command == "chat":
         _chat(s, s.conversation(args.id))
     return 0
+
+
+def _own_message(s: Session, given: str) -> str:
+    """A message id, or the start of the id of one message this user sent (as the store knows them)."""
+    if _is_id(given):
+        return given.lower()
+    if len(given) < SHORT_ID_CHARS or not re.fullmatch(r"[0-9A-Fa-f-]+", given):
+        raise Fail(f"{given!r} is not a message id (or its start: {SHORT_ID_CHARS} characters or more)")
+    s.messenger.sync()  # messages sent from other devices too
+    matches = s.store.own_messages_starting(given)
+    if len(matches) != 1:
+        raise Fail(f"{'no' if not matches else 'more than one'} message you sent starts with {given!r}:"
+                   f" `history --ids` shows them")
+    return matches[0]
+
+
+def _conversations(s: Session) -> None:
+    """The server's list of the user's conversations (/conversations), most recent first."""
+    me = s.profile.user_id
+    listed: List[Dict[str, Any]] = []
+    before: Optional[int] = None
+    while True:
+        page = s.client.conversations(limit=contract.MAX_CONVERSATIONS, before=before)
+        listed += page.conversations
+        if page.next_before is None or not page.conversations:
+            break
+        before = page.next_before
+    if not listed:
+        print("no conversations yet")
+    names = s.messenger.names([c["id"] for c in listed if c["kind"] == "direct" and c["id"] != me])
+    for c in listed:
+        if c["kind"] == "group":
+            label = f"group {c['name']} ({c['id']})" if c.get("name") else f"group {c['id']}"
+        else:
+            label = "notes to self" if c["id"] == me else _label(c["id"], names)
+        last = c.get("last_message")
+        shown = _last(last.get("text"), bool(last.get("edited_at")), bool(last.get("deleted"))) if last else ""
+        print(f"{label}  {c['unread']} unread{shown}")
 
 
 def _logout(args: argparse.Namespace, s: Session) -> None:
@@ -502,6 +590,10 @@ def _account(args: argparse.Namespace, s: Session) -> None:
         user = _asking_if_needed(args, "current_password", current,
                                  lambda password: client.update_account(password=new, current_password=password))
         print("password changed; your other devices were signed out")
+    elif args.account_command == "receipts":
+        user = client.update_account(read_receipts=args.setting == "on")
+        print("read receipts are on: others see when you have read their messages" if args.setting == "on"
+              else "read receipts are off: others no longer see when you have read their messages")
     else:
         _delete(args, s)
         return
@@ -525,36 +617,65 @@ def _delete(args: argparse.Namespace, s: Session) -> None:
 # --------------------------------------------------------------------------- live
 
 
-def _history(s: Session, conversation: str, limit: int) -> None:
+def _history(s: Session, conversation: str, limit: int, *, ids: bool = False) -> None:
     """Print the conversation's last `limit` messages, with their senders' names, and mark it read."""
     me = s.profile.user_id
     items = s.store.history(conversation, limit)
     names = s.messenger.names([i["sender_id"] for i in items if i["sender_id"] != me])
     for item in items:
-        print(_line(item, me, names))
-    s.store.mark_read(conversation)
+        print(_line(item, me, names, ids=ids))
+    _mark_read(s, conversation)
+
+
+def _mark_read(s: Session, conversation: str) -> None:
+    """Tell the server the conversation is read as far as shown (only forward).
+    What the rule would retry (offline, 503) is left for the next time: it
+    is not worth failing what was shown."""
+    try:
+        s.messenger.mark_read(conversation)
+    except ApiError as error:
+        if isinstance(error, Unauthorized) or not error.retryable(idempotent=True):
+            raise
+
+
+def _shown(s: Session, event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """What a new event shows: a message in its current state (a new one, an
+    edited one, a deleted one), else None (reads, receipts, memberships)."""
+    kind = event.get("type", "message")
+    if kind == "message":
+        return event
+    if kind not in ("edit", "delete"):
+        return None
+    stored = s.store.message(event["message_id"])
+    if stored is not None:
+        return stored
+    return {**event, "sent_at": event.get("edited_at") or "", "deleted": kind == "delete"}
 
 
 def _watch(s: Session, conversation: Optional[str]) -> None:
-    """Print what arrives (in `conversation`, or everything) until Ctrl-C."""
+    """Print what arrives (in `conversation`, or everything) until Ctrl-C; in a
+    conversation (chat), mark what it prints read."""
     me = s.profile.user_id
     if conversation is None:
         print(f"watching as {s.profile.user_name} ({me}); Ctrl-C stops", flush=True)
 
-    def show(item: Dict[str, Any]) -> None:
-        if conversation is None or conversation_of(item, me) == conversation:
-            names = s.messenger.names([item["sender_id"]]) if item["sender_id"] != me else {}
-            print(_line(item, me, names), flush=True)
-            if conversation is not None:
-                s.store.mark_read(conversation)
+    def show(event: Dict[str, Any]) -> None:
+        item = _shown(s, event)
+        if item is None or (conversation is not None
+                            and (item.get("conversation") or conversation_of(item, me)) != conversation):
+            return
+        names = s.messenger.names([item["sender_id"]]) if item["sender_id"] != me else {}
+        print(_line(item, me, names), flush=True)
+        if conversation is not None:
+            _mark_read(s, conversation)
 
-    s.messenger.run(show)
+    s.messenger.run(on_event=show)
 
 
 def _chat(s: Session, conversation: str) -> None:
     kind, _, target = conversation.partition(":")
     s.store.open_conversation(kind, target)
-    s.messenger.catch_up()
+    s.messenger.sync()
     _history(s, conversation, 20)
 
     def listen() -> None:

@@ -1,11 +1,24 @@
 """A user's client: the API, the local store, the outbox and the sync loop.
 
-The sync loop keeps the store up to date with the cursor: over a WebSocket
-when the server offers one (each frame that continues the cursor is stored
-at once; a gap is filled by a cursor read; every connect starts with a
-cursor read), else by long-polling `/read_messages` with `wait`. It never
-trusts a frame over the cursor: a frame that is lost only delays a message
+The sync loop keeps the store up to date with the user's stream (`/sync`
+and its cursor): every event, the user's own messages from other devices,
+edits, deletions, reads, receipts and memberships included. Over a WebSocket
+when the server offers one (each frame's `event` that continues the cursor
+is applied at once; a gap is filled by a cursor read; every connect starts
+with a cursor read), else by long-polling `/sync` with `wait`. It never
+trusts a frame over the cursor: a frame that is lost only delays an event
 until the next cursor read.
+
+What it reports is news (Store.apply): `on_message` gets each new message
+(received, or sent from another device; not this device's own sends coming
+back), `on_event` every new event of any type.
+
+Editing, deleting and reading go to the server at once and are applied to
+the store when acknowledged (their events, which follow, say the same).
+mark_read() moves the server's read marker of a conversation to its newest
+message from others, and only forward: the user's other devices see it, and
+in a direct conversation the other person gets a receipt (unless the user
+turned receipts off).
 
 The outbox sends what `send` queued, oldest first, with each message's own
 idempotency key, until the server acknowledges it. Whether a failed send is
@@ -28,17 +41,19 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import contract
-from .api import ApiError, Client, CursorAhead, Unauthorized, User, backoff
+from .api import ApiError, Client, CursorAhead, Edited, Unauthorized, User, backoff
 from .store import NAMES_MAX_AGE_SECONDS, Name, Store
 
 log = logging.getLogger(__name__)
 
 PING_SECONDS = 300  # API Gateway closes a WebSocket idle for 10 minutes
+WAITED_AT_LEAST_SECONDS = 1.0  # an empty long-poll answered sooner did not wait
 
 OnMessage = Callable[[Dict[str, Any]], None]
+OnEvent = Callable[[Dict[str, Any]], None]
 
 
 class Messenger:
@@ -84,6 +99,34 @@ class Messenger:
             self.store.sent(item.client_message_id, sent.message_id, sent.sent_at)
         return len(self.store.pending(now=float("inf")))
 
+    # ------------------------------------------------------------------ editing, deleting, reading
+
+    def edit(self, message_id: str, text: str) -> Edited:
+        """A new text for a message this user sent (safe to retry: the same text)."""
+        edited = self.client.edit_message(message_id, text)
+        self.store.edited(message_id, text, edited.edited_at)
+        return edited
+
+    def delete(self, message_id: str) -> None:
+        """Delete a message this user sent, for everyone (idempotent)."""
+        self.client.delete_message(message_id)
+        self.store.deleted(message_id)
+
+    def mark_read(self, conversation: str) -> Optional[str]:
+        """Tell the server the conversation is read up to its newest message
+        from others, when the marker is behind it (it never moves back); the
+        message id marked, or None when there was nothing new to mark."""
+        newest = self.store.unread_up_to(conversation)
+        if newest is None:
+            return None
+        kind, _, target = conversation.partition(":")
+        if kind == "group":
+            self.client.mark_read(newest["message_id"], group_id=target)
+        else:
+            self.client.mark_read(newest["message_id"], with_user_id=target)
+        self.store.mark_read(conversation, newest["seq"], newest["message_id"])
+        return str(newest["message_id"])
+
     # ------------------------------------------------------------------ people
 
     def names(self, user_ids: Iterable[str]) -> Dict[str, Name]:
@@ -118,43 +161,62 @@ class Messenger:
     # ------------------------------------------------------------------ receiving
 
     def catch_up(self, *, wait: int = 0) -> List[Dict[str, Any]]:
-        """Read from the cursor until nothing more is waiting; the new messages."""
-        new: List[Dict[str, Any]] = []
+        """Read the stream from the cursor until nothing more is waiting; the
+        new messages (every new event: sync())."""
+        return [event for event in self.sync(wait=wait) if event.get("type", "message") == "message"]
+
+    def sync(self, *, wait: int = 0) -> List[Dict[str, Any]]:
+        """Read the stream from the cursor until nothing more is waiting; the
+        news (Store.apply), every type, in seq order."""
+        news: List[Dict[str, Any]] = []
         while True:
+            started = time.monotonic()
             try:
-                page = self.client.read_messages(self.me, after=self.store.cursor, wait=wait or None)
+                page = self.client.sync(after=self.store.cursor, wait=wait or None)
             except CursorAhead as error:
-                log.warning("the server's inbox ends at seq %d, before this store's cursor; reading on from there",
+                log.warning("the server's stream ends at seq %d, before this store's cursor; reading on from there",
                             error.newest_seq)
                 self.store.rewind(error.newest_seq)
                 continue
-            new += self.store.apply(page.messages)
-            if wait and page.wait_refused and not page.messages:
-                # Answered at once: this user holds the most waiting reads
-                # (other devices). Pause, or this loop would poll without rest.
+            news += self.store.apply(page.events)
+            # An empty page answered at once did not wait: this user holds the
+            # most waiting reads (other devices), or the server waits no more.
+            # /sync says so without X-Wait-Refused (unlike /read_messages), so
+            # the time tells. Pause, or this loop would poll without rest.
+            answered_at_once = time.monotonic() - started < WAITED_AT_LEAST_SECONDS
+            if wait and not page.events and not page.has_more and (page.wait_refused or answered_at_once):
                 self._stop.wait(contract.WAIT_REFUSED_PAUSE_SECONDS)
             if not page.has_more:
-                return new
+                return news
             wait = 0
 
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, on_message: OnMessage, *, websocket: bool = True) -> None:
+    def run(self, on_message: Optional[OnMessage] = None, *, on_event: Optional[OnEvent] = None,
+            websocket: bool = True) -> None:
         """The sync loop, until stop(): WebSocket when offered, else long-poll;
-        the outbox is flushed as it goes. What the rule retries for a read
-        (network trouble, 429, 503) backs off and tries again; any other
+        the outbox is flushed as it goes. `on_message` gets each new message,
+        `on_event` each new event (messages too). What the rule retries for a
+        read (network trouble, 429, 503) backs off and tries again; any other
         refusal (e.g. Unauthorized: the token is no longer valid) is raised."""
+
+        def report(news: List[Dict[str, Any]]) -> None:
+            for event in news:
+                if on_event is not None:
+                    on_event(event)
+                if on_message is not None and event.get("type", "message") == "message":
+                    on_message(event)
+
         attempt = 0
         while not self._stop.is_set():
             try:
                 self.flush()
                 ticket = self.client.connect_ticket(self.me) if websocket else None
                 if ticket is not None and ticket.url:
-                    self._websocket(f"{ticket.url}?ticket={ticket.ticket}", on_message)
+                    self._websocket(f"{ticket.url}?ticket={ticket.ticket}", report)
                 else:
-                    for item in self.catch_up(wait=contract.MAX_WAIT_SECONDS):
-                        on_message(item)
+                    report(self.sync(wait=contract.MAX_WAIT_SECONDS))
                 attempt = 0
             except (ApiError, OSError, EOFError) as error:  # OSError, EOFError: the WebSocket's network
                 # Reads and tickets are safe to repeat; what the rule never retries fails the same way again.
@@ -164,7 +226,7 @@ class Messenger:
                 self._stop.wait(backoff(attempt, retry_after))
                 attempt += 1
 
-    def _websocket(self, url: str, on_message: OnMessage) -> None:
+    def _websocket(self, url: str, report: Callable[[List[Dict[str, Any]]], None]) -> None:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
         from websockets.sync.client import connect
 
@@ -172,12 +234,10 @@ class Messenger:
             socket = connect(url, open_timeout=10, close_timeout=2, max_size=2 ** 20)
         except InvalidStatus as refused:  # e.g. 503: live delivery unavailable now, long-poll meanwhile
             log.info("WebSocket refused (%s); long-polling", refused.response.status_code)
-            for item in self.catch_up(wait=contract.MAX_WAIT_SECONDS):
-                on_message(item)
+            report(self.sync(wait=contract.MAX_WAIT_SECONDS))
             return
         with socket:
-            for item in self.catch_up():  # what came while we were not connected
-                on_message(item)
+            report(self.sync())  # what came while we were not connected
             last_sent = time.monotonic()
             while not self._stop.is_set():
                 try:
@@ -191,12 +251,19 @@ class Messenger:
                     continue
                 except ConnectionClosed:
                     return
-                frame = json.loads(data)
-                if frame.get("type") != "message":
+                event = frame_event(json.loads(data))
+                if event is None:
                     continue
-                new = self.store.apply([frame["message"]])
-                if not new and frame["message"]["seq"] > self.store.cursor:
-                    new = self.catch_up()  # a gap: the cursor fills it
-                for item in new:
-                    on_message(item)
+                news = self.store.apply([event])
+                if event["seq"] > self.store.cursor:
+                    news += self.sync()  # a gap: the cursor fills it
+                report(news)
 
+
+def frame_event(frame: Any) -> Optional[Dict[str, Any]]:
+    """The stream event a WebSocket frame carries (`{"type": "event", "event": ...}`,
+    or a received message's `{"type": "message", "message": ..., "event": ...}`); None for others (a pong)."""
+    if not isinstance(frame, dict) or frame.get("type") not in ("event", "message"):
+        return None
+    event = frame.get("event")
+    return event if isinstance(event, dict) and isinstance(event.get("seq"), int) else None

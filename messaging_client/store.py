@@ -1,17 +1,29 @@
-"""The client's local store, one SQLite file per profile: the cursor, every
-message received or sent, conversations with unread counts, and the outbox.
+"""The client's local store, one SQLite file per profile: the user's stream
+read from /sync (its cursor, every message of both sides with its edits and
+deletion, the server's read state, the other person's read receipts and
+group memberships), conversations with unread counts, and the outbox.
 
-A message is stored once (its message_id is the key; a note to self that
-is both sent and received is one row), and received messages and the cursor
-are written in one transaction, so the cursor never passes a message that
-is not stored. The outbox holds each send with its idempotency key before it
-goes out: a client that is killed and started again sends it again with the
-same key, and the server delivers it once.
+A message is stored once (its message_id is the key; a note to self is one
+row), and the events and the cursor are written in one transaction, so the
+cursor never passes an event that is not applied. The outbox holds each send
+with its idempotency key before it goes out: a client that is killed and
+started again sends it again with the same key, and the server delivers it
+once. A send's own `message` event, which comes back through the stream, is
+matched to the message by its message_id (or, when it arrives before the
+send's answer, to the pending send of the same text to the same
+conversation), so it is shown once.
+
+Read state is the server's: a `read` event (from any of the user's devices)
+moves a conversation's marker forward, never back; unread counts the
+messages from others past the marker that are not deleted. A `receipt`
+moves the other person's marker in a direct conversation.
 
 It also keeps the names of the users it has seen (from /users): shown in
 place of ids, and asked again when a day old; a user /users leaves out is
 kept as a deleted account. A store is one user's: opened for another user it
-refuses (StoreOfAnotherUser).
+refuses (StoreOfAnotherUser). A store written by an older client (whose
+cursor was /read_messages', which skips the user's own messages and the
+other events) reads the stream again from the start when opened.
 """
 from __future__ import annotations
 
@@ -30,21 +42,28 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY,
-    seq INTEGER UNIQUE,                 -- this user's inbox seq; NULL for a message only sent
+    seq INTEGER UNIQUE,                 -- its `message` event's seq in this user's stream; NULL until it came
     conversation TEXT NOT NULL,         -- 'direct:<other user>' or 'group:<group>'
     kind TEXT NOT NULL,
     sender_id TEXT NOT NULL,
     group_id TEXT,
-    text TEXT NOT NULL,
+    text TEXT NOT NULL,                 -- '' once deleted (the server erases it)
     sent_at TEXT NOT NULL,
-    outgoing INTEGER NOT NULL           -- 1: this user sent it
+    outgoing INTEGER NOT NULL,          -- 1: this user sent it
+    edited_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS ix_messages_conversation ON messages (conversation, sent_at);
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     target TEXT NOT NULL,               -- the other user's id, or the group's
-    read_seq INTEGER NOT NULL DEFAULT 0 -- incoming messages up to this seq are read
+    read_seq INTEGER NOT NULL DEFAULT 0, -- messages from others up to this seq are read
+    read_message_id TEXT,               -- the message read up to (the server's marker)
+    their_read_seq INTEGER NOT NULL DEFAULT 0,  -- direct: the other person has read up to this seq (a receipt)
+    their_read_message_id TEXT,
+    name TEXT,                          -- a group's name, from `member` events
+    member INTEGER                      -- a group: 1 the user is a member, 0 left, NULL unknown
 );
 CREATE TABLE IF NOT EXISTS outbox (
     client_message_id TEXT PRIMARY KEY,
@@ -67,6 +86,16 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 NAMES_MAX_AGE_SECONDS = 24 * 3600  # a name older than this is asked again
+STREAM_VERSION = 2  # PRAGMA user_version of a store built from /sync
+
+# Columns an older store lacks, added when it is opened.
+_ADDED_COLUMNS = {
+    "messages": (("edited_at", "TEXT"), ("deleted", "INTEGER NOT NULL DEFAULT 0")),
+    "conversations": (("read_message_id", "TEXT"), ("their_read_seq", "INTEGER NOT NULL DEFAULT 0"),
+                      ("their_read_message_id", "TEXT"), ("name", "TEXT"), ("member", "INTEGER")),
+}
+_MESSAGE_KEYS = ("message_id", "seq", "kind", "sender_id", "group_id", "text", "sent_at", "outgoing", "edited_at",
+                 "deleted")
 
 
 class StoreOfAnotherUser(Exception):
@@ -74,11 +103,22 @@ class StoreOfAnotherUser(Exception):
 
 
 def conversation_of(item: Dict[str, Any], me: str) -> str:
-    """A received item's conversation: its group's, else its sender's (an inbox
-    only holds direct messages sent to this user, so one from `me` is a note to self)."""
+    """A message's (or an edit's, a deletion's) conversation: its group's, else
+    the other person's: the recipient of one `me` sent (`me` for a note to
+    self), the sender of one received. An item without recipient_id (a
+    /read_messages item) was received."""
     if item.get("group_id"):
         return f"group:{item['group_id']}"
+    if item["sender_id"] == me and item.get("recipient_id"):
+        return f"direct:{item['recipient_id']}"
     return f"direct:{item['sender_id']}"
+
+
+def marker_conversation(event: Dict[str, Any]) -> str:
+    """A `read` or `receipt` event's conversation."""
+    if event.get("group_id"):
+        return f"group:{event['group_id']}"
+    return f"direct:{event['with_user_id']}"
 
 
 @dataclass(frozen=True)
@@ -87,8 +127,13 @@ class Conversation:
     kind: str
     target: str
     unread: int
-    last_text: Optional[str]
+    last_text: Optional[str]  # None: no message yet, or the last one was deleted (last_deleted)
     last_at: Optional[str]
+    last_edited: bool = False
+    last_deleted: bool = False
+    read_up_to: Optional[str] = None  # the message this user has read up to (on any device)
+    their_read_up_to: Optional[str] = None  # direct: the message the other person has read up to (a receipt)
+    name: Optional[str] = None  # a group's name, when a `member` event told it
 
 
 @dataclass(frozen=True)
@@ -129,12 +174,29 @@ class Store:
             row = db.execute("SELECT value FROM meta WHERE key = 'user_id'").fetchone()
             if row is None:  # a new store, or one from before stores recorded their user
                 db.execute("INSERT INTO meta (key, value) VALUES ('user_id', ?)", (user_id,))
+            if row is None or row[0] == user_id:
+                self._upgrade(db)
         if row is not None and row[0] != user_id:
             self._db.close()
             raise StoreOfAnotherUser(f"{path} is the store of user {row[0]}, not of {user_id}")
 
     def close(self) -> None:
         self._db.close()
+
+    @staticmethod
+    def _upgrade(db: sqlite3.Connection) -> None:
+        """A store of an older client: the columns it lacks, and its cursor
+        (/read_messages', past events it never applied) back to the start, so
+        the stream is read again from 0 (what it holds is kept: events update it)."""
+        if db.execute("PRAGMA user_version").fetchone()[0] >= STREAM_VERSION:
+            return
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns:
+                if name not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        db.execute("DELETE FROM meta WHERE key = 'cursor'")
+        db.execute(f"PRAGMA user_version = {STREAM_VERSION}")
 
     def _tx(self):
         return _Transaction(self._db, self._lock)
@@ -146,30 +208,87 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
         return int(row[0]) if row else 0
 
-    def apply(self, items: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """Store received items that continue the cursor, in one transaction;
-        the new ones, in seq order. Items at or below the cursor are ones we
-        have; an item past a gap is left for the cursor read that fills it."""
-        new: List[Dict[str, Any]] = []
+    def apply(self, events: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Apply stream events that continue the cursor, in one transaction;
+        the news, in seq order: a message not seen before (not this device's
+        own send coming back), an edit, a deletion of a message not deleted
+        yet, a read, a receipt or a membership. Events at or below the cursor
+        are ones we have; an event past a gap is left for the cursor read that fills it."""
+        news: List[Dict[str, Any]] = []
         with self._tx() as db:
             cursor = self.cursor  # read inside the transaction: the same connection
-            for item in sorted(items, key=lambda i: i["seq"]):
-                if item["seq"] <= cursor:
+            for event in sorted(events, key=lambda e: e["seq"]):
+                if event["seq"] <= cursor:
                     continue
-                if item["seq"] != cursor + 1:
+                if event["seq"] != cursor + 1:
                     break
-                conversation = conversation_of(item, self.me)
-                db.execute(
-                    "INSERT INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text, sent_at,"
-                    " outgoing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)"
-                    " ON CONFLICT (message_id) DO UPDATE SET seq = excluded.seq",  # a note to self, sent before
-                    (item["message_id"], item["seq"], conversation, item["kind"], item["sender_id"],
-                     item.get("group_id"), item["text"], item["sent_at"]))
-                self._touch(db, conversation)
-                cursor = item["seq"]
-                new.append(item)
+                if self._apply(db, event):
+                    news.append(event)
+                cursor = event["seq"]
             self._set_cursor(db, cursor)
-        return new
+        return news
+
+    def _apply(self, db: sqlite3.Connection, event: Dict[str, Any]) -> bool:
+        """One event; whether it is news."""
+        kind = event.get("type", "message")
+        if kind == "message":
+            return self._message(db, event)
+        if kind == "edit":
+            found = db.execute("UPDATE messages SET text = ?, edited_at = ?, deleted = ? WHERE message_id = ?",
+                               (event.get("text") or "", event.get("edited_at"), int(event.get("text") is None),
+                                event["message_id"])).rowcount
+            return True if found else self._touch_of(db, event)
+        if kind == "delete":
+            found = db.execute("UPDATE messages SET text = '', deleted = 1 WHERE message_id = ? AND deleted = 0",
+                               (event["message_id"],)).rowcount
+            return bool(found)
+        if kind in ("read", "receipt"):
+            conversation = marker_conversation(event)
+            self._touch(db, conversation)
+            row = db.execute("SELECT seq FROM messages WHERE message_id = ?", (event["message_id"],)).fetchone()
+            seq = row[0] if row and row[0] is not None else 0
+            column = "read" if kind == "read" else "their_read"
+            db.execute(f"UPDATE conversations SET {column}_seq = MAX({column}_seq, ?), {column}_message_id = ?"
+                       f" WHERE id = ? AND {column}_seq <= ?", (seq, event["message_id"], conversation, seq))
+            return True
+        if kind == "member":
+            conversation = f"group:{event['group_id']}"
+            mine = event["user_id"] == self.me
+            if mine:
+                self._touch(db, conversation)
+            db.execute("UPDATE conversations SET name = COALESCE(?, name), member = CASE WHEN ? THEN ? ELSE member END"
+                       " WHERE id = ?", (event.get("group_name"), mine, int(bool(event["member"])), conversation))
+            return True
+        return False  # a type this client does not know: skipped, the cursor moves on
+
+    def _message(self, db: sqlite3.Connection, event: Dict[str, Any]) -> bool:
+        conversation = conversation_of(event, self.me)
+        outgoing = event["sender_id"] == self.me
+        text, deleted = event.get("text"), bool(event.get("deleted")) or event.get("text") is None
+        known = db.execute("SELECT 1 FROM messages WHERE message_id = ?", (event["message_id"],)).fetchone()
+        db.execute(
+            "INSERT INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text, sent_at,"
+            " outgoing, edited_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (message_id) DO UPDATE SET seq = excluded.seq, outgoing = excluded.outgoing,"
+            " text = excluded.text, edited_at = excluded.edited_at, deleted = excluded.deleted",
+            (event["message_id"], event["seq"], conversation, event["kind"], event["sender_id"],
+             event.get("group_id"), "" if deleted else text, event["sent_at"], int(outgoing), event.get("edited_at"),
+             int(deleted)))
+        self._touch(db, conversation)
+        if known:
+            return False  # this device sent it (store.sent) or had it before: shown already
+        if outgoing and not deleted:
+            kind, _, target = conversation.partition(":")
+            echo = db.execute("SELECT client_message_id FROM outbox WHERE state = 'pending' AND kind = ?"
+                              " AND target = ? AND text = ? LIMIT 1", (kind, target, text)).fetchone()
+            if echo is not None:  # this device's send, back before its answer: it is shown as sent
+                return False
+        return True
+
+    def _touch_of(self, db: sqlite3.Connection, event: Dict[str, Any]) -> bool:
+        """An edit of a message this store does not hold (it came before the stream): news all the same."""
+        self._touch(db, conversation_of(event, self.me))
+        return True
 
     def rewind(self, newest_seq: int) -> None:
         """The server's newest seq is behind ours (its data was reset):
@@ -203,23 +322,73 @@ class Store:
     def conversations(self) -> List[Conversation]:
         rows = self._db.execute(
             "SELECT c.id, c.kind, c.target,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.conversation = c.id AND m.outgoing = 0 AND m.seq > c.read_seq),"
-            " (SELECT text FROM messages m WHERE m.conversation = c.id ORDER BY sent_at DESC LIMIT 1),"
-            " (SELECT MAX(sent_at) FROM messages m WHERE m.conversation = c.id)"
-            " FROM conversations c ORDER BY 6 DESC").fetchall()
-        return [Conversation(*row) for row in rows]
+            " (SELECT COUNT(*) FROM messages m WHERE m.conversation = c.id AND m.outgoing = 0 AND m.deleted = 0"
+            "  AND m.seq > c.read_seq),"
+            " l.text, l.sent_at, l.edited_at IS NOT NULL, COALESCE(l.deleted, 0), c.read_message_id,"
+            " c.their_read_message_id, c.name"
+            " FROM conversations c LEFT JOIN messages l ON l.message_id = (SELECT message_id FROM messages m"
+            "  WHERE m.conversation = c.id ORDER BY sent_at DESC, seq DESC LIMIT 1)"
+            " ORDER BY l.sent_at DESC").fetchall()
+        return [Conversation(id, kind, target, unread, None if deleted else text, at, bool(edited), bool(deleted),
+                             read, theirs, name)
+                for id, kind, target, unread, text, at, edited, deleted, read, theirs, name in rows]
+
+    def conversation(self, conversation: str) -> Optional[Conversation]:
+        return next((c for c in self.conversations() if c.id == conversation), None)
 
     def history(self, conversation: str, limit: int = 100) -> List[Dict[str, Any]]:
+        """The conversation's last `limit` messages, oldest first: each with
+        `text` (None once deleted), `edited_at` (or None), `deleted` and `outgoing`."""
         rows = self._db.execute(
-            "SELECT message_id, seq, kind, sender_id, group_id, text, sent_at, outgoing FROM messages"
+            f"SELECT {', '.join(_MESSAGE_KEYS)} FROM messages"
             " WHERE conversation = ? ORDER BY sent_at DESC, seq DESC LIMIT ?", (conversation, limit)).fetchall()
-        keys = ("message_id", "seq", "kind", "sender_id", "group_id", "text", "sent_at", "outgoing")
-        return [dict(zip(keys, row, strict=True)) for row in reversed(rows)]
+        return [_message_dict(row) for row in reversed(rows)]
 
-    def mark_read(self, conversation: str) -> None:
+    def message(self, message_id: str) -> Optional[Dict[str, Any]]:
+        """A stored message (as history() gives it), with its `conversation`."""
+        row = self._db.execute(f"SELECT {', '.join(_MESSAGE_KEYS)}, conversation FROM messages"
+                               " WHERE message_id = ?", (message_id,)).fetchone()
+        if row is None:
+            return None
+        return {**_message_dict(row[:-1]), "conversation": row[-1]}
+
+    def own_messages_starting(self, prefix: str) -> List[str]:
+        """The ids of the messages this user sent that start with `prefix` (a short id)."""
+        rows = self._db.execute("SELECT message_id FROM messages WHERE outgoing = 1 AND substr(message_id, 1, ?) = ?",
+                                (len(prefix), prefix.lower()))
+        return [row[0] for row in rows]
+
+    def edited(self, message_id: str, text: str, edited_at: str) -> None:
+        """This device's edit, acknowledged: shown at once (its `edit` event says the same)."""
         with self._tx() as db:
-            db.execute("UPDATE conversations SET read_seq = COALESCE((SELECT MAX(seq) FROM messages"
-                       " WHERE conversation = ?), read_seq) WHERE id = ?", (conversation, conversation))
+            db.execute("UPDATE messages SET text = ?, edited_at = ? WHERE message_id = ? AND deleted = 0",
+                       (text, edited_at, message_id))
+
+    def deleted(self, message_id: str) -> None:
+        """This device's deletion, acknowledged."""
+        with self._tx() as db:
+            db.execute("UPDATE messages SET text = '', deleted = 1 WHERE message_id = ?", (message_id,))
+
+    def unread_up_to(self, conversation: str) -> Optional[Dict[str, Any]]:
+        """What marks the conversation read: its newest message from others
+        (any, in notes to self) in the stream, when past the read marker; else None."""
+        mine = conversation == f"direct:{self.me}"
+        row = self._db.execute(
+            "SELECT m.message_id, m.seq FROM messages m JOIN conversations c ON c.id = m.conversation"
+            " WHERE m.conversation = ? AND m.seq IS NOT NULL AND (m.outgoing = 0 OR ?) AND m.seq > c.read_seq"
+            " ORDER BY m.seq DESC LIMIT 1", (conversation, int(mine))).fetchone()
+        return {"message_id": row[0], "seq": row[1]} if row else None
+
+    def mark_read(self, conversation: str, up_to_seq: Optional[int] = None, message_id: Optional[str] = None) -> None:
+        """Mark the conversation read here: up to `up_to_seq` (the server
+        acknowledged it), else up to its newest message. Never moves back."""
+        with self._tx() as db:
+            if up_to_seq is None:
+                db.execute("UPDATE conversations SET read_seq = MAX(read_seq, COALESCE((SELECT MAX(seq) FROM messages"
+                           " WHERE conversation = ?), 0)) WHERE id = ?", (conversation, conversation))
+            else:
+                db.execute("UPDATE conversations SET read_seq = ?, read_message_id = COALESCE(?, read_message_id)"
+                           " WHERE id = ? AND read_seq < ?", (up_to_seq, message_id, conversation, up_to_seq))
 
     # ------------------------------------------------------------------ names
 
@@ -295,6 +464,14 @@ class Store:
     def failed(self, key: str, error: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE outbox SET state = 'failed', error = ? WHERE client_message_id = ?", (error, key))
+
+
+def _message_dict(row: Iterable[Any]) -> Dict[str, Any]:
+    message = dict(zip(_MESSAGE_KEYS, row, strict=True))
+    message["deleted"] = bool(message["deleted"])
+    if message["deleted"]:
+        message["text"] = None
+    return message
 
 
 class _Transaction:
