@@ -12,6 +12,7 @@
 
 import * as api from './api.js';
 import { parseTime } from './helpers.js';
+import { lookUp } from './people.js';
 
 export const DELETED_TEXT = 'This message was deleted';
 
@@ -219,6 +220,7 @@ export async function refreshConversations(s) {
     }
     await s.persist({ conversations: changed });
     s.view.render(s);
+    lookUp(s, changed.filter((c) => c.kind === 'direct').map((c) => c.target));
   });
   markSeen(s);
 }

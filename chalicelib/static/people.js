@@ -13,11 +13,16 @@ import { sleep } from './helpers.js';
 const FRESH_MS = 24 * 60 * 60 * 1000;
 const CHECK_EVERY_MS = 60 * 60 * 1000;
 
-/** The people this session shows: itself, its direct partners, and every sender it holds. */
+/** The people this session shows: itself, its direct partners, every sender it holds and who joined or left. */
 function shown(s) {
   const ids = new Set([s.me]);
   for (const conv of s.conversations.values()) if (conv.kind === 'direct') ids.add(conv.target);
-  for (const map of s.messages.values()) for (const record of map.values()) if (record.sender_id) ids.add(record.sender_id);
+  for (const map of s.messages.values()) {
+    for (const record of map.values()) {
+      if (record.sender_id) ids.add(record.sender_id);
+      if (record.user_id) ids.add(record.user_id);   // a membership line
+    }
+  }
   return ids;
 }
 

@@ -66,7 +66,7 @@ async function readPages(s, wait) {
         // The server's history is shorter than ours (its database was reset): read on from its end.
         await s.exclusive(async () => {
           s.cursor = err.body.newest_seq;
-          await s.persist({ meta: { cursor: s.cursor } });
+          await s.persist({ meta: { cursor: s.cursor, stream: true } });
         });
         s.view.status('sidebar', 'The server has fewer messages than this browser remembers; reading on from its newest.', true);
         continue;
