@@ -146,16 +146,20 @@ def test_the_original_example_calls_work_over_http_against_chalice_local(server)
     since = quote("2024-07-01 09:10:00.0")
     status, read = post(f"/read_messages?user_id={two['user_id']}&min_timestamp={since}", two["token"])
     assert status == 200, read
-    assert read["has_more"] is False and read["next_after"] == 2
+    # Between the two, user 2's stream holds the joins to the group (events
+    # /read_messages does not show): the group message's seq is after them.
+    group_seq = read["messages"][-1]["seq"]
+    assert read["has_more"] is False and read["next_after"] == group_seq and group_seq > 2
     assert read["messages"] == [
         {"seq": 1, "message_id": direct["message_id"], "kind": "direct", "sender_id": one["user_id"],
          "group_id": None, "text": "hi", "sent_at": direct["sent_at"]},
-        {"seq": 2, "message_id": sent["message_id"], "kind": "group", "sender_id": one["user_id"],
+        {"seq": group_seq, "message_id": sent["message_id"], "kind": "group", "sender_id": one["user_id"],
          "group_id": group_id, "text": "hello_group", "sent_at": sent["sent_at"]},
     ]
     # User 3 blocked user 1 before both sends: nothing arrived.
     status, read = post(f"/read_messages?user_id={three['user_id']}&min_timestamp={since}", three["token"])
-    assert (status, read) == (200, {"messages": [], "next_after": 0, "has_more": False})
+    # (its next_after is user 3's newest seq, for switching to the cursor: the joins' events)
+    assert (status, read["messages"], read["has_more"]) == (200, [], False) and read["next_after"] >= 1
 
     # Without a token the same call is refused.
     status, body = post(f"/read_messages?user_id={two['user_id']}&min_timestamp={since}")

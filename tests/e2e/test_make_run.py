@@ -89,9 +89,9 @@ def test_make_run_stays_up_and_acknowledges_50_sends_over_20_seconds(make_run):
     assert run.output().count("Serving the API on") == 1, run.output()  # never restarted
     assert run.process.poll() is None
     # One short line per request on the terminal, never the text sent (SQLite
-    # runs each statement as its own call: 4 in 4).
+    # runs each statement as its own call: the send's four and its COMMIT).
     sends = [line for line in run.output().splitlines() if line.startswith("POST /send 201 ")]
-    assert len(sends) == 50 and all(" ms  db 4 in 4, redis 0  " in line for line in sends), run.output()[-2000:]
+    assert len(sends) == 50 and all(" ms  db 5 in 5, redis 0  " in line for line in sends), run.output()[-2000:]
     assert "message-" not in run.output()
 
 
