@@ -181,6 +181,8 @@ def test_reading_on_one_device_updates_unread_on_the_other_and_a_new_message_cou
     assert desk.sync() and desk.mark_read(f"group:{group_id}") is not None
     assert [e["type"] for e in laptop.sync()] == ["read"] and unread(laptop)[f"group:{group_id}"] == 0
     assert not [e for e in bob.sync() if e["type"] == "receipt"]
+    with pytest.raises(MessageNotFound):  # a message of another conversation
+        desk.client.mark_read(first, group_id=group_id)
 
 
 def test_a_receipt_reaches_the_senders_devices_unless_the_reader_turned_receipts_off(server, tmp_path):
@@ -354,4 +356,3 @@ def test_watch_prints_edits_and_deletions_as_they_happen_and_receipts_can_be_tur
     ok(cli(home, "--profile", "dan", "history", alice.me, api=api))
     assert not [e for e in alice.sync() if e["type"] == "receipt"]
     assert alice.store.conversation(f"direct:{dan}").their_read_up_to == mid
-    assert MessageNotFound  # (imported for the refusals above)
