@@ -10,7 +10,7 @@ import { queueSend, resumePending, retry } from './outbox.js';
 import { found, keepFresh, lookUp, remember } from './people.js';
 import { Session } from './session.js';
 import { EMPTY, MemoryStore, Store, deleteStore, profiles } from './store.js';
-import { markSeen } from './events.js';
+import { loadHistory, markSeen } from './events.js';
 import { catchUp, startLive } from './sync.js';
 
 export class Controller {
@@ -44,6 +44,11 @@ export class Controller {
       toggleMembers: () => this.toggleMembers(),
       moreMembers: () => this.loadMembers(true),
       reloadMembers: () => this.loadMembers(false),
+      loadEarlier: () => {
+        const s = this.session;
+        const conv = s && s.conversations.get(s.selected);
+        if (conv) loadHistory(s, conv);
+      },
     });
     this.account.bind();
     window.addEventListener('online', wake);
@@ -252,6 +257,7 @@ export class Controller {
     this.view.collapseSidebar();
     markSeen(s);   // read up to its newest message, on every device
     this.view.render(s);
+    if (conv.history && !conv.history.loaded) loadHistory(s, conv);   // a new device: its latest messages
     if (focus) this.view.focusComposer();
   }
 

@@ -200,9 +200,16 @@ export async function refreshConversations(s) {
     before = answer.next_before;
   }
   if (!s.alive) return;
-  await s.exclusive(async () => {
-    if (!s.alive) return;
+  await applyConversations(s, items);
+  markSeen(s);
+}
+
+/** /conversations' items kept; answers the newest message's seq among them. */
+function applyConversations(s, items, { meta = {}, partial = false } = {}) {
+  return s.exclusive(async () => {
+    if (!s.alive) return 0;
     const changed = [];
+    let newest = 0;
     for (const item of items) {
       const id = `${item.kind === 'group' ? 'g' : 'd'}:${item.id}`;
       const last = item.last_message;
@@ -215,12 +222,74 @@ export async function refreshConversations(s) {
       if (last && !s.messagesOf(id).size) {
         conv.last_seq = last.seq;
         conv.last_text = last.deleted ? DELETED_TEXT : last.text;
+        newest = Math.max(newest, last.seq);
+        if (partial) conv.history = { loaded: false, before: null };   // its messages come from /history
       }
       changed.push(conv);
     }
-    await s.persist({ conversations: changed });
+    if (meta.cursor !== undefined) meta.cursor = Math.max(meta.cursor, newest);
+    await s.persist({ conversations: changed, meta });
     s.view.render(s);
     lookUp(s, changed.filter((c) => c.kind === 'direct').map((c) => c.target));
+    return newest;
   });
-  markSeen(s);
+}
+
+/**
+ * A new device (nothing kept) need not read the whole stream: the server's
+ * conversations, and /sync from their newest message on; each conversation's
+ * messages come from /history when it is opened. False when it could not
+ * (the live loop then reads the stream from its start).
+ */
+export async function bootstrap(s) {
+  let answer;
+  try {
+    answer = await api.conversations(s.auth, { limit: 100 });
+  } catch (_) {
+    return false;
+  }
+  if (!s.alive || s.cursor !== 0 || !answer.conversations.length) return false;
+  const newest = await applyConversations(s, answer.conversations, { meta: { cursor: 0, stream: true }, partial: true });
+  if (!newest) return false;
+  await s.exclusive(async () => { if (s.cursor < newest) s.cursor = newest; });
+  s.counted = true;   // these are the counts; the events from here on keep them
+  if (answer.next_before !== null && answer.next_before !== undefined) refreshConversations(s);   // the older ones
+  return true;
+}
+
+/** The open conversation's next older page from /history (newest first), when it has one to load. */
+export async function loadHistory(s, conv) {
+  const history = conv.history;
+  if (!history || history.done || s.historyLoading.has(conv.id)) return;
+  s.historyLoading.add(conv.id);
+  try {
+    const params = conv.kind === 'group' ? { group_id: conv.target } : { with_user_id: conv.target };
+    if (history.before) params.before_seq = history.before;
+    const answer = await api.history(s.auth, { ...params, limit: 50 });
+    await s.exclusive(async () => {
+      if (!s.alive) return;
+      const map = s.messagesOf(conv.id);
+      const records = [];
+      for (const ev of answer.messages) {
+        if (map.has(ev.message_id)) continue;   // the stream's is as new or newer
+        const record = {
+          key: ev.message_id, message_id: ev.message_id, seq: ev.seq, conv: conv.id, kind: ev.kind,
+          sender_id: ev.sender_id, group_id: ev.group_id, text: ev.text, sent_at: ev.sent_at,
+          edited_at: ev.edited_at || null, deleted: Boolean(ev.deleted),
+          state: ev.sender_id === s.me ? 'sent' : 'received', error: null, created: Date.now(),
+        };
+        map.set(record.key, record);
+        records.push(record);
+      }
+      const next = answer.next_before_seq;
+      conv.history = { loaded: true, before: next, done: next === null || next === undefined };
+      await s.persist({ messages: records, conversations: [conv] });
+      s.view.render(s);
+      lookUp(s, new Set(records.map((r) => r.sender_id)));
+    });
+  } catch (err) {
+    if (s.alive) s.view.showError(s, conv.id, `Cannot load earlier messages: ${api.describe(err)}`);
+  } finally {
+    s.historyLoading.delete(conv.id);
+  }
 }

@@ -12,7 +12,7 @@
 import { ApiError, connectTicket, describe, sync } from './api.js';
 import { MAX_WAIT_SECONDS, WAIT_REFUSED_PAUSE_SECONDS } from './contract.js';
 import { backoff, seconds, sleep } from './helpers.js';
-import { applyEvent, markSeen, newBatch, refreshConversations } from './events.js';
+import { applyEvent, bootstrap, loadHistory, markSeen, newBatch, refreshConversations } from './events.js';
 import { lookUp } from './people.js';
 
 const PAGE = 500;
@@ -138,6 +138,10 @@ const running = (s, run) => s.alive && !s.halted && s.runs === run;
  * cannot be opened, e.g. a 503 when pushes cannot be registered) long-poll.
  */
 async function liveLoop(s, run) {
+  if (s.cursor === 0 && !s.messages.size && !s.bootstrapped) {
+    s.bootstrapped = true;   // a new device: the conversations first, each one's messages when opened
+    if (await bootstrap(s) && s.selected) loadHistory(s, s.conversations.get(s.selected));
+  }
   await catchUp(s);
   if (!s.counted && running(s, run)) {
     // Once caught up: the server's unread counts and read positions, and conversations the stream does not name.

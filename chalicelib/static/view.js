@@ -131,6 +131,10 @@ export class View {
     $('members-button').addEventListener('click', () => on.toggleMembers());
     $('members-more').addEventListener('click', () => on.moreMembers());
     $('members-close').addEventListener('click', () => { this.closeMembers(); $('members-button').focus(); });
+    // Scrolled to the top: earlier messages, when there are more to load (a device that did not read the whole stream).
+    $('messages').addEventListener('scroll', () => {
+      if ($('messages').scrollTop < 40 && $('messages').querySelector('[data-action="earlier"]')) on.loadEarlier();
+    });
   }
 
   async copyFrom(inputId, button) {
@@ -296,6 +300,7 @@ export class View {
 
     const list = $('messages');
     const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80 || list.dataset.conv !== conv.id;
+    const fromBottom = list.scrollHeight - list.scrollTop;   // kept when earlier messages come in above
     if (list.dataset.conv !== conv.id) { this.editing = null; this.confirming = null; }
     // A message being edited keeps its draft, its focus and its selection across renders.
     const box = document.activeElement && document.activeElement.classList.contains('edit-box') ? document.activeElement : null;
@@ -304,11 +309,19 @@ export class View {
       ? document.activeElement.dataset.action : null;
     const records = [...s.messagesOf(conv.id).values()].sort(byTime);
     list.replaceChildren(...records.map((r) => this.renderMessage(s, r, conv)));
-    if (!records.some((r) => r.kind !== 'member')) {
+    const history = conv.history;
+    if (history && !history.done) {
+      list.prepend(el('li', { class: 'earlier' }, history.loaded
+        ? el('button', { type: 'button', class: 'small-button', text: 'Load earlier messages', 'data-action': 'earlier',
+          onclick: () => this.on.loadEarlier() })
+        : el('span', { class: 'hint', text: 'Loading the messages…' })));
+    }
+    if (!records.some((r) => r.kind !== 'member') && !(history && !history.done)) {
       list.append(el('li', { class: 'empty', text: conv.kind === 'group' ? 'No messages in this group yet.' : 'No messages yet.' }));
     }
     list.dataset.conv = conv.id;
     if (nearBottom) list.scrollTop = list.scrollHeight;
+    else list.scrollTop = list.scrollHeight - fromBottom;
     if (box) {
       const again = list.querySelector('.edit-box');
       if (again) { again.focus(); again.setSelectionRange(...selection); }
