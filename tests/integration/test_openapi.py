@@ -3,16 +3,21 @@ schemas and headers (the static checks of the spec are in
 tests/unit/test_openapi_spec.py)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Optional
 
 import pytest
 
 from chalicelib import wiring
 from chalicelib.auth import TokenSigner
+from chalicelib.db import Database
 from chalicelib.repositories import Deliveries
+from chalicelib.settings import Settings
+from chalicelib.waitslots import PER_USER, WaitSlots
 from tests.conftest import TEST_AUTH_SECRET, Api, Resp
 from tests.support.openapi import SPEC, assert_conforms, assert_route_response, operations
 
@@ -100,11 +105,26 @@ def test_account_success_responses_conform_to_the_spec(api):
     check("/logout", "post", r, 200)
     assert r.body == {"revoked": 0}
     check("/logout", "post", api.post("/logout", token=phone), 200)  # this device
+    r = api.post("/account", token=laptop)
+    check("/account", "post", r, 200)
+    assert r.body == {"user_id": dan["user_id"], "user_name": "dan", "handle": handle.lower(), "has_password": True,
+                      "read_receipts": True}, r
+    r = api.post("/account", token=shir["token"])
+    check("/account", "post", r, 200)
+    assert (r.body["has_password"], r.body["read_receipts"]) == (False, True), r
     check("/update_account", "post", api.post("/update_account", {"user_name": "Dan K"}, token=laptop), 200)
     r = api.post("/update_account", json_body={"password": PASSWORD + "!", "current_password": PASSWORD},
                  token=laptop)
     check("/update_account", "post", r, 200)
-    assert r.body == {"user_id": dan["user_id"], "user_name": "Dan K", "handle": handle.lower()}, r
+    assert r.body == {"user_id": dan["user_id"], "user_name": "Dan K", "handle": handle.lower(), "has_password": True,
+                      "read_receipts": True}, r
+    r = api.post("/update_account", json_body={"read_receipts": False}, token=laptop)
+    check("/update_account", "post", r, 200)
+    assert r.body["read_receipts"] is False, r
+    r = api.post("/update_account", form={"read_receipts": "1"}, token=laptop)
+    check("/update_account", "post", r, 200)
+    assert r.body["read_receipts"] is True, r
+    check("/account", "post", api.post("/account", json_body={"ignored": 1}, token=laptop), 200)
     r = api.post("/users", {"user_ids": f"{dan['user_id']}, {shir['user_id'].upper()},{uuid.uuid4()}"},
                  token=shir["token"])
     check("/users", "post", r, 200)
@@ -240,7 +260,8 @@ def test_with_auth_mode_none_the_account_routes_answer_403_as_the_spec_says(api,
     monkeypatch.setenv("AUTH_MODE", "none")
     wiring.reset()
     calls = {"/login": {"handle": "alice_h", "password": PASSWORD}, "/link_code": {}, "/link": {"code": "00000-00000"},
-             "/sessions": {}, "/logout": {}, "/update_account": {"user_name": "x"}, "/delete_account": {}}
+             "/sessions": {}, "/logout": {}, "/account": {}, "/update_account": {"user_name": "x"},
+             "/delete_account": {}}
     for path, params in calls.items():
         r = api.post(path, params)
         assert_conforms(path, "post", r, 403)
@@ -257,6 +278,278 @@ def test_the_routes_the_spec_marks_public_are_the_ones_that_need_no_token(api):
         public = operation.get("security") == []
         assert (r.code == "Unauthorized") is not public, (path, r)
     assert SPEC["security"] == [{"bearerAuth": []}]
+
+
+# --------------------------------------------------------------------------- the stream
+
+
+@pytest.fixture
+def stream_api(api, app_env, monkeypatch, request) -> Api:
+    """The api helper on SQLite (no cache) and on MariaDB with Redis, so
+    /sync pages served from the cache are checked too."""
+    if app_env["DATABASE_URL"].startswith("mysql"):
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("session_redis").url)
+        monkeypatch.setenv("REDIS_TIMEOUT", "1")
+        wiring.reset()
+    return api
+
+
+def _sent(r: Resp) -> str:
+    assert r.status == 201, r
+    return r.body["message_id"]
+
+
+def _sync_all(api: Api, user, check, paths: Optional[set] = None) -> list:
+    """Every event of the user's stream, each page checked against the spec
+    (and which path served it added to `paths`)."""
+    events, after = [], 0
+    while True:
+        r = api.post("/sync", {"after": after, "limit": 3}, token=user.token)
+        check("/sync", "post", r, 200)
+        if paths is not None:
+            paths.add(r.headers["X-Cache"])
+        events += r.body["events"]
+        after = r.body["next_after"]
+        if not r.body["has_more"]:
+            return events
+
+
+def _run_sql(app_env, sql: str, params: tuple) -> None:
+    db = Database(Settings.from_env({"DATABASE_URL": app_env["DATABASE_URL"]}))
+    try:
+        db.run(lambda tx: tx.execute(sql, params), write=True)
+    finally:
+        db.close()
+
+
+class _Scenario:
+    """Users, groups and messages whose streams hold every event type."""
+
+    def __init__(self, api: Api, check) -> None:
+        alice, bob, carol, dave = (api.register(name) for name in ("alice", "bob", "carol", "dave"))
+        self.alice, self.bob, self.carol, self.dave = alice, bob, carol, dave
+        self.group = group = api.create_group(alice, "stream group")
+        for user in (alice, bob, carol):
+            assert api.join(user, group).status == 200
+        assert api.join(carol, group, 0).status == 200  # member: false
+        self.quiet = api.create_group(bob, "quiet")  # a group without messages: last_message null
+        assert api.join(bob, self.quiet).status == 200
+        self.direct = direct = _sent(api.send(alice, bob, "hello"))
+        reply = _sent(api.send(bob, alice, "hi alice"))
+        _sent(api.send(alice, alice, "a note to self"))
+        grouped = _sent(api.send_group(bob, group, "hi all"))
+        erased_after_edit = _sent(api.send(alice, bob, "soon edited, then deleted"))
+        _sent(api.send(dave, bob, "from an account about to go"))
+        assert api.post("/delete_account", token=dave.token).status == 200  # its conversation's name: null
+
+        r = api.post("/edit_message", {"message_id": direct, "message_text": "hello, edited"}, token=alice.token)
+        check("/edit_message", "post", r, 200)
+        r = api.post("/edit_message", json_body={"user_id": alice.id, "message_id": erased_after_edit,
+                                                 "message_text": "edited"}, token=alice.token)
+        check("/edit_message", "post", r, 200)
+        r = api.post("/delete_message", form={"message_id": erased_after_edit}, token=alice.token)
+        check("/delete_message", "post", r, 200)
+        assert r.body == {"message_id": erased_after_edit, "deleted": True}, r
+        for _ in range(2):  # idempotent
+            r = api.post("/delete_message", {"message_id": grouped}, token=bob.token)
+            check("/delete_message", "post", r, 200)
+        r = api.post("/mark_read", {"with_user_id": alice.id, "message_id": direct}, token=bob.token)
+        check("/mark_read", "post", r, 200)  # a read event to bob, a receipt to alice
+        assert r.body == {"message_id": direct}, r
+        r = api.post("/mark_read", json_body={"group_id": group, "message_id": grouped}, token=alice.token)
+        check("/mark_read", "post", r, 200)  # a read event of a group
+        r = api.post("/mark_read", form={"with_user_id": bob.id, "message_id": reply, "user_id": alice.id},
+                     token=alice.token)
+        check("/mark_read", "post", r, 200)
+        r = api.post("/mark_read", {"with_user_id": alice.id, "message_id": direct}, token=bob.token)
+        check("/mark_read", "post", r, 200)  # not a move: nothing changes
+
+
+def test_stream_success_responses_conform_to_the_spec(stream_api):
+    """/edit_message, /delete_message and /mark_read (in _Scenario),
+    /conversations, /history and /group_info."""
+    api, check = stream_api, assert_conforms
+    s = _Scenario(api, check)
+    alice, bob, dave, group, quiet = s.alice, s.bob, s.dave, s.group, s.quiet
+    _sent(api.send(alice, bob, "not read yet"))  # unread: this one, not the deleted one before it
+
+    # /conversations: paged; a deleted account's name is null, a group without messages has no last message.
+    conversations, before = [], None
+    while True:
+        r = api.post("/conversations", {"limit": 2, **({"before": before} if before else {})}, token=bob.token)
+        check("/conversations", "post", r, 200)
+        conversations += r.body["conversations"]
+        before = r.body["next_before"]
+        if before is None:
+            break
+    by_id = {c["id"]: c for c in conversations}
+    assert set(by_id) == {alice.id, dave.id, group, quiet}, conversations
+    assert (by_id[dave.id]["name"], by_id[quiet]["last_message"]) == (None, None), conversations
+    assert (by_id[alice.id]["read_up_to"], by_id[alice.id]["unread"]) == (s.direct, 1), conversations
+    r = api.post("/conversations", json_body={"limit": "100"}, token=alice.token)
+    check("/conversations", "post", r, 200)
+    assert {c["id"] for c in r.body["conversations"]} == {alice.id, bob.id, group}, r
+
+    # /history: paged, newest first; a group's; notes to self; an unknown conversation's is empty.
+    r = api.post("/history", {"with_user_id": alice.id, "limit": 1}, token=bob.token)
+    check("/history", "post", r, 200)
+    assert r.body["next_before_seq"] is not None, r
+    r = api.post("/history", json_body={"with_user_id": alice.id, "before_seq": r.body["next_before_seq"]},
+                 token=bob.token)
+    check("/history", "post", r, 200)
+    assert r.body["next_before_seq"] is None and r.body["messages"], r
+    r = api.post("/history", form={"group_id": group}, token=bob.token)
+    check("/history", "post", r, 200)
+    assert [(m["deleted"], m["text"]) for m in r.body["messages"]] == [(True, None)], r
+    r = api.post("/history", {"with_user_id": alice.id}, token=alice.token)
+    check("/history", "post", r, 200)
+    assert [m["text"] for m in r.body["messages"]] == ["a note to self"], r
+    r = api.post("/history", {"with_user_id": str(uuid.uuid4())}, token=bob.token)
+    check("/history", "post", r, 200)
+    assert r.body == {"messages": [], "next_before_seq": None}, r
+
+    # /group_info: paged by user id.
+    r = api.post("/group_info", {"group_id": group, "limit": 1}, token=bob.token)
+    check("/group_info", "post", r, 200)
+    assert (r.body["member_count"], len(r.body["members"])) == (2, 1) and r.body["next_after_user_id"], r
+    r = api.post("/group_info", json_body={"group_id": group, "after_user_id": r.body["next_after_user_id"]},
+                 token=bob.token)
+    check("/group_info", "post", r, 200)
+    assert r.body["next_after_user_id"] is None and len(r.body["members"]) == 1, r
+
+
+def test_sync_success_responses_conform_to_the_spec(stream_api, app_env, monkeypatch):
+    """Every event type, paged, in both users' streams (with Redis, again
+    from the cache), with its X-Cache and X-Wait-Refused headers."""
+    api, check = stream_api, assert_conforms
+    s = _Scenario(api, check)
+    alice, bob = s.alice, s.bob
+    paths: set = set()
+    for _ in range(2):
+        seen = {e["type"] for user in (alice, bob) for e in _sync_all(api, user, check, paths)}
+        assert seen == {"message", "edit", "delete", "read", "receipt", "member"}, seen
+    assert paths == ({"miss", "hit"} if app_env["DATABASE_URL"].startswith("mysql") else {"off"}), paths
+    events = _sync_all(api, alice, check)
+    assert any(e["type"] == "member" and e["member"] is False for e in events), events
+    assert any(e["type"] == "edit" and e["text"] is None for e in events), events  # edited, then deleted
+    assert any(e["type"] == "message" and e["deleted"] and e["text"] is None for e in events), events
+    assert any(e["type"] == "message" and e["sender_id"] == e["recipient_id"] for e in events), events
+    assert any(e["type"] == "read" and e["group_id"] for e in events), events
+    newest = events[-1]["seq"]
+    r = api.post("/sync", json_body={"after": str(newest), "limit": 1000}, token=alice.token)
+    check("/sync", "post", r, 200)  # an empty page
+    assert (r.body["events"], r.body["next_after"], r.body["has_more"]) == ([], newest, False), r
+    r = api.post("/sync", form={"user_id": alice.id, "after": "0", "limit": "2", "wait": "0"}, token=alice.token)
+    check("/sync", "post", r, 200)
+    assert r.body["has_more"] is True, r
+
+    @contextlib.contextmanager
+    def refused(self, user_id, *, seconds):  # as if the user held the most waiting reads already
+        yield PER_USER
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WaitSlots, "take", refused)
+        r = api.post("/sync", {"after": newest, "wait": 5}, token=alice.token)
+        check("/sync", "post", r, 200)
+        assert r.headers["X-Wait-Refused"] == "per-user", r
+
+    monkeypatch.setenv("AUTH_MODE", "none")  # user_id names the user
+    wiring.reset()
+    check("/sync", "post", api.post("/sync", {"user_id": bob.id}), 200)
+
+
+def test_stream_error_responses_conform_to_the_spec(stream_api, app_env, monkeypatch):
+    api, check = stream_api, assert_conforms
+    alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
+    group = api.create_group(alice)
+    assert api.join(alice, group).status == 200
+    message = _sent(api.send(alice, bob, "mine"))
+    unknown = str(uuid.uuid4())
+
+    for path, params in (("/sync", {}), ("/edit_message", {"message_id": message, "message_text": "x"}),
+                         ("/delete_message", {"message_id": message}), ("/conversations", {}),
+                         ("/mark_read", {"message_id": message, "with_user_id": alice.id}),
+                         ("/history", {"with_user_id": alice.id}), ("/group_info", {"group_id": group})):
+        r = api.post(path, params)
+        check(path, "post", r, 401)
+        r = api.post(path, {**params, "user_id": bob.id}, token=carol.token)
+        check(path, "post", r, 403)
+        assert r.code == "Forbidden", (path, r)
+        check(path, "post", api.post(path, {**params, "user_id": "not an id"}, token=carol.token), 400)
+        big = json.dumps({**params, "padding": "x" * 70_000}).encode()
+        check(path, "post", api.post(path, token=carol.token, raw_body=big), 413)
+        r = api.post(path, token=carol.token, raw_body=b"x", headers={"Content-Type": "text/plain"})
+        check(path, "post", r, 415)
+
+    check("/sync", "post", api.post("/sync", {"limit": 1001}, token=bob.token), 400)
+    r = api.post("/sync", {"after": 100}, token=bob.token)
+    check("/sync", "post", r, 409)
+    assert r.code == "CursorAhead", r
+    check("/mark_read", "post", api.post("/mark_read", {"message_id": message, "with_user_id": alice.id,
+                                                        "group_id": group}, token=bob.token), 400)
+    check("/history", "post", api.post("/history", token=bob.token), 400)
+    check("/conversations", "post", api.post("/conversations", {"limit": 101}, token=bob.token), 400)
+    check("/group_info", "post", api.post("/group_info", {"group_id": group, "limit": 501}, token=alice.token), 400)
+    r = api.post("/edit_message", {"message_id": message, "message_text": "bob's"}, token=bob.token)
+    check("/edit_message", "post", r, 403)
+    assert r.code == "Forbidden", r
+    check("/delete_message", "post", api.post("/delete_message", {"message_id": message}, token=bob.token), 403)
+    r = api.post("/group_info", {"group_id": group}, token=carol.token)
+    check("/group_info", "post", r, 403)
+    assert r.code == "NotAMember", r
+    check("/group_info", "post", api.post("/group_info", {"group_id": unknown}, token=carol.token), 404)
+    for path, params, token in (
+        ("/edit_message", {"message_id": message, "message_text": "x"}, carol.token),
+        ("/delete_message", {"message_id": unknown}, alice.token),
+        ("/mark_read", {"message_id": message, "group_id": group}, bob.token),  # not in that conversation
+    ):
+        r = api.post(path, params, token=token)
+        check(path, "post", r, 404)
+        assert r.code == "MessageNotFound", (path, r)
+    old = _sent(api.send(alice, bob, "sent long ago"))
+    _run_sql(app_env, "UPDATE messages SET sent_at = %s WHERE id = %s", ("2020-01-01 00:00:00.000000", old))
+    r = api.post("/edit_message", {"message_id": old, "message_text": "too late"}, token=alice.token)
+    check("/edit_message", "post", r, 409)
+    assert r.code == "EditWindowClosed", r
+    assert api.post("/delete_message", {"message_id": old}, token=alice.token).status == 200
+    r = api.post("/edit_message", {"message_id": old, "message_text": "back"}, token=alice.token)
+    check("/edit_message", "post", r, 409)
+    assert r.code == "MessageDeleted", r
+
+    monkeypatch.setenv("RATE_LIMIT_READS_PER_MINUTE", "1")
+    monkeypatch.setenv("RATE_LIMIT_SENDS_PER_MINUTE", "1")
+    monkeypatch.setenv("RATE_LIMIT_WRITES_PER_MINUTE", "1")
+    wiring.reset()
+    dave = api.register("dave")
+    other = _sent(api.send(dave, alice, "one send a minute"))
+    assert api.post("/sync", token=dave.token).status == 200  # the one read a minute
+    for path, params in (("/sync", {}), ("/conversations", {}), ("/history", {"with_user_id": alice.id}),
+                         ("/group_info", {"group_id": group}),
+                         ("/edit_message", {"message_id": other, "message_text": "x"}),
+                         ("/delete_message", {"message_id": other})):
+        r = api.post(path, params, token=dave.token)
+        check(path, "post", r, 429)
+        assert r.code == "RateLimited", (path, r)
+    assert api.post("/mark_read", {"message_id": other, "with_user_id": dave.id}, token=alice.token).status == 200
+    r = api.post("/mark_read", {"message_id": other, "with_user_id": dave.id}, token=alice.token)
+    check("/mark_read", "post", r, 429)
+
+
+def test_without_tokens_the_stream_routes_answer_as_the_spec_says(api, monkeypatch):
+    alice = api.register("alice")
+    assert api.send(alice, alice, "note").status == 201
+    monkeypatch.setenv("AUTH_MODE", "none")
+    wiring.reset()
+    r = api.post("/sync")
+    assert_conforms("/sync", "post", r, 400)  # user_id required
+    assert "user_id" in r.body["Message"], r
+    assert_conforms("/conversations", "post", api.post("/conversations", {"user_id": alice.id}), 200)
+    assert_conforms("/history", "post", api.post("/history", {"user_id": alice.id, "with_user_id": alice.id}), 200)
+    r = api.post("/account")
+    assert_conforms("/account", "post", r, 403)  # accounts are off
+    r = api.post("/sync", {"user_id": str(uuid.uuid4())})
+    assert_conforms("/sync", "post", r, 404)
+    assert r.code == "UserNotFound", r
 
 
 def _free_port() -> int:
