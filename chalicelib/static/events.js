@@ -287,6 +287,7 @@ export async function loadHistory(s, conv) {
       s.view.render(s);
       lookUp(s, new Set(records.map((r) => r.sender_id)));
     });
+    markSeen(s);   // the messages it brought are seen, if it is open
   } catch (err) {
     if (s.alive) s.view.showError(s, conv.id, `Cannot load earlier messages: ${api.describe(err)}`);
   } finally {

@@ -3,12 +3,14 @@ test_web_client.py: one account on two browsers shows one conversation (what
 either device sent is its own on both), reading on one clears the unread
 count on the other, and edits and deletions reach every device; a read
 receipt turns the sender's ✓ into ✓✓ (and none comes once the reader turns
-receipts off); a group shows who joined and left, and its members."""
+receipts off); a group shows who joined and left, and its members; a new
+device loads a conversation from /history, page by page, not the whole stream."""
 from __future__ import annotations
 
 import re
 
 from tests.e2e.test_web_client import PASSWORD, _handle, browser, people, server  # noqa: F401 (fixtures)
+from tests.support.devserver import post_json
 
 try:
     from playwright.sync_api import expect
@@ -163,3 +165,32 @@ def test_a_group_shows_who_joined_and_left_and_lists_its_members(people, tmp_pat
     panel.get_by_role("button", name="Close").click()
     expect(panel).to_be_hidden()
     expect(members).to_be_focused()
+
+
+def test_a_new_device_loads_a_conversation_from_history_not_the_whole_stream(people, server):
+    handle = _handle("Alice")
+    alice = people("Alice", handle=handle, password=PASSWORD).live()
+    bob = people("Bob").live()
+    bob.start_direct(alice.user_id, "Alice")
+    for n in range(60):  # more than one page of /history (50)
+        reply = post_json(server.url, "/send", bob.token(), sending_user_id=bob.user_id, receiving_user_id=alice.user_id,
+                          message_text=f"note {n}")
+        assert reply.status == 201, reply
+    expect(alice.conversation(f"d:{bob.user_id}")).to_have_attribute("data-unread", "60")
+
+    tablet = people("Alice", register=False, device="Tablet")
+    syncs: list = []
+    tablet.page.on("request", lambda r: syncs.append(r.post_data_json) if r.url.endswith("/sync") else None)
+    tablet.sign_in(handle, PASSWORD).live()
+    direct = f"d:{bob.user_id}"
+    expect(tablet.conversation(direct)).to_have_attribute("data-unread", "60")  # the server's count
+    tablet.open(direct)
+    expect(tablet.texts()).to_have_count(50)
+    expect(tablet.texts().last).to_have_text("note 59")
+    tablet.page.get_by_role("button", name="Load earlier messages").click()
+    expect(tablet.texts()).to_have_count(60)
+    expect(tablet.texts().first).to_have_text("note 0")
+    expect(tablet.page.get_by_role("button", name="Load earlier messages")).to_have_count(0)
+    assert syncs and all(body["after"] > 0 for body in syncs), syncs  # never the whole stream from 0
+    # Read on the tablet: the first browser's count follows.
+    expect(alice.conversation(direct)).to_have_attribute("data-unread", "0")
