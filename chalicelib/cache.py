@@ -19,7 +19,11 @@ limit, m) is present: then it is a hit and the database is not touched.
 An entry always shows its message's current state: an edit or a deletion
 drops the message's earlier entries from every window that holds them (and
 any pending refill's ticket), so the next read of them misses and refills
-from the database; the text of a deleted message is left nowhere.
+from the database; the text of a deleted message is left nowhere. A
+change also records the message's new version (messages.version) under
+keys.changes for a day, and a write of an entry from an older version (a
+delivery delayed past a later change, even past a refill that read the new
+state) is not made: a write that arrives late never brings old text back.
 Writers only add to keys that exist and only raise `m`, so writes arriving out
 of order leave a visible gap, never a wrong answer. A refill only lands if
 the ticket its miss left is still there: an eviction or expiry in between
@@ -46,12 +50,14 @@ from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink, Script
 
 TICKET_TTL_SECONDS = 60
+CHANGE_TTL_SECONDS = 24 * 3600  # far longer than any delivery is late
 
 READ = Script.load("inbox_read")
 DELIVER = Script.load("inbox_deliver", include=["window"])
 REFILL = Script.load("inbox_refill", include=["window"])
 # Each recipient's window, connections and wake channel, as DELIVER names them.
 _DELIVER_FORMATS = [keys.format_of(keys.window), keys.format_of(keys.connections), keys.format_of(keys.wake_channel)]
+_CHANGES_FORMAT = keys.format_of(keys.changes)
 # Recipients per DELIVER call: a call runs atomically, so a huge group is cut
 # into calls that each keep Redis busy briefly; all go in one round trip.
 DELIVER_CHUNK = 1000
@@ -110,19 +116,25 @@ class InboxCache:
         self._link.guard(lambda: self._link.run(REFILL, [keys.window(user_id)], args))
 
     def deliver(self, item: Mapping[str, Any], seqs: Mapping[str, int],
-                stale: Optional[Mapping[str, Sequence[int]]] = None) -> Optional[Dict[str, List[str]]]:
+                stale: Optional[Mapping[str, Sequence[int]]] = None,
+                version: int = 0) -> Optional[Dict[str, List[str]]]:
         """After the commit, in one round trip: one event's entry into each
         recipient's window (its `stale` entries dropped first), each
         recipient's long-polls woken, and each recipient's live WebSocket
         connections returned (None when Redis was skipped or failed). `item`
-        is the event as /sync returns it, `seqs` each recipient's seq of it."""
+        is the event as /sync returns it, `seqs` each recipient's seq of it,
+        `version` the version of its message the event shows."""
         if not seqs:
             return {}
         users, tail, stale = list(seqs), entry_tail(item), stale or {}
+        # Entries that show a message's text, and the changes that replace it.
+        message = item.get("message_id") if item.get("type") in ("message", "edit", "delete") else None
+        change = "1" if item.get("type") in ("edit", "delete") else "0"
         chunks = [users[start:start + DELIVER_CHUNK] for start in range(0, len(users), DELIVER_CHUNK)]
         calls: List[Tuple[List[str], List[Any]]] = [([], [self._size, self._ttl, self._budget, tail, ",".join(chunk),
                        ",".join(str(seqs[u]) for u in chunk), *_DELIVER_FORMATS,
-                       ",".join(";".join(map(str, stale.get(u, ()))) for u in chunk)])
+                       ",".join(";".join(map(str, stale.get(u, ()))) for u in chunk), message or "", version,
+                       change, _CHANGES_FORMAT, CHANGE_TTL_SECONDS])
                  for chunk in chunks]
         replies = self._link.guard(lambda: self._link.run_many(DELIVER, calls))
         if replies is SKIPPED:

@@ -10,9 +10,10 @@ slot, so a script can touch a user's window and connections together.
     rl:{<subject>}:<limit>     hash: a token bucket (ratelimit.py)
     sess:{<session_id>}        string: "1" live or "0" signed out, a cache of the database's (sessions.py)
     ticket:{<nonce>}           string: a connect ticket already used (usecases/live.py)
+    chg:{<message_id>}         string: the version of the message's newest edit or deletion (cache.py)
 
 A Redis ACL user for the app needs keys `~inbox:*` `~ws:*` `~wsconn:*`
-`~rl:*` `~waits:*` `~sess:*` `~ticket:*` and channels `&wake:*`.
+`~rl:*` `~waits:*` `~sess:*` `~ticket:*` `~chg:*` and channels `&wake:*`.
 """
 from __future__ import annotations
 
@@ -61,3 +62,7 @@ def session(session_id: str) -> str:
 
 def ticket(nonce: str) -> str:
     return _tagged("ticket", nonce)
+
+
+def changes(message_id: str) -> str:
+    return _tagged("chg", message_id)

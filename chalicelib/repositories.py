@@ -23,6 +23,7 @@ class StoredMessage:
     sent_at: datetime
     edited_at: Optional[datetime] = None
     deleted: bool = False  # its body is erased then
+    version: int = 0  # one more with each edit and the deletion
 
     def peer_for(self, user_id: str) -> str:
         """The conversation this message belongs to, from one holder's side:
@@ -307,13 +308,13 @@ class Members(Repository):
         )
 
 
-_MESSAGE = "m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at, m.edited_at, m.deleted_at"
+_MESSAGE = "m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at, m.edited_at, m.deleted_at, m.version"
 
 
 def _message_of(row: Sequence[Any]) -> StoredMessage:
-    mid, sender, recipient, group, body, sent, edited, deleted = row
+    mid, sender, recipient, group, body, sent, edited, deleted, version = row
     return StoredMessage(mid, sender, recipient, group, body, from_db_time(sent),
-                         None if edited is None else from_db_time(edited), deleted is not None)
+                         None if edited is None else from_db_time(edited), deleted is not None, int(version))
 
 
 class Messages(Repository):
@@ -422,17 +423,17 @@ class Inbox(Repository):
             "SELECT peer_id, MAX(seq) FROM inbox WHERE user_id = %s GROUP BY peer_id", (user_id,))
             if peer is not None}
 
-    def unread(self, *, user_id: str, read_up_to: Dict[str, int]) -> Dict[str, int]:
-        """{conversation: messages from others after the seq given, not deleted},
-        one range scan of ix_inbox_peer per conversation, in one statement."""
+    def unread(self, *, user_id: str, read_up_to: Dict[str, int], most: int) -> Dict[str, int]:
+        """{conversation: messages from others after the seq given, counted
+        up to `most`}: one range scan of ix_inbox_peer alone per conversation
+        (no row read), in one statement."""
         if not read_up_to:
             return {}
-        part = ("SELECT %s, COUNT(*) FROM inbox i JOIN messages m ON m.id = i.message_id"
-                " WHERE i.user_id = %s AND i.peer_id = %s AND i.seq > %s AND m.sender_id <> %s"
-                " AND m.deleted_at IS NULL")
+        part = ("SELECT %s, COUNT(*) FROM (SELECT 1 FROM inbox WHERE user_id = %s AND peer_id = %s AND seq > %s"
+                " AND own = 0 LIMIT %s) x")
         params: List[Any] = []
         for peer, seq in read_up_to.items():
-            params += [peer, user_id, peer, seq, user_id]
+            params += [peer, user_id, peer, seq, most]
         return {peer: int(count) for peer, count in
                 self._tx.all(" UNION ALL ".join([part] * len(read_up_to)), tuple(params))}
 
@@ -460,7 +461,7 @@ class Stream(Repository):
         """The entries after the cursor, in seq order: one statement, so one
         snapshot of both tables (a commit between two reads could leave a gap)."""
         rows = self._tx.all(_STREAM_PAGE, (user_id, after, limit, user_id, after, limit, limit))
-        return [EventRow(int(seq), kind, None if mid is None else _message_of((mid, *rest[:7])), peer, actor, group)
+        return [EventRow(int(seq), kind, None if mid is None else _message_of((mid, *rest[:8])), peer, actor, group)
                 for seq, kind, mid, *rest, peer, actor, group in rows]
 
     def remove(self, *, user_id: str) -> None:
@@ -560,9 +561,10 @@ class Deliveries(Repository):
             ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s WHERE user_id IN (%s, %s)"
              " AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
              (message.id, recipient, sender, recipient, sender)),
-            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id) SELECT c.user_id, c.last_seq, %s, %s,"
-             " CASE WHEN c.user_id = %s THEN %s ELSE %s END " + mine,
-             (message.id, to_db_time(message.sent_at), sender, recipient, sender, recipient, sender, message.id)),
+            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, own) SELECT c.user_id, c.last_seq, %s, %s,"
+             " CASE WHEN c.user_id = %s THEN %s ELSE %s END, CASE WHEN c.user_id = %s THEN 1 ELSE 0 END " + mine,
+             (message.id, to_db_time(message.sent_at), sender, recipient, sender, sender, recipient, sender,
+              message.id)),
             ("SELECT c.user_id, c.last_seq " + mine, (recipient, sender, message.id)),
         ])
         return {user_id: int(seq) for user_id, seq in seqs.rows} if taken.rowcount else None
@@ -581,9 +583,9 @@ class Deliveries(Repository):
              (message.id, message.sender_id, group, message.body, to_db_time(message.sent_at), client_message_id,
               group, message.sender_id)),
             dialect.take_member_seqs(group_id=group, marker=message.id, unless_blocking=message.sender_id),
-            (f"INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id) SELECT c.user_id, c.last_seq, %s, %s, %s"
-             f" {members} AND c.last_message_id = %s",
-             (message.id, to_db_time(message.sent_at), group, group, message.id)),
+            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, own) SELECT c.user_id, c.last_seq, %s,"
+             f" %s, %s, CASE WHEN c.user_id = %s THEN 1 ELSE 0 END {members} AND c.last_message_id = %s",
+             (message.id, to_db_time(message.sent_at), group, message.sender_id, group, message.id)),
             _seqs_select(dialect, members, group, message.id),
         ])
         return _seqs_of(seqs) if stored.rowcount == 1 else None
@@ -594,7 +596,7 @@ class Deliveries(Repository):
         was sent after `sent_after`, with an `edit` event to every stream
         that holds it."""
         return self._change(
-            ("UPDATE messages SET body = %s, edited_at = %s WHERE id = %s AND sender_id = %s"
+            ("UPDATE messages SET body = %s, edited_at = %s, version = version + 1 WHERE id = %s AND sender_id = %s"
              " AND deleted_at IS NULL AND sent_at > %s",
              (body, to_db_time(at), message_id, sender_id, to_db_time(sent_after))),
             message_id=message_id, kind="edit", marker=marker, at=at, changed="edited_at")
@@ -604,7 +606,7 @@ class Deliveries(Repository):
         events that name it), with a `delete` event to every stream that
         holds it; nothing when it is already deleted."""
         return self._change(
-            ("UPDATE messages SET body = '', deleted_at = %s WHERE id = %s AND sender_id = %s"
+            ("UPDATE messages SET body = '', deleted_at = %s, version = version + 1 WHERE id = %s AND sender_id = %s"
              " AND deleted_at IS NULL", (to_db_time(at), message_id, sender_id)),
             message_id=message_id, kind="delete", marker=marker, at=at, changed="deleted_at")
 

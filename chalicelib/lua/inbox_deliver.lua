@@ -13,12 +13,27 @@
 -- ARGV[10] per recipient, in the same order, comma-separated: the seqs of
 --          entries this event makes stale (an edited or deleted message's
 --          earlier entries), each list ';'-separated; empty for a new message
+-- ARGV[11] the message the event is about ('' for none)
+-- ARGV[12] that message's version in the event (messages.version)
+-- ARGV[13] '1' when the event changes that message (edit, delete)
+-- ARGV[14] the format of a message's change key (keys.changes), ARGV[15] its ttl
+-- A change records its version under the message's change key; an entry of
+-- the message from an older version, written after it (a delivery that
+-- arrived late), would bring back the text the change replaced, so no
+-- window gets it (the gap sends reads of that seq to the database).
 -- After a commit, for one event: wakes each recipient's long-polls, drops
 -- the stale entries and any pending refill's ticket (a refill read before
 -- the commit must not land them again), adds the entry to each window that
 -- exists (writers never create one), and returns, flat, the position, count
 -- and ids of every recipient that has live connections (most have none).
 local size, ttl, budget, tail = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local superseded = false
+if ARGV[11] ~= '' then
+  local change_key, version = string.format(ARGV[14], ARGV[11]), tonumber(ARGV[12])
+  local last = tonumber(redis.call('GET', change_key) or -1)
+  superseded = version < last
+  if ARGV[13] == '1' and version > last then redis.call('SET', change_key, version, 'EX', ARGV[15]) end
+end
 local window_of, connections_of, channel_of = ARGV[7], ARGV[8], ARGV[9]
 local seqs, stale = {}, {}
 for seq_s in string.gmatch(ARGV[6], '[^,]+') do seqs[#seqs + 1] = seq_s end
@@ -48,7 +63,7 @@ for user in string.gmatch(ARGV[5], '[^,]+') do
     redis.call('HSET', key, 'z', bytes)
     meta[3], meta[4] = tostring(bytes), nil
   end
-  if meta[1] or meta[4] or meta[5] then
+  if (meta[1] or meta[4] or meta[5]) and not superseded then
     local seq, newest = tonumber(seq_s), tonumber(meta[1] or 0)
     if seq > newest - size then
       local entry = '{"seq":' .. seq_s .. tail

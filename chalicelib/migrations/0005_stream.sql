@@ -6,8 +6,12 @@
 
 -- The conversation an inbox row belongs to, from its user's side: the other
 -- user (direct), the group, or the user itself (a note to self). History and
--- the conversation list are range scans of ix_inbox_peer.
+-- the conversation list are range scans of ix_inbox_peer. `own` is 1 for
+-- what the user sent (notes to self included): an unread count is a scan
+-- of that index alone.
 ALTER TABLE inbox ADD COLUMN peer_id CHAR(36) NULL;
+
+ALTER TABLE inbox ADD COLUMN own SMALLINT NOT NULL DEFAULT 0;
 
 UPDATE inbox SET peer_id = (
     SELECT CASE WHEN m.group_id IS NOT NULL THEN m.group_id
@@ -15,13 +19,19 @@ UPDATE inbox SET peer_id = (
                 ELSE m.sender_id END
     FROM messages m WHERE m.id = inbox.message_id);
 
-CREATE INDEX ix_inbox_peer ON inbox (user_id, peer_id, seq);
+UPDATE inbox SET own = 1 WHERE peer_id = user_id;
+
+CREATE INDEX ix_inbox_peer ON inbox (user_id, peer_id, seq, own);
 
 -- Edited in place; a deleted message keeps its row (its streams' events
 -- refer to it) with its text erased.
 ALTER TABLE messages ADD COLUMN edited_at DATETIME(6) NULL;
 
 ALTER TABLE messages ADD COLUMN deleted_at DATETIME(6) NULL;
+
+-- Counts the edits and the deletion: the cache refuses an entry of a
+-- message older than a change it has seen (cache.py).
+ALTER TABLE messages ADD COLUMN version INT NOT NULL DEFAULT 0;
 
 -- 0: the user's reads send no receipts.
 ALTER TABLE users ADD COLUMN read_receipts SMALLINT NOT NULL DEFAULT 1;

@@ -40,7 +40,7 @@ class Conversing:
 
         change = deps.db.run(work, write=True)
         assert change.message is not None  # changed
-        publish(deps, edit_event(0, change.message), change.seqs, change.stale)
+        publish(deps, edit_event(0, change.message), change.seqs, change.stale, change.message.version)
         return Edited(message_id, iso(at))
 
     def delete(self, *, caller: Optional[str], user_id: str, message_id: str) -> Deleted:
@@ -57,7 +57,7 @@ class Conversing:
 
         change = deps.db.run(work, write=True)
         if change.changed and change.message is not None:
-            publish(deps, delete_event(0, change.message), change.seqs, change.stale)
+            publish(deps, delete_event(0, change.message), change.seqs, change.stale, change.message.version)
         return Deleted(message_id, True)
 
     def mark_read(self, *, caller: Optional[str], user_id: str, with_user_id: Optional[str],

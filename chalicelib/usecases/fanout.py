@@ -13,14 +13,15 @@ from .deps import Deps
 
 
 def publish(deps: Deps, event: Mapping[str, Any], seqs: Mapping[str, int],
-            stale: Optional[Mapping[str, Sequence[int]]] = None) -> None:
-    """`event` as /sync shows it (its seq is each user's, from `seqs`)."""
+            stale: Optional[Mapping[str, Sequence[int]]] = None, version: int = 0) -> None:
+    """`event` as /sync shows it (its seq is each user's, from `seqs`), of
+    its message's `version` (an entry of an older one is never cached after a newer change)."""
     if not seqs:
         return
     deps.wakeups.notify(seqs)
     live: Optional[Dict[str, List[str]]]
     if deps.cache is not None:
-        live = deps.cache.deliver(event, seqs, stale)  # None: Redis is down, so no push either
+        live = deps.cache.deliver(event, seqs, stale, version)  # None: Redis is down, so no push either
     else:
         live = deps.connections.of(seqs) if deps.pusher is not None else None
     if live and deps.pusher is not None:

@@ -65,7 +65,7 @@ class Sending:
         return delivery.result
 
     def _after_commit(self, delivery: Delivery) -> None:
-        publish(self._deps, message_event(0, delivery.message), delivery.seqs)
+        publish(self._deps, message_event(0, delivery.message), delivery.seqs, version=delivery.message.version)
 
 
 def _transaction(tx: Tx, message: StoredMessage, client_message_id: Optional[str]) -> Delivery:

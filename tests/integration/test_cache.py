@@ -365,7 +365,7 @@ def tls_redis(tmp_path_factory):
         "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no",
         # The keys and channels the app uses, and no others (the README's ACL for REDIS_URL's user).
         "--user", "default", "off", "--user", "inbox-app", "on", ">app-password",
-        "~inbox:*", "~ws:*", "~wsconn:*", "~rl:*", "~waits:*", "~sess:*", "~ticket:*", "&wake:*", "+@all",
+        "~inbox:*", "~ws:*", "~wsconn:*", "~rl:*", "~waits:*", "~sess:*", "~ticket:*", "~chg:*", "&wake:*", "+@all",
     ]
     server.start()
     yield server, tmp_path / "ca.crt"

@@ -173,11 +173,11 @@ def test_an_edit_whose_cache_write_comes_after_a_later_deletions_leaves_no_old_t
     original = InboxCache.deliver
     edit_committed, deletion_done = threading.Event(), threading.Event()
 
-    def deliver(self, item, seqs, stale=None):
+    def deliver(self, item, seqs, *rest):
         if item.get("type") == "edit":
             edit_committed.set()
             assert deletion_done.wait(10), "the deletion did not finish"
-        return original(self, item, seqs, stale)
+        return original(self, item, seqs, *rest)
 
     monkeypatch.setattr(InboxCache, "deliver", deliver)
     edited = in_background(lambda: capi.post("/edit_message", {"message_id": message,
@@ -251,14 +251,18 @@ def test_a_long_poll_on_sync_wakes_on_an_edit_and_on_read_messages_moves_past_it
     assert r.status == 200 and [(e["type"], e["text"]) for e in r.body["events"]] == [("edit", "after")], r
     assert returned - edited_at < WAKE_SECONDS, returned - edited_at
 
-    # /read_messages does not show an edit, but its long-poll answers as soon as the cursor can move
-    reading = in_background(lambda: capi.read(bob, after=2, wait=3), timeout=30)
+    # /read_messages shows no edit or deletion: its long-poll waits through
+    # them for a message, and answers it with the cursor past what it skipped.
+    reading = in_background(lambda: capi.read(bob, after=2, wait=10), timeout=30)
     wait_until(lambda: _subscribed(redis_server.url, bob), 10, "the /read_messages reader did not start waiting")
-    delete(capi, alice, message)
-    deleted_at = time.monotonic()
+    delete(capi, alice, message)  # bob's seq 3
+    wait_until(lambda: capi.post("/sync", {"after": 2}, token=bob.token).body["next_after"] == 3, 10,
+               "the deletion did not reach bob's stream")
+    latest = sent_id(capi.send(alice, bob, "a new one"))  # bob's seq 4
+    sent_at = time.monotonic()
     r, returned = reading()
-    assert r.status == 200 and r.body == {"messages": [], "next_after": 3, "has_more": False}, r
-    assert returned - deleted_at < WAKE_SECONDS, returned - deleted_at
+    assert r.status == 200 and [(m["seq"], m["message_id"]) for m in r.body["messages"]] == [(4, latest)], r
+    assert r.body["next_after"] == 4 and returned - sent_at < WAKE_SECONDS, (r, returned - sent_at)
 
 
 @pytest.fixture
