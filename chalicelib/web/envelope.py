@@ -14,7 +14,7 @@ from chalice import Response
 from ..contract import STATUS
 from ..errors import DomainError, MethodNotAllowed, ServiceUnavailable, Unauthorized
 from ..settings import ConfigError
-from ..usecases.results import GroupCreated, HealthReport, Page, Registered, Result, Sent
+from ..usecases.results import Events, GroupCreated, HealthReport, Page, Registered, Result, Sent
 
 log = logging.getLogger("chalicelib.web")
 
@@ -39,7 +39,7 @@ def _status(result: Result) -> int:
 
 
 def _headers(result: Result) -> Headers:
-    if isinstance(result, Page):
+    if isinstance(result, (Page, Events)):
         headers: Headers = {"X-Cache": result.cache}
         if result.wait_refused:
             headers["X-Wait-Refused"] = result.wait_refused
