@@ -35,7 +35,7 @@ CODES: Tuple[Code, ...] = (
     Code("Forbidden", 403, NEVER,
          "the acting user is not the token's user; an edit or deletion of another user's message"),
     Code("Blocked", 403, NEVER, "the recipient blocks the sender"),
-    Code("NotAMember", 403, NEVER, "a group send, `/group_info` or `/history` of a group by a non-member"),
+    Code("NotAMember", 403, NEVER, "a group send or `/group_info` by a non-member"),
     Code("NotFound", 404, NEVER, "no route serves this path"),
     Code("UserNotFound", 404, NEVER, "an unknown user id"),
     Code("GroupNotFound", 404, NEVER, "an unknown group id"),
@@ -73,6 +73,7 @@ MAX_PAGE = 1000
 DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS = 50, 100  # /conversations' limit
 DEFAULT_HISTORY, MAX_HISTORY = 50, 200  # /history's limit
 DEFAULT_MEMBERS, MAX_MEMBERS = 100, 500  # /group_info's limit
+MAX_UNREAD_COUNTED = 999  # /conversations counts unread messages up to this (a client shows "999+")
 MAX_BODY_BYTES = 64 * 1024
 # A long-poll answered at once with X-Wait-Refused (the user holds the most
 # waiting reads): how long a client pauses before it reads again.
@@ -97,6 +98,7 @@ LIMITS: Dict[str, int] = {
     "MAX_HISTORY": MAX_HISTORY,
     "DEFAULT_MEMBERS": DEFAULT_MEMBERS,
     "MAX_MEMBERS": MAX_MEMBERS,
+    "MAX_UNREAD_COUNTED": MAX_UNREAD_COUNTED,
     "MAX_BODY_BYTES": MAX_BODY_BYTES,
     "WAIT_REFUSED_PAUSE_SECONDS": WAIT_REFUSED_PAUSE_SECONDS,
 }

@@ -45,5 +45,6 @@ export const DEFAULT_HISTORY = 50;
 export const MAX_HISTORY = 200;
 export const DEFAULT_MEMBERS = 100;
 export const MAX_MEMBERS = 500;
+export const MAX_UNREAD_COUNTED = 999;
 export const MAX_BODY_BYTES = 65536;
 export const WAIT_REFUSED_PAUSE_SECONDS = 5;

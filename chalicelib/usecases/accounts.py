@@ -9,7 +9,7 @@ import ipaddress
 import secrets
 import uuid
 from datetime import timedelta
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import passwords
 from ..auth import Identity
@@ -19,6 +19,8 @@ from ..errors import BadCredentials, BadRequest, Forbidden, HandleTaken, Unautho
 from ..repositories import (
     Account,
     Blocks,
+    Deliveries,
+    Groups,
     Inbox,
     InboxCounters,
     LinkCodes,
@@ -29,7 +31,20 @@ from ..repositories import (
     Users,
 )
 from .deps import Deps
-from .results import Deleted, LinkCode, Me, Profile, Profiles, Registered, Revoked, SessionList, SessionView, iso
+from .fanout import publish
+from .results import (
+    Deleted,
+    LinkCode,
+    Me,
+    Profile,
+    Profiles,
+    Registered,
+    Revoked,
+    SessionList,
+    SessionView,
+    iso,
+    member_event,
+)
 
 DEFAULT_DEVICE = "unnamed device"
 # Crockford's base32 without I, L, O, U: 10 characters are 50 bits, read aloud
@@ -179,17 +194,28 @@ class Accounts:
 
     def delete_account(self, *, caller: Optional[Identity], password: Optional[str], source_ip: str) -> Deleted:
         """Every session signed out; the handle freed; the name and password
-        erased; memberships, blocks and the user's own stream deleted. The
-        messages the user sent stay with their recipients."""
+        erased; memberships (each group hears the user left), blocks and the
+        user's own stream deleted. The messages the user sent stay with their
+        recipients."""
         me = self._me(caller)
         account = self._account(me.user_id)
         if account.password_hash is not None:
             self._check_password(account, password, "password", source_ip)
 
+        left: Dict[str, Tuple[Optional[str], Dict[str, int]]] = {}  # group -> its name, each member's seq
+
         def work(tx: Tx) -> List[str]:
             sessions = [r.session_id for r in Sessions(tx).of_user(user_id=me.user_id)]
             Sessions(tx).revoke(session_ids=sessions, at=self._deps.now())
             LinkCodes(tx).remove_of(user_id=me.user_id)
+            left.clear()
+            groups = list(Members(tx).groups_of(user_id=me.user_id))
+            names = Groups(tx).named(group_ids=groups)
+            for group_id in groups:  # each group hears that the user left
+                seqs = Deliveries(tx).to_members(group_id=group_id, kind="leave", user_id=me.user_id,
+                                                 marker=str(uuid.uuid4()), at=self._deps.now())
+                seqs.pop(me.user_id, None)  # the user's own stream goes below
+                left[group_id] = (names.get(group_id, (None, 0))[0], seqs)
             Members(tx).leave_all(user_id=me.user_id)
             Blocks(tx).remove_all_of(user_id=me.user_id)
             Inbox(tx).remove_stream(user_id=me.user_id)
@@ -202,6 +228,9 @@ class Accounts:
         self._signed_out(me.user_id, self._deps.db.run(work, write=True))
         if self._deps.cache is not None:
             self._deps.cache.forget([me.user_id])
+        for group_id, (name, seqs) in left.items():
+            publish(self._deps, member_event(0, group_id=group_id, group_name=name, user_id=me.user_id, member=False),
+                    seqs)
         return Deleted(deleted=True)
 
     # ------------------------------------------------------------ people

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..contract import MAX_UNREAD_COUNTED
 from ..db import Tx
 from ..errors import BadRequest, GroupNotFound, NotAMember
 from ..repositories import Groups, Inbox, Members, ReadMarkers, Users
@@ -37,7 +38,8 @@ class Browsing:
             groups = Groups(tx).named(group_ids=peers)
             people = {a.user_id: a.name for a in Users(tx).accounts(user_ids=[p for p in peers if p not in groups])}
             markers = ReadMarkers(tx).of(user_id=user_id, peer_ids=peers)
-            unread = Inbox(tx).unread(user_id=user_id, read_up_to={p: markers.get(p, (0, ""))[0] for p in peers})
+            unread = Inbox(tx).unread(user_id=user_id, read_up_to={p: markers.get(p, (0, ""))[0] for p in peers},
+                                      most=MAX_UNREAD_COUNTED)
             items: List[Dict[str, Any]] = []
             for seq, peer in page:
                 message = last.get(seq)

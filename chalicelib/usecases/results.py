@@ -113,7 +113,7 @@ class Profile(Result):
 
 @dataclass(frozen=True)
 class Me(Result):
-    """The caller's own account (/update_account)."""
+    """The caller's own account (/account, /update_account)."""
 
     user_id: str
     user_name: str

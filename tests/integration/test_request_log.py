@@ -30,9 +30,9 @@ def test_every_request_logs_one_json_line_and_no_token_password_or_text(api, cap
         assert line["StatusClass"] == f"{line['status'] // 100}xx"
         assert line["DbRoundTrips"] <= line["DbStatements"]
         assert line["Latency"] >= 0
-    assert lines[2]["DbStatements"] >= 4  # message, counter, inbox row, commit
+    assert lines[2]["DbStatements"] >= 5  # message, counters, inbox rows, their seqs, commit
     # MariaDB: the statements in one batch, and the COMMIT; SQLite runs in-process, one call each.
-    assert lines[2]["DbRoundTrips"] == (2 if database_url.startswith("mysql") else 4)
+    assert lines[2]["DbRoundTrips"] == (2 if database_url.startswith("mysql") else 5)
     assert lines[6]["Cache"] == "off" and lines[6]["DbStatements"] >= 1
     assert lines[7]["DbStatements"] == 0 and lines[8]["DbStatements"] == 0
     # The Lambda function's name (deployed: messaging-<stage>; chalice's test client calls it api_handler).
