@@ -4,6 +4,7 @@ Calls the Lambda entry point in-process, `app.app(event, context)`, with API
 Gateway proxy events, against MariaDB and Redis on loopback, and measures:
 
   endpoints  p50/p99 of every endpoint and of the three ways a read is answered
+  stream     /conversations and /history of a user with 200 conversations and 100k events
   fanout     send_group latency as the group grows (2 .. 10,000 members)
   limits     Redis bytes per recipient of the largest message, the largest page, a held row lock
   delivery   from a send to a waiting long-poll and a WebSocket client, with and without Redis
@@ -38,6 +39,7 @@ import plots
 import report
 import scaling
 import startup
+import stream
 from harness import (
     AUTH_SECRET,
     MYSQL_URL,
@@ -60,7 +62,7 @@ MODES: Dict[str, Dict[str, Any]] = {
 }
 # The big groups get fewer calls a round, so that part stays near a minute.
 FANOUT_CALLS = {1024: 100, 10000: 20}
-PARTS = ("endpoints", "fanout", "limits", "delivery", "startup", "load", "rows")
+PARTS = ("endpoints", "stream", "fanout", "limits", "delivery", "startup", "load", "rows")
 LOAD_FAULT_WORKERS = 4
 
 
@@ -111,6 +113,10 @@ def main() -> int:
             print("== endpoints", flush=True)
             bench.configure(**main_env)
             results["endpoints"] = endpoints.run(bench, **counts)
+        if "stream" in parts:
+            print("== the stream at size: conversations and history of a user with 100k events", flush=True)
+            bench.configure(**main_env)
+            results["stream"] = stream.run(bench, main_db, **counts)
         if "fanout" in parts:
             print("== send_group vs group size", flush=True)
             bench.configure(**main_env)

@@ -2,8 +2,9 @@
 into its tables, not through the API (a million sends would take far too
 long).
 
-The rows are what the app would have written: every message is a direct
-message with one inbox row; each user's seqs are 1..n without gaps, in
+The rows are what the app would have written for the recipients: every
+message is a direct message with the recipient's inbox row (its sender's
+own row is left out: the reads measured are the recipients'); each user's seqs are 1..n without gaps, in
 sent_at order; inbox_counters.last_seq is each user's n. A few "readers"
 get the same READER_INBOX messages at every size (the generator is seeded
 and makes theirs first), so the reads measured return the same rows and only
@@ -63,7 +64,7 @@ class Loader:
             if n < READERS * READER_INBOX:
                 self.sent_at[(recipient, seq)] = sent_at
             messages.append((message_id, sender, recipient, f"bulk message {n}", sent_at))
-            inbox.append((recipient, seq, message_id, sent_at))
+            inbox.append((recipient, seq, message_id, sent_at, sender))
         messages.sort()  # primary key order
         inbox.sort()
         timings["generate_s"] = time.perf_counter() - t
@@ -80,7 +81,7 @@ class Loader:
             # Each user's one session, whose id is the user's own (tokens: signer.issue(user, user)).
             ("sessions", ("id", "user_id", "device_name", "created_at"), [(u, u, "bench", now) for u in self.users]),
             ("messages", ("id", "sender_id", "recipient_id", "body", "sent_at"), messages),
-            ("inbox", ("user_id", "seq", "message_id", "sent_at"), inbox),
+            ("inbox", ("user_id", "seq", "message_id", "sent_at", "peer_id"), inbox),
         ):
             t = time.perf_counter()
             self._load(table, columns, rows)

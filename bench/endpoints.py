@@ -52,6 +52,17 @@ def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict
         new_container(i)
         bench.redis.delete(keys.session(reader["session_id"]))
 
+    def sync(i: int) -> Dict[str, Any]:
+        return bench.call("/sync", {"after": 19}, reader["token"])
+
+    # Edits, deletions and read markers each act on a message sent just
+    # before (untimed), as a person edits or reads what was just sent.
+    latest: Dict[str, str] = {}
+
+    def send_to_bob(i: int) -> None:
+        latest["id"] = bench.call("/send", {"sending_user_id": alice["user_id"], "receiving_user_id": bob["user_id"],
+                                            "message_text": f"to change {i}"}, alice["token"])["json"]["message_id"]
+
     handle = f"bench{uuid.uuid4().hex[:8]}"
     bench.call("/register", {"user_name": "signs in", "handle": handle, "password": "a bench password"})
 
@@ -81,5 +92,15 @@ def run(bench: Bench, *, rounds: int, calls: int, warmup: int) -> Dict[str, Dict
         Case("users (2 ids)", lambda i: bench.call("/users", {"user_ids": f"{alice['user_id']},{bob['user_id']}"},
                                                    bob["token"])),
         Case("find_user", lambda i: bench.call("/find_user", {"handle": handle}, bob["token"])),
+        Case("sync (cache hit)", sync),
+        Case("sync (cache miss)", sync, before=evict),
+        Case("edit_message (direct)", lambda i: bench.call("/edit_message", {
+            "message_id": latest["id"], "message_text": f"edited {i}"}, alice["token"]), before=send_to_bob),
+        Case("delete_message (direct)", lambda i: bench.call("/delete_message", {"message_id": latest["id"]},
+                                                             alice["token"]), before=send_to_bob),
+        Case("mark_read (direct, with a receipt)", lambda i: bench.call("/mark_read", {
+            "with_user_id": alice["user_id"], "message_id": latest["id"]}, bob["token"]), before=send_to_bob),
+        Case("group_info (5 members)", lambda i: bench.call("/group_info", {"group_id": five}, alice["token"])),
+        Case("account", lambda i: bench.call("/account", {}, alice["token"])),
     ]
     return bench.run(cases, rounds=rounds, calls=calls, warmup=warmup, label="endpoints ")

@@ -54,6 +54,8 @@ def table(results: Dict[str, Any]) -> str:
     ]
     for name, r in results.get("endpoints", {}).items():
         lines.append(_row(name, r))
+    for name, r in results.get("stream", {}).get("results", {}).items():
+        lines.append(_row(name, r))
     rows = results.get("read_latency_vs_rows")
     if rows:
         for size, at in rows["sizes"].items():
@@ -65,6 +67,8 @@ def table(results: Dict[str, Any]) -> str:
             n = r["recipients"]
             calls = "" if r["calls"] == run["rounds"] * run["calls"] else f"; {r['calls']} calls"
             lines.append(_row(f"send_group, {size} members ({n} recipient{'s' * (n != 1)}{calls})", r))
+        for name, r in fanout.get("changes_at_1024", {}).items():
+            lines.append(_row(name, r))
     lim = results.get("limits")
     if lim:
         rb, page, lock = lim["redis_bytes_largest_message"], lim["largest_page"], lim["held_row_lock"]

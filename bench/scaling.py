@@ -207,5 +207,22 @@ def send_group_vs_group_size(bench: Bench, sizes: Sequence[int], *, rounds: int,
     for size, case in zip(sizes, cases):
         assert case.request(0)["json"]["recipients"] == size - 1
     results = bench.run(cases, rounds=rounds, calls=calls, warmup=warmup, label="send_group ")
-    return {"sizes": {str(size): {**results[case.name], "recipients": size - 1}
-                      for size, case in zip(sizes, cases)}}
+    out: Dict[str, Any] = {"sizes": {str(size): {**results[case.name], "recipients": size - 1}
+                                     for size, case in zip(sizes, cases)}}
+    # An edit or a deletion reaches every stream that holds the message: at
+    # 1,024 members it should cost about what the send did.
+    if 1024 in groups:
+        latest: Dict[str, str] = {}
+
+        def sent(i: int) -> None:
+            latest["id"] = sender_of(1024)(i)["json"]["message_id"]
+
+        changes = [
+            Case("edit_message, 1024 members", lambda i: bench.call("/edit_message", {
+                "message_id": latest["id"], "message_text": f"edited {i}"}, sender["token"]), before=sent,
+                calls=calls_by_size.get(1024)),
+            Case("delete_message, 1024 members", lambda i: bench.call("/delete_message", {
+                "message_id": latest["id"]}, sender["token"]), before=sent, calls=calls_by_size.get(1024)),
+        ]
+        out["changes_at_1024"] = bench.run(changes, rounds=rounds, calls=calls, warmup=warmup, label="changes ")
+    return out
