@@ -50,7 +50,6 @@ from .store import NAMES_MAX_AGE_SECONDS, Name, Store
 log = logging.getLogger(__name__)
 
 PING_SECONDS = 300  # API Gateway closes a WebSocket idle for 10 minutes
-WAITED_AT_LEAST_SECONDS = 1.0  # an empty long-poll answered sooner did not wait
 
 OnMessage = Callable[[Dict[str, Any]], None]
 OnEvent = Callable[[Dict[str, Any]], None]
@@ -170,7 +169,6 @@ class Messenger:
         news (Store.apply), every type, in seq order."""
         news: List[Dict[str, Any]] = []
         while True:
-            started = time.monotonic()
             try:
                 page = self.client.sync(after=self.store.cursor, wait=wait or None)
             except CursorAhead as error:
@@ -179,12 +177,9 @@ class Messenger:
                 self.store.rewind(error.newest_seq)
                 continue
             news += self.store.apply(page.events)
-            # An empty page answered at once did not wait: this user holds the
-            # most waiting reads (other devices), or the server waits no more.
-            # /sync says so without X-Wait-Refused (unlike /read_messages), so
-            # the time tells. Pause, or this loop would poll without rest.
-            answered_at_once = time.monotonic() - started < WAITED_AT_LEAST_SECONDS
-            if wait and not page.events and not page.has_more and (page.wait_refused or answered_at_once):
+            # Refused a wait (this user holds the most waiting reads, on other
+            # devices): pause, or this loop would poll without rest.
+            if wait and not page.events and not page.has_more and page.wait_refused:
                 self._stop.wait(contract.WAIT_REFUSED_PAUSE_SECONDS)
             if not page.has_more:
                 return news

@@ -87,7 +87,8 @@ post /update_group "$TOKEN" "{\"user_id\": \"$ME\", \"group_id\": \"$GROUP\", \"
 post /update_group "$OTHER_TOKEN" "{\"user_id\": \"$OTHER\", \"group_id\": \"$GROUP\", \"to_be_added\": 1}" >/dev/null
 post /send "$OTHER_TOKEN" "{\"sending_user_id\": \"$OTHER\", \"receiving_user_id\": \"$ME\", \"message_text\": \"hi\"}" >/dev/null
 post /send_group "$OTHER_TOKEN" "{\"sending_user_id\": \"$OTHER\", \"group_id\": \"$GROUP\", \"message_text\": \"hello\"}" >/dev/null
-post /send "$TOKEN" "{\"sending_user_id\": \"$ME\", \"receiving_user_id\": \"$OTHER\", \"message_text\": \"hi\", \"client_message_id\": \"fuzz-key\"}" >/dev/null
+MINE=$(post /send "$TOKEN" "{\"sending_user_id\": \"$ME\", \"receiving_user_id\": \"$OTHER\", \"message_text\": \"hi\", \"client_message_id\": \"fuzz-key\"}" | field message_id)
+THEIRS=$(post /sync "$TOKEN" '{}' | python3 -c 'import json, sys; print(next(e["message_id"] for e in json.load(sys.stdin)["events"] if e["type"] == "message" and e["group_id"] is None and e["recipient_id"] != e["sender_id"] and e["text"] == "hi" and e["sender_id"] != "'"$ME"'"))')
 CODE=$(post /link_code "$OTHER_TOKEN" '{}' | field code)  # good for one /link, for 5 minutes
 
 # Every request's token, set by schemathesis' auth hook rather than a
@@ -152,6 +153,7 @@ HOOKS
   echo "[dictionaries.password]"; echo "values = [\"$PASSWORD\"]"
   echo "[dictionaries.code]"; echo "values = [\"$CODE\"]"
   echo "[dictionaries.users]"; echo "values = [\"$ME,$OTHER\", \"$OTHER\"]"
+  echo "[dictionaries.message]"; echo "values = [\"$MINE\", \"$THEIRS\"]"
   # chalice local's http.server answers TRACE and QUERY with 501 itself,
   # before Chalice routing (405) or the app: probe the other methods only.
   echo "[phases.coverage]"; echo 'unexpected-methods = ["get", "put", "post", "delete", "patch"]'
@@ -171,6 +173,8 @@ HOOKS
     done
     echo "\"$where.code\" = { dictionary = \"code\", probability = 0.2 }"
     echo "\"$where.user_ids\" = { dictionary = \"users\", probability = 0.5 }"
+    echo "\"$where.message_id\" = { dictionary = \"message\", probability = 0.7 }"
+    echo "\"$where.with_user_id\" = { dictionary = \"other\", probability = 0.7 }"
   done
 } >"$WORK/schemathesis.toml"
 
