@@ -40,7 +40,7 @@ def load(database: str, user: str, peers: List[str]) -> float:
                     inbox.append((user, n + 1, message_id, sent_at, peer, int(mine)))
                 cur.executemany("INSERT INTO messages (id, sender_id, recipient_id, body, sent_at)"
                                 " VALUES (%s, %s, %s, %s, %s)", messages)
-                cur.executemany("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, own)"
+                cur.executemany("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, silent)"
                                 " VALUES (%s, %s, %s, %s, %s, %s)", inbox)
             cur.execute("UPDATE inbox_counters SET last_seq = %s WHERE user_id = %s", (EVENTS, user))
             conn.commit()

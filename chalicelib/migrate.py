@@ -92,7 +92,7 @@ APP_GRANTS = {
     "chat_groups": "SELECT, INSERT, UPDATE",
     "group_members": "SELECT, INSERT, UPDATE, DELETE",  # UPDATE: joined_seq
     "messages": "SELECT, INSERT, UPDATE, DELETE",  # UPDATE: edits and deletions; DELETE: retention
-    "inbox": "SELECT, INSERT, DELETE",
+    "inbox": "SELECT, INSERT, UPDATE, DELETE",  # UPDATE: a deleted message stops counting as unread
     "events": "SELECT, INSERT, DELETE",
     "read_markers": "SELECT, INSERT, UPDATE, DELETE",
 }

@@ -424,13 +424,13 @@ class Inbox(Repository):
             if peer is not None}
 
     def unread(self, *, user_id: str, read_up_to: Dict[str, int], most: int) -> Dict[str, int]:
-        """{conversation: messages from others after the seq given, counted
-        up to `most`}: one range scan of ix_inbox_peer alone per conversation
+        """{conversation: messages from others after the seq given, not
+        deleted, counted up to `most`}: one range scan of ix_inbox_peer alone per conversation
         (no row read), in one statement."""
         if not read_up_to:
             return {}
         part = ("SELECT %s, COUNT(*) FROM (SELECT 1 FROM inbox WHERE user_id = %s AND peer_id = %s AND seq > %s"
-                " AND own = 0 LIMIT %s) x")
+                " AND silent = 0 LIMIT %s) x")
         params: List[Any] = []
         for peer, seq in read_up_to.items():
             params += [peer, user_id, peer, seq, most]
@@ -561,8 +561,9 @@ class Deliveries(Repository):
             ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s WHERE user_id IN (%s, %s)"
              " AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
              (message.id, recipient, sender, recipient, sender)),
-            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, own) SELECT c.user_id, c.last_seq, %s, %s,"
-             " CASE WHEN c.user_id = %s THEN %s ELSE %s END, CASE WHEN c.user_id = %s THEN 1 ELSE 0 END " + mine,
+            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, silent)"
+             " SELECT c.user_id, c.last_seq, %s, %s, CASE WHEN c.user_id = %s THEN %s ELSE %s END,"
+             " CASE WHEN c.user_id = %s THEN 1 ELSE 0 END " + mine,
              (message.id, to_db_time(message.sent_at), sender, recipient, sender, sender, recipient, sender,
               message.id)),
             ("SELECT c.user_id, c.last_seq " + mine, (recipient, sender, message.id)),
@@ -583,8 +584,9 @@ class Deliveries(Repository):
              (message.id, message.sender_id, group, message.body, to_db_time(message.sent_at), client_message_id,
               group, message.sender_id)),
             dialect.take_member_seqs(group_id=group, marker=message.id, unless_blocking=message.sender_id),
-            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, own) SELECT c.user_id, c.last_seq, %s,"
-             f" %s, %s, CASE WHEN c.user_id = %s THEN 1 ELSE 0 END {members} AND c.last_message_id = %s",
+            ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, silent)"
+             " SELECT c.user_id, c.last_seq, %s, %s, %s, CASE WHEN c.user_id = %s THEN 1 ELSE 0 END"
+             f" {members} AND c.last_message_id = %s",
              (message.id, to_db_time(message.sent_at), group, message.sender_id, group, message.id)),
             _seqs_select(dialect, members, group, message.id),
         ])
@@ -604,14 +606,18 @@ class Deliveries(Repository):
     def erase(self, *, message_id: str, sender_id: str, at: datetime, marker: str) -> "Change":
         """Delete the sender's message (its text erased, its row kept for the
         events that name it), with a `delete` event to every stream that
-        holds it; nothing when it is already deleted."""
+        holds it; nothing when it is already deleted. Its inbox rows stop
+        counting as unread."""
         return self._change(
             ("UPDATE messages SET body = '', deleted_at = %s, version = version + 1 WHERE id = %s AND sender_id = %s"
              " AND deleted_at IS NULL", (to_db_time(at), message_id, sender_id)),
-            message_id=message_id, kind="delete", marker=marker, at=at, changed="deleted_at")
+            message_id=message_id, kind="delete", marker=marker, at=at, changed="deleted_at",
+            then=[("UPDATE inbox SET silent = 1 WHERE message_id = %s AND EXISTS"
+                   " (SELECT 1 FROM messages x WHERE x.id = %s AND x.deleted_at = %s)",
+                   (message_id, message_id, to_db_time(at)))])
 
     def _change(self, change: Statement, *, message_id: str, kind: str, marker: str, at: datetime,
-                changed: str) -> "Change":
+                changed: str, then: Sequence[Statement] = ()) -> "Change":
         """The change and its events in one batch: the events are taken only
         if the change's `changed` column now holds `at` (this write changed
         the row, which stays locked until commit). With the message as it is
@@ -619,7 +625,7 @@ class Deliveries(Repository):
         the change made stale (what showed the old text)."""
         dialect = self._tx.dialect
         holders = "FROM inbox i JOIN inbox_counters c ON c.user_id = i.user_id WHERE i.message_id = %s"
-        done, now, held, _, _, seqs = self._tx.batch([
+        done, now, held, _, _, seqs, *_ = self._tx.batch([
             change,
             (f"SELECT {_MESSAGE} FROM messages m WHERE m.id = %s", (message_id,)),
             ("SELECT user_id, seq FROM inbox WHERE message_id = %s UNION ALL"  # before this write's own event
@@ -628,6 +634,7 @@ class Deliveries(Repository):
             (_NEW_EVENTS + f" SELECT c.user_id, c.last_seq, %s, i.peer_id, %s, NULL, %s {holders}"
                            " AND c.last_message_id = %s", (kind, message_id, to_db_time(at), message_id, marker)),
             _seqs_select(dialect, holders, message_id, marker),
+            *then,
         ])
         new = _seqs_of(seqs)
         stale: Dict[str, List[int]] = {}

@@ -6,12 +6,12 @@
 
 -- The conversation an inbox row belongs to, from its user's side: the other
 -- user (direct), the group, or the user itself (a note to self). History and
--- the conversation list are range scans of ix_inbox_peer. `own` is 1 for
--- what the user sent (notes to self included): an unread count is a scan
--- of that index alone.
+-- the conversation list are range scans of ix_inbox_peer. `silent` is 1 for
+-- what never counts as unread: what the user sent (notes to self included)
+-- and a deleted message. An unread count is a scan of that index alone.
 ALTER TABLE inbox ADD COLUMN peer_id CHAR(36) NULL;
 
-ALTER TABLE inbox ADD COLUMN own SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE inbox ADD COLUMN silent SMALLINT NOT NULL DEFAULT 0;
 
 UPDATE inbox SET peer_id = (
     SELECT CASE WHEN m.group_id IS NOT NULL THEN m.group_id
@@ -19,9 +19,9 @@ UPDATE inbox SET peer_id = (
                 ELSE m.sender_id END
     FROM messages m WHERE m.id = inbox.message_id);
 
-UPDATE inbox SET own = 1 WHERE peer_id = user_id;
+UPDATE inbox SET silent = 1 WHERE peer_id = user_id;
 
-CREATE INDEX ix_inbox_peer ON inbox (user_id, peer_id, seq, own);
+CREATE INDEX ix_inbox_peer ON inbox (user_id, peer_id, seq, silent);
 
 -- Edited in place; a deleted message keeps its row (its streams' events
 -- refer to it) with its text erased.
