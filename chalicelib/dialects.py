@@ -95,6 +95,7 @@ def parse_mysql_url(url: str) -> MySQLTarget:
 class MySQLDialect:
     name = "mysql"
     placeholder = "%s"
+    inbox_by_peer = "inbox FORCE INDEX (ix_inbox_peer)"  # the inbox read through ix_inbox_peer alone
     table_options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
     _KINDS = {
         1062: DUPLICATE,
@@ -258,6 +259,7 @@ class MySQLDialect:
 class SQLiteDialect:
     name = "sqlite"
     placeholder = "?"
+    inbox_by_peer = "inbox INDEXED BY ix_inbox_peer"
     table_options = ""
 
     def __init__(self, settings: Settings) -> None:

@@ -417,10 +417,16 @@ class Inbox(Repository):
                              f" WHERE i.user_id = %s AND i.seq IN ({marks})", (user_id, *seqs))
 
     def newest_by_conversation(self, *, user_id: str) -> Dict[str, int]:
-        """{conversation: the seq of its newest message} for the user. On
-        MySQL a loose index scan of ix_inbox_peer: one dive per conversation."""
+        """{conversation: the seq of its newest message} for the user, from
+        ix_inbox_peer alone. MariaDB reads it as a loose index scan (one dive
+        per conversation: 2 ms for 200 conversations in 100k rows) when its
+        statistics say conversations are long, else as a range scan of the
+        user's index entries (40 ms at 100k); left to itself it may read the
+        rows through the primary key instead. Grouped by user_id too: grouped
+        by peer_id alone, it never takes the loose scan."""
         return {peer: int(seq) for peer, seq in self._tx.all(
-            "SELECT peer_id, MAX(seq) FROM inbox WHERE user_id = %s GROUP BY peer_id", (user_id,))
+            f"SELECT peer_id, MAX(seq) FROM {self._tx.dialect.inbox_by_peer}"
+            " WHERE user_id = %s GROUP BY user_id, peer_id", (user_id,))
             if peer is not None}
 
     def unread(self, *, user_id: str, read_up_to: Dict[str, int], most: int) -> Dict[str, int]:

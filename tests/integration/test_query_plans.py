@@ -4,6 +4,7 @@ send it, goes through EXPLAIN on a populated database."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
@@ -195,3 +196,32 @@ def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(qu
         conn.rollback()
     finally:
         conn.close()
+
+
+def test_the_conversation_list_reads_one_index_of_the_users_entries_and_no_row(populated, mysql_url):
+    """Whichever way MariaDB takes it (a loose index scan when conversations
+    are long, else a range scan of the user's entries), only ix_inbox_peer is
+    read: here 3,000 messages in 20 conversations, written straight into the tables."""
+    bob, peers = populated["bob"], [populated[name] for name in ("alice", "carol", "dave")]
+    conn = connect(mysql_url, cursorclass=pymysql.cursors.DictCursor)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT last_seq FROM inbox_counters WHERE user_id = %s", (bob,))
+        seq = cur.fetchone()["last_seq"]
+        rows, messages = [], []
+        for n in range(3000):
+            message_id, peer = str(uuid.uuid4()), peers[n % len(peers)]
+            messages.append((message_id, peer, bob, "bulk", datetime(2024, 7, 1)))
+            rows.append((bob, seq + n + 1, message_id, datetime(2024, 7, 1), f"{peer[:-2]}{n % 20:02d}"))
+        cur.executemany("INSERT INTO messages (id, sender_id, recipient_id, body, sent_at) VALUES (%s, %s, %s, %s, %s)",
+                        messages)
+        cur.executemany("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id) VALUES (%s, %s, %s, %s, %s)",
+                        rows)
+        cur.execute("ANALYZE TABLE inbox")
+        cur.fetchall()
+        [(sql, params)] = _statements(mysql_url, lambda tx: r.Inbox(tx).newest_by_conversation(user_id=bob))
+        cur.execute("EXPLAIN " + sql, params)
+        [plan] = cur.fetchall()
+    finally:
+        conn.close()
+    assert plan["key"] == "ix_inbox_peer" and "Using index" in plan["Extra"], plan
