@@ -1,7 +1,9 @@
 # A VPC with two private subnets and nothing that reaches the internet: no
-# internet gateway, no NAT gateway, no route but the implicit local one. The
-# in-VPC Lambdas reach Aurora, ElastiCache and, through interface endpoints,
-# Secrets Manager and (to invoke the push function only) Lambda; CloudWatch
+# internet gateway, no NAT gateway, no route but the implicit local one and
+# the S3 gateway endpoint's (to this region's S3 only). The in-VPC Lambdas
+# reach Aurora, ElastiCache, through interface endpoints Secrets Manager and
+# (to invoke the push function only) Lambda, and through the gateway
+# endpoint the attachments bucket (attachments.tf); CloudWatch
 # Logs delivery does not go through the VPC. The push function itself runs
 # outside the VPC: it posts to API Gateway's public @connections endpoint
 # (docs/deploy.md, "How a push reaches API Gateway").
@@ -33,7 +35,8 @@ resource "aws_subnet" "private" {
   tags = { Name = "${local.name}-private-${local.azs[count.index]}", Tier = "private" }
 }
 
-# One route table per subnet with only the implicit local route.
+# One route table per subnet with only the implicit local route and the S3
+# gateway endpoint's route (below), which the endpoint adds itself.
 resource "aws_route_table" "private" {
   count = var.az_count
 
@@ -105,6 +108,39 @@ resource "aws_vpc_endpoint" "lambda" {
   })
 
   tags = { Name = "${local.name}-lambda" }
+}
+
+# ---------------------------------------------------------------- S3 gateway endpoint
+
+# The API and purge check (HeadObject) and delete attachments from the VPC.
+# A gateway endpoint costs nothing (no hourly or per-GB charge, unlike the
+# interface endpoints above) and adds to each private route table a route to
+# S3's prefix list of this region only: still nothing reaches the internet.
+# Browsers upload and download over the internet with presigned URLs; that
+# traffic never enters the VPC.
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${var.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = aws_route_table.private[*].id
+
+  # Only this account's principals, only the attachments: the VPC cannot be
+  # used to read or write any other bucket (no exfiltration to a bucket of
+  # another account), nor list or configure this one. GetObject is what
+  # HeadObject needs; nothing in the VPC uploads (browsers do, directly).
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AttachmentsOnly"
+      Effect    = "Allow"
+      Principal = { AWS = "*" }
+      Action    = ["s3:GetObject", "s3:DeleteObject"]
+      Resource  = local.attachments_objects_arn
+      Condition = { StringEquals = { "aws:PrincipalAccount" = local.account_id } }
+    }]
+  })
+
+  tags = { Name = "${local.name}-s3" }
 }
 
 # ---------------------------------------------------------------- flow logs

@@ -97,6 +97,25 @@ output "push_function_name" {
   value       = local.push_function_name
 }
 
+# Attachments (attachments.tf): the renderer sets ATTACHMENTS_BUCKET on the
+# API handler and purge only, and lets their roles (and no other) reach
+# attachments/* of the bucket and, the API's, use the key through S3.
+
+output "attachments_bucket_name" {
+  description = "Name of the private attachments bucket (objects attachments/<uploader_id>/<attachment_id>): ATTACHMENTS_BUCKET of the API handler and purge."
+  value       = aws_s3_bucket.attachments.id
+}
+
+output "attachments_bucket_arn" {
+  description = "ARN of the attachments bucket; the rendered policies grant the API handler and purge objects under attachments/ only."
+  value       = aws_s3_bucket.attachments.arn
+}
+
+output "attachments_kms_key_arn" {
+  description = "ARN of the KMS key the attachments are encrypted with (the bucket's default SSE-KMS, with a bucket key): the API role may GenerateDataKey (presigned uploads) and Decrypt (presigned downloads) through S3 only."
+  value       = aws_kms_key.this.arn
+}
+
 # Chalice cannot express these in Terraform: the renderer writes the reserved
 # concurrency into the Chalice stage, the deploy (scripts/deploy/) sets the
 # throttling on the API Gateway stages, REST and WebSocket, after

@@ -1,7 +1,8 @@
 # One customer managed key for everything at rest here: Aurora storage and
 # Performance Insights, the ElastiCache data, the Secrets Manager secrets
-# (including the RDS-managed master secret), the CloudWatch log groups and
-# the alarm topic (monitoring.tf). AWS services use it through grants made on
+# (including the RDS-managed master secret), the CloudWatch log groups, the
+# alarm topic (monitoring.tf) and the attachments bucket (attachments.tf;
+# the API role uses the key through S3 only). AWS services use it through grants made on
 # the caller's behalf (allowed by the account statement); CloudWatch Logs and
 # CloudWatch alarms, which act as service principals, need a statement each.
 

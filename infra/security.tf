@@ -1,6 +1,8 @@
-# Security groups. Every rule names its peer group; there is no CIDR rule at
+# Security groups. Every rule names its peer: a group, or for S3 the gateway
+# endpoint's prefix list; there is no CIDR rule at
 # all, so nothing is reachable from 0.0.0.0/0 and the in-VPC Lambdas can reach
-# only MySQL, Redis, the Secrets Manager endpoint and the Lambda endpoint. The
+# only MySQL, Redis, the Secrets Manager endpoint, the Lambda endpoint and,
+# by the S3 gateway endpoint's prefix list, S3 (the attachments bucket). The
 # push function runs outside the VPC and has no security group.
 
 resource "aws_security_group" "lambda" {
@@ -128,6 +130,17 @@ resource "aws_vpc_security_group_egress_rule" "lambda_to_lambda_endpoint" {
   from_port                    = 443
   to_port                      = 443
   referenced_security_group_id = aws_security_group.lambda_endpoint.id
+}
+
+# Not a CIDR: the S3 gateway endpoint's prefix list (network.tf), that is
+# S3 in this region, where the endpoint policy allows the attachments only.
+resource "aws_vpc_security_group_egress_rule" "lambda_to_s3" {
+  security_group_id = aws_security_group.lambda.id
+  description       = "HTTPS to S3 through the gateway endpoint (the attachments bucket)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
 }
 
 # ---------------------------------------------------------------- database ingress

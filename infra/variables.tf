@@ -330,6 +330,31 @@ variable "retention_days" {
   }
 }
 
+# ---------------------------------------------------------------- attachments
+
+variable "rest_api_id" {
+  description = "Id of the stage's REST API, which Chalice makes (its own origin, https://<id>.execute-api.<region>.amazonaws.com, serves the web client, which uploads to and downloads from the attachments bucket). Set by make deploy from .chalice/deployed/<stage>.json, the tf command likewise; empty before the first chalice deploy (the deploy then applies once more). Not for terraform.tfvars."
+  type        = string
+  default     = ""
+
+  validation {
+    # API Gateway ids: lowercase letters and digits (scripts/deploy/render/outputs.py, API_ID_PATTERN).
+    condition     = can(regex("^[a-z0-9]{0,32}$", var.rest_api_id))
+    error_message = "rest_api_id must be an API Gateway id (lowercase letters and digits) or empty."
+  }
+}
+
+variable "attachments_cors_origins" {
+  description = "Origins, besides the REST API's own (always allowed once rest_api_id is known), from which browsers may POST uploads to and GET downloads from the attachments bucket (its CORS rule), e.g. [\"https://chat.example.com\"] for a custom domain. Scheme and host (and port) only, no path, no wildcard; https only. Empty: the API's origin alone."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.attachments_cors_origins : can(regex("^https://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$", o))])
+    error_message = "attachments_cors_origins must list origins such as https://chat.example.com: https, a lowercase host, an optional port, no path and no wildcard."
+  }
+}
+
 # ---------------------------------------------------------------- logs, keys, secrets
 
 variable "log_retention_days" {
