@@ -29,6 +29,10 @@ LOG_GROUPS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
 FUNCTIONS = "arn:aws:lambda:us-east-1:123456789012:function:"
 API_ID = "a1b2c3d4e5"  # as Chalice records it in .chalice/deployed/prod.json
 WS = ["websocket_connect", "websocket_message", "websocket_disconnect"]
+# Every policy file the renderer writes, by its suffix of policy-prod.
+SUFFIXES = ("", "-migrate", "-api", "-websocket", "-purge", "-push")
+BUCKET, BUCKET_ARN = OUT["attachments_bucket_name"], OUT["attachments_bucket_arn"]
+ATTACHMENTS = f"{BUCKET_ARN}/attachments/*"  # the app's keys: attachments/<uploader_id>/<attachment_id>
 
 
 def run(project: Path, *args: str, outputs: Any = None) -> subprocess.CompletedProcess:
@@ -145,17 +149,20 @@ def test_prod_stage_has_every_field(project: Path):
     app_user = {"DB_SECRET_ARN": APP_USER}
     assert prod["lambda_functions"] == {
         # 25 s: a 20 s long-poll and its last read, under API Gateway's 29 s.
+        # ATTACHMENTS_BUCKET on the two functions whose roles reach it.
         "api_handler": {"reserved_concurrency": 50, "lambda_timeout": 25, "iam_policy_file": "policy-prod-api.json",
-                        "environment_variables": app_user},
-        **{h: {"iam_policy_file": "policy-prod-api.json", "environment_variables": app_user} for h in WS},
+                        "environment_variables": {**app_user, "ATTACHMENTS_BUCKET": BUCKET}},
+        **{h: {"iam_policy_file": "policy-prod-websocket.json", "environment_variables": app_user} for h in WS},
         "migrate": {"iam_policy_file": "policy-prod-migrate.json",
                     "environment_variables": {"DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}},
         "forget_connections": {"environment_variables": app_user},
         # Outside the VPC: it posts to the public @connections endpoint.
         "push": {"subnet_ids": [], "security_group_ids": [], "iam_policy_file": "policy-prod-push.json"},
-        # The stage's policy; 60 s: it stops itself when a batch no longer fits.
-        # RETENTION_DAYS on purge only, the one function that reads it.
-        "purge": {"lambda_timeout": 60, "environment_variables": {**app_user, "RETENTION_DAYS": "365"}},
+        # A policy of its own (the attachments); 60 s: it stops itself when
+        # a batch no longer fits. RETENTION_DAYS on purge only, the one
+        # function that reads it.
+        "purge": {"lambda_timeout": 60, "iam_policy_file": "policy-prod-purge.json",
+                  "environment_variables": {**app_user, "ATTACHMENTS_BUCKET": BUCKET, "RETENTION_DAYS": "365"}},
     }
     # Not stage-wide: a function added later gets no database credentials at all.
     assert prod["environment_variables"] == {
@@ -272,7 +279,10 @@ def test_chalice_itself_puts_push_outside_the_vpc_and_the_rest_inside(project: P
     assert scoped(cfg, "purge").lambda_timeout == 60 and scoped(cfg, "forget_connections").lambda_timeout == 10
     assert {f: scoped(cfg, f).iam_policy_file for f in in_vpc} == {
         "api_handler": "policy-prod-api.json", "migrate": "policy-prod-migrate.json",
-        "forget_connections": "policy-prod.json", "purge": "policy-prod.json", **{h: "policy-prod-api.json" for h in WS}}
+        "forget_connections": "policy-prod.json", "purge": "policy-prod-purge.json",
+        **{h: "policy-prod-websocket.json" for h in WS}}
+    # A function added later: the stage's default, which reaches no bucket.
+    assert scoped(cfg, "added_later").iam_policy_file == "policy-prod.json"
 
 
 def test_chalice_merges_each_functions_database_user_over_the_stage_environment(project: Path):
@@ -280,10 +290,13 @@ def test_chalice_merges_each_functions_database_user_over_the_stage_environment(
     cfg = config(project)
     stage_env = cfg["stages"]["prod"]["environment_variables"]
     assert "DB_SECRET_ARN" not in stage_env and "APP_DB_SECRET_ARN" not in stage_env
-    for function in ["api_handler", "forget_connections", *WS]:
+    assert "ATTACHMENTS_BUCKET" not in stage_env
+    for function in ["forget_connections", *WS]:
         assert scoped(cfg, function).environment_variables == {**stage_env, "DB_SECRET_ARN": APP_USER}, function
+    assert scoped(cfg, "api_handler").environment_variables == {
+        **stage_env, "DB_SECRET_ARN": APP_USER, "ATTACHMENTS_BUCKET": BUCKET}
     assert scoped(cfg, "purge").environment_variables == {
-        **stage_env, "DB_SECRET_ARN": APP_USER, "RETENTION_DAYS": str(OUT["retention_days"])}
+        **stage_env, "DB_SECRET_ARN": APP_USER, "ATTACHMENTS_BUCKET": BUCKET, "RETENTION_DAYS": str(OUT["retention_days"])}
     assert scoped(cfg, "migrate").environment_variables == {
         **stage_env, "DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}
     # push has no database; a function added later has no credentials either.
@@ -310,13 +323,13 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
         # DB_SECRET_ARN stage-wide, as renders before the app user wrote it (the
         # master's); RETENTION_DAYS set by hand, stage-wide and per function.
         "environment_variables": {"CACHE_SIZE": "200", "AUTH_MODE": "none", "DB_SECRET_ARN": MASTER,
-                                  "RETENTION_DAYS": "7"},
+                                  "RETENTION_DAYS": "7", "ATTACHMENTS_BUCKET": "hand-made"},
         "lambda_functions": {
             "migrate": {"lambda_timeout": 300},  # docs/deploy.md: a longer migration
             "api_handler": {"reserved_concurrency": 5, "lambda_memory_size": 1024,
                             "environment_variables": {"CACHE_TTL_SECONDS": "60", "DB_SECRET_ARN": MASTER}},
             "push": {"environment_variables": {"APP_DB_SECRET_ARN": APP_USER, "PUSH_TIMEOUT_SECONDS": "2"}},
-            "forget_connections": {"environment_variables": {"RETENTION_DAYS": "7"}},
+            "forget_connections": {"environment_variables": {"RETENTION_DAYS": "7", "ATTACHMENTS_BUCKET": "other"}},
             "purge": {"lambda_timeout": 300, "environment_variables": {"RETENTION_DAYS": "7", "CACHE_SIZE": "50"}},
         },
     }
@@ -333,19 +346,23 @@ def test_hand_made_prod_settings_survive_and_managed_ones_are_replaced(project: 
                     "environment_variables": {"DB_SECRET_ARN": MASTER, "APP_DB_SECRET_ARN": APP_USER}},
         "api_handler": {"reserved_concurrency": 50, "lambda_memory_size": 1024, "lambda_timeout": 25,
                         "iam_policy_file": "policy-prod-api.json",
-                        "environment_variables": {"CACHE_TTL_SECONDS": "60", "DB_SECRET_ARN": APP_USER}},
-        **{h: {"iam_policy_file": "policy-prod-api.json", "environment_variables": app_user} for h in WS},
+                        "environment_variables": {"CACHE_TTL_SECONDS": "60", "DB_SECRET_ARN": APP_USER,
+                                                  "ATTACHMENTS_BUCKET": BUCKET}},
+        **{h: {"iam_policy_file": "policy-prod-websocket.json", "environment_variables": app_user} for h in WS},
         "forget_connections": {"environment_variables": app_user},
         "push": {"environment_variables": {"PUSH_TIMEOUT_SECONDS": "2"}, "subnet_ids": [], "security_group_ids": [],
                  "iam_policy_file": "policy-prod-push.json"},
-        # The timeout and the retention are managed; the hand-made variable stays.
-        "purge": {"lambda_timeout": 60,
-                  "environment_variables": {"CACHE_SIZE": "50", "DB_SECRET_ARN": APP_USER, "RETENTION_DAYS": "365"}},
+        # The timeout, the policy, the bucket and the retention are managed;
+        # the hand-made variable stays.
+        "purge": {"lambda_timeout": 60, "iam_policy_file": "policy-prod-purge.json",
+                  "environment_variables": {"CACHE_SIZE": "50", "DB_SECRET_ARN": APP_USER,
+                                            "ATTACHMENTS_BUCKET": BUCKET, "RETENTION_DAYS": "365"}},
     }
     assert prod["environment_variables"]["CACHE_SIZE"] == "200"
     assert prod["environment_variables"]["AUTH_MODE"] == "token"
     assert "DB_SECRET_ARN" not in prod["environment_variables"]
     assert "RETENTION_DAYS" not in prod["environment_variables"]
+    assert "ATTACHMENTS_BUCKET" not in prod["environment_variables"]
 
 
 def test_the_reserved_concurrency_follows_the_output(project: Path):
@@ -431,13 +448,12 @@ IN_VPC = {"WriteOwnLogs", "VpcNetworkInterfaces", "ReadAppSecrets", "DecryptAppS
 
 
 def test_the_default_policy_is_least_privilege(project: Path):
-    # The stage's iam_policy_file: forget_connections, purge and any function
-    # added later (in the VPC, no push, the app user's database secret only).
+    # The stage's iam_policy_file: forget_connections and any function added
+    # later (in the VPC, no push, the app user's database secret only, no bucket).
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     found = statements(project)
     assert set(found) == IN_VPC
-    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-forget_connections", "messaging-prod-purge"],
-                                           SERVING_SECRETS)
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-forget_connections"], SERVING_SECRETS)
 
 
 def test_only_migrate_reads_the_master_secret(project: Path):
@@ -449,22 +465,95 @@ def test_only_migrate_reads_the_master_secret(project: Path):
     assert set(found) == IN_VPC
     assert OUT["migrate_log_group_name"] == "/aws/lambda/messaging-prod-migrate"
     _in_vpc_statements_are_least_privilege(found, ["messaging-prod-migrate"], MIGRATE_SECRETS)
-    readers = [suffix for suffix in ("", "-api", "-push", "-migrate")
-               for s in statements(project, suffix).values() if MASTER in json.dumps(s)]
+    readers = [suffix for suffix in SUFFIXES for s in statements(project, suffix).values() if MASTER in json.dumps(s)]
     assert readers == ["-migrate"]
 
 
-def test_the_api_policy_adds_invoking_push_only(project: Path):
-    # The API handler and the WebSocket handlers hand their posts to push.
+def test_the_api_policy_adds_invoking_push_and_the_attachments_only(project: Path):
+    # The API handler hands its posts to push and signs the attachments' URLs.
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     found = statements(project, "-api")
-    assert set(found) == IN_VPC | {"InvokePush"}
+    assert set(found) == IN_VPC | {"InvokePush", "Attachments", "AttachmentsKeyViaS3"}
     assert OUT["lambda_log_group_name"] == "/aws/lambda/messaging-prod"
-    _in_vpc_statements_are_least_privilege(found, ["messaging-prod", *(f"messaging-prod-{h}" for h in WS)],
-                                           SERVING_SECRETS)
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod"], SERVING_SECRETS)
     assert found["InvokePush"]["Action"] == "lambda:InvokeFunction"
     assert found["InvokePush"]["Resource"] == [f"{FUNCTIONS}messaging-prod-push", f"{FUNCTIONS}messaging-prod-push:*"]
     assert OUT["push_function_name"] == "messaging-prod-push"  # what the Lambda endpoint's policy allows
+
+
+def test_the_websocket_policy_adds_invoking_push_only(project: Path):
+    # The WebSocket handlers hand their posts (pongs) to push; no bucket.
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    found = statements(project, "-websocket")
+    assert set(found) == IN_VPC | {"InvokePush"}
+    _in_vpc_statements_are_least_privilege(found, [f"messaging-prod-{h}" for h in WS], SERVING_SECRETS)
+    assert found["InvokePush"] == statements(project, "-api")["InvokePush"]
+
+
+def test_the_purge_policy_adds_checking_and_deleting_attachments_only(project: Path):
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    found = statements(project, "-purge")
+    # HeadObject (s3:GetObject) and DeleteObject; no key: it never reads or
+    # writes an object's content.
+    assert set(found) == IN_VPC | {"Attachments"}
+    _in_vpc_statements_are_least_privilege(found, ["messaging-prod-purge"], SERVING_SECRETS)
+    assert found["Attachments"] == {"Sid": "Attachments", "Effect": "Allow",
+                                    "Action": ["s3:GetObject", "s3:DeleteObject"], "Resource": ATTACHMENTS}
+
+
+def test_the_api_may_put_get_and_delete_attachments_and_use_their_key_through_s3_only(project: Path):
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    found = statements(project, "-api")
+    # A presigned POST is accepted only if its signer may PutObject (and get
+    # a data key for SSE-KMS); a presigned GET only if it may GetObject (and
+    # Decrypt). Objects under attachments/ only: never the bucket itself
+    # (no ListBucket, no configuration), never another key prefix.
+    assert found["Attachments"] == {"Sid": "Attachments", "Effect": "Allow",
+                                    "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                                    "Resource": ATTACHMENTS}
+    assert ATTACHMENTS == "arn:aws:s3:::messaging-prod-attachments-5f3a9c1e/attachments/*"
+    key = found["AttachmentsKeyViaS3"]
+    assert key["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
+    assert key["Resource"] == OUT["attachments_kms_key_arn"]
+    # Only as S3 uses it, and only for this bucket's objects (the encryption
+    # context is the bucket's ARN with a bucket key, the object's without).
+    assert key["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [BUCKET_ARN, ATTACHMENTS]}}
+
+
+def test_only_the_api_and_purge_reach_the_attachments(project: Path):
+    assert run(project, "--websocket-api-id", API_ID).returncode == 0
+    reach = {suffix: [s for s in statements(project, suffix).values()
+                      if BUCKET in json.dumps(s) or any(str(a).startswith("s3:") for a in
+                                                        (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+             for suffix in SUFFIXES}
+    assert {suffix for suffix, found in reach.items() if found} == {"-api", "-purge"}
+    # Every S3 action in any policy is one of the three object actions, on the prefix.
+    for suffix in ("-api", "-purge"):
+        s3 = [s for s in reach[suffix] if s["Sid"] == "Attachments"]
+        assert len(s3) == 1 and s3[0]["Resource"] == ATTACHMENTS
+        assert set(s3[0]["Action"]) <= {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}
+    # The key through S3: the API alone (purge's HeadObject and DeleteObject need none).
+    key = [(suffix, s["Sid"]) for suffix in SUFFIXES for s in statements(project, suffix).values()
+           if "s3." in json.dumps(s.get("Condition", {}))]
+    assert key == [("-api", "AttachmentsKeyViaS3")]
+
+
+def test_the_bucket_reaches_the_api_and_purge_alone(project: Path):
+    assert run(project).returncode == 0
+    cfg = config(project)
+    for function in ["api_handler", "migrate", "forget_connections", "purge", "push", "added_later", *WS]:
+        wanted = BUCKET if function in ("api_handler", "purge") else None
+        assert scoped(cfg, function).environment_variables.get("ATTACHMENTS_BUCKET") == wanted, function
+    # Another bucket after a re-create: the new name everywhere it is set.
+    outputs = with_output("attachments_bucket_name", "messaging-prod-attachments-0badc0de")
+    outputs["attachments_bucket_arn"]["value"] = "arn:aws:s3:::messaging-prod-attachments-0badc0de"
+    assert run(project, outputs=outputs).returncode == 0
+    cfg = config(project)
+    assert scoped(cfg, "purge").environment_variables["ATTACHMENTS_BUCKET"] == "messaging-prod-attachments-0badc0de"
+    assert statements(project, "-api")["Attachments"]["Resource"] == (
+        "arn:aws:s3:::messaging-prod-attachments-0badc0de/attachments/*")
 
 
 def test_the_push_policy_posts_to_this_api_and_invokes_forget_only(project: Path):
@@ -494,9 +583,10 @@ def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path)
     # function, or the connections of this API's stage.
     allowed = re.compile(rf"^({re.escape(LOG_GROUPS)}messaging-prod(-[a-z_]+)?:\*"
                          rf"|{re.escape(FUNCTIONS)}messaging-prod-(push|forget_connections):\*"
+                         rf"|{re.escape(ATTACHMENTS)}"
                          rf"|arn:aws:execute-api:us-east-1:123456789012:{API_ID}/api/(POST|GET|DELETE)/@connections/\*)$")
     secret_arns = []
-    for suffix in ("", "-api", "-push", "-migrate"):
+    for suffix in SUFFIXES:
         for statement in policy(project, suffix)["Statement"]:
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -507,16 +597,16 @@ def test_no_wildcard_resource_or_action_outside_the_eni_statement(project: Path)
             assert "*" not in resources, statement["Sid"]
             for arn in resources:
                 assert "*" not in arn or allowed.match(arn), arn
-    # The three in-VPC policies, none in push's.
-    assert sorted(secret_arns) == sorted(SERVING_SECRETS * 2 + MIGRATE_SECRETS)
+    # The five in-VPC policies, none in push's.
+    assert sorted(secret_arns) == sorted(SERVING_SECRETS * 4 + MIGRATE_SECRETS)
 
 
 def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
     # The log groups infra/lambda.tf makes (all three outputs) are exactly
-    # the groups the three policies grant, one policy per function.
+    # the groups the six policies grant, one policy per function.
     assert run(project, "--websocket-api-id", API_ID).returncode == 0
     made = {OUT["lambda_log_group_name"], OUT["migrate_log_group_name"], *OUT["function_log_group_names"].values()}
-    granted = [arn.split(":log-group:")[1] for suffix in ("", "-api", "-push", "-migrate")
+    granted = [arn.split(":log-group:")[1] for suffix in SUFFIXES
                for arn in statements(project, suffix)["WriteOwnLogs"]["Resource"] if not arn.endswith(":*")]
     assert sorted(granted) == sorted(made) and len(made) == 8
 
@@ -527,15 +617,13 @@ def test_every_function_has_a_log_group_and_a_policy_naming_it(project: Path):
 def test_running_twice_changes_nothing(project: Path):
     first = run(project)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("wrote ") == 5
-    files = [project / ".chalice" / name for name in
-             ("config.json", "policy-prod.json", "policy-prod-migrate.json", "policy-prod-api.json",
-              "policy-prod-push.json")]
+    assert first.stdout.count("wrote ") == 7
+    files = [project / ".chalice" / name for name in ("config.json", *(f"policy-prod{s}.json" for s in SUFFIXES))]
     snapshot = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
 
     second = run(project, outputs=sample())  # the same outputs, this time on stdin
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("unchanged ") == 5
+    assert second.stdout.count("unchanged ") == 7
     assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == snapshot
     assert sorted(p.name for p in (project / ".chalice").iterdir()) == sorted(p.name for p in files)
 
@@ -595,6 +683,19 @@ def test_running_twice_changes_nothing(project: Path):
     (lambda o: o["retention_days"].update(value=2.5), "whole number from 0 to 36500"),
     (lambda o: o["retention_days"].update(value="30"), "whole number from 0 to 36500"),
     (lambda o: o["retention_days"].update(value=True), "whole number from 0 to 36500"),
+    (lambda o: o.pop("attachments_bucket_name"), "missing outputs: attachments_bucket_name"),
+    (lambda o: o.pop("attachments_bucket_arn"), "missing outputs: attachments_bucket_arn"),
+    (lambda o: o.pop("attachments_kms_key_arn"), "missing outputs: attachments_kms_key_arn"),
+    (lambda o: o["attachments_bucket_name"].update(value="Messaging_Attachments"), "unexpected form"),
+    (lambda o: o["attachments_bucket_arn"].update(value="arn:aws:s3:::messaging-prod-attachments-5f3a9c1e/*"),
+     "unexpected form"),
+    (lambda o: o["attachments_bucket_arn"].update(value="arn:aws:s3:::another-bucket"), "names bucket 'another-bucket'"),
+    (lambda o: o["attachments_bucket_arn"].update(value="arn:aws-cn:s3:::messaging-prod-attachments-5f3a9c1e"),
+     "disagree on the partition"),
+    (lambda o: o["attachments_kms_key_arn"].update(value="arn:aws:s3:::messaging-prod-attachments-5f3a9c1e"),
+     "unexpected form"),
+    (lambda o: o["attachments_kms_key_arn"].update(
+        value=o["kms_key_arn"]["value"].replace("123456789012", "210987654321")), "disagree on the account"),
 ])
 def test_bad_outputs_are_refused_and_nothing_is_written(project: Path, change, message):
     outputs = sample()

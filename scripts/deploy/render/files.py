@@ -1,5 +1,5 @@
-"""Reading the project's .chalice/config.json and writing the five files:
-config.json with the stage rendered in (stage.py) and the four policies
+"""Reading the project's .chalice/config.json and writing the seven files:
+config.json with the stage rendered in (stage.py) and the six policies
 (policies.py). Output is deterministic (keys in a fixed order, indent 2,
 trailing newline): a second run with the same outputs leaves every file
 untouched. Nothing is written unless every check passed."""
@@ -11,10 +11,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..functions import API_HANDLER, FORGET_CONNECTIONS, FUNCTIONS, MIGRATE, PUSH, function_name, log_group_name
+from ..functions import (API_HANDLER, FORGET_CONNECTIONS, FUNCTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS,
+                         function_name, log_group_name)
 from .outputs import API_ID_PATTERN, OutputError, load_outputs
 from .policies import policy, push_policy, secrets_of
-from .roles import policy_file_name, policy_suffix
+from .roles import ATTACHMENT_ACCESS, ATTACHMENT_KEY_ACCESS, policy_file_name, policy_suffix
 from .stage import DEFAULT_TLS_CA, render_stage
 
 
@@ -39,7 +40,7 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tls_ca: str = DEFAULT_TLS_CA,
            websocket_api_id: Optional[str] = None) -> Dict[str, bool]:
-    """{path: whether it changed} of the five files; OutputError, and
+    """{path: whether it changed} of the seven files; OutputError, and
     nothing written, when the outputs or the project do not fit."""
     out = load_outputs(outputs_text)
     if out["stage"] != stage_name:
@@ -76,12 +77,19 @@ def render(outputs_text: str, project_dir: Path, *, stage_name: str = "prod", tl
 
     def in_vpc(suffix: str, **extra: Any) -> Dict[str, Any]:
         functions: List[str] = [f for f in FUNCTIONS if policy_suffix(f) == suffix]
-        return policy(out, [names[f] for f in functions], secrets=secrets_of(out, functions), **extra)
+
+        def union(access: Dict[str, Any]) -> List[str]:
+            return list(dict.fromkeys(a for f in functions for a in access.get(f, ())))
+
+        return policy(out, [names[f] for f in functions], secrets=secrets_of(out, functions),
+                      attachments=union(ATTACHMENT_ACCESS), attachment_key=union(ATTACHMENT_KEY_ACCESS), **extra)
 
     policies = {
         policy_file_name(stage_name, FORGET_CONNECTIONS): in_vpc(""),
         policy_file_name(stage_name, MIGRATE): in_vpc("-migrate"),
         policy_file_name(stage_name, API_HANDLER): in_vpc("-api", push_function=names[PUSH]),
+        policy_file_name(stage_name, WEBSOCKET_HANDLERS[0]): in_vpc("-websocket", push_function=names[PUSH]),
+        policy_file_name(stage_name, PURGE): in_vpc("-purge"),
         policy_file_name(stage_name, PUSH): push_policy(out, names[PUSH], names[FORGET_CONNECTIONS],
                                                         api_id=websocket_api_id, api_gateway_stage=api_gateway_stage),
     }

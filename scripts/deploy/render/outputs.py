@@ -18,6 +18,10 @@ _LOG_GROUP = re.compile(r"^/aws/lambda/[A-Za-z0-9_-]{1,64}$")
 _KMS_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z0-9-]+)"
                       rf":(?P<account>\d{{12}}):key/(mrk-)?[0-9a-f-]{{32,36}}$")
 _FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# S3 bucket names (general purpose): 3-63 lowercase letters, digits, dots and
+# hyphens, a letter or digit at each end; here never with dots (no IP form).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_BUCKET_ARN = re.compile(rf"^arn:(?P<partition>{_PARTITION}):s3:::(?P<bucket>[a-z0-9][a-z0-9-]{{1,61}}[a-z0-9])$")
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 # The rule of var.stage in infra/variables.tf.
 STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -104,10 +108,15 @@ REQUIRED_OUTPUTS: Dict[str, Callable[[str, Any], Any]] = {
     "websocket_throttle_burst_limit": _whole(1, 5_000),
     "api_reserved_concurrency": _whole(1, 1_000),
     "retention_days": _whole(0, 36_500),  # 0: keep every message
+    # The attachments bucket (infra/attachments.tf) and the key of its SSE-KMS.
+    "attachments_bucket_name": _string(_BUCKET),
+    "attachments_bucket_arn": _string(_BUCKET_ARN),
+    "attachments_kms_key_arn": _string(_KMS_ARN),
 }
 
 
 SECRET_OUTPUTS = ("db_secret_arn", "db_app_secret_arn", "redis_secret_arn", "auth_secret_arn")
+KMS_OUTPUTS = ("kms_key_arn", "attachments_kms_key_arn")
 
 
 def load_outputs(text: str) -> Dict[str, Any]:
@@ -130,10 +139,10 @@ def load_outputs(text: str) -> Dict[str, Any]:
         values[name] = check(name, entry["value"])
 
     # Every ARN must be of the same account, partition and region as the stack.
-    arns = {k: values[k] for k in (*SECRET_OUTPUTS, "kms_key_arn")}
+    arns = {k: values[k] for k in (*SECRET_OUTPUTS, *KMS_OUTPUTS)}
     parsed: Dict[str, "re.Match[str]"] = {}
     for k, v in arns.items():
-        match = (_KMS_ARN if k == "kms_key_arn" else _SECRET_ARN).match(v)
+        match = (_KMS_ARN if k in KMS_OUTPUTS else _SECRET_ARN).match(v)
         if match is None:  # each output's own check matched it already
             raise OutputError(f"output {k} is not an ARN of its kind")
         parsed[k] = match
@@ -148,6 +157,16 @@ def load_outputs(text: str) -> Dict[str, Any]:
         raise OutputError(f"the ARNs are in {kms.group('region')}, output region is {values['region']}")
     if len({arns[k] for k in SECRET_OUTPUTS}) != len(SECRET_OUTPUTS):
         raise OutputError(f"the {len(SECRET_OUTPUTS)} secret ARNs must be distinct")
+    # S3 ARNs name neither account nor region: the partition, and that the
+    # ARN is the named bucket's (the policies grant the ARN, the app gets the name).
+    bucket = _BUCKET_ARN.match(values["attachments_bucket_arn"])
+    if bucket is None:  # its own check matched it already
+        raise OutputError("output attachments_bucket_arn is not an S3 bucket ARN")
+    if bucket.group("partition") != values["partition"]:
+        raise OutputError(f"the ARNs disagree on the partition: {sorted({bucket.group('partition'), values['partition']})}")
+    if bucket.group("bucket") != values["attachments_bucket_name"]:
+        raise OutputError(f"output attachments_bucket_arn names bucket {bucket.group('bucket')!r}, "
+                          f"attachments_bucket_name is {values['attachments_bucket_name']!r}")
     return values
 
 

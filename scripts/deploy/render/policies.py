@@ -1,8 +1,8 @@
-"""The four least-privilege IAM policies, with the real ARNs (each function's
+"""The six least-privilege IAM policies, with the real ARNs (each function's
 role is made from one: roles.POLICY_OF):
 
-* policy-<stage>.json, the stage's default (forget_connections, purge and
-  any function added later): its functions' log groups, the VPC network
+* policy-<stage>.json, the stage's default (forget_connections and any
+  function added later): its functions' log groups, the VPC network
   interfaces (Resource "*", the only one: AWS does not support
   resource-level permissions for those EC2 actions as Lambda uses them),
   GetSecretValue on the app user's, the Redis and the signing secrets
@@ -10,8 +10,15 @@ role is made from one: roles.POLICY_OF):
   Manager;
 * policy-<stage>-migrate.json (migrate): the same, but of the secrets only
   the two database ones, the master's and the app user's;
-* policy-<stage>-api.json (the API handler, the WebSocket handlers): the
-  same as the default for their log groups, plus invoking the push function;
+* policy-<stage>-api.json (the API handler): the same as the default for
+  its log group, plus invoking the push function, and the attachments:
+  PutObject, GetObject, DeleteObject on attachments/* of the bucket,
+  GenerateDataKey and Decrypt on its key through S3 for that bucket only
+  (roles.ATTACHMENT_ACCESS);
+* policy-<stage>-websocket.json (the WebSocket handlers): the default's,
+  plus invoking the push function;
+* policy-<stage>-purge.json (purge): the default's, plus GetObject
+  (HeadObject) and DeleteObject on attachments/*, no key;
 * policy-<stage>-push.json (push, outside the VPC): its log group,
   ManageConnections (POST, GET, DELETE) on the @connections of the stage's
   WebSocket API, invoking forget_connections. Before the first `chalice
@@ -21,11 +28,11 @@ role is made from one: roles.POLICY_OF):
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..functions import MIGRATE
 from .outputs import dns_suffix
-from .roles import database_environment
+from .roles import ATTACHMENTS_PREFIX, database_environment
 
 # What the @connections management API is called with (boto3
 # apigatewaymanagementapi: PostToConnection, GetConnection, DeleteConnection).
@@ -80,12 +87,42 @@ def _invoke_statement(sid: str, out: Mapping[str, Any], name: str) -> Dict[str, 
     return {"Sid": sid, "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": [arn, f"{arn}:*"]}
 
 
+def attachment_statements(out: Mapping[str, Any], actions: Sequence[str],
+                          key_actions: Sequence[str] = ()) -> List[Dict[str, Any]]:
+    """`actions` on the objects under attachments/ of the bucket (never the
+    bucket itself: no listing, no configuration), and `key_actions` on the
+    attachments' key only as S3 uses it for this bucket (the encryption
+    context S3 sets is the bucket's ARN with a bucket key, the object's
+    without one)."""
+    bucket = out["attachments_bucket_arn"]
+    statements = [{
+        "Sid": "Attachments",
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": f"{bucket}/{ATTACHMENTS_PREFIX}*",
+    }]
+    if key_actions:
+        statements.append({
+            "Sid": "AttachmentsKeyViaS3",
+            "Effect": "Allow",
+            "Action": list(key_actions),
+            "Resource": out["attachments_kms_key_arn"],
+            "Condition": {
+                "StringEquals": {"kms:ViaService": f"s3.{out['region']}.{dns_suffix(out)}"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket, f"{bucket}/{ATTACHMENTS_PREFIX}*"]},
+            },
+        })
+    return statements
+
+
 def policy(out: Mapping[str, Any], functions: List[str], *, secrets: List[str],
-           push_function: Optional[str] = None) -> Dict[str, Any]:
+           push_function: Optional[str] = None, attachments: Sequence[str] = (),
+           attachment_key: Sequence[str] = ()) -> Dict[str, Any]:
     """Least privilege for the in-VPC Lambdas named `functions` (each gets a
     role of its own made from this file): reading exactly `secrets`; with
     push_function, the right to invoke it (the API and the WebSocket handlers
-    hand it their posts)."""
+    hand it their posts); with attachments (and attachment_key), those
+    actions on attachments/* of the bucket (and on its key through S3)."""
     statements = [
         _log_statement(out, functions),
         {
@@ -112,6 +149,8 @@ def policy(out: Mapping[str, Any], functions: List[str], *, secrets: List[str],
     ]
     if push_function:
         statements.append(_invoke_statement("InvokePush", out, push_function))
+    if attachments:
+        statements += attachment_statements(out, attachments, attachment_key)
     return {"Version": "2012-10-17", "Statement": statements}
 
 

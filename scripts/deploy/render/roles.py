@@ -1,8 +1,9 @@
-"""Who each function is: the policy file its role is made from and the
-database user it connects as. Both are per function, with a default that
-gives a function added to chalicelib/functions.json later the least: the
-stage's in-VPC policy (no push, no master secret) and no database
-credentials at all, rather than the master's."""
+"""Who each function is: the policy file its role is made from, the
+database user it connects as and what it may do with the attachments
+bucket. All are per function, with a default that gives a function added
+to chalicelib/functions.json later the least: the stage's in-VPC policy (no
+push, no master secret, no bucket) and no database credentials at all,
+rather than the master's."""
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
@@ -13,8 +14,28 @@ from ..functions import API_HANDLER, FORGET_CONNECTIONS, MIGRATE, PURGE, PUSH, W
 # "policy-<stage>"; with autogen_policy false Chalice gives every function a
 # role of its own, made from the file its iam_policy_file names). "" is the
 # stage's own iam_policy_file, the default.
-POLICY_OF = {API_HANDLER: "-api", **{h: "-api" for h in WEBSOCKET_HANDLERS}, PUSH: "-push", MIGRATE: "-migrate",
-             FORGET_CONNECTIONS: "", PURGE: ""}
+# The API handler and purge have files of their own because they alone reach
+# the attachments bucket (ATTACHMENT_ACCESS); the WebSocket handlers share
+# one (invoking push, like the API, but no bucket).
+POLICY_OF = {API_HANDLER: "-api", **{h: "-websocket" for h in WEBSOCKET_HANDLERS}, PUSH: "-push",
+             MIGRATE: "-migrate", PURGE: "-purge", FORGET_CONNECTIONS: ""}
+# Every policy file, the stage's default ("") first, in the order they are written.
+POLICY_SUFFIXES = ("", "-migrate", "-api", "-websocket", "-purge", "-push")
+
+# What each function may do with the attachments (objects under
+# ATTACHMENTS_PREFIX of the bucket, output attachments_bucket_arn, whose name
+# it gets as ATTACHMENTS_BUCKET), and with their KMS key through S3; no
+# other function has either. The API handler signs the presigned POSTs
+# (uploads: PutObject, the data key) and GETs (downloads: GetObject,
+# Decrypt) the browsers use, and checks (HeadObject is GetObject) and
+# deletes objects; purge checks and deletes, and never reads or writes an
+# object's content (HeadObject and DeleteObject use no key). No ListBucket
+# anywhere: without it a missing key answers HeadObject with 403, not 404.
+ATTACHMENTS_PREFIX = "attachments/"
+ATTACHMENT_ACCESS = {API_HANDLER: ("s3:PutObject", "s3:GetObject", "s3:DeleteObject"),
+                     PURGE: ("s3:GetObject", "s3:DeleteObject")}
+ATTACHMENT_KEY_ACCESS = {API_HANDLER: ("kms:GenerateDataKey", "kms:Decrypt")}
+ATTACHMENTS_ENV = "ATTACHMENTS_BUCKET"
 
 # The database user of each function, by the secret its DB_SECRET_ARN names:
 # the app user (DML only) for everything that serves and for purge (SELECT

@@ -9,9 +9,10 @@ FORGET_FUNCTION and, once the WebSocket API's id is known, WEBSOCKET_URL),
 autogen_policy false with iam_policy_file, memory and timeout; and under
 lambda_functions: each function's database user (roles.py), the API
 handler's reserved concurrency (output api_reserved_concurrency), longer
-timeout and policy, purge's longer timeout and RETENTION_DAYS (output
-retention_days; none when it is 0: every message is kept), the WebSocket
-handlers' and migrate's policies, and the push function's own policy and
+timeout and policy, purge's longer timeout, policy and RETENTION_DAYS
+(output retention_days; none when it is 0: every message is kept),
+ATTACHMENTS_BUCKET (output attachments_bucket_name) on the API handler and
+purge only, the WebSocket handlers' and migrate's policies, and the push function's own policy and
 empty VPC config (push runs outside the VPC). Every other key of the stage,
 of its lambda_functions and of their environments is kept as it was, so
 hand-made settings survive.
@@ -28,7 +29,7 @@ from chalicelib.contract import MAX_WAIT_SECONDS
 
 from ..functions import API_HANDLER, FORGET_CONNECTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS, function_name
 from .outputs import OutputError, dns_suffix
-from .roles import DB_ENV, database_environment, policy_file_name
+from .roles import ATTACHMENT_ACCESS, ATTACHMENTS_ENV, DB_ENV, database_environment, policy_file_name
 
 # The CA bundle the app verifies Aurora / RDS Proxy against, relative to the
 # project root (that is, to /var/task in the Lambda); chalicelib/ is packaged.
@@ -63,7 +64,11 @@ PURGE_TIMEOUT_S = 60
 # touches purge's configuration only. Removed everywhere else, the stage
 # included, so that var.retention_days is its one source.
 RETENTION_ENV = "RETENTION_DAYS"
-MANAGED_FUNCTION_ENV = (*DB_ENV, RETENTION_ENV)
+# ATTACHMENTS_BUCKET likewise on the functions whose roles reach the bucket
+# (roles.ATTACHMENT_ACCESS: the API handler, purge) and nowhere else: unset,
+# the app keeps attachments under data/, which a Lambda must never do, so a
+# function without the role's access must not believe it has a bucket either.
+MANAGED_FUNCTION_ENV = (*DB_ENV, RETENTION_ENV, ATTACHMENTS_ENV)
 
 
 def websocket_url(out: Mapping[str, Any], api_id: str, api_gateway_stage: str) -> str:
@@ -97,9 +102,12 @@ def environment(out: Mapping[str, Any], tls_ca: str, *, push_function: str, forg
 
 def function_environment(out: Mapping[str, Any], function: str) -> Dict[str, str]:
     """What one function's environment holds beyond the stage's: its database
-    credentials and, for purge, RETENTION_DAYS (unset is "keep everything";
-    the app refuses 0, hence none at all for retention_days = 0)."""
+    credentials, for the API handler and purge ATTACHMENTS_BUCKET, and, for
+    purge, RETENTION_DAYS (unset is "keep everything"; the app refuses 0,
+    hence none at all for retention_days = 0)."""
     env = database_environment(out, function)
+    if function in ATTACHMENT_ACCESS:
+        env[ATTACHMENTS_ENV] = out["attachments_bucket_name"]
     if function == PURGE and out["retention_days"]:
         env[RETENTION_ENV] = str(out["retention_days"])
     return env
@@ -117,8 +125,8 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
                           f"\"{stage['api_gateway_stage']}\" in infra/ (terraform.tfvars) and apply")
     stage["autogen_policy"] = False
     # The default for every function without one of its own
-    # (forget_connections, purge, any added later): in the VPC, no push, no
-    # master secret.
+    # (forget_connections, any added later): in the VPC, no push, no master
+    # secret, no attachments.
     stage["iam_policy_file"] = policy_file_name(stage_name, FORGET_CONNECTIONS)
     stage["subnet_ids"] = list(out["subnet_ids"])
     stage["security_group_ids"] = [out["lambda_security_group_id"]]
@@ -153,7 +161,7 @@ def render_stage(existing: Mapping[str, Any], out: Mapping[str, Any], *, tls_ca:
         managed(handler, iam_policy_file=policy_file_name(stage_name, handler))
     managed(MIGRATE, iam_policy_file=policy_file_name(stage_name, MIGRATE))
     managed(FORGET_CONNECTIONS)
-    managed(PURGE, lambda_timeout=PURGE_TIMEOUT_S)
+    managed(PURGE, lambda_timeout=PURGE_TIMEOUT_S, iam_policy_file=policy_file_name(stage_name, PURGE))
     # Outside the VPC: empty lists are "not None" to _chain_lookup, so they
     # replace the stage's subnets and groups, and the appgraph then builds the
     # function without a VpcConfig (both empty; one without the other is an error).
