@@ -12,7 +12,8 @@ change, and points infra/ at the stage's own state
 deploy: terraform apply, render the Chalice stage from its outputs, then the
 migrations before new code serves, and the throttling of both API Gateway
 stages (REST and WebSocket) right after chalice deploy (plan.py has the
-order and why).
+order and why); on a first deploy, one more apply for the attachments
+bucket's CORS origin, the REST API Chalice just made (cors.py).
 destroy: refuses while Aurora deletion protection is on, asks for the stage
 name, chalice delete, then terraform destroy (which asks again).
 tf: any terraform command against the stage's state.
@@ -33,6 +34,8 @@ lazily, so that the pure parts load with the standard library alone:
     chalice_deploy.py  chalice deploy and what it records in .chalice/deployed/<stage>.json
     throttle.py        the API Gateway stage throttling, of the REST and of the WebSocket API
     websocket.py       the WebSocket API id, and the one more chalice deploy it may need
+    cors.py            the REST API id as -var rest_api_id (the attachments' CORS origin), and the one
+                       more terraform apply a first deploy needs for it
     pipeline.py        the deploy command: the steps in order
     destroy.py         the destroy command
     proc.py, aws.py    the transport

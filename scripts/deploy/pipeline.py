@@ -1,12 +1,13 @@
 """The deploy command: init, apply, render, then the code steps in the
-order plan.plan_code_steps gives (migrations before new code serves), then
-where to find the stage."""
+order plan.plan_code_steps gives (migrations before new code serves), a
+second apply only when the first had no REST API id for the attachments'
+CORS rule (cors.py), then where to find the stage."""
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from . import chalice_deploy, configure, migrate, package, proc, terraform, throttle, websocket
+from . import chalice_deploy, configure, cors, migrate, package, proc, terraform, throttle, websocket
 from .functions import API_HANDLER
 from .plan import (
     CHALICE_CONFIG,
@@ -23,12 +24,15 @@ from .plan import (
 
 
 def deploy(ctx: Context) -> None:
-    total = 5
+    total = 6
 
     proc.banner(1, total, f"terraform init: the state of stage {ctx.stage}")
     terraform.init(ctx)
 
     proc.banner(2, total, "terraform apply (review the plan; Terraform asks before it changes anything)")
+    # The REST API id the apply gets (the attachments bucket's CORS origin);
+    # none on a first deploy (the cors step then).
+    applied_with = cors.recorded_id(ctx)
     terraform.apply(ctx)
 
     proc.banner(3, total, f"render the Chalice stage {ctx.stage} from terraform output")
@@ -64,7 +68,10 @@ def deploy(ctx: Context) -> None:
             elif step is WEBSOCKET:
                 websocket.websocket(ctx, outputs, rendered_with)
 
-    proc.banner(5, total, "done")
+    proc.banner(5, total, "the attachments bucket's CORS origin: the REST API Chalice recorded")
+    cors.cors(ctx, applied_with)
+
+    proc.banner(6, total, "done")
     url = chalice_deploy.url(ctx)
     # What the API handler hands out with each connect ticket, as Chalice merges it.
     ws = migrate.function_environment(CHALICE_CONFIG.read_text(encoding="utf-8"), ctx.stage,

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from . import aws, proc
+from . import aws, cors, proc
 from .functions import EXTRA_FUNCTIONS, MIGRATE, log_group_name
 from .plan import BACKEND_FILE, INFRA, Context, DeployError
 
@@ -34,14 +34,19 @@ def init_command(backend_file: Path, key: str) -> List[str]:
             f"-backend-config={backend_file}", f"-backend-config=key={key}"]
 
 
-def terraform_command(args: Sequence[str], stage: str, region: str) -> List[str]:
+def terraform_command(args: Sequence[str], stage: str, region: str, rest_api_id: Optional[str] = None) -> List[str]:
     """`terraform <args>` in infra/, with the stage and region as variables
     for the commands that take them (so they always match the state key and
-    the region shown)."""
+    the region shown), and the REST API id Chalice recorded, once there is
+    one (the attachments bucket's CORS origin: cors.py)."""
     if not args:
         raise DeployError("no terraform command given (e.g. `-- plan`)")
     command, rest = args[0], list(args[1:])
-    extra = ["-var", f"stage={stage}", "-var", f"region={region}"] if command in VAR_COMMANDS else []
+    extra = []
+    if command in VAR_COMMANDS:
+        extra = ["-var", f"stage={stage}", "-var", f"region={region}"]
+        if rest_api_id:
+            extra += ["-var", f"rest_api_id={rest_api_id}"]
     return ["terraform", f"-chdir={INFRA}", command, *extra, *rest]
 
 
@@ -77,7 +82,8 @@ def init(ctx: Context) -> None:
 
 
 def run(ctx: Context, args: Sequence[str], *, timeout: Optional[int] = None, capture: bool = False) -> str:
-    return proc.run(terraform_command(args, ctx.stage, ctx.region), timeout=timeout, env=ctx.env, capture=capture)
+    return proc.run(terraform_command(args, ctx.stage, ctx.region, cors.recorded_id(ctx)), timeout=timeout,
+                    env=ctx.env, capture=capture)
 
 
 def state_addresses(ctx: Context) -> List[str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.deploy import configure, destroy, functions, migrate, plan, preflight, terraform, throttle, websocket
+from scripts.deploy import (configure, cors, destroy, functions, migrate, plan, preflight, terraform, throttle,
+                            websocket)
 from scripts.deploy.render import __main__ as render_cli
 from tests.infra import terraform_eval
 
@@ -166,6 +167,48 @@ def test_stage_and_region_go_to_the_commands_that_take_variables():
     assert terraform.terraform_command(["state", "list"], "dev", "eu-west-1")[2:] == ["state", "list"]
     with pytest.raises(plan.DeployError):
         terraform.terraform_command([], "dev", "eu-west-1")
+
+
+def test_the_rest_api_id_goes_to_the_commands_that_take_variables_once_known():
+    # The attachments bucket's CORS origin (infra/attachments.tf, var.rest_api_id).
+    apply = terraform.terraform_command(["apply"], "dev", "eu-west-1", "a1b2c3d4e5")
+    assert apply[2:] == ["apply", "-var", "stage=dev", "-var", "region=eu-west-1", "-var", "rest_api_id=a1b2c3d4e5"]
+    assert terraform.terraform_command(["apply"], "dev", "eu-west-1", None)[2:] == [
+        "apply", "-var", "stage=dev", "-var", "region=eu-west-1"]
+    assert terraform.terraform_command(["output", "-json"], "dev", "eu-west-1", "a1b2c3d4e5")[2:] == ["output", "-json"]
+
+
+def test_the_rest_api_id_for_cors_is_the_one_chalice_recorded():
+    assert cors.rest_api_id(json.dumps(DEPLOYED)) == throttle.rest_api_id(json.dumps(DEPLOYED))
+    assert cors.rest_api_id(None) is None  # before the first chalice deploy
+    assert cors.rest_api_id(json.dumps({"schema_version": "2.0", "resources": []})) is None
+    with pytest.raises(plan.DeployError, match="no single rest_api"):
+        cors.rest_api_id(json.dumps({"schema_version": "2.0", "resources": [
+            {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "Not/An/Id"}]}))
+
+
+@pytest.mark.parametrize("applied_with, recorded, again", [
+    (None, "a1b2c3d4e5", True),           # first deploy: the apply had no API yet
+    ("a1b2c3d4e5", "a1b2c3d4e5", False),  # the usual deploy: nothing to do
+    ("a1b2c3d4e5", "f6g7h8i9j0", True),   # Chalice had to make the API anew
+    (None, None, False),                  # no REST API recorded: nothing to allow
+])
+def test_terraform_applies_once_more_only_for_a_new_rest_api(applied_with, recorded, again):
+    assert cors.apply_again_for_cors(applied_with, recorded) is again
+
+
+def test_the_cors_step_runs_after_the_code_steps():
+    source = (ROOT / "scripts" / "deploy" / "pipeline.py").read_text()
+    # The id the first apply had is read before it; the second apply after
+    # every code step (chalice deploy recorded the API by then).
+    assert source.index("applied_with = cors.recorded_id(ctx)") < source.index("terraform.apply(ctx)")
+    assert source.index("cors.cors(ctx, applied_with)") > source.index("websocket.websocket(ctx, outputs, rendered_with)")
+    variables = (ROOT / "infra" / "variables.tf").read_text()
+    block = variables[variables.index('variable "rest_api_id"'):]
+    # The variable takes exactly the ids the deploy accepts.
+    assert 'condition     = can(regex("^[a-z0-9]{0,32}$", var.rest_api_id))' in block[:block.index("\n}\n")]
+    from scripts.deploy.render.outputs import API_ID_PATTERN
+    assert API_ID_PATTERN.pattern == r"^[a-z0-9]{1,32}$"
 
 
 def test_outputs_region():
