@@ -12,8 +12,10 @@ from chalicelib.contract import (
     DEFAULT_HISTORY,
     DEFAULT_MEMBERS,
     DEFAULT_PAGE,
+    MAX_ATTACHMENTS_PER_MESSAGE,
     MAX_CONVERSATIONS,
     MAX_DEVICE_NAME_CHARS,
+    MAX_FILE_NAME_CHARS,
     MAX_GROUP_NAME_CHARS,
     MAX_HISTORY,
     MAX_MEMBERS,
@@ -118,8 +120,9 @@ def block(call: Call):
 def send(call: Call):
     p = call.params
     return use().sending.send(caller=call.caller, sender_id=p.id("sending_user_id"),
-                              recipient_id=p.id("receiving_user_id"), text=p.message_text(),
-                              client_message_id=p.client_message_id(call.header("idempotency-key")))
+                              recipient_id=p.id("receiving_user_id"), text=p.optional_message_text(),
+                              client_message_id=p.client_message_id(call.header("idempotency-key")),
+                              attachment_ids=p.optional_ids("attachment_ids", MAX_ATTACHMENTS_PER_MESSAGE))
 
 
 @edge.route("/create_group")
@@ -139,8 +142,9 @@ def update_group(call: Call):
 def send_group(call: Call):
     p = call.params
     return use().sending.send_group(caller=call.caller, sender_id=p.id("sending_user_id"),
-                                    group_id=p.id("group_id"), text=p.message_text(),
-                                    client_message_id=p.client_message_id(call.header("idempotency-key")))
+                                    group_id=p.id("group_id"), text=p.optional_message_text(),
+                                    client_message_id=p.client_message_id(call.header("idempotency-key")),
+                                    attachment_ids=p.optional_ids("attachment_ids", MAX_ATTACHMENTS_PER_MESSAGE))
 
 
 @edge.route("/read_messages")
@@ -205,6 +209,20 @@ def group_info(call: Call):
     return use().browsing.group_info(caller=call.caller, user_id=call.acting_user(), group_id=p.id("group_id"),
                                      after_user_id=p.optional_id("after_user_id"),
                                      limit=p.optional_int("limit", 1, MAX_MEMBERS) or DEFAULT_MEMBERS)
+
+
+@edge.route("/upload_url")
+def upload_url(call: Call):
+    p = call.params
+    return use().attaching.upload_url(caller=call.caller, user_id=call.acting_user(), content_type=p.content_type(),
+                                      size=p.integer("size", 1, MAX_SEQ),
+                                      file_name=p.optional_name("file_name", MAX_FILE_NAME_CHARS))
+
+
+@edge.route("/download_url")
+def download_url(call: Call):
+    return use().attaching.download_url(caller=call.caller, user_id=call.acting_user(),
+                                        attachment_id=call.params.id("attachment_id"))
 
 
 @edge.route("/connect_ticket")

@@ -39,16 +39,21 @@ CODES: Tuple[Code, ...] = (
     Code("NotFound", 404, NEVER, "no route serves this path"),
     Code("UserNotFound", 404, NEVER, "an unknown user id"),
     Code("GroupNotFound", 404, NEVER, "an unknown group id"),
+    Code("AttachmentNotFound", 404, NEVER, "`/download_url` of an attachment no message in the user's stream carries"),
     Code("MessageNotFound", 404, NEVER,
          "an unknown message id, or one not in the user's stream or not in the conversation named"),
     Code("MethodNotAllowed", 405, NEVER, "the path answers another method", ("Allow",)),
     Code("CursorAhead", 409, NEVER, "`after` is beyond the user's newest seq (`newest_seq` in the answer)"),
     Code("GroupFull", 409, NEVER, "the group is at `MAX_GROUP_MEMBERS`"),
     Code("IdempotencyConflict", 409, NEVER, "the key was used for another text or recipient"),
+    Code("AttachmentNotReady", 409, NEVER,
+         "an `attachment_ids` entry that is not the sender's, not uploaded yet, not of the declared type or size,"
+         " or already attached"),
     Code("HandleTaken", 409, NEVER, "another account has this handle"),
     Code("EditWindowClosed", 409, NEVER, "`/edit_message` more than `EDIT_WINDOW_HOURS` after the message was sent"),
     Code("MessageDeleted", 409, NEVER, "`/edit_message` of a deleted message"),
-    Code("PayloadTooLarge", 413, NEVER, "the body is over 65,536 bytes"),
+    Code("PayloadTooLarge", 413, NEVER, "the body is over 65,536 bytes; `/upload_url` of a `size` over"
+                                        " `MAX_ATTACHMENT_BYTES`"),
     Code("UnsupportedMediaType", 415, NEVER, "a body that is neither JSON nor a form"),
     Code("RateLimited", 429, ALWAYS, "over a rate limit", ("Retry-After",)),
     Code("InternalServerError", 500, NEVER, "a bug; the message carries only a request id"),
@@ -73,6 +78,10 @@ MAX_PAGE = 1000
 DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS = 50, 100  # /conversations' limit
 DEFAULT_HISTORY, MAX_HISTORY = 50, 200  # /history's limit
 DEFAULT_MEMBERS, MAX_MEMBERS = 100, 500  # /group_info's limit
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+MAX_FILE_NAME_CHARS = 255
+UPLOAD_URL_SECONDS = 600  # how long an upload form is good for
+DOWNLOAD_URL_SECONDS = 300  # how long a download URL is good for
 MAX_UNREAD_COUNTED = 999  # /conversations counts unread messages up to this (a client shows "999+")
 MAX_BODY_BYTES = 64 * 1024
 # A long-poll answered at once with X-Wait-Refused (the user holds the most
@@ -99,6 +108,10 @@ LIMITS: Dict[str, int] = {
     "DEFAULT_MEMBERS": DEFAULT_MEMBERS,
     "MAX_MEMBERS": MAX_MEMBERS,
     "MAX_UNREAD_COUNTED": MAX_UNREAD_COUNTED,
+    "MAX_ATTACHMENTS_PER_MESSAGE": MAX_ATTACHMENTS_PER_MESSAGE,
+    "MAX_FILE_NAME_CHARS": MAX_FILE_NAME_CHARS,
+    "UPLOAD_URL_SECONDS": UPLOAD_URL_SECONDS,
+    "DOWNLOAD_URL_SECONDS": DOWNLOAD_URL_SECONDS,
     "MAX_BODY_BYTES": MAX_BODY_BYTES,
     "WAIT_REFUSED_PAUSE_SECONDS": WAIT_REFUSED_PAUSE_SECONDS,
 }

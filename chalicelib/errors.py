@@ -98,6 +98,14 @@ class GroupNotFound(DomainError):
     code = "GroupNotFound"
 
 
+class AttachmentNotReady(DomainError):
+    code = "AttachmentNotReady"
+
+
+class AttachmentNotFound(DomainError):
+    code = "AttachmentNotFound"
+
+
 class MessageNotFound(DomainError):
     code = "MessageNotFound"
 

@@ -95,6 +95,7 @@ APP_GRANTS = {
     "inbox": "SELECT, INSERT, UPDATE, DELETE",  # UPDATE: a deleted message stops counting as unread
     "events": "SELECT, INSERT, DELETE",
     "read_markers": "SELECT, INSERT, UPDATE, DELETE",
+    "attachments": "SELECT, INSERT, UPDATE, DELETE",
 }
 _USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 

@@ -31,6 +31,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _CLIENT_KEY = re.compile(r"[\x21-\x7e]{1,64}")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
 _HANDLE = re.compile(r"[a-z][a-z0-9_]*", re.ASCII | re.IGNORECASE)
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 # re.ASCII: \d is 0-9 only, not every script's digits.
@@ -92,6 +93,15 @@ class RequestParams:
     def message_text(self, name: str = "message_text") -> str:
         return self._required(name, lambda n, v: parse_text(n, v, MAX_MESSAGE_CHARS))
 
+    def optional_message_text(self, name: str = "message_text") -> Optional[str]:
+        return self._one(name, lambda n, v: parse_text(n, v, MAX_MESSAGE_CHARS))
+
+    def optional_ids(self, name: str, most: int) -> List[str]:
+        return self._one(name, lambda n, v: parse_ids(n, v, most)) or []
+
+    def content_type(self, name: str = "content_type") -> str:
+        return self._required(name, parse_content_type)
+
     def name(self, name: str, max_chars: int) -> str:
         return self._required(name, lambda n, v: parse_name(n, v, max_chars))
 
@@ -126,6 +136,9 @@ class RequestParams:
 
     def optional_text(self, name: str, max_chars: int) -> Optional[str]:
         return self._one(name, lambda n, v: parse_text(n, v, max_chars))
+
+    def integer(self, name: str, lo: int, hi: int) -> int:
+        return self._required(name, lambda n, v: parse_int(n, v, lo, hi))
 
     def optional_int(self, name: str, lo: int, hi: int) -> Optional[int]:
         return self._one(name, lambda n, v: parse_int(n, v, lo, hi))
@@ -278,6 +291,14 @@ def parse_ids(name: str, value: Any, most: int) -> List[str]:
     if not 1 <= len(parts) <= most:
         raise BadRequest(name, f"must list 1 to {most} ids, comma-separated")
     return list(dict.fromkeys(parse_id(name, part.strip()) for part in parts))
+
+
+def parse_content_type(name: str, value: Any) -> str:
+    """A media type, type/subtype, without parameters; kept in lower case."""
+    value = _string(name, value).strip().lower()
+    if not _MEDIA_TYPE.fullmatch(value):
+        raise BadRequest(name, "must be a media type such as image/png (type/subtype, no parameters)")
+    return value
 
 
 def parse_client_key(name: str, value: Any) -> str:

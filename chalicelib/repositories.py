@@ -5,6 +5,7 @@ and returns decoded values. The few statements whose SQL differs by
 database come from the dialect (dialects.py)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -24,6 +25,7 @@ class StoredMessage:
     edited_at: Optional[datetime] = None
     deleted: bool = False  # its body is erased then
     version: int = 0  # one more with each edit and the deletion
+    attachments: Tuple[Dict[str, Any], ...] = ()  # as items show them: attachment_id, content_type, size, file_name
 
     def peer_for(self, user_id: str) -> str:
         """The conversation this message belongs to, from one holder's side:
@@ -308,13 +310,19 @@ class Members(Repository):
         )
 
 
-_MESSAGE = "m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at, m.edited_at, m.deleted_at, m.version"
+_MESSAGE = ("m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at, m.edited_at, m.deleted_at, m.version,"
+            " m.attachments")
 
 
 def _message_of(row: Sequence[Any]) -> StoredMessage:
-    mid, sender, recipient, group, body, sent, edited, deleted, version = row
+    mid, sender, recipient, group, body, sent, edited, deleted, version, attached = row
     return StoredMessage(mid, sender, recipient, group, body, from_db_time(sent),
-                         None if edited is None else from_db_time(edited), deleted is not None, int(version))
+                         None if edited is None else from_db_time(edited), deleted is not None, int(version),
+                         tuple(json.loads(attached)) if attached else ())
+
+
+def attachments_json(message: StoredMessage) -> Optional[str]:
+    return json.dumps(list(message.attachments), separators=(",", ":")) if message.attachments else None
 
 
 class Messages(Repository):
@@ -353,6 +361,12 @@ class Messages(Repository):
         return self._tx.execute(
             f"DELETE FROM messages WHERE id IN ({marks})"
             " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = messages.id)", tuple(message_ids))
+
+    def existing(self, *, message_ids: Sequence[str]) -> List[str]:
+        if not message_ids:
+            return []
+        marks = ", ".join(["%s"] * len(message_ids))
+        return [row[0] for row in self._tx.all(f"SELECT id FROM messages WHERE id IN ({marks})", tuple(message_ids))]
 
     def by_client_id(self, *, sender_id: str, client_message_id: str) -> Optional[StoredMessage]:
         row = self._tx.one(f"SELECT {_MESSAGE} FROM messages m WHERE m.sender_id = %s AND m.client_message_id = %s",
@@ -467,7 +481,7 @@ class Stream(Repository):
         """The entries after the cursor, in seq order: one statement, so one
         snapshot of both tables (a commit between two reads could leave a gap)."""
         rows = self._tx.all(_STREAM_PAGE, (user_id, after, limit, user_id, after, limit, limit))
-        return [EventRow(int(seq), kind, None if mid is None else _message_of((mid, *rest[:8])), peer, actor, group)
+        return [EventRow(int(seq), kind, None if mid is None else _message_of((mid, *rest[:9])), peer, actor, group)
                 for seq, kind, mid, *rest, peer, actor, group in rows]
 
     def remove(self, *, user_id: str) -> None:
@@ -509,6 +523,74 @@ class Events(Repository):
         return self._tx.execute(f"DELETE FROM events WHERE {where}", tuple(v for key in keys for v in key))
 
 
+@dataclass(frozen=True)
+class Attachment:
+    attachment_id: str
+    uploader_id: str
+    content_type: str
+    size: int  # declared: the most the upload may hold
+    file_name: Optional[str]
+    message_id: Optional[str]
+
+    @property
+    def key(self) -> str:
+        return attachment_key(self.uploader_id, self.attachment_id)
+
+
+def attachment_key(uploader_id: str, attachment_id: str) -> str:
+    """Where the file is stored (in the bucket, or under data/attachments)."""
+    return f"attachments/{uploader_id}/{attachment_id}"
+
+
+class Attachments(Repository):
+    _ROW = "SELECT a.id, a.uploader_id, a.content_type, a.size, a.file_name, a.message_id FROM attachments a"
+
+    def add(self, *, attachment_id: str, uploader_id: str, content_type: str, size: int, file_name: Optional[str],
+            created_at: datetime) -> None:
+        self._tx.execute("INSERT INTO attachments (id, uploader_id, content_type, size, file_name, created_at)"
+                         " VALUES (%s, %s, %s, %s, %s, %s)",
+                         (attachment_id, uploader_id, content_type, size, file_name, to_db_time(created_at)))
+
+    def of_ids(self, *, attachment_ids: Sequence[str]) -> List[Attachment]:
+        if not attachment_ids:
+            return []
+        marks = ", ".join(["%s"] * len(attachment_ids))
+        return [Attachment(*row) for row in self._tx.all(self._ROW + f" WHERE a.id IN ({marks})",
+                                                         tuple(attachment_ids))]
+
+    def claim(self, *, attachment_ids: Sequence[str], uploader_id: str, message_id: str) -> int:
+        """Attach these uploads of the uploader to the message, each once: how many were free to attach."""
+        marks = ", ".join(["%s"] * len(attachment_ids))
+        return self._tx.execute(f"UPDATE attachments SET message_id = %s WHERE id IN ({marks})"
+                                " AND uploader_id = %s AND message_id IS NULL",
+                                (message_id, *attachment_ids, uploader_id))
+
+    def held(self, *, attachment_id: str, user_id: str) -> Optional[Attachment]:
+        """The attachment if the user's stream holds a message, not deleted, that carries it."""
+        row = self._tx.one(self._ROW + " JOIN inbox i ON i.message_id = a.message_id AND i.user_id = %s"
+                           " JOIN messages m ON m.id = a.message_id WHERE a.id = %s AND m.deleted_at IS NULL",
+                           (user_id, attachment_id))
+        return None if row is None else Attachment(*row)
+
+    def of_messages(self, *, message_ids: Sequence[str]) -> List[Attachment]:
+        if not message_ids:
+            return []
+        marks = ", ".join(["%s"] * len(message_ids))
+        return [Attachment(*row) for row in self._tx.all(self._ROW + f" WHERE a.message_id IN ({marks})",
+                                                         tuple(message_ids))]
+
+    def unattached_before(self, *, before: datetime, limit: int) -> List[Attachment]:
+        return [Attachment(*row) for row in self._tx.all(
+            self._ROW + " WHERE a.created_at < %s AND a.message_id IS NULL ORDER BY a.created_at LIMIT %s",
+            (to_db_time(before), limit))]
+
+    def remove(self, *, attachment_ids: Sequence[str]) -> int:
+        if not attachment_ids:
+            return 0
+        marks = ", ".join(["%s"] * len(attachment_ids))
+        return self._tx.execute(f"DELETE FROM attachments WHERE id IN ({marks})", tuple(attachment_ids))
+
+
 class ReadMarkers(Repository):
     def of(self, *, user_id: str, peer_ids: Sequence[str]) -> Dict[str, Tuple[int, str]]:
         """{conversation: (seq, message id) read up to} of those the user has read."""
@@ -543,7 +625,8 @@ class Change:
     stale: Dict[str, List[int]]  # each holder's entries that showed the old text
 
 
-_NEW_MESSAGE = "INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id)"
+_NEW_MESSAGE = ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id,"
+                " attachments)")
 _NEW_EVENTS = "INSERT INTO events (user_id, seq, type, peer_id, message_id, actor_id, created_at)"
 
 
@@ -562,8 +645,9 @@ class Deliveries(Repository):
         sender, recipient = message.sender_id, message.recipient_id or ""
         mine = "FROM inbox_counters c WHERE c.user_id IN (%s, %s) AND c.last_message_id = %s"
         _, taken, _, seqs = self._tx.batch([
-            (_NEW_MESSAGE + " VALUES (%s, %s, %s, NULL, %s, %s, %s)",
-             (message.id, sender, recipient, message.body, to_db_time(message.sent_at), client_message_id)),
+            (_NEW_MESSAGE + " VALUES (%s, %s, %s, NULL, %s, %s, %s, %s)",
+             (message.id, sender, recipient, message.body, to_db_time(message.sent_at), client_message_id,
+              attachments_json(message))),
             ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s WHERE user_id IN (%s, %s)"
              " AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s)",
              (message.id, recipient, sender, recipient, sender)),
@@ -585,10 +669,10 @@ class Deliveries(Repository):
         dialect, group = self._tx.dialect, message.group_id or ""
         members = "FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id WHERE m.group_id = %s"
         stored, _, _, seqs = self._tx.batch([
-            (_NEW_MESSAGE + " SELECT %s, %s, NULL, %s, %s, %s, %s FROM group_members"
+            (_NEW_MESSAGE + " SELECT %s, %s, NULL, %s, %s, %s, %s, %s FROM group_members"
                             " WHERE group_id = %s AND user_id = %s",
              (message.id, message.sender_id, group, message.body, to_db_time(message.sent_at), client_message_id,
-              group, message.sender_id)),
+              attachments_json(message), group, message.sender_id)),
             dialect.take_member_seqs(group_id=group, marker=message.id, unless_blocking=message.sender_id),
             ("INSERT INTO inbox (user_id, seq, message_id, sent_at, peer_id, silent)"
              " SELECT c.user_id, c.last_seq, %s, %s, %s, CASE WHEN c.user_id = %s THEN 1 ELSE 0 END"
@@ -615,8 +699,8 @@ class Deliveries(Repository):
         holds it; nothing when it is already deleted. Its inbox rows stop
         counting as unread."""
         return self._change(
-            ("UPDATE messages SET body = '', deleted_at = %s, version = version + 1 WHERE id = %s AND sender_id = %s"
-             " AND deleted_at IS NULL", (to_db_time(at), message_id, sender_id)),
+            ("UPDATE messages SET body = '', attachments = NULL, deleted_at = %s, version = version + 1"
+             " WHERE id = %s AND sender_id = %s AND deleted_at IS NULL", (to_db_time(at), message_id, sender_id)),
             message_id=message_id, kind="delete", marker=marker, at=at, changed="deleted_at",
             then=[("UPDATE inbox SET silent = 1 WHERE message_id = %s AND EXISTS"
                    " (SELECT 1 FROM messages x WHERE x.id = %s AND x.deleted_at = %s)",

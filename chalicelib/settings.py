@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import FrozenSet, Mapping, Optional
 
 from .contract import MAX_WAIT_SECONDS
 
@@ -12,6 +12,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Local state of the embedded default (SQLite file, dev signing secret); git-ignored.
 DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'messaging.sqlite3'}"
+# What an attachment may be unless ATTACHMENT_TYPES says otherwise: pictures,
+# documents, sound and video a browser shows or plays; nothing it would run
+# (no HTML, no SVG).
+ATTACHMENT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "application/pdf",
+                    "text/plain", "audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/webm",
+                    "video/mp4", "video/webm", "video/quicktime")
 
 
 def private_dir(path: Path) -> None:
@@ -126,6 +132,10 @@ class Settings:
     push_timeout_seconds: float
     retention_days: Optional[int]  # None: keep every message
     edit_window_hours: int  # how long after sending a message can be edited
+    attachments_bucket: Optional[str]  # S3; None: files under data/attachments (make run), none deployed
+    attachments_s3_endpoint: Optional[str]  # another S3 endpoint (the tests' moto server)
+    max_attachment_bytes: int
+    attachment_types: FrozenSet[str]  # the media types an upload may declare
     in_lambda: bool
 
     @property
@@ -179,5 +189,10 @@ class Settings:
             push_timeout_seconds=_float(env, "PUSH_TIMEOUT_SECONDS", 1.0),
             retention_days=_int(env, "RETENTION_DAYS", 0, 1, 36_500) or None,
             edit_window_hours=_int(env, "EDIT_WINDOW_HOURS", 48, 1, 876_000),
+            attachments_bucket=_text(env, "ATTACHMENTS_BUCKET"),
+            attachments_s3_endpoint=_url(env, "ATTACHMENTS_S3_ENDPOINT", ("http://", "https://")),
+            max_attachment_bytes=_int(env, "MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, 1, 5 * 1024 ** 3),
+            attachment_types=frozenset(t.strip().lower() for t in (
+                _text(env, "ATTACHMENT_TYPES") or ",".join(ATTACHMENT_TYPES)).split(",") if t.strip()),
             in_lambda=in_lambda,
         )

@@ -22,6 +22,7 @@ from .redislink import RedisLink
 from .secrets import RefreshingSigningSecrets, SecretStore, redis_password
 from .sessions import SessionStates
 from .settings import DATA_DIR, ConfigError, Settings
+from .storage import LocalStorage, S3Storage, Storage
 from .usecases import Deps, Limits, UseCases
 from .waitslots import WaitSlots
 from .wakeups import Wakeups
@@ -94,6 +95,14 @@ def _pusher(settings: Settings) -> Optional[Pusher]:
     return DirectPusher(endpoint, timeout_seconds=settings.push_timeout_seconds)
 
 
+def _storage(settings: Settings) -> Optional[Storage]:
+    """S3 when a bucket is configured; files under data/ on `make run`; none
+    in a Lambda without a bucket (its file system is not shared)."""
+    if settings.attachments_bucket:
+        return S3Storage(settings.attachments_bucket, endpoint_url=settings.attachments_s3_endpoint)
+    return None if settings.in_lambda else LocalStorage(DATA_DIR / "attachments")
+
+
 def build(settings: Settings) -> UseCases:
     global _db
     if not settings.auth_enabled:
@@ -116,6 +125,9 @@ def build(settings: Settings) -> UseCases:
         websocket_url=settings.websocket_url,
         retention_days=settings.retention_days,
         edit_window_hours=settings.edit_window_hours,
+        storage=_storage(settings),
+        max_attachment_bytes=settings.max_attachment_bytes,
+        attachment_types=settings.attachment_types,
         db=_db,
         signer=signer,
         auth_enabled=settings.auth_enabled,

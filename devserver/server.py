@@ -39,6 +39,7 @@ from chalice.local import (
 
 from chalicelib.settings import PROJECT_ROOT
 
+from . import uploads
 from .threads import in_thread
 from .websocket import PATH, WebSocketBridge
 
@@ -134,6 +135,7 @@ class HttpBridge:
 def build(app: Any, config: Any, host: str, port: int) -> web.Application:
     webapp = web.Application(client_max_size=MAX_BODY_BYTES)
     WebSocketBridge(app, host, port).routes(webapp)  # before the catch-all
+    uploads.routes(webapp)
     webapp.router.add_route("*", "/{tail:.*}", HttpBridge(app, config))
     return webapp
 

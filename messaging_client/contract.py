@@ -11,11 +11,13 @@ CODES = {
     'NotFound': (404, 'never'),
     'UserNotFound': (404, 'never'),
     'GroupNotFound': (404, 'never'),
+    'AttachmentNotFound': (404, 'never'),
     'MessageNotFound': (404, 'never'),
     'MethodNotAllowed': (405, 'never'),
     'CursorAhead': (409, 'never'),
     'GroupFull': (409, 'never'),
     'IdempotencyConflict': (409, 'never'),
+    'AttachmentNotReady': (409, 'never'),
     'HandleTaken': (409, 'never'),
     'EditWindowClosed': (409, 'never'),
     'MessageDeleted': (409, 'never'),
@@ -46,5 +48,9 @@ MAX_HISTORY = 200
 DEFAULT_MEMBERS = 100
 MAX_MEMBERS = 500
 MAX_UNREAD_COUNTED = 999
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+MAX_FILE_NAME_CHARS = 255
+UPLOAD_URL_SECONDS = 600
+DOWNLOAD_URL_SECONDS = 300
 MAX_BODY_BYTES = 65536
 WAIT_REFUSED_PAUSE_SECONDS = 5

@@ -11,11 +11,13 @@ export const CODES = Object.freeze({
   NotFound: { status: 404, retry: 'never' },
   UserNotFound: { status: 404, retry: 'never' },
   GroupNotFound: { status: 404, retry: 'never' },
+  AttachmentNotFound: { status: 404, retry: 'never' },
   MessageNotFound: { status: 404, retry: 'never' },
   MethodNotAllowed: { status: 405, retry: 'never' },
   CursorAhead: { status: 409, retry: 'never' },
   GroupFull: { status: 409, retry: 'never' },
   IdempotencyConflict: { status: 409, retry: 'never' },
+  AttachmentNotReady: { status: 409, retry: 'never' },
   HandleTaken: { status: 409, retry: 'never' },
   EditWindowClosed: { status: 409, retry: 'never' },
   MessageDeleted: { status: 409, retry: 'never' },
@@ -46,5 +48,9 @@ export const MAX_HISTORY = 200;
 export const DEFAULT_MEMBERS = 100;
 export const MAX_MEMBERS = 500;
 export const MAX_UNREAD_COUNTED = 999;
+export const MAX_ATTACHMENTS_PER_MESSAGE = 10;
+export const MAX_FILE_NAME_CHARS = 255;
+export const UPLOAD_URL_SECONDS = 600;
+export const DOWNLOAD_URL_SECONDS = 300;
 export const MAX_BODY_BYTES = 65536;
 export const WAIT_REFUSED_PAUSE_SECONDS = 5;

@@ -8,6 +8,7 @@ of results.py."""
 from __future__ import annotations
 
 from .accounts import Accounts
+from .attaching import Attaching
 from .blocking import Blocking
 from .browsing import Browsing
 from .conversing import Conversing
@@ -31,6 +32,7 @@ class UseCases:
         self.reading = Reading(deps)
         self.conversing = Conversing(deps)
         self.browsing = Browsing(deps)
+        self.attaching = Attaching(deps)
         self.health = Health(deps)
         self.live = Live(deps)
         self.retention = Retention(deps)

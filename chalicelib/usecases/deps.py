@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Callable, FrozenSet, Optional
 
 from .. import keys
 from ..auth import TokenSigner
@@ -17,6 +17,8 @@ from ..push import Pusher
 from ..ratelimit import Limit, RateLimiter
 from ..repositories import Users
 from ..sessions import SessionStates
+from ..settings import ATTACHMENT_TYPES
+from ..storage import Storage
 from ..waitslots import WaitSlots
 from ..wakeups import Wakeups
 
@@ -58,6 +60,9 @@ class Deps:
     websocket_url: Optional[str] = None
     retention_days: Optional[int] = None  # None: keep every message
     edit_window_hours: int = 48
+    storage: Optional[Storage] = None  # attachments; None: not offered
+    max_attachment_bytes: int = 25 * 1024 * 1024
+    attachment_types: FrozenSet[str] = frozenset(ATTACHMENT_TYPES)
     now: Callable[[], datetime] = utc_now
     # Whether a token's session is live (None: the database's answer, kept 30 s in this process).
     sessions: Optional[SessionStates] = None

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 from ..repositories import EventRow, StoredMessage
 
 # /read_messages' item: a message event's first keys.
-READ_ITEM_KEYS = ("seq", "message_id", "kind", "sender_id", "group_id", "text", "sent_at")
+READ_ITEM_KEYS = ("seq", "message_id", "kind", "sender_id", "group_id", "text", "sent_at", "attachments")
 
 
 def iso(moment: datetime) -> str:
@@ -26,7 +26,7 @@ def message_event(seq: int, message: StoredMessage) -> Dict[str, Any]:
     the cache stores it)."""
     return {"seq": seq, "type": "message", **_about(message), "text": None if message.deleted else message.body,
             "sent_at": iso(message.sent_at), "edited_at": None if message.edited_at is None else iso(message.edited_at),
-            "deleted": message.deleted}
+            "deleted": message.deleted, "attachments": list(message.attachments)}
 
 
 def edit_event(seq: int, message: StoredMessage) -> Dict[str, Any]:
@@ -263,6 +263,19 @@ class GroupInfo(Result):
     member_count: int
     members: List[Dict[str, Any]]
     next_after_user_id: Optional[str]
+
+
+@dataclass(frozen=True)
+class UploadUrl(Result):
+    attachment_id: str
+    upload: Dict[str, Any]  # {"url", "fields"}: a form POST with the file last
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class DownloadUrl(Result):
+    url: str
+    expires_in: int
 
 
 @dataclass(frozen=True)

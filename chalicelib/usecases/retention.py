@@ -24,7 +24,8 @@ from typing import List, Optional, Tuple
 
 from .. import timebudget
 from ..db import Tx
-from ..repositories import Events, Inbox, Messages
+from ..repositories import Attachment, Attachments, Events, Inbox, Messages
+from .attaching import Attaching
 from .deps import Deps
 from .results import Result
 
@@ -49,7 +50,8 @@ class Retention:
     def purge(self, *, batch: int = BATCH) -> Purged:
         deps = self._deps
         if deps.retention_days is None:
-            return Purged(0, 0, 0, True, "RETENTION_DAYS is not set: everything is kept")
+            swept = self._sweep_uploads(batch)
+            return Purged(0, 0, swept, True, "RETENTION_DAYS is not set: every message is kept")
         horizon = deps.now() - timedelta(days=deps.retention_days)
         done = {"rows": 0, "messages": 0, "batches": 0, "events": 0}
 
@@ -79,6 +81,7 @@ class Retention:
                 break
             done["messages"] += self._delete_messages(ids)[0]
             done["batches"] += 1
+        done["batches"] += self._sweep_uploads(batch)
         while True:  # joins and leaves
             if timebudget.left() < BATCH_SECONDS:
                 return stop("time budget spent")
@@ -111,6 +114,18 @@ class Retention:
         messages, events = self._delete_messages(order)
         return rows, events, messages
 
+    def _sweep_uploads(self, batch: int) -> int:
+        """Delete uploads never attached a day after they were asked for
+        (files, then rows); the batches it took."""
+        deps, batches = self._deps, 0
+        while deps.storage is not None and timebudget.left() >= BATCH_SECONDS:
+            stale = deps.db.run(lambda tx: Attachments(tx).unattached_before(
+                before=deps.now() - timedelta(days=1), limit=batch), write=False)
+            if not stale or not Attaching(deps).forget(stale):
+                break
+            batches += 1
+        return batches
+
     def _event_holders(self, victims: List[Tuple[str, int, str]]) -> List[str]:
         ids = list({m for _, _, m in victims})
         return self._deps.db.run(lambda tx: Events(tx).holders_of(message_ids=ids), write=False)
@@ -119,12 +134,18 @@ class Retention:
         return self._deps.db.run(lambda tx: Events(tx).remove(keys=keys), write=True)
 
     def _delete_messages(self, ids: List[str]) -> Tuple[int, int]:
-        """(messages, events) deleted: those of these messages no inbox row holds any more, with their events."""
-        def work(tx: Tx) -> Tuple[int, int]:
+        """(messages, events) deleted: those of these messages no inbox row
+        holds any more, with their events, and then their files."""
+        def work(tx: Tx) -> Tuple[int, int, List[Attachment]]:
             events = Events(tx).remove_unheld_of(message_ids=ids)  # before the rows they name
-            return Messages(tx).remove(message_ids=ids), events
+            files = Attachments(tx).of_messages(message_ids=ids)
+            removed = Messages(tx).remove(message_ids=ids)
+            left = set(Messages(tx).existing(message_ids=[a.message_id or "" for a in files]))
+            return removed, events, [a for a in files if a.message_id not in left]
 
-        return self._deps.db.run(work, write=True)
+        removed, events, files = self._deps.db.run(work, write=True)
+        Attaching(self._deps).forget(files)
+        return removed, events
 
     def _forget(self, users: List[str]) -> bool:
         return self._deps.cache is None or self._deps.cache.forget(users)

@@ -14,12 +14,13 @@ while its reply was lost)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Dict, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..db import DuplicateKey, MissingReference, Tx
-from ..errors import Blocked, GroupNotFound, IdempotencyConflict, NotAMember
-from ..repositories import Deliveries, Groups, Inbox, Messages, StoredMessage
+from ..errors import AttachmentNotReady, BadRequest, Blocked, GroupNotFound, IdempotencyConflict, NotAMember
+from ..repositories import Attachments, Deliveries, Groups, Inbox, Messages, StoredMessage
+from .attaching import Attaching
 from .deps import Deps, raise_unknown_users
 from .fanout import publish
 from .results import Sent, iso, message_event
@@ -45,24 +46,45 @@ class Sending:
         self._deps = deps
 
     def send(
-        self, *, caller: Optional[str], sender_id: str, recipient_id: str, text: str, client_message_id: Optional[str]
+        self, *, caller: Optional[str], sender_id: str, recipient_id: str, text: Optional[str],
+        client_message_id: Optional[str], attachment_ids: Sequence[str] = ()
     ) -> Sent:
-        message = StoredMessage(str(uuid.uuid4()), sender_id, recipient_id, None, text, self._deps.now())
-        return self._send(caller, message, client_message_id)
+        message = StoredMessage(str(uuid.uuid4()), sender_id, recipient_id, None, text or "", self._deps.now())
+        return self._send(caller, message, client_message_id, attachment_ids)
 
     def send_group(
-        self, *, caller: Optional[str], sender_id: str, group_id: str, text: str, client_message_id: Optional[str]
+        self, *, caller: Optional[str], sender_id: str, group_id: str, text: Optional[str],
+        client_message_id: Optional[str], attachment_ids: Sequence[str] = ()
     ) -> Sent:
-        message = StoredMessage(str(uuid.uuid4()), sender_id, None, group_id, text, self._deps.now())
-        return self._send(caller, message, client_message_id)
+        message = StoredMessage(str(uuid.uuid4()), sender_id, None, group_id, text or "", self._deps.now())
+        return self._send(caller, message, client_message_id, attachment_ids)
 
-    def _send(self, caller: Optional[str], message: StoredMessage, client_message_id: Optional[str]) -> Sent:
+    def _send(self, caller: Optional[str], message: StoredMessage, client_message_id: Optional[str],
+              attachment_ids: Sequence[str]) -> Sent:
         deps = self._deps
         deps.act_as(caller, "sending_user_id", message.sender_id)
+        if not message.body and not attachment_ids:
+            raise BadRequest("message_text", "is required (it may be left out only with attachment_ids)")
         deps.limit(deps.limits.sends, message.sender_id)
+        if attachment_ids:
+            message = replace(message, attachments=self._attachments(message, client_message_id, attachment_ids))
         delivery = deps.db.run(lambda tx: _transaction(tx, message, client_message_id), write=True)
         self._after_commit(delivery)
         return delivery.result
+
+    def _attachments(self, message: StoredMessage, client_message_id: Optional[str],
+                     attachment_ids: Sequence[str]) -> Tuple[Dict[str, Any], ...]:
+        """What the message will carry: checked against the store, unless this
+        is the retry of a send that already attached them (the replay
+        answers it)."""
+        deps = self._deps
+        if client_message_id is not None:
+            earlier = deps.db.run(lambda tx: Messages(tx).by_client_id(
+                sender_id=message.sender_id, client_message_id=client_message_id), write=False)
+            if earlier is not None:
+                return earlier.attachments if [a["attachment_id"] for a in earlier.attachments] == list(
+                    attachment_ids) else tuple({"attachment_id": a} for a in attachment_ids)  # a conflict
+        return Attaching(deps).ready(uploader_id=message.sender_id, attachment_ids=attachment_ids)
 
     def _after_commit(self, delivery: Delivery) -> None:
         publish(self._deps, message_event(0, delivery.message), delivery.seqs, version=delivery.message.version)
@@ -76,6 +98,11 @@ def _transaction(tx: Tx, message: StoredMessage, client_message_id: Optional[str
     except MissingReference:
         _explain_refusal(tx, message)
         raise
+    if seqs is not None and message.attachments:
+        ids = [a["attachment_id"] for a in message.attachments]
+        claimed = Attachments(tx).claim(attachment_ids=ids, uploader_id=message.sender_id, message_id=message.id)
+        if claimed != len(ids):
+            raise AttachmentNotReady("attachment_ids: attached to another message meanwhile")
     if seqs is None:
         if client_message_id is not None and Messages(tx).by_client_id(
                 sender_id=message.sender_id, client_message_id=client_message_id):
@@ -123,6 +150,7 @@ def _replay(tx: Tx, attempt: StoredMessage, client_message_id: Optional[str]) ->
         raise IdempotencyConflict("client_message_id: the earlier send with this key is not readable")
     same = (
         (original.body == attempt.body or original.edited_at is not None or original.deleted)  # changed since
+        and [a["attachment_id"] for a in original.attachments] == [a["attachment_id"] for a in attempt.attachments]
         and original.recipient_id == attempt.recipient_id
         and original.group_id == attempt.group_id
     )

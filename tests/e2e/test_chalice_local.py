@@ -152,9 +152,9 @@ def test_the_original_example_calls_work_over_http_against_chalice_local(server)
     assert read["has_more"] is False and read["next_after"] == group_seq and group_seq > 2
     assert read["messages"] == [
         {"seq": 1, "message_id": direct["message_id"], "kind": "direct", "sender_id": one["user_id"],
-         "group_id": None, "text": "hi", "sent_at": direct["sent_at"]},
+         "group_id": None, "text": "hi", "sent_at": direct["sent_at"], "attachments": []},
         {"seq": group_seq, "message_id": sent["message_id"], "kind": "group", "sender_id": one["user_id"],
-         "group_id": group_id, "text": "hello_group", "sent_at": sent["sent_at"]},
+         "group_id": group_id, "text": "hello_group", "sent_at": sent["sent_at"], "attachments": []},
     ]
     # User 3 blocked user 1 before both sends: nothing arrived.
     status, read = post(f"/read_messages?user_id={three['user_id']}&min_timestamp={since}", three["token"])

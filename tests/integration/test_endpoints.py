@@ -17,7 +17,7 @@ from chalicelib.auth import TokenSigner
 from tests.support.http import assert_bad_request, raw_post
 
 SENT_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
-MESSAGE_KEYS = {"seq", "message_id", "kind", "sender_id", "group_id", "text", "sent_at"}
+MESSAGE_KEYS = {"seq", "message_id", "kind", "sender_id", "group_id", "text", "sent_at", "attachments"}
 
 
 def assert_uuid(value: Any) -> None:
@@ -139,6 +139,7 @@ def test_a_direct_message_reads_back_with_exactly_the_documented_keys_and_values
         "group_id": None,
         "text": "hi bob",
         "sent_at": sent.body["sent_at"],
+        "attachments": [],
     }
 
 
@@ -159,6 +160,7 @@ def test_a_group_message_reads_back_with_kind_group_and_its_group_id(api):
         "group_id": group,
         "text": "hello_group",
         "sent_at": sent.body["sent_at"],
+        "attachments": [],
     }
 
 

@@ -16,7 +16,7 @@ from chalicelib.settings import PROJECT_ROOT, Settings
 from tests.support.mysql import admin_connection, fresh_database
 
 TABLES = {"users", "inbox_counters", "blocks", "chat_groups", "group_members", "messages", "inbox",
-          "sessions", "link_codes", "events", "read_markers", "schema_migrations"}
+          "sessions", "link_codes", "events", "read_markers", "attachments", "schema_migrations"}
 
 
 def tables_of(database: str) -> set:

@@ -77,6 +77,15 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
                                                                           seq=3),
     "Users.sends_receipts": lambda tx, ids: r.Users(tx).sends_receipts(user_id=ids["bob"]),
     "Messages.by_id": lambda tx, ids: r.Messages(tx).by_id(message_id=ids["group_message"]),
+    "Messages.existing": lambda tx, ids: r.Messages(tx).existing(message_ids=[ids["group_message"]]),
+    "Attachments.of_ids": lambda tx, ids: r.Attachments(tx).of_ids(attachment_ids=[ids["bob"], ids["alice"]]),
+    "Attachments.claim": lambda tx, ids: r.Attachments(tx).claim(attachment_ids=[ids["bob"]], uploader_id=ids["bob"],
+                                                                 message_id=ids["group_message"]),
+    "Attachments.held": lambda tx, ids: r.Attachments(tx).held(attachment_id=ids["bob"], user_id=ids["bob"]),
+    "Attachments.of_messages": lambda tx, ids: r.Attachments(tx).of_messages(message_ids=[ids["group_message"]]),
+    "Attachments.unattached_before": lambda tx, ids: r.Attachments(tx).unattached_before(
+        before=datetime(2024, 7, 1), limit=1000),
+    "Attachments.remove": lambda tx, ids: r.Attachments(tx).remove(attachment_ids=[ids["bob"]]),
     "Inbox.seqs": lambda tx, ids: r.Inbox(tx).seqs(message_id=ids["group_message"]),
     "Deliveries.group": lambda tx, ids: r.Deliveries(tx).group(
         message=r.StoredMessage("00000000-0000-4000-8000-00000000abcd", ids["alice"], None, ids["group"], "x",
@@ -125,7 +134,8 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
 
 # Methods that only INSERT a row by its key: nothing for EXPLAIN to find.
 PLAIN_INSERT = re.compile(r"INSERT INTO \w+ \([^)]*\) VALUES ")
-INSERTS = {"Users.add", "InboxCounters.add", "Blocks.add", "Groups.add", "Members.add", "Sessions.add"}
+INSERTS = {"Users.add", "InboxCounters.add", "Blocks.add", "Groups.add", "Members.add", "Sessions.add",
+           "Attachments.add"}
 
 
 def test_every_repository_method_is_either_checked_by_explain_or_a_plain_insert():
@@ -181,7 +191,7 @@ def test_the_queries_a_request_runs_use_an_index_on_mariadb_never_a_full_scan(qu
     try:
         cur = conn.cursor()
         cur.execute("ANALYZE TABLE inbox, messages, group_members, blocks, inbox_counters, users, chat_groups,"
-                    " sessions, link_codes, events, read_markers")
+                    " sessions, link_codes, events, read_markers, attachments")
         cur.fetchall()
         for sql, params in statements:
             if PLAIN_INSERT.match(sql):
