@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from secrets import token_urlsafe
 from typing import Optional
 
@@ -100,7 +101,12 @@ def _storage(settings: Settings) -> Optional[Storage]:
     in a Lambda without a bucket (its file system is not shared)."""
     if settings.attachments_bucket:
         return S3Storage(settings.attachments_bucket, endpoint_url=settings.attachments_s3_endpoint)
-    return None if settings.in_lambda else LocalStorage(DATA_DIR / "attachments")
+    if settings.in_lambda:
+        return None
+    # Beside the SQLite file (data/ by default; a test's own folder for its server).
+    url = settings.database_url
+    home = Path(url[len("sqlite:///"):]).parent if url.startswith("sqlite:///") else DATA_DIR
+    return LocalStorage(home / "attachments")
 
 
 def build(settings: Settings) -> UseCases:
