@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 from urllib.parse import quote, urlencode
 
+from .settings import private_dir
+
 UPLOAD_PATH = "/_uploads"
 FILES_PATH = "/_files/"
 
@@ -179,6 +181,7 @@ class LocalStorage:
         if fields.get("key") != rule["key"] or fields.get("Content-Type") != rule["content_type"]:
             raise Refused(403, "the key or the Content-Type is not the one the policy allows")
         path = self._path(rule["key"])
+        private_dir(self._root)  # people's files: their owner's only, as the database beside them
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = path.with_name(path.name + f".{secrets.token_hex(4)}.part")
         size = 0
