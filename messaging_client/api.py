@@ -32,19 +32,45 @@ a new password (it sets values). Not safe: /register and /create_group
 another session, redeems a used code or replaces the code just shown), and
 /update_account with a new password (a repeat would present the old
 password as current, be refused and counted as a failed sign-in).
+/upload_url is taken as safe too: a repeat hands out another form, and an
+upload never attached is deleted by the server a day later, unseen by anyone.
+
+Attachments (upload, download) go to storage, not to the API: S3 deployed,
+the development server's own /_uploads and /_files/ on `make run` (a
+relative URL, resolved against the API's base URL). The file is streamed
+from disk and to disk in chunks, never held whole in memory: httpx renders
+a multipart part that is a file object by read()ing it 64 KiB at a time,
+with a Content-Length from the file's size (S3 refuses a chunked POST), and
+every form field goes before the file, as S3 requires. No Authorization
+header goes to storage: the form's signature (or the URL's) is what it
+checks. The form POST is safe to repeat (the same key is written again);
+storage's own 500 and 503 are retried as a gateway's are.
 """
 from __future__ import annotations
 
+import mimetypes
+import os
 import random
+import re
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Union, cast
 
 import httpx
 
 from . import contract
 
 DEFAULT_API = "http://127.0.0.1:8000"
+
+# Types the server allows whose usual names mimetypes does not know or names
+# otherwise (it says audio/x-wav; HEIC and WebP depend on the system's tables).
+_TYPES = {".wav": "audio/wav", ".heic": "image/heic", ".webp": "image/webp", ".weba": "audio/webm",
+          ".m4a": "audio/mp4", ".mp3": "audio/mpeg", ".oga": "audio/ogg", ".txt": "text/plain"}
+CHUNK_BYTES = 64 * 1024
+
+# (bytes done, bytes in all), called as a file goes up or comes down.
+Progress = Callable[[int, int], None]
 
 
 # The contract's retry classes (contract.CODES' second field).
@@ -135,7 +161,21 @@ class CursorAhead(ApiError):
         return int(self.body.get("newest_seq", 0))
 
 
-_BY_CODE = {"Unauthorized": Unauthorized, "RateLimited": RateLimited, "ServiceUnavailable": ServiceUnavailable,
+class AttachmentNotReady(ApiError):
+    """A send carried an upload that is not stored (yet), not the caller's, or attached already."""
+
+
+class AttachmentNotFound(ApiError):
+    """No message the caller holds carries this attachment."""
+
+
+class PayloadTooLarge(ApiError):
+    """A file larger than the server takes (MAX_ATTACHMENT_BYTES)."""
+
+
+_BY_CODE = {"AttachmentNotReady": AttachmentNotReady, "AttachmentNotFound": AttachmentNotFound,
+            "PayloadTooLarge": PayloadTooLarge, "Unauthorized": Unauthorized, "RateLimited": RateLimited,
+            "ServiceUnavailable": ServiceUnavailable,
             "CursorAhead": CursorAhead, "BadCredentials": BadCredentials, "HandleTaken": HandleTaken,
             "UserNotFound": UserNotFound, "Forbidden": Forbidden, "MessageNotFound": MessageNotFound,
             "EditWindowClosed": EditWindowClosed, "MessageDeleted": MessageDeleted}
@@ -264,6 +304,42 @@ class Ticket:
     url: Optional[str]  # None: the server offers no WebSocket
 
 
+@dataclass(frozen=True)
+class UploadForm:
+    """/upload_url's answer: POST `fields` and then the file, as `file`, to `url` within `expires_in` seconds."""
+
+    attachment_id: str
+    url: str
+    fields: Dict[str, str]
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file a message carries (its `attachments` items)."""
+
+    attachment_id: str
+    content_type: str
+    size: int
+    file_name: Optional[str] = None
+
+    @classmethod
+    def of(cls, body: Dict[str, Any]) -> "Attachment":
+        return cls(body["attachment_id"], body["content_type"], int(body["size"]), body.get("file_name"))
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    url: str  # absolute, or a path of the API's own (the development server's /_files/...)
+    expires_in: int
+
+
+def content_type_of(file_name: str) -> str:
+    """A file's media type from its name (application/octet-stream when unknown)."""
+    suffix = Path(file_name).suffix.lower()
+    return _TYPES.get(suffix) or mimetypes.guess_type(file_name, strict=False)[0] or "application/octet-stream"
+
+
 class Client:
     def __init__(self, api: str = DEFAULT_API, token: Optional[str] = None, *, timeout: float = 10.0,
                  connect_timeout: float = 3.0, retries: int = 4, backoff_cap: float = 30.0) -> None:
@@ -356,11 +432,14 @@ class Client:
                                      "to_block": int(to_block)})
         return bool(body["blocked"])
 
-    def send(self, sending_user_id: str, receiving_user_id: str, message_text: str, *,
-             client_message_id: Optional[str] = None, retries: Optional[int] = None) -> Sent:
-        body = self._post("/send", {"sending_user_id": sending_user_id, "receiving_user_id": receiving_user_id,
-                                    "message_text": message_text}, key=client_message_id,
-                          safe=client_message_id is not None, retries=retries)
+    def send(self, sending_user_id: str, receiving_user_id: str, message_text: Optional[str] = None, *,
+             attachment_ids: Sequence[str] = (), client_message_id: Optional[str] = None,
+             retries: Optional[int] = None) -> Sent:
+        """A direct message: a text, uploaded files (attachment_ids, from upload()), or both."""
+        params = _given(sending_user_id=sending_user_id, receiving_user_id=receiving_user_id,
+                        message_text=message_text or None, attachment_ids=",".join(attachment_ids) or None)
+        body = self._post("/send", params, key=client_message_id, safe=client_message_id is not None,
+                          retries=retries)
         return Sent(body["message_id"], body["sent_at"], body["duplicate"])
 
     def create_group(self, group_name: str) -> str:
@@ -371,11 +450,14 @@ class Client:
                                             "to_be_added": int(to_be_added)})
         return bool(body["member"])
 
-    def send_group(self, sending_user_id: str, group_id: str, message_text: str, *,
-                   client_message_id: Optional[str] = None, retries: Optional[int] = None) -> Sent:
-        body = self._post("/send_group", {"sending_user_id": sending_user_id, "group_id": group_id,
-                                          "message_text": message_text}, key=client_message_id,
-                          safe=client_message_id is not None, retries=retries)
+    def send_group(self, sending_user_id: str, group_id: str, message_text: Optional[str] = None, *,
+                   attachment_ids: Sequence[str] = (), client_message_id: Optional[str] = None,
+                   retries: Optional[int] = None) -> Sent:
+        """A group message: a text, uploaded files (attachment_ids, from upload()), or both."""
+        params = _given(sending_user_id=sending_user_id, group_id=group_id, message_text=message_text or None,
+                        attachment_ids=",".join(attachment_ids) or None)
+        body = self._post("/send_group", params, key=client_message_id, safe=client_message_id is not None,
+                          retries=retries)
         return Sent(body["message_id"], body["sent_at"], body["duplicate"], body["recipients"])
 
     def read_messages(self, user_id: str, *, after: Optional[int] = None, min_timestamp: Optional[str] = None,
@@ -433,6 +515,91 @@ class Client:
         body = self._post("/connect_ticket", {"user_id": user_id})
         return Ticket(body["ticket"], body["expires_in"], body["url"])
 
+    # ------------------------------------------------------------------ attachments
+
+    def upload_url(self, content_type: str, size: int, *, file_name: Optional[str] = None,
+                   retries: Optional[int] = None) -> UploadForm:
+        """A form to upload one file of `size` bytes (at most) and this type.
+        BadRequest for a type the server does not take, PayloadTooLarge for a
+        size past its limit."""
+        body = self._post("/upload_url", _given(content_type=content_type, size=size, file_name=file_name),
+                          retries=retries)
+        return UploadForm(body["attachment_id"], body["upload"]["url"], dict(body["upload"]["fields"]),
+                          int(body["expires_in"]))
+
+    def upload(self, path: Union[str, "os.PathLike[str]"], *, content_type: Optional[str] = None,
+               file_name: Optional[str] = None, progress: Optional[Progress] = None,
+               retries: Optional[int] = None) -> Attachment:
+        """Upload a file from disk, streamed (never read whole into memory);
+        what to pass to send()'s attachment_ids. The type comes from the file
+        name unless given; the name shown is the file's unless given."""
+        path = Path(path)
+        shown = file_name or path.name
+        kind = content_type or content_type_of(shown)
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            form = self.upload_url(kind, size, file_name=shown[:contract.MAX_FILE_NAME_CHARS] or None,
+                                   retries=retries)
+            self.post_form(form, file, content_type=kind, file_name=shown, progress=progress, retries=retries)
+        return Attachment(form.attachment_id, kind, size, shown)
+
+    def post_form(self, form: UploadForm, file: IO[bytes], *, content_type: str, file_name: str,
+                  progress: Optional[Progress] = None, retries: Optional[int] = None) -> None:
+        """POST the form's fields and then the file (an open binary file, read
+        from its start in chunks) to storage; retried as a safe call."""
+        reading = _Reading(file, progress)
+        attempts = (self.retries if retries is None else retries) + 1
+        for attempt in range(attempts):
+            try:  # a file object: httpx streams it (see the module's doc)
+                r = self._http.post(self.storage_url(form.url), data=form.fields,
+                                    files={"file": (file_name, cast(IO[bytes], reading), content_type)})
+            except httpx.TransportError as exc:
+                error: ApiError = Offline(f"cannot reach {_origin(form.url, self.api)} ({type(exc).__name__})")
+            else:
+                if r.status_code < 300:
+                    return
+                error = _storage_error(r)
+            if attempt == attempts - 1 or not error.retryable(True) or (error.retry_after or 0) > self.backoff_cap:
+                raise error
+            self._sleep(attempt, error.retry_after)
+
+    def download_url(self, attachment_id: str) -> DownloadLink:
+        """A short-lived URL of a file a message the user holds carries (AttachmentNotFound else)."""
+        body = self._post("/download_url", {"attachment_id": attachment_id})
+        return DownloadLink(body["url"], int(body["expires_in"]))
+
+    def download(self, attachment_id: str, path: Union[str, "os.PathLike[str]"], *,
+                 progress: Optional[Progress] = None) -> int:
+        """Download a file a message carries into `path`, streamed (written as
+        it comes, into a temporary file beside `path` that then replaces it:
+        `path` is never left half written); how many bytes."""
+        path = Path(path)
+        link = self.download_url(attachment_id)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            with self._http.stream("GET", self.storage_url(link.url)) as r:
+                if r.status_code >= 300:
+                    r.read()
+                    raise _storage_error(r)
+                total = int(r.headers.get("Content-Length") or 0)
+                done = 0
+                with open(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb") as out:
+                    for chunk in r.iter_bytes(CHUNK_BYTES):
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
+            os.replace(partial, path)
+        except httpx.TransportError as exc:
+            raise Offline(f"cannot reach {_origin(link.url, self.api)} ({type(exc).__name__})") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return done
+
+    def storage_url(self, url: str) -> str:
+        """An upload or download URL as given (S3's), or a path of the API's own resolved against its base URL."""
+        return url if re.match(r"https?://", url) else f"{self.api}/{url.lstrip('/')}"
+
     def health(self) -> Dict[str, Any]:
         try:
             r = self._http.get("/health")
@@ -480,6 +647,57 @@ def backoff(attempt: int, retry_after: Optional[float] = None, *, base: float = 
     so many clients do not come back at once, and never sooner than Retry-After."""
     delay = min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
     return min(cap, max(delay, retry_after or 0))
+
+
+class _Reading:
+    """A file read for an upload, reporting progress; its length is the
+    file's (fileno), so the request has a Content-Length."""
+
+    def __init__(self, file: IO[bytes], progress: Optional[Progress]) -> None:
+        self._file, self._progress = file, progress
+        self._total = os.fstat(file.fileno()).st_size
+        self._done = 0
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        at = self._file.seek(offset, whence)
+        self._done = at
+        return at
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self._done += len(chunk)
+        if self._progress is not None and chunk:
+            self._progress(self._done, self._total)
+        return chunk
+
+
+def _origin(url: str, api: str) -> str:
+    """Where an upload or download goes, for an error: storage's host, or the API."""
+    if re.match(r"https?://", url):
+        return httpx.URL(url).host or url
+    return api
+
+
+def _storage_error(r: httpx.Response) -> ApiError:
+    """Storage's refusal: S3's XML <Error> (Code, Message), the development
+    server's JSON envelope, or just the status. Its 500 and 503 (S3's
+    InternalError, SlowDown) are worth another try; nothing else is."""
+    retry = IF_IDEMPOTENT if r.status_code in (500, *GATEWAY_STATUSES) else NEVER
+    text = r.text
+    if text.lstrip().startswith("<"):
+        code = re.search(r"<Code>([^<]*)</Code>", text)
+        message = re.search(r"<Message>([^<]*)</Message>", text)
+        return ApiError(r.status_code, code.group(1) if code else f"HTTP{r.status_code}",
+                        message.group(1) if message else r.reason_phrase, retry=retry)
+    error = _error(r)
+    error.retry = retry
+    return error
 
 
 def _given(**params: Any) -> Dict[str, Any]:
