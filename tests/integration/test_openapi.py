@@ -4,6 +4,7 @@ tests/unit/test_openapi_spec.py)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import socket
 import uuid
@@ -533,6 +534,226 @@ def test_stream_error_responses_conform_to_the_spec(stream_api, app_env, monkeyp
     assert api.post("/mark_read", {"message_id": other, "with_user_id": dave.id}, token=alice.token).status == 200
     r = api.post("/mark_read", {"message_id": other, "with_user_id": dave.id}, token=alice.token)
     check("/mark_read", "post", r, 429)
+
+
+# --------------------------------------------------------------------------- attachments
+
+
+@pytest.fixture
+def attaching_api(stream_api, monkeypatch, tmp_path) -> Api:
+    """The stream's api with the app's local attachment store (no
+    ATTACHMENTS_BUCKET, not in a Lambda): its files beside the SQLite
+    database, or, on MariaDB, under tmp_path rather than data/attachments."""
+    for name in ("ATTACHMENTS_BUCKET", "ATTACHMENTS_S3_ENDPOINT", "AWS_LAMBDA_FUNCTION_NAME", "MAX_ATTACHMENT_BYTES",
+                 "ATTACHMENT_TYPES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(wiring, "DATA_DIR", tmp_path)
+    wiring.reset()
+    return stream_api
+
+
+def _upload(api: Api, user, data: bytes, check, **params) -> str:
+    """Ask /upload_url for a form (checked against the spec), then store the
+    file as the development server's /_uploads does: through the app's own
+    local store, with the fields it answered."""
+    params.setdefault("content_type", "image/png")
+    r = api.post("/upload_url", {"size": len(data), **params}, token=user.token)
+    check("/upload_url", "post", r, 200)
+    assert r.body["upload"]["url"] == "/_uploads" and r.body["expires_in"] == 600, r
+    store = wiring.service().attaching.local_store
+    assert store is not None
+    store.accept(r.body["upload"]["fields"], io.BytesIO(data))
+    return r.body["attachment_id"]
+
+
+def _with_attachments(items: list) -> list:
+    return [m for m in items if m and m["attachments"]]
+
+
+def test_attachment_success_responses_conform_to_the_spec(attaching_api, app_env):
+    """/upload_url and /download_url, and messages carrying attachments in
+    /read_messages, /sync (with Redis, from the cache too), /history and
+    /conversations; empty once deleted."""
+    api, check = attaching_api, assert_conforms
+    alice, bob = api.register("alice"), api.register("bob")
+    group = api.create_group(alice, "pictures")
+    for user in (alice, bob):
+        assert api.join(user, group).status == 200
+    picture = _upload(api, alice, b"\x89PNG", check, content_type=" Image/PNG ", file_name="cat 🐈.png")
+    r = api.post("/upload_url", json_body={"user_id": alice.id, "content_type": "text/plain", "size": "5"},
+                 token=alice.token)  # no file_name; size as digits
+    check("/upload_url", "post", r, 200)
+    note = r.body["attachment_id"]
+    wiring.service().attaching.local_store.accept(r.body["upload"]["fields"], io.BytesIO(b"note"))  # 4 of 5 bytes
+    document = _upload(api, alice, b"%PDF-1.7", check, content_type="application/pdf", file_name="report.pdf")
+    alone = _upload(api, alice, b"GIF89a", check, content_type="image/gif")
+
+    # /send with text and attachments (form body), again with its key: the original, "duplicate": true.
+    direct = {"sending_user_id": alice.id, "receiving_user_id": bob.id, "message_text": "look",
+              "attachment_ids": f"{picture}, {note.upper()}", "client_message_id": "with-files"}
+    for status in (201, 200):
+        check("/send", "post", api.post("/send", form=direct, token=alice.token), status)
+    # /send_group with attachments alone (JSON body): its text is "".
+    r = api.post("/send_group", json_body={"sending_user_id": alice.id, "group_id": group,
+                                           "attachment_ids": document}, token=alice.token)
+    check("/send_group", "post", r, 201)
+    r = api.post("/send", {"sending_user_id": alice.id, "receiving_user_id": bob.id, "attachment_ids": alone},
+                 token=alice.token)
+    check("/send", "post", r, 201)
+    erased = r.body["message_id"]
+    _sent(api.send(bob, alice, "no files"))
+
+    r = api.read(bob, after=0, limit=10)
+    check("/read_messages", "post", r, 200)
+    carried = [(m["text"], m["attachments"]) for m in r.body["messages"]]
+    assert carried == [
+        ("look", [{"attachment_id": picture, "content_type": "image/png", "size": 4, "file_name": "cat 🐈.png"},
+                  {"attachment_id": note, "content_type": "text/plain", "size": 4, "file_name": None}]),
+        ("", [{"attachment_id": document, "content_type": "application/pdf", "size": 8, "file_name": "report.pdf"}]),
+        ("", [{"attachment_id": alone, "content_type": "image/gif", "size": 6, "file_name": None}]),
+    ], r
+
+    # /download_url: by the recipient and by the sender, a member of the group, in each kind of body.
+    for user, params in ((bob, {"attachment_id": picture}), (alice, {"attachment_id": note, "user_id": alice.id}),
+                         (bob, {"attachment_id": document})):
+        r = api.post("/download_url", params, token=user.token)
+        check("/download_url", "post", r, 200)
+        assert r.body["url"].startswith("/_files/") and r.body["expires_in"] == 300, r
+    check("/download_url", "post", api.post("/download_url", json_body={"attachment_id": alone}, token=bob.token), 200)
+    r = api.post("/download_url", form={"attachment_id": alone.upper(), "user_id": alice.id}, token=alice.token)
+    check("/download_url", "post", r, 200)
+
+    # Deleted: no attachments any more, and no download.
+    assert api.post("/delete_message", {"message_id": erased}, token=alice.token).status == 200
+    r = api.post("/download_url", {"attachment_id": alone}, token=bob.token)
+    check("/download_url", "post", r, 404)
+    assert r.code == "AttachmentNotFound", r
+
+    for _ in range(2):  # with Redis, the second time from the cache
+        for user in (alice, bob):
+            events = _sync_all(api, user, check)
+            messages = [e for e in events if e["type"] == "message"]
+            assert [len(e["attachments"]) for e in messages] == [2, 1, 0, 0], messages
+            assert [(e["deleted"], e["text"]) for e in messages[2:]] == [(True, None), (False, "no files")], messages
+    r = api.post("/history", {"with_user_id": alice.id}, token=bob.token)
+    check("/history", "post", r, 200)
+    assert [len(m["attachments"]) for m in r.body["messages"]] == [0, 0, 2], r  # newest first
+    r = api.post("/history", {"group_id": group}, token=bob.token)
+    check("/history", "post", r, 200)
+    assert _with_attachments(r.body["messages"])[0]["attachments"][0]["attachment_id"] == document, r
+    r = api.post("/conversations", token=bob.token)
+    check("/conversations", "post", r, 200)
+    last = [c["last_message"] for c in r.body["conversations"]]
+    assert [m["attachments"] for m in _with_attachments(last)] == [[
+        {"attachment_id": document, "content_type": "application/pdf", "size": 8, "file_name": "report.pdf"}]], r
+
+
+def test_attachment_error_responses_conform_to_the_spec(attaching_api, monkeypatch):
+    api, check = attaching_api, assert_conforms
+    alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
+    group = api.create_group(alice)
+    assert api.join(alice, group).status == 200
+    upload = {"content_type": "image/png", "size": 4}
+
+    # /upload_url
+    check("/upload_url", "post", api.post("/upload_url", upload), 401)
+    r = api.post("/upload_url", {**upload, "user_id": bob.id}, token=alice.token)
+    check("/upload_url", "post", r, 403)
+    assert r.code == "Forbidden", r
+    for params, named in (({"size": 4}, "content_type"), ({**upload, "content_type": "text/html"}, "content_type"),
+                          ({**upload, "content_type": "image/png; q=1"}, "content_type"),
+                          ({"content_type": "image/png"}, "size"), ({**upload, "size": 0}, "size"),
+                          ({**upload, "file_name": "x" * 256}, "file_name"),
+                          ({**upload, "file_name": " "}, "file_name")):
+        r = api.post("/upload_url", params, token=alice.token)
+        check("/upload_url", "post", r, 400)
+        assert named in r.body["Message"], (params, r)
+    big = json.dumps({**upload, "padding": "x" * 70_000}).encode()
+    check("/upload_url", "post", api.post("/upload_url", token=alice.token, raw_body=big), 413)
+    r = api.post("/upload_url", token=alice.token, raw_body=b"x", headers={"Content-Type": "text/plain"})
+    check("/upload_url", "post", r, 415)
+
+    # /download_url
+    mine = _upload(api, alice, b"\x89PNG", check)
+    check("/download_url", "post", api.post("/download_url", {"attachment_id": mine}), 401)
+    r = api.post("/download_url", {"attachment_id": mine, "user_id": bob.id}, token=alice.token)
+    check("/download_url", "post", r, 403)
+    check("/download_url", "post", api.post("/download_url", token=alice.token), 400)
+    check("/download_url", "post", api.post("/download_url", {"attachment_id": "nope"}, token=alice.token), 400)
+    for attachment_id, user in ((str(uuid.uuid4()), alice), (mine, alice)):  # unknown; uploaded, never attached
+        r = api.post("/download_url", {"attachment_id": attachment_id}, token=user.token)
+        check("/download_url", "post", r, 404)
+        assert r.code == "AttachmentNotFound", r
+
+    # /send and /send_group
+    r = api.post("/send", {"sending_user_id": alice.id, "receiving_user_id": bob.id}, token=alice.token)
+    check("/send", "post", r, 400)
+    assert "message_text" in r.body["Message"], r
+    r = api.post("/send_group", json_body={"sending_user_id": alice.id, "group_id": group, "attachment_ids": None},
+                 token=alice.token)
+    check("/send_group", "post", r, 400)
+    assert "message_text" in r.body["Message"], r
+    eleven = ",".join(str(uuid.uuid4()) for _ in range(11))
+    r = api.send(alice, bob, "x", attachment_ids=eleven)
+    check("/send", "post", r, 400)
+    assert "attachment_ids" in r.body["Message"], r
+    r = api.send(alice, bob, "x", attachment_ids=f"{mine},not-an-id")
+    check("/send", "post", r, 400)
+    pending = api.post("/upload_url", upload, token=alice.token).body["attachment_id"]  # never uploaded
+    bobs = _upload(api, bob, b"\x89PNG", check)
+    for ids, why in ((pending, "not been uploaded"), (bobs, "not an upload of yours"),
+                     (str(uuid.uuid4()), "not an upload of yours")):
+        r = api.send(alice, bob, "x", attachment_ids=ids)
+        check("/send", "post", r, 409)
+        assert r.code == "AttachmentNotReady" and why in r.body["Message"], (ids, r)
+    r = api.send_group(alice, group, "x", attachment_ids=pending)
+    check("/send_group", "post", r, 409)
+    assert r.code == "AttachmentNotReady", r
+    _sent(api.send(alice, bob, "x", attachment_ids=mine, client_message_id="files-1"))
+    r = api.send(alice, carol, "again", attachment_ids=mine)
+    check("/send", "post", r, 409)
+    assert r.code == "AttachmentNotReady" and "already attached" in r.body["Message"], r
+    other = _upload(api, alice, b"\x89PNG", check)
+    r = api.send(alice, bob, "x", attachment_ids=other, client_message_id="files-1")  # the key, other files
+    check("/send", "post", r, 409)
+    assert r.code == "IdempotencyConflict", r
+    r = api.post("/download_url", {"attachment_id": mine}, token=carol.token)  # not in carol's stream
+    check("/download_url", "post", r, 404)
+
+    # Over MAX_ATTACHMENT_BYTES, and over the rate limits (writes for uploads, reads for downloads).
+    monkeypatch.setenv("MAX_ATTACHMENT_BYTES", "10")
+    monkeypatch.setenv("RATE_LIMIT_WRITES_PER_MINUTE", "1")
+    monkeypatch.setenv("RATE_LIMIT_READS_PER_MINUTE", "1")
+    wiring.reset()
+    r = api.post("/upload_url", {**upload, "size": 11}, token=alice.token)
+    check("/upload_url", "post", r, 413)
+    assert r.code == "PayloadTooLarge" and "size" in r.body["Message"], r
+    dave = api.register("dave")
+    check("/upload_url", "post", api.post("/upload_url", upload, token=dave.token), 200)
+    r = api.post("/upload_url", upload, token=dave.token)
+    check("/upload_url", "post", r, 429)
+    assert r.code == "RateLimited", r
+    check("/download_url", "post", api.post("/download_url", {"attachment_id": mine}, token=bob.token), 200)
+    r = api.post("/download_url", {"attachment_id": mine}, token=bob.token)
+    check("/download_url", "post", r, 429)
+    assert r.code == "RateLimited", r
+
+
+def test_without_attachment_storage_the_routes_answer_503_as_the_spec_says(api, monkeypatch):
+    """In a Lambda without ATTACHMENTS_BUCKET the server stores no files."""
+    alice, bob = api.register("alice"), api.register("bob")
+    monkeypatch.delenv("ATTACHMENTS_BUCKET", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "messaging-test")
+    wiring.reset()
+    assert wiring.service().attaching.local_store is None
+    for path, params in (("/upload_url", {"content_type": "image/png", "size": 4}),
+                         ("/download_url", {"attachment_id": str(uuid.uuid4())})):
+        r = api.post(path, params, token=alice.token)
+        assert_conforms(path, "post", r, 503)
+        assert "ATTACHMENTS_BUCKET" in r.body["Message"], r
+    r = api.send(alice, bob, "x", attachment_ids=str(uuid.uuid4()))
+    assert_conforms("/send", "post", r, 503)
+    assert_conforms("/send", "post", api.send(alice, bob, "text alone still goes"), 201)
 
 
 def test_without_tokens_the_stream_routes_answer_as_the_spec_says(api, monkeypatch):
