@@ -296,7 +296,7 @@ def parse_ids(name: str, value: Any, most: int) -> List[str]:
 def parse_content_type(name: str, value: Any) -> str:
     """A media type, type/subtype, without parameters; kept in lower case."""
     value = _string(name, value).strip().lower()
-    if not _MEDIA_TYPE.fullmatch(value):
+    if len(value) > 100 or not _MEDIA_TYPE.fullmatch(value):
         raise BadRequest(name, "must be a media type such as image/png (type/subtype, no parameters)")
     return value
 

@@ -9,8 +9,15 @@ import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..contract import DOWNLOAD_URL_SECONDS, UPLOAD_URL_SECONDS
-from ..db import Tx
-from ..errors import AttachmentNotFound, AttachmentNotReady, BadRequest, PayloadTooLarge, ServiceUnavailable
+from ..db import MissingReference, Tx
+from ..errors import (
+    AttachmentNotFound,
+    AttachmentNotReady,
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UserNotFound,
+)
 from ..repositories import Attachment, Attachments, attachment_key
 from ..storage import LocalStorage, Storage
 from .deps import Deps
@@ -35,9 +42,14 @@ class Attaching:
             raise PayloadTooLarge(f"size: at most {deps.max_attachment_bytes} bytes (MAX_ATTACHMENT_BYTES)")
         deps.limit(deps.limits.writes, user_id)
         attachment_id = str(uuid.uuid4())
-        deps.db.run(lambda tx: Attachments(tx).add(attachment_id=attachment_id, uploader_id=user_id,
-                                                   content_type=content_type, size=size, file_name=file_name,
-                                                   created_at=deps.now()), write=True)
+        def work(tx: Tx) -> None:
+            try:
+                Attachments(tx).add(attachment_id=attachment_id, uploader_id=user_id, content_type=content_type,
+                                    size=size, file_name=file_name, created_at=deps.now())
+            except MissingReference:  # AUTH_MODE=none: any id may be given
+                raise UserNotFound(f"user_id: no user {user_id}") from None
+
+        deps.db.run(work, write=True)
         url, fields = storage.upload_form(key=attachment_key(user_id, attachment_id), content_type=content_type,
                                           max_bytes=size, expires_in=UPLOAD_URL_SECONDS)
         return UploadUrl(attachment_id, {"url": url, "fields": fields}, UPLOAD_URL_SECONDS)
