@@ -14,14 +14,18 @@
     account delete [--yes]        delete the account for good, and this profile with its local store
     account receipts on|off       whether others see that you read their messages (receipts)
     find HANDLE                   who has this handle
-    send USER TEXT                a direct message; USER is a user id or @handle
+    send USER TEXT [--file PATH]  a direct message; USER is a user id or @handle. --file (again for each
+                                  file, up to 10) attaches a file; the text may then be left out
     group create NAME             a group, joined; prints its id
     group join|leave GROUP_ID
-    group send GROUP_ID TEXT
+    group send GROUP_ID TEXT [--file PATH]
     block|unblock USER
     edit MESSAGE_ID TEXT          change the text of a message you sent (its id as `send` printed it,
                                   or `history --ids` shows it: the start of it will do)
     delete MESSAGE_ID             delete a message you sent, for everyone
+    download ATTACHMENT_ID [--out PATH]
+                                  save a file a message carries (its id as `history --ids` shows it, or
+                                  the start of it), as its name in this folder unless --out says where
     inbox                         conversations with unread counts (this device's store)
     conversations                 conversations with unread counts, as the server has them
     history ID [--ids]            a conversation (a user's id or @handle, or a group's id); marks it read
@@ -31,7 +35,8 @@
 
 Everything comes from the user's stream (/sync), so messages you send from
 another device show here too (as "you"), an edited message shows its new
-text with "(edited)" and a deleted one "[deleted]". Reading (history, chat)
+text with "(edited)" and a deleted one "[deleted]"; the files a message
+carries show as "[file: NAME (SIZE)]". Reading (history, chat)
 tells the server, so your other devices' unread counts follow and, in a
 direct conversation, the other person gets a read receipt unless you turned
 them off (`account receipts off`).
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import re
 import socket
 import sys
@@ -58,12 +64,13 @@ import threading
 import time
 import uuid
 import warnings
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
 from . import contract, profiles
 from .api import DEFAULT_API, ApiError, Client, Offline, Unauthorized
-from .messenger import Messenger
-from .store import Name, Store, StoreOfAnotherUser, conversation_of
+from .messenger import Messenger, outbox_file
+from .store import Name, OutboxFile, Store, StoreOfAnotherUser, conversation_of
 
 SHORT_ID_CHARS = 4  # the fewest characters of a message id `edit` and `delete` take
 
@@ -124,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("find", help="find a user by handle").add_argument("handle")
     send = sub.add_parser("send", help="send a direct message")
     send.add_argument("user", metavar="USER", help="a user id or @handle")
-    send.add_argument("text", nargs="+")
+    _message(send)
     group = sub.add_parser("group", help="create, join, leave or send to a group")
     gsub = group.add_subparsers(dest="group_command", required=True, metavar="ACTION")
     gsub.add_parser("create").add_argument("name")
@@ -132,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     gsub.add_parser("leave").add_argument("group_id")
     gsend = gsub.add_parser("send")
     gsend.add_argument("group_id")
-    gsend.add_argument("text", nargs="+")
+    _message(gsend)
     for name in ("block", "unblock"):
         sub.add_parser(name, help=f"{name} a user").add_argument("user", metavar="USER", help="a user id or @handle")
     edit = sub.add_parser("edit", help="change the text of a message you sent")
@@ -140,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("text", nargs="+")
     delete_message = sub.add_parser("delete", help="delete a message you sent, for everyone")
     delete_message.add_argument("message_id", help="its id as `send` printed it (or its start: 4 characters or more)")
+    download = sub.add_parser("download", help="save a file a message carries")
+    download.add_argument("attachment_id", help="its id as `history --ids` shows it (or its start: 4 characters"
+                                                " or more)")
+    download.add_argument("--out", help="the file to write (replaced if there), or a folder to write it in"
+                                        " (default: the file's own name, in this folder)")
     sub.add_parser("inbox", help="conversations with unread counts")
     sub.add_parser("conversations", help="conversations with unread counts, as the server has them")
     history = sub.add_parser("history", help="a conversation's messages")
@@ -150,6 +162,14 @@ def _parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="chat with a user or a group")
     chat.add_argument("id", help="the other user's id or @handle, or the group's id")
     return parser
+
+
+def _message(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", nargs="*", help="the text (may be left out with --file)")
+    parser.add_argument("--file", action="append", default=[], metavar="PATH", dest="files",
+                        help=f"attach a file (again for each, up to {contract.MAX_ATTACHMENTS_PER_MESSAGE})")
+    parser.add_argument("--type", metavar="MEDIA_TYPE", dest="content_type",
+                        help="the files' type, e.g. image/png (default: from each file's name)")
 
 
 def _password_stdin(parser: argparse.ArgumentParser, what: str) -> None:
@@ -232,22 +252,42 @@ def _line(item: Dict[str, Any], me: str, names: Dict[str, Name], *, ids: bool = 
     who = "you" if item["sender_id"] == me else _who(item["sender_id"], names)
     where = f" in group {_short(item['group_id'])}" if item.get("group_id") else ""
     short = f"{item['message_id'][:8]} " if ids else ""
-    return f"{short}[{when}] {who}{where}: {_text(item)}"
+    return f"{short}[{when}] {who}{where}: {_text(item, ids=ids)}"
 
 
-def _text(item: Dict[str, Any]) -> str:
-    """A message's text as shown: "[deleted]" once deleted, marked "(edited)" once edited."""
+def _text(item: Dict[str, Any], *, ids: bool = False) -> str:
+    """A message's text as shown: "[deleted]" once deleted, marked "(edited)"
+    once edited, then each file it carries: "[file: NAME (SIZE)]" (with
+    `ids`, "[file ID: NAME (SIZE)]", ID the start of what `download` takes)."""
     if item.get("deleted") or item.get("text") is None:
         return "[deleted]"
-    return f"{item['text']} (edited)" if item.get("edited_at") else str(item["text"])
+    text = f"{item['text']} (edited)" if item.get("edited_at") else str(item["text"])
+    files = [_file(a, ids=ids) for a in item.get("attachments") or []]
+    return " ".join(part for part in (text, *files) if part)
 
 
-def _last(text: Optional[str], edited: bool, deleted: bool) -> str:
-    """A conversation's last message in a list: its start."""
+def _file(attachment: Dict[str, Any], *, ids: bool = False) -> str:
+    short = f" {attachment['attachment_id'][:8]}" if ids else ""
+    return f"[file{short}: {attachment.get('file_name') or 'unnamed'} ({_size(int(attachment.get('size') or 0))})]"
+
+
+def _size(size: float) -> str:
+    """Bytes as shown: 512 B, 70.3 KiB, 10.0 MiB."""
+    if size < 1024:
+        return f"{int(size)} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def _last(text: Optional[str], edited: bool, deleted: bool, files: int = 0) -> str:
+    """A conversation's last message in a list: its start (or, without text, its files)."""
     if deleted:
         return "  last: [deleted]"
     if not text:
-        return ""
+        return f"  last: [{files} file{'s' if files != 1 else ''}]" if files else ""
     return f"  last: {text[:40]}" + (" (edited)" if edited else "")
 
 
@@ -277,8 +317,36 @@ def _session(args: argparse.Namespace) -> Session:
     return Session(profile, args.api)
 
 
-def _send(session: Session, target: str, text: str, *, group: bool) -> str:
-    key = session.store.queue("group" if group else "direct", target, text)
+def _files(paths: Sequence[str], content_type: Optional[str]) -> List[OutboxFile]:
+    """The files a send carries, checked here: each a readable file with something in it."""
+    if len(paths) > contract.MAX_ATTACHMENTS_PER_MESSAGE:
+        raise Fail(f"at most {contract.MAX_ATTACHMENTS_PER_MESSAGE} files a message")
+    files = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise Fail(f"{given}: no such file" if not path.exists() else f"{given} is not a file")
+        if not os.access(path, os.R_OK):
+            raise Fail(f"{given}: cannot be read (permission denied)")
+        if path.stat().st_size == 0:
+            raise Fail(f"{given} is empty")
+        files.append(outbox_file(path, content_type=content_type))
+    return files
+
+
+def _uploading(name: str, done: int, total: int) -> None:
+    """Upload progress on stderr, when it is a terminal: one line, rewritten."""
+    if sys.stderr.isatty():
+        end = "\n" if done >= total else ""
+        print(f"\ruploading {name}: {done * 100 // max(total, 1)}% of {_size(total)}", end=end, file=sys.stderr,
+              flush=True)
+
+
+def _send(session: Session, target: str, text: str, *, group: bool, files: Sequence[OutboxFile] = ()) -> str:
+    if not text and not files:
+        raise Fail("nothing to send: give a text, or a file with --file")
+    key = session.store.queue("group" if group else "direct", target, text, files)
+    session.messenger.on_upload = _uploading
     session.messenger.flush_until(time.monotonic() + SEND_PATIENCE_SECONDS)
     state = session.store.outbox_state(key)
     if state["state"] == "sent":
@@ -463,7 +531,8 @@ def _command(args: argparse.Namespace, s: Session) -> int:
         user = s.messenger.find(args.handle)
         print(f"{user.user_name} (@{user.handle}): user id {user.user_id}")
     elif args.command == "send":
-        print(_send(s, s.user(args.user), " ".join(args.text), group=False))
+        files = _files(args.files, args.content_type)
+        print(_send(s, s.user(args.user), " ".join(args.text), group=False, files=files))
     elif args.command == "group":
         if args.group_command == "create":
             group_id = s.client.create_group(args.name)
@@ -476,7 +545,8 @@ def _command(args: argparse.Namespace, s: Session) -> int:
                 s.store.open_conversation("group", args.group_id)
             print(f"{'joined' if member else 'left'} group {args.group_id}")
         else:
-            print(_send(s, args.group_id, " ".join(args.text), group=True))
+            files = _files(args.files, args.content_type)
+            print(_send(s, args.group_id, " ".join(args.text), group=True, files=files))
     elif args.command in ("block", "unblock"):
         user_id = s.user(args.user)
         blocked = s.client.block(me, user_id, args.command == "block")
@@ -489,6 +559,8 @@ def _command(args: argparse.Namespace, s: Session) -> int:
         else:
             s.messenger.delete(message_id)
             print(f"deleted {message_id}")
+    elif args.command == "download":
+        _download(s, args.attachment_id, args.out)
     elif args.command == "inbox":
         s.messenger.flush()
         s.messenger.sync()
@@ -498,7 +570,7 @@ def _command(args: argparse.Namespace, s: Session) -> int:
         names = s.messenger.names([c.target for c in conversations if c.kind == "direct"])
         for c in conversations:
             label = f"group {c.target}" if c.kind == "group" else _label(c.target, names)
-            print(f"{label}  {c.unread} unread{_last(c.last_text, c.last_edited, c.last_deleted)}")
+            print(f"{label}  {c.unread} unread{_last(c.last_text, c.last_edited, c.last_deleted, c.last_files)}")
     elif args.command == "conversations":
         _conversations(s)
     elif args.command == "history":
@@ -525,6 +597,55 @@ def _own_message(s: Session, given: str) -> str:
     return matches[0]
 
 
+def _download(s: Session, given: str, out: Optional[str]) -> None:
+    """Save a file a message carries: by its id (or the start of one the store
+    holds), as its own name (made safe) in this folder unless `out` says where."""
+    if _is_id(given):
+        attachment_id = given.lower()
+        known = s.store.attachments_starting(attachment_id)
+        if not known:  # perhaps in a message not read yet: for its name
+            s.messenger.sync()
+            known = s.store.attachments_starting(attachment_id)
+    else:
+        if len(given) < SHORT_ID_CHARS or not re.fullmatch(r"[0-9A-Fa-f-]+", given):
+            raise Fail(f"{given!r} is not an attachment id (or its start: {SHORT_ID_CHARS} characters or more)")
+        s.messenger.sync()
+        known = s.store.attachments_starting(given)
+        if len(known) != 1:
+            raise Fail(f"{'no' if not known else 'more than one'} file of your messages has an id starting with"
+                       f" {given!r}: `history --ids` shows them")
+        attachment_id = known[0]["attachment_id"]
+    name = _safe_name(known[0].get("file_name") if known else None, attachment_id)
+    if out is None:
+        path = Path(name)
+        if path.exists():
+            raise Fail(f"{path} exists already: say where to save it with --out PATH")
+    else:
+        path = Path(out).expanduser()
+        if path.is_dir():
+            path = path / name
+    try:
+        size = s.client.download(attachment_id, path, progress=lambda done, total: _downloading(name, done, total))
+    except OSError as error:
+        raise Fail(f"cannot write {path}: {error.strerror or type(error).__name__}") from None
+    print(f"saved {path} ({_size(size)})")
+
+
+def _safe_name(file_name: Optional[str], attachment_id: str) -> str:
+    """A file name as someone else gave it, safe to write here: no folders,
+    no control characters, not hidden; the attachment id when nothing is left."""
+    name = "".join(c for c in (file_name or "").replace("\\", "/").split("/")[-1] if c.isprintable())
+    name = name.strip().lstrip(".").strip()
+    return name[:200] or attachment_id
+
+
+def _downloading(name: str, done: int, total: int) -> None:
+    if sys.stderr.isatty() and total:
+        end = "\n" if done >= total else ""
+        print(f"\rdownloading {name}: {done * 100 // total}% of {_size(total)}", end=end, file=sys.stderr,
+              flush=True)
+
+
 def _conversations(s: Session) -> None:
     """The server's list of the user's conversations (/conversations), most recent first."""
     me = s.profile.user_id
@@ -545,7 +666,8 @@ def _conversations(s: Session) -> None:
         else:
             label = "notes to self" if c["id"] == me else _label(c["id"], names)
         last = c.get("last_message")
-        shown = _last(last.get("text"), bool(last.get("edited_at")), bool(last.get("deleted"))) if last else ""
+        shown = _last(last.get("text"), bool(last.get("edited_at")), bool(last.get("deleted")),
+                      len(last.get("attachments") or [])) if last else ""
         print(f"{label}  {c['unread']} unread{shown}")
 
 

@@ -32,20 +32,33 @@ failed at once. Unauthorized (this device was signed out) is about the
 device, not the message: flush() raises it and the message stays queued, to
 go out with its key once the store's user signs in again.
 
+A send may carry files: queued by path, each is uploaded (streamed from
+disk) when the send is first tried, and its attachment id kept in the
+outbox, so a retry sends the same ids with the same key and uploads
+nothing again. An upload is retried by the same rule as the send (a
+repeat of /upload_url or of the form makes nothing anyone sees twice); a
+refused one (a type the server does not take, a file too large) marks the
+send failed, as does a file that cannot be read. Uploads kept from an
+earlier attempt that the server no longer takes (AttachmentNotReady: an
+upload never attached is deleted after a day) are uploaded again, once.
+
 Names: names() answers who users are from the store, asking /users for
 those it does not know or knew a day ago; find() looks a handle up.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import contract
-from .api import ApiError, Client, CursorAhead, Edited, Unauthorized, User, backoff
-from .store import NAMES_MAX_AGE_SECONDS, Name, Store
+from .api import ApiError, AttachmentNotReady, Client, CursorAhead, Edited, Unauthorized, User, backoff, content_type_of
+from .store import NAMES_MAX_AGE_SECONDS, Name, OutboxFile, Pending, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +66,32 @@ PING_SECONDS = 300  # API Gateway closes a WebSocket idle for 10 minutes
 
 OnMessage = Callable[[Dict[str, Any]], None]
 OnEvent = Callable[[Dict[str, Any]], None]
+OnUpload = Callable[[str, int, int], None]  # (file name, bytes sent, bytes in all)
+FileToSend = Union[str, "os.PathLike[str]", OutboxFile]
+
+
+def outbox_file(path: Union[str, "os.PathLike[str]"], *, content_type: Optional[str] = None,
+                file_name: Optional[str] = None) -> OutboxFile:
+    """A file for send(): its type from its name unless given, its name shown as the file's unless given."""
+    shown = file_name or Path(path).name
+    return OutboxFile(str(Path(path).absolute()), content_type or content_type_of(shown), shown)
 
 
 class Messenger:
     def __init__(self, client: Client, store: Store, user_id: str) -> None:
         self.client, self.store, self.me = client, store, user_id
         self._stop = threading.Event()
+        self.on_upload: Optional[OnUpload] = None  # told how each upload goes, as it goes
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, target: str, text: str, *, group: bool = False) -> str:
+    def send(self, target: str, text: str = "", *, group: bool = False, files: Sequence[FileToSend] = ()) -> str:
         """Queue a message (stored before it goes out) and try to send it now;
-        its idempotency key. The outcome is in store.outbox_state(key)."""
-        key = self.store.queue("group" if group else "direct", target, text)
+        its idempotency key. The outcome is in store.outbox_state(key).
+        `files`: paths (or outbox_file()s, for another type or name) the
+        message carries, uploaded when it goes out."""
+        queued = [f if isinstance(f, OutboxFile) else outbox_file(f) for f in files]
+        key = self.store.queue("group" if group else "direct", target, text, queued)
         self.flush()
         return key
 
@@ -84,10 +110,24 @@ class Messenger:
         Unauthorized (the device was signed out) is raised, the message kept."""
         for item in self.store.pending():
             send = self.client.send_group if item.kind == "group" else self.client.send
+            fresh = True
             try:
-                sent = send(self.me, item.target, item.text, client_message_id=item.client_message_id, retries=0)
+                attachment_ids, fresh = self._uploads(item)
+                sent = send(self.me, item.target, item.text or None, attachment_ids=attachment_ids,
+                            client_message_id=item.client_message_id, retries=0)
             except Unauthorized:  # this device was signed out, not the message refused: it waits for a sign-in
                 raise
+            except OSError as error:  # a file that is gone or cannot be read: it will not be readable by retrying
+                self.store.failed(item.client_message_id, f"FileUnreadable: cannot read {error.filename}"
+                                                          f" ({error.strerror or type(error).__name__})")
+                continue
+            except AttachmentNotReady as error:
+                if not fresh:  # uploads of an earlier attempt, gone from the server: uploaded again, once
+                    self.store.forget_uploads(item.client_message_id)
+                    self.store.retry_later(item.client_message_id, 0, f"{error.code}: {error.message}")
+                else:
+                    self.store.failed(item.client_message_id, f"{error.code}: {error.message}")
+                continue
             except ApiError as error:
                 if error.retryable(idempotent=True):  # offline, rate limited, unavailable: later, the same key
                     self.store.retry_later(item.client_message_id, backoff(item.attempts, error.retry_after),
@@ -97,6 +137,24 @@ class Messenger:
                 continue
             self.store.sent(item.client_message_id, sent.message_id, sent.sent_at)
         return len(self.store.pending(now=float("inf")))
+
+    def _uploads(self, item: Pending) -> Tuple[List[str], bool]:
+        """Upload the send's files not uploaded yet, recording each id as it
+        is done; (the ids to send, in order; whether every one was uploaded now)."""
+        fresh = True
+        for position, file in enumerate(item.files):
+            if file.attachment_id is not None:
+                fresh = False
+                continue
+            on_upload = self.on_upload
+            progress = None if on_upload is None else functools.partial(on_upload, file.file_name)
+            attachment = self.client.upload(file.path, content_type=file.content_type, file_name=file.file_name,
+                                            progress=progress, retries=0)
+            self.store.uploaded(item.client_message_id, position, attachment.attachment_id, attachment.size)
+        if not item.files:
+            return [], fresh
+        # As recorded: another process flushing this outbox may have recorded its upload of a file first.
+        return [str(f.attachment_id) for f in self.store.outbox_files(item.client_message_id)], fresh
 
     # ------------------------------------------------------------------ editing, deleting, reading
 

@@ -13,6 +13,13 @@ matched to the message by its message_id (or, when it arrives before the
 send's answer, to the pending send of the same text to the same
 conversation), so it is shown once.
 
+Attachments: a message keeps the files it carries (`attachments`, from its
+event: id, type, size, name), emptied once it is deleted. A send with files
+stays in the outbox until acknowledged, as any send: its files are kept by
+path until each is uploaded, then by the attachment id the upload got (so a
+retry, by this process or a later one, does not upload it again), and the
+send goes with its idempotency key and those ids.
+
 Read state is the server's: a `read` event (from any of the user's devices)
 moves a conversation's marker forward, never back; unread counts the
 messages from others past the marker that are not deleted. A `receipt`
@@ -27,6 +34,7 @@ other events) reads the stream again from the start when opened.
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -34,7 +42,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .api import User
 
@@ -51,7 +59,8 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at TEXT NOT NULL,
     outgoing INTEGER NOT NULL,          -- 1: this user sent it
     edited_at TEXT,
-    deleted INTEGER NOT NULL DEFAULT 0
+    deleted INTEGER NOT NULL DEFAULT 0,
+    attachments TEXT NOT NULL DEFAULT '[]' -- JSON: [{attachment_id, content_type, size, file_name}]
 );
 CREATE INDEX IF NOT EXISTS ix_messages_conversation ON messages (conversation, sent_at);
 CREATE TABLE IF NOT EXISTS conversations (
@@ -77,6 +86,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     message_id TEXT,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS outbox_files (
+    client_message_id TEXT NOT NULL,    -- the send (outbox) that carries the file
+    position INTEGER NOT NULL,          -- its place in the message
+    path TEXT NOT NULL,                 -- absolute, as queued
+    content_type TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    attachment_id TEXT,                 -- once uploaded: the send carries it (NULL: upload it)
+    size INTEGER,                       -- once uploaded: the bytes declared and sent
+    PRIMARY KEY (client_message_id, position)
+);
 CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY,
     user_name TEXT,                     -- NULL: /users left the user out (a deleted account)
@@ -86,16 +105,17 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 NAMES_MAX_AGE_SECONDS = 24 * 3600  # a name older than this is asked again
-STREAM_VERSION = 2  # PRAGMA user_version of a store built from /sync
+STREAM_VERSION = 3  # PRAGMA user_version of a store built from /sync, with the messages' attachments
 
 # Columns an older store lacks, added when it is opened.
 _ADDED_COLUMNS = {
-    "messages": (("edited_at", "TEXT"), ("deleted", "INTEGER NOT NULL DEFAULT 0")),
+    "messages": (("edited_at", "TEXT"), ("deleted", "INTEGER NOT NULL DEFAULT 0"),
+                 ("attachments", "TEXT NOT NULL DEFAULT '[]'")),
     "conversations": (("read_message_id", "TEXT"), ("their_read_seq", "INTEGER NOT NULL DEFAULT 0"),
                       ("their_read_message_id", "TEXT"), ("name", "TEXT"), ("member", "INTEGER")),
 }
 _MESSAGE_KEYS = ("message_id", "seq", "kind", "sender_id", "group_id", "text", "sent_at", "outgoing", "edited_at",
-                 "deleted")
+                 "deleted", "attachments")
 
 
 class StoreOfAnotherUser(Exception):
@@ -134,6 +154,7 @@ class Conversation:
     read_up_to: Optional[str] = None  # the message this user has read up to (on any device)
     their_read_up_to: Optional[str] = None  # direct: the message the other person has read up to (a receipt)
     name: Optional[str] = None  # a group's name, when a `member` event told it
+    last_files: int = 0  # how many files the last message carries
 
 
 @dataclass(frozen=True)
@@ -151,6 +172,17 @@ class Name:
 
 
 @dataclass(frozen=True)
+class OutboxFile:
+    """A file a queued send carries: uploaded once attachment_id is set."""
+
+    path: str
+    content_type: str
+    file_name: str
+    attachment_id: Optional[str] = None
+    size: Optional[int] = None
+
+
+@dataclass(frozen=True)
 class Pending:
     client_message_id: str
     kind: str
@@ -158,6 +190,7 @@ class Pending:
     text: str
     attempts: int
     next_attempt_at: float
+    files: Tuple[OutboxFile, ...] = ()
 
 
 class Store:
@@ -186,8 +219,9 @@ class Store:
     @staticmethod
     def _upgrade(db: sqlite3.Connection) -> None:
         """A store of an older client: the columns it lacks, and its cursor
-        (/read_messages', past events it never applied) back to the start, so
-        the stream is read again from 0 (what it holds is kept: events update it)."""
+        (/read_messages', past events it never applied; or one from before
+        messages kept their attachments) back to the start, so the stream is
+        read again from 0 (what it holds is kept: events update it)."""
         if db.execute("PRAGMA user_version").fetchone()[0] >= STREAM_VERSION:
             return
         for table, columns in _ADDED_COLUMNS.items():
@@ -234,13 +268,15 @@ class Store:
         if kind == "message":
             return self._message(db, event)
         if kind == "edit":
-            found = db.execute("UPDATE messages SET text = ?, edited_at = ?, deleted = ? WHERE message_id = ?",
-                               (event.get("text") or "", event.get("edited_at"), int(event.get("text") is None),
+            gone = event.get("text") is None  # edited after its deletion: no text, no files
+            found = db.execute("UPDATE messages SET text = ?, edited_at = ?, deleted = ?,"
+                               " attachments = CASE WHEN ? THEN '[]' ELSE attachments END WHERE message_id = ?",
+                               (event.get("text") or "", event.get("edited_at"), int(gone), int(gone),
                                 event["message_id"])).rowcount
             return True if found else self._touch_of(db, event)
         if kind == "delete":
-            found = db.execute("UPDATE messages SET text = '', deleted = 1 WHERE message_id = ? AND deleted = 0",
-                               (event["message_id"],)).rowcount
+            found = db.execute("UPDATE messages SET text = '', deleted = 1, attachments = '[]'"
+                               " WHERE message_id = ? AND deleted = 0", (event["message_id"],)).rowcount
             return bool(found)
         if kind in ("read", "receipt"):
             conversation = marker_conversation(event)
@@ -266,14 +302,16 @@ class Store:
         outgoing = event["sender_id"] == self.me
         text, deleted = event.get("text"), bool(event.get("deleted")) or event.get("text") is None
         known = db.execute("SELECT 1 FROM messages WHERE message_id = ?", (event["message_id"],)).fetchone()
+        attachments = [] if deleted else [_attachment(a) for a in event.get("attachments") or []]
         db.execute(
             "INSERT INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text, sent_at,"
-            " outgoing, edited_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " outgoing, edited_at, deleted, attachments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (message_id) DO UPDATE SET seq = excluded.seq, outgoing = excluded.outgoing,"
-            " text = excluded.text, edited_at = excluded.edited_at, deleted = excluded.deleted",
+            " text = excluded.text, edited_at = excluded.edited_at, deleted = excluded.deleted,"
+            " attachments = excluded.attachments",
             (event["message_id"], event["seq"], conversation, event["kind"], event["sender_id"],
              event.get("group_id"), "" if deleted else text, event["sent_at"], int(outgoing), event.get("edited_at"),
-             int(deleted)))
+             int(deleted), json.dumps(attachments)))
         self._touch(db, conversation)
         if known:
             return False  # this device sent it (store.sent) or had it before: shown already
@@ -325,20 +363,21 @@ class Store:
             " (SELECT COUNT(*) FROM messages m WHERE m.conversation = c.id AND m.outgoing = 0 AND m.deleted = 0"
             "  AND m.seq > c.read_seq),"
             " l.text, l.sent_at, l.edited_at IS NOT NULL, COALESCE(l.deleted, 0), c.read_message_id,"
-            " c.their_read_message_id, c.name"
+            " c.their_read_message_id, c.name, COALESCE(json_array_length(l.attachments), 0)"
             " FROM conversations c LEFT JOIN messages l ON l.message_id = (SELECT message_id FROM messages m"
             "  WHERE m.conversation = c.id ORDER BY sent_at DESC, seq DESC LIMIT 1)"
             " ORDER BY l.sent_at DESC").fetchall()
         return [Conversation(id, kind, target, unread, None if deleted else text, at, bool(edited), bool(deleted),
-                             read, theirs, name)
-                for id, kind, target, unread, text, at, edited, deleted, read, theirs, name in rows]
+                             read, theirs, name, files)
+                for id, kind, target, unread, text, at, edited, deleted, read, theirs, name, files in rows]
 
     def conversation(self, conversation: str) -> Optional[Conversation]:
         return next((c for c in self.conversations() if c.id == conversation), None)
 
     def history(self, conversation: str, limit: int = 100) -> List[Dict[str, Any]]:
         """The conversation's last `limit` messages, oldest first: each with
-        `text` (None once deleted), `edited_at` (or None), `deleted` and `outgoing`."""
+        `text` (None once deleted), `edited_at` (or None), `deleted`, `outgoing`
+        and `attachments` ([{attachment_id, content_type, size, file_name}])."""
         rows = self._db.execute(
             f"SELECT {', '.join(_MESSAGE_KEYS)} FROM messages"
             " WHERE conversation = ? ORDER BY sent_at DESC, seq DESC LIMIT ?", (conversation, limit)).fetchall()
@@ -351,6 +390,19 @@ class Store:
         if row is None:
             return None
         return {**_message_dict(row[:-1]), "conversation": row[-1]}
+
+    def attachments_starting(self, prefix: str) -> List[Dict[str, Any]]:
+        """The files of the stored messages (not deleted) whose attachment id
+        starts with `prefix` (a short id, or the whole): each once, with its
+        `message_id`."""
+        rows = self._db.execute(
+            "SELECT m.message_id, a.value FROM messages m, json_each(m.attachments) a WHERE m.deleted = 0"
+            " AND substr(json_extract(a.value, '$.attachment_id'), 1, ?) = ?", (len(prefix), prefix.lower()))
+        found: Dict[str, Dict[str, Any]] = {}
+        for message_id, value in rows:
+            attachment = json.loads(value)
+            found.setdefault(attachment["attachment_id"], {**attachment, "message_id": message_id})
+        return list(found.values())
 
     def own_messages_starting(self, prefix: str) -> List[str]:
         """The ids of the messages this user sent that start with `prefix` (a short id)."""
@@ -367,7 +419,8 @@ class Store:
     def deleted(self, message_id: str) -> None:
         """This device's deletion, acknowledged."""
         with self._tx() as db:
-            db.execute("UPDATE messages SET text = '', deleted = 1 WHERE message_id = ?", (message_id,))
+            db.execute("UPDATE messages SET text = '', deleted = 1, attachments = '[]' WHERE message_id = ?",
+                       (message_id,))
 
     def unread_up_to(self, conversation: str) -> Optional[Dict[str, Any]]:
         """What marks the conversation read: its newest message from others
@@ -417,12 +470,18 @@ class Store:
 
     # ------------------------------------------------------------------ the outbox
 
-    def queue(self, kind: str, target: str, text: str) -> str:
-        """Store a send before it goes out; its idempotency key."""
+    def queue(self, kind: str, target: str, text: str, files: Sequence[OutboxFile] = ()) -> str:
+        """Store a send before it goes out (with the files it carries, by
+        path: made absolute, so a later process in another folder finds
+        them); its idempotency key."""
         key = f"c-{uuid.uuid4()}"
         with self._tx() as db:
             db.execute("INSERT INTO outbox (client_message_id, kind, target, text, queued_at, state,"
                        " next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', 0)", (key, kind, target, text, time.time()))
+            db.executemany("INSERT INTO outbox_files (client_message_id, position, path, content_type, file_name)"
+                           " VALUES (?, ?, ?, ?, ?)",
+                           [(key, i, str(Path(f.path).absolute()), f.content_type, f.file_name)
+                            for i, f in enumerate(files)])
             self._touch(db, f"{kind}:{target}")
         return key
 
@@ -431,7 +490,29 @@ class Store:
             "SELECT client_message_id, kind, target, text, attempts, next_attempt_at FROM outbox"
             " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY queued_at",
             (time.time() if now is None else now,)).fetchall()
-        return [Pending(*row) for row in rows]
+        return [Pending(key, kind, target, text, attempts, at, self.outbox_files(key))
+                for key, kind, target, text, attempts, at in rows]
+
+    def outbox_files(self, key: str) -> Tuple[OutboxFile, ...]:
+        """The files a queued send carries, in order."""
+        rows = self._db.execute("SELECT path, content_type, file_name, attachment_id, size FROM outbox_files"
+                                " WHERE client_message_id = ? ORDER BY position", (key,)).fetchall()
+        return tuple(OutboxFile(*row) for row in rows)
+
+    def uploaded(self, key: str, position: int, attachment_id: str, size: int) -> None:
+        """A queued send's file is uploaded: it goes as this attachment from
+        now on. The first upload recorded stays (another process flushing the
+        same outbox may have uploaded it too): outbox_files() says which."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox_files SET attachment_id = ?, size = ? WHERE client_message_id = ?"
+                       " AND position = ? AND attachment_id IS NULL", (attachment_id, size, key, position))
+
+    def forget_uploads(self, key: str) -> None:
+        """The server no longer holds a queued send's uploads (never attached,
+        deleted after a day): they are uploaded again from their paths."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox_files SET attachment_id = NULL, size = NULL WHERE client_message_id = ?",
+                       (key,))
 
     def next_due(self) -> Optional[float]:
         """When the earliest pending send is due (a time.time()), or None."""
@@ -448,13 +529,16 @@ class Store:
         with self._tx() as db:
             kind, target, text = db.execute("SELECT kind, target, text FROM outbox WHERE client_message_id = ?",
                                             (key,)).fetchone()
+            attachments = [{"attachment_id": a, "content_type": t, "size": n, "file_name": f} for a, t, n, f in
+                           db.execute("SELECT attachment_id, content_type, size, file_name FROM outbox_files"
+                                      " WHERE client_message_id = ? ORDER BY position", (key,))]
             db.execute("UPDATE outbox SET state = 'sent', message_id = ?, error = NULL WHERE client_message_id = ?",
                        (message_id, key))
             db.execute("INSERT INTO messages (message_id, seq, conversation, kind, sender_id, group_id, text,"
-                       " sent_at, outgoing) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 1)"
+                       " sent_at, outgoing, attachments) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 1, ?)"
                        " ON CONFLICT (message_id) DO UPDATE SET outgoing = 1",  # a note to self, received first
                        (message_id, f"{kind}:{target}", kind, self.me, target if kind == "group" else None, text,
-                        sent_at))
+                        sent_at, json.dumps(attachments)))
 
     def retry_later(self, key: str, seconds: float, error: str) -> None:
         with self._tx() as db:
@@ -466,9 +550,16 @@ class Store:
             db.execute("UPDATE outbox SET state = 'failed', error = ? WHERE client_message_id = ?", (error, key))
 
 
+def _attachment(item: Dict[str, Any]) -> Dict[str, Any]:
+    """What a message keeps of a file it carries."""
+    return {"attachment_id": str(item["attachment_id"]), "content_type": str(item.get("content_type") or ""),
+            "size": int(item.get("size") or 0), "file_name": item.get("file_name")}
+
+
 def _message_dict(row: Iterable[Any]) -> Dict[str, Any]:
     message = dict(zip(_MESSAGE_KEYS, row, strict=True))
     message["deleted"] = bool(message["deleted"])
+    message["attachments"] = [] if message["deleted"] else json.loads(message["attachments"] or "[]")
     if message["deleted"]:
         message["text"] = None
     return message
