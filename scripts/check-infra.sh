@@ -40,7 +40,9 @@
 #      migrate's the master's with APP_DB_SECRET_ARN, none on push),
 #      each function's policy (push: ManageConnections on that API and
 #      invoking forget_connections; the API and WebSocket handlers: invoking
-#      push; the rest neither), the REST API's name and stage as the alarms
+#      push; the rest neither; the attachments bucket's objects under
+#      attachments/ for the API handler and purge only, its key through S3
+#      for the API only, ATTACHMENTS_BUCKET on those two only), the REST API's name and stage as the alarms
 #      select them, the WebSocket API with its three routes, the
 #      API handler's 25 s timeout and the sample's reserved concurrency (on no
 #      other function), purge's 60 s timeout, hourly schedule and
@@ -280,8 +282,8 @@ from chalice.utils import to_cfn_resource_name
 project, out, sample, ws_id = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 values = {k: v["value"] for k, v in json.loads(sample.read_text()).items()}
 stage = json.loads((project / ".chalice/config.json").read_text())["stages"]["prod"]
-policies = {f: json.loads((project / ".chalice" / f).read_text())
-            for f in ("policy-prod.json", "policy-prod-migrate.json", "policy-prod-api.json", "policy-prod-push.json")}
+policies = {f"policy-prod{s}.json": json.loads((project / ".chalice" / f"policy-prod{s}.json").read_text())
+            for s in ("", "-migrate", "-api", "-websocket", "-purge", "-push")}
 sam = json.loads((out / "sam.json").read_text())
 resources = sam["Resources"]
 prefix = "arn:aws:lambda:us-east-1:123456789012:function:messaging-prod"
@@ -297,12 +299,14 @@ def sam_name(function):
 
 
 S = {role: sam_name(F[role]) for role in ("api_handler", "migrate", "forget_connections", "push", "purge")}
-# The policy file each role must hold exactly: the API and WebSocket
-# handlers' (invoking push), migrate's (the master secret), push's (outside
-# the VPC); the rest (forget_connections, the hourly purge, any added later)
-# the stage's default, in the VPC.
-policy_of = {F["api_handler"]: "policy-prod-api.json", **{h: "policy-prod-api.json" for h in F["websocket_handlers"]},
-             F["migrate"]: "policy-prod-migrate.json", F["push"]: "policy-prod-push.json"}
+# The policy file each role must hold exactly: the API handler's (invoking
+# push, the attachments), the WebSocket handlers' (invoking push), migrate's
+# (the master secret), purge's (checking and deleting attachments), push's
+# (outside the VPC); the rest (forget_connections, any added later) the
+# stage's default, in the VPC.
+policy_of = {F["api_handler"]: "policy-prod-api.json", **{h: "policy-prod-websocket.json" for h in F["websocket_handlers"]},
+             F["migrate"]: "policy-prod-migrate.json", F["purge"]: "policy-prod-purge.json",
+             F["push"]: "policy-prod-push.json"}
 # Every Lambda of the app, by its sam.json name: the suffix of its function
 # name, the policy file its role must hold exactly, and its Chalice name.
 expected = {sam_name(f): ("" if f == F["api_handler"] else f"-{f}", policy_of.get(f, "policy-prod.json"), f)
@@ -335,6 +339,9 @@ for name, props in functions.items():
         assert env.get(var), (name, var)
     assert env.get("DB_SECRET_ARN") == db_user[name], (name, env.get("DB_SECRET_ARN"))
     assert env.get("APP_DB_SECRET_ARN") == (app_user if name == S["migrate"] else None), (name, env.get("APP_DB_SECRET_ARN"))
+    # The attachments bucket: named to the two functions whose roles reach it.
+    assert env.get("ATTACHMENTS_BUCKET") == (values["attachments_bucket_name"] if name in (S["api_handler"], S["purge"])
+                                             else None), (name, env.get("ATTACHMENTS_BUCKET"))
     assert (env["PUSH_FUNCTION"], env["FORGET_FUNCTION"]) == (values["push_function_name"],
                                                               f"messaging-prod-{F['forget_connections']}"), name
     assert env["WEBSOCKET_URL"] == f"wss://{ws_id}.execute-api.us-east-1.amazonaws.com/api", env["WEBSOCKET_URL"]
@@ -355,20 +362,37 @@ def grants(document, action):
 # API only, invoke forget_connections; the API side: invoke push; the rest neither.
 api_arn = f"arn:aws:execute-api:us-east-1:123456789012:{ws_id}/api"
 push, api, default = policies["policy-prod-push.json"], policies["policy-prod-api.json"], policies["policy-prod.json"]
+ws_policy, purge_policy = policies["policy-prod-websocket.json"], policies["policy-prod-purge.json"]
 assert sorted(grants(push, "execute-api:ManageConnections")) == sorted(
     f"{api_arn}/{m}/@connections/*" for m in ("POST", "GET", "DELETE")), grants(push, "execute-api:ManageConnections")
 forget, push_fn = f"{prefix}-{F['forget_connections']}", f"{prefix}-{F['push']}"
 assert grants(push, "lambda:InvokeFunction") == [forget, f"{forget}:*"]
-assert grants(api, "lambda:InvokeFunction") == [push_fn, f"{push_fn}:*"]
-assert not grants(api, "execute-api:ManageConnections") and not grants(default, "execute-api:ManageConnections")
-assert not grants(default, "lambda:InvokeFunction")
+assert grants(api, "lambda:InvokeFunction") == grants(ws_policy, "lambda:InvokeFunction") == [push_fn, f"{push_fn}:*"]
+for document in (api, ws_policy, default, purge_policy):
+    assert not grants(document, "execute-api:ManageConnections")
+assert not grants(default, "lambda:InvokeFunction") and not grants(purge_policy, "lambda:InvokeFunction")
+# The attachments: objects under attachments/ only, the API's role (which
+# signs the browsers' uploads and downloads) put, get and delete and the key
+# through S3, purge's get (HeadObject) and delete; no other role anything.
+objects = f"{values['attachments_bucket_arn']}/attachments/*"
+s3 = {f: [s for s in p["Statement"] if any(a.startswith("s3:") for a in
+                                           (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+      for f, p in policies.items()}
+assert s3["policy-prod-api.json"] == [{"Sid": "Attachments", "Effect": "Allow", "Resource": objects,
+                                       "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]}], s3
+assert s3["policy-prod-purge.json"] == [{"Sid": "Attachments", "Effect": "Allow", "Resource": objects,
+                                         "Action": ["s3:GetObject", "s3:DeleteObject"]}], s3
+assert not [f for f, found in s3.items() if found and f not in ("policy-prod-api.json", "policy-prod-purge.json")], s3
+via_s3 = [(f, s["Sid"]) for f, p in policies.items() for s in p["Statement"]
+          if "s3." in json.dumps(s.get("Condition", {}))]
+assert via_s3 == [("policy-prod-api.json", "AttachmentsKeyViaS3")], via_s3
 assert not grants(push, "secretsmanager:GetSecretValue") and not grants(push, "ec2:CreateNetworkInterface")
 # Each role reads the database secret its function's DB_SECRET_ARN names, and
 # only migrate's the master secret (so a compromised API cannot become it).
 migrate = policies["policy-prod-migrate.json"]
 assert grants(migrate, "secretsmanager:GetSecretValue") == [master, app_user], grants(migrate, "secretsmanager:GetSecretValue")
 assert not grants(migrate, "lambda:InvokeFunction") and not grants(migrate, "execute-api:ManageConnections")
-for document in (api, default):
+for document in (api, ws_policy, default, purge_policy):
     assert grants(document, "secretsmanager:GetSecretValue") == [
         app_user, values["redis_secret_arn"], values["auth_secret_arn"]], grants(document, "secretsmanager:GetSecretValue")
 
