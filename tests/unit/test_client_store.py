@@ -175,3 +175,32 @@ def test_a_frames_event_is_read_from_either_frame_type():
     assert frame_event({"type": "event", "event": event}) == event
     assert frame_event({"type": "message", "message": {"seq": 1}, "event": event}) == event
     assert frame_event({"type": "pong"}) is None and frame_event({"type": "message", "message": {}}) is None
+
+
+def test_a_message_keeps_its_files_until_it_is_deleted(store):
+    photo = {"attachment_id": "a1b2c3d4-0000-4000-8000-000000000000", "content_type": "image/png", "size": 10,
+             "file_name": "p.png"}
+    news = store.apply([{**message(1, "m1", text=""), "attachments": [photo]}, message(2, "m2")])
+    assert [e["attachments"] for e in news[:1]] == [[photo]]
+    assert [m["attachments"] for m in store.history(f"direct:{BOB}")] == [[photo], []]
+    assert store.attachments_starting("a1b2") == [{**photo, "message_id": "m1"}]
+    assert store.conversation(f"direct:{BOB}").last_files == 0  # m2 is the last
+    store.apply([delete(3, "m1")])
+    assert store.message("m1")["attachments"] == [] and store.attachments_starting("a1b2") == []
+
+
+def test_a_queued_send_keeps_its_files_by_path_then_by_attachment_id(store, tmp_path):
+    from messaging_client.store import OutboxFile
+
+    key = store.queue("direct", BOB, "", [OutboxFile("rel/p.png", "image/png", "p.png")])
+    [pending] = store.pending()
+    assert pending.files == (OutboxFile(str(Path("rel/p.png").absolute()), "image/png", "p.png"),)
+    store.uploaded(key, 0, "att-1", 10)
+    store.uploaded(key, 0, "att-2", 10)  # another process's upload, recorded second: the first one stays
+    assert [f.attachment_id for f in store.outbox_files(key)] == ["att-1"]
+    store.forget_uploads(key)
+    assert [f.attachment_id for f in store.outbox_files(key)] == [None]
+    store.uploaded(key, 0, "att-3", 10)
+    store.sent(key, "m1", AT)
+    assert store.message("m1")["attachments"] == [{"attachment_id": "att-3", "content_type": "image/png", "size": 10,
+                                                   "file_name": "p.png"}]
