@@ -130,6 +130,58 @@ export const account = (auth) => call('account', {}, { ...auth, safe: true });
 
 export const connectTicket = (auth, params) => call('connect_ticket', params, { ...auth, safe: true });
 
+/** {attachment_id, upload: {url, fields}, expires_in}: a form for one file (docs/api.md, "Attachments"). Asking again only makes another. */
+export const uploadUrl = (auth, params) => call('upload_url', params, { ...auth, safe: true });
+
+/** {url, expires_in}: a short-lived GET of an attachment of a message this account holds. */
+export const downloadUrl = (auth, attachmentId) => call('download_url', { attachment_id: attachmentId }, { ...auth, safe: true });
+
+/** What storage said when it refused an upload: S3's XML <Message>, the local server's JSON Message, or the status. */
+function storageMessage(xhr) {
+  const text = xhr.responseText || '';
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body.Message === 'string') return body.Message;
+  } catch (_) { /* S3 answers XML */ }
+  const found = /<Message>([^<]*)<\/Message>/.exec(text);
+  return found ? found[1] : `the storage answered ${xhr.status} ${xhr.statusText}`.trim();
+}
+
+/**
+ * The file POSTed with every field of `upload` (from /upload_url) and the
+ * file last, as `file`. XMLHttpRequest, for its upload progress:
+ * `onProgress(fraction)`. Resolves on 2xx; else an ApiError (no answer or a
+ * 5xx may be tried again, with a new form; a refusal not).
+ */
+export function uploadFile(upload, file, { onProgress, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(upload.fields || {})) form.append(name, value);
+    form.append('file', file);
+    const xhr = new XMLHttpRequest();
+    const stop = () => xhr.abort();
+    const done = () => { if (signal) signal.removeEventListener('abort', stop); };
+    xhr.open('POST', upload.url);
+    xhr.upload.onprogress = (event) => { if (onProgress && event.lengthComputable) onProgress(event.loaded / event.total); };
+    xhr.onload = () => {
+      done();
+      if (xhr.status >= 200 && xhr.status < 300) { if (onProgress) onProgress(1); resolve(); return; }
+      const rule = xhr.status >= 500 ? 'always' : 'never';
+      reject(new ApiError(xhr.status, `Storage${xhr.status}`, storageMessage(xhr), { rule, safe: true }));
+    };
+    xhr.onerror = () => {
+      done();
+      reject(new ApiError(0, 'Offline', 'offline, or the storage cannot be reached', { rule: retryRule(0, null), safe: true }));
+    };
+    xhr.onabort = () => { done(); reject(new DOMException('upload stopped', 'AbortError')); };
+    if (signal) {
+      if (signal.aborted) { reject(new DOMException('upload stopped', 'AbortError')); return; }
+      signal.addEventListener('abort', stop, { once: true });
+    }
+    xhr.send(form);
+  });
+}
+
 export function send(auth, kind, params, key) {
   return call(kind === 'group' ? 'send_group' : 'send', params, { ...auth, key, safe: Boolean(key) });
 }
@@ -153,6 +205,8 @@ export function describe(err, waitMs) {
     case 'EditWindowClosed': return 'This message is too old to be edited.';
     case 'MessageDeleted': return 'This message was deleted: it cannot be edited.';
     case 'MessageNotFound': return 'The server does not have this message (any more).';
+    case 'AttachmentNotReady': return `A file is not ready to be sent (${err.message}). Retry uploads it again.`;
+    case 'AttachmentNotFound': return 'This file is no longer available: its message was deleted, or is not yours to see.';
     case 'BadCredentials': return err.message || 'The handle or the password is wrong.';
     default: return `${err.message || err.code}${retry}`;
   }

@@ -4,9 +4,9 @@ import { Account, accountMessage } from './account.js';
 import { AccountView } from './accountview.js';
 import * as api from './api.js';
 import { describe } from './api.js';
-import { MAX_MESSAGE_CHARS } from './contract.js';
-import { HANDLE_RULE, UUID_RE, asHandle, codePoints, deviceName, passwordProblem, wake } from './helpers.js';
-import { queueSend, resumePending, retry } from './outbox.js';
+import { MAX_ATTACHMENTS_PER_MESSAGE, MAX_MESSAGE_CHARS } from './contract.js';
+import { HANDLE_RULE, UUID_RE, asHandle, codePoints, deviceName, passwordProblem, summary, wake } from './helpers.js';
+import { discard, queueSend, resumePending, retry } from './outbox.js';
 import { found, keepFresh, lookUp, remember } from './people.js';
 import { Session } from './session.js';
 import { EMPTY, MemoryStore, Store, deleteStore, profiles } from './store.js';
@@ -18,6 +18,7 @@ export class Controller {
     this.view = view;
     this.session = null;   // the one live session; every loop stops when it is replaced
     this.account = new Account(this, new AccountView(view));
+    this.draft = [];       // the files that go with the next message (the composer's, like its text)
   }
 
   boot() {
@@ -37,6 +38,10 @@ export class Controller {
       joinGroup: (id, name) => this.joinGroup(id, name),
       send: (text) => this.send(text),
       retry: (s, record) => retry(s, record),
+      discard: (s, record) => discard(s, record),
+      attach: (files) => this.attach(files),
+      unattach: (index) => { this.draft.splice(index, 1); this.view.renderDraft(this.draft); },
+      downloadUrl: (s, id) => api.downloadUrl(s.auth, id),
       toggleBlock: () => this.toggleBlock(),
       toggleMembership: () => this.toggleMembership(),
       editMessage: (s, record, text) => this.editMessage(s, record, text),
@@ -90,6 +95,8 @@ export class Controller {
   }
 
   stop() {
+    this.draft = [];
+    this.view.renderDraft(this.draft);
     const s = this.session;
     if (!s) return;
     this.session = null;
@@ -385,7 +392,7 @@ export class Controller {
       return true;
     } catch (err) {
       if (s === this.session) this.view.showError(s, record.conv, `Not edited: ${describe(err)}`);
-      if (err.code === 'MessageDeleted') await this.changeRecord(s, record, { deleted: true, text: null });
+      if (err.code === 'MessageDeleted') await this.changeRecord(s, record, { deleted: true, text: null, attachments: [] });
       return false;
     }
   }
@@ -395,7 +402,7 @@ export class Controller {
     try {
       await api.deleteMessage(s.auth, { message_id: record.message_id });
       if (s !== this.session) return;
-      await this.changeRecord(s, record, { deleted: true, text: null });
+      await this.changeRecord(s, record, { deleted: true, text: null, attachments: [] });   // its files go with it
       this.view.clearError(s, record.conv);
     } catch (err) {
       if (s === this.session) this.view.showError(s, record.conv, `Not deleted: ${describe(err)}`);
@@ -412,7 +419,7 @@ export class Controller {
       const conv = s.conversations.get(record.conv);
       const conversations = [];
       if (conv && now.seq && now.seq === conv.last_seq) {
-        conv.last_text = now.deleted ? 'This message was deleted' : now.text;
+        conv.last_text = now.deleted ? 'This message was deleted' : summary(now);
         conversations.push(conv);
       }
       await s.persist({ messages: [now], conversations });
@@ -449,17 +456,39 @@ export class Controller {
 
   // ---------------------------------------------------------------- sending
 
-  /** True when the text was queued (the composer is then emptied). */
+  /** Files picked or dropped: kept for the next message, at most as many as one message carries. */
+  attach(files) {
+    const s = this.session;
+    const conv = s && s.conversations.get(s.selected);
+    if (!conv || !files.length) return;
+    const room = MAX_ATTACHMENTS_PER_MESSAGE - this.draft.length;
+    const empty = files.filter((f) => f.size === 0);
+    const taken = files.filter((f) => f.size > 0).slice(0, Math.max(0, room));
+    this.draft.push(...taken);
+    this.view.renderDraft(this.draft);
+    if (empty.length) {
+      this.view.showError(s, conv.id, `“${empty[0].name}” is empty: there is nothing to send.`);
+    } else if (taken.length < files.length) {
+      this.view.showError(s, conv.id, `A message carries at most ${MAX_ATTACHMENTS_PER_MESSAGE} files: only the first ones were attached.`);
+    } else {
+      this.view.clearError(s, conv.id);
+    }
+  }
+
+  /** True when the text (and the files attached) were queued (the composer is then emptied). */
   send(text) {
     const s = this.session;
     const conv = s && s.conversations.get(s.selected);
-    if (!conv || !text.trim()) return false;
+    const files = this.draft;
+    if (!conv || (!text.trim() && !files.length)) return false;
     if (codePoints(text) > MAX_MESSAGE_CHARS) {
       this.view.showError(s, conv.id, `A message holds at most ${MAX_MESSAGE_CHARS} characters; this one has ${codePoints(text)}.`);
       return false;
     }
     this.view.clearError(s, conv.id);
-    queueSend(s, conv, text);
+    this.draft = [];
+    this.view.renderDraft(this.draft);
+    queueSend(s, conv, text.trim() ? text : '', files);
     return true;
   }
 }

@@ -11,7 +11,7 @@
  */
 
 import * as api from './api.js';
-import { parseTime } from './helpers.js';
+import { parseTime, summary } from './helpers.js';
 import { lookUp } from './people.js';
 
 export const DELETED_TEXT = 'This message was deleted';
@@ -30,6 +30,13 @@ export function convIdOf(s, ev) {
   }
 }
 
+/** The outbox's message carries the files the event does (all uploaded, in order). */
+function sameFiles(sending, ev) {
+  const mine = (sending.attachments || []).map((a) => a.attachment_id);
+  const theirs = (ev.attachments || []).map((a) => a.attachment_id);
+  return mine.length === theirs.length && mine.every((id, i) => id && id === theirs[i]);
+}
+
 /** Messages from others after the read position, not deleted: what the unread count shows. */
 export function countUnread(s, conv, after = 0) {
   const from = Math.max(conv.read_seq || 0, after);
@@ -45,7 +52,7 @@ function showLast(conv, r) {
   if (!r.seq || r.seq < (conv.last_seq || 0)) return;
   conv.last_seq = r.seq;
   conv.last_at = parseTime(r.sent_at) ?? conv.last_at;
-  conv.last_text = r.deleted ? DELETED_TEXT : r.text;
+  conv.last_text = r.deleted ? DELETED_TEXT : summary(r);
 }
 
 /**
@@ -67,7 +74,7 @@ export function applyEvent(s, ev, batch) {
     if (!existing && mine) {
       // The message the outbox is sending, its answer not here yet: the same message, not a second one.
       const sending = s.pumping && s.outbox.length ? map.get(s.outbox[0].key) : null;
-      if (sending && !sending.message_id && sending.text === ev.text) {
+      if (sending && !sending.message_id && sending.text === ev.text && sameFiles(sending, ev)) {
         existing = sending;
         map.delete(sending.key);
         batch.remove.push(sending.key);
@@ -77,7 +84,7 @@ export function applyEvent(s, ev, batch) {
       ...(existing || {}), key: ev.message_id, message_id: ev.message_id, seq: ev.seq, conv: convId,
       kind: ev.kind, sender_id: ev.sender_id, group_id: ev.group_id, text: ev.text, sent_at: ev.sent_at,
       edited_at: ev.edited_at || null, deleted: Boolean(ev.deleted), state: mine ? 'sent' : 'received', error: null,
-      created: existing ? existing.created : Date.now(),
+      created: existing ? existing.created : Date.now(), attachments: ev.deleted ? [] : ev.attachments || [],
     });
     s.lastSentAt = ev.sent_at;
     showLast(conv, record);
@@ -98,7 +105,7 @@ export function applyEvent(s, ev, batch) {
       conv.unread = Math.max(0, conv.unread - 1);
     }
     keep(Object.assign(record, erased
-      ? { deleted: true, text: null }
+      ? { deleted: true, text: null, attachments: [] }   // a deleted message's files are deleted with it
       : { text: ev.text, edited_at: ev.edited_at || record.edited_at || null }));
     if (record.seq === conv.last_seq) showLast(conv, record);
     return;
@@ -277,6 +284,7 @@ export async function loadHistory(s, conv) {
           sender_id: ev.sender_id, group_id: ev.group_id, text: ev.text, sent_at: ev.sent_at,
           edited_at: ev.edited_at || null, deleted: Boolean(ev.deleted),
           state: ev.sender_id === s.me ? 'sent' : 'received', error: null, created: Date.now(),
+          attachments: ev.deleted ? [] : ev.attachments || [],
         };
         map.set(record.key, record);
         records.push(record);

@@ -81,3 +81,23 @@ export function sleep(ms, signal) {
     if (signal) signal.addEventListener('abort', done);
   });
 }
+
+/** "512 bytes", "1.4 KB", "3.2 MB": a file's size as people read it (powers of 1024). */
+export function formatBytes(n) {
+  if (!Number.isFinite(n) || n < 1024) return `${n} ${n === 1 ? 'byte' : 'bytes'}`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** A message in one line (the conversation list, announcements): its text, else its files. */
+export function summary(record) {
+  if (record.text) return record.text;
+  const files = record.attachments || [];
+  if (!files.length) return '';
+  const first = files[0].file_name || 'unnamed';
+  if (files.length > 1) return `${files.length} files: ${first} and ${files.length - 1} more`;
+  return `${String(files[0].content_type).startsWith('image/') ? 'Picture' : 'File'}: ${first}`;
+}

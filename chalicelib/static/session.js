@@ -31,6 +31,7 @@ export class Session {
     this.marking = new Map();             // conversation id -> the seq a /mark_read was sent for (events.js)
     this.counted = false;                 // the server's conversations were asked for once caught up
     this.historyLoading = new Set();      // conversation ids with a /history call out (events.js)
+    this.progress = new Map();            // 'record key:file index' -> fraction uploaded (null: started), outbox.js
     this.lastSentAt = null;               // the newest message's time: where a membership line sorts
     if (!saved.stream) this.cursor = 0;   // kept by /read_messages: the stream is read from its start
     for (const person of saved.people || []) this.people.set(person.user_id, person);

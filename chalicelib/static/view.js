@@ -3,11 +3,12 @@
  * are given to bind(); rendering reads the session it is handed.
  */
 
+import { describe } from './api.js';
 import {
   MAX_DEVICE_NAME_CHARS, MAX_GROUP_NAME_CHARS, MAX_HANDLE_CHARS, MAX_MESSAGE_CHARS, MAX_PASSWORD_CHARS,
   MAX_USER_NAME_CHARS, MIN_PASSWORD_CHARS,
 } from './contract.js';
-import { HANDLE_RULE, deviceName } from './helpers.js';
+import { HANDLE_RULE, deviceName, formatBytes, summary } from './helpers.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -36,6 +37,10 @@ export function onSubmit(id, handler) {
 }
 
 const STATE_LABELS = { pending: 'Sending…', sent: 'Sent', failed: 'Not sent' };
+// Pictures every browser shows; others (HEIC) are offered as a download, like any file.
+const INLINE_IMAGES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+const URL_MARGIN_MS = 15000;       // a download URL is asked again this long before it expires
+const URL_RETRY_MS = 5000;         // after a failed /download_url, the next render asks again only after this
 const DELETED_TEXT = 'This message was deleted';
 
 /**
@@ -71,6 +76,8 @@ export class View {
     $('device-name').value = deviceName();
     $('group-name').maxLength = MAX_GROUP_NAME_CHARS;
     $('composer-text').maxLength = 2 * MAX_MESSAGE_CHARS;
+    this.media = new Map();         // attachment id -> {node, link, img, url, until, …}: kept across renders
+    this.mediaOwner = null;         // the session the media belong to
   }
 
   // ---------------------------------------------------------------- events
@@ -114,6 +121,35 @@ export class View {
     form('direct-form', ['direct-id', 'direct-name'], on.startDirect);
     form('group-form', ['group-name'], on.createGroup);
     form('join-form', ['join-id', 'join-name'], on.joinGroup);
+
+    // Files: the Attach button's picker, or dropped onto the conversation.
+    $('attach-button').addEventListener('click', () => $('composer-file').click());
+    $('composer-file').addEventListener('change', () => {
+      const input = $('composer-file');
+      on.attach([...input.files]);
+      input.value = '';   // the same file may be picked again
+    });
+    const hasFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes('Files');
+    const pane = $('chat-pane');
+    for (const type of ['dragenter', 'dragover']) {
+      pane.addEventListener(type, (event) => {
+        if (!hasFiles(event) || $('attach-button').disabled) return;
+        event.preventDefault();
+        event.dataTransfer.dropEffect = 'copy';
+        pane.classList.add('dropping');
+      });
+    }
+    pane.addEventListener('dragleave', (event) => {
+      if (!pane.contains(event.relatedTarget)) pane.classList.remove('dropping');
+    });
+    pane.addEventListener('drop', (event) => {
+      pane.classList.remove('dropping');
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      if (!$('attach-button').disabled) on.attach([...event.dataTransfer.files]);
+    });
+    // A file dropped anywhere else is not opened in place of the app.
+    for (const type of ['dragover', 'drop']) window.addEventListener(type, (event) => { if (hasFiles(event)) event.preventDefault(); });
 
     $('composer').addEventListener('submit', (event) => {
       event.preventDefault();
@@ -334,6 +370,7 @@ export class View {
     const closed = conv.kind === 'group' && conv.member === false;
     composer.disabled = closed;
     $('send-button').disabled = closed;
+    $('attach-button').disabled = closed;
     composer.placeholder = closed ? 'Join the group again to send' : '';
     this.renderComposerStatus(s);
   }
@@ -363,14 +400,150 @@ export class View {
       item.append(this.renderEditor(s, r));
       return item;
     }
-    item.append(el('p', { class: 'text', text: r.text }));
+    const files = r.attachments || [];
+    if (r.text || !files.length) item.append(el('p', { class: 'text', text: r.text }));
+    if (files.length) item.append(this.renderAttachments(s, r, files));
     if (mine && r.state === 'sent' && r.message_id) item.append(this.renderActions(s, r));
     if (r.state === 'failed') {
       item.append(el('div', { class: 'failed-row' },
         el('span', { class: 'why', text: r.error || '' }),
-        el('button', { type: 'button', class: 'small-button', text: 'Retry', onclick: () => this.on.retry(s, r) })));
+        r.retryable === false ? null
+          : el('button', { type: 'button', class: 'small-button', text: 'Retry', onclick: () => this.on.retry(s, r) }),
+        r.message_id ? null : el('button', { type: 'button', class: 'small-button', text: 'Discard',
+          'aria-label': 'Discard this message', onclick: () => this.on.discard(s, r) })));
     }
     return item;
+  }
+
+  // ---------------------------------------------------------------- attachments
+
+  /** A message's files: being uploaded (name, size, progress), or stored (a picture shown, a file to download). */
+  renderAttachments(s, r, files) {
+    return el('ul', { class: 'attachments', 'aria-label': files.length === 1 ? 'Attached file' : `${files.length} attached files` },
+      ...files.map((a, index) => el('li', null, r.state === 'pending' || r.state === 'failed' || !a.attachment_id
+        ? this.renderLocalFile(s, r, a, index) : this.mediaNode(s, a))));
+  }
+
+  renderLocalFile(s, r, a, index) {
+    const name = a.file_name || 'file';
+    const uploading = r.state === 'pending' && !a.attachment_id;
+    const bar = uploading ? el('progress', { class: 'upload-progress', max: 1, 'aria-label': `Uploading ${name}` }) : null;
+    const node = el('div', { class: 'attachment local', 'data-index': String(index) },
+      el('div', { class: 'file-row' },
+        el('span', { class: 'file-name', text: name }),
+        el('span', { class: 'file-size', text: formatBytes(a.size) }),
+        el('span', { class: 'upload-state', text: a.attachment_id ? 'Uploaded' : uploading ? 'Waiting to upload' : 'Not uploaded' })),
+      bar);
+    if (uploading) this.setProgress(node, s.progress.get(`${r.key}:${index}`));
+    return node;
+  }
+
+  setProgress(node, fraction) {
+    const bar = node.querySelector('progress');
+    if (!bar || fraction === undefined) return;
+    if (fraction === null) bar.removeAttribute('value');   // started, size of the work not known yet
+    else bar.value = fraction;
+    node.querySelector('.upload-state').textContent = fraction === null ? 'Uploading…' : `Uploading… ${Math.round(fraction * 100)}%`;
+  }
+
+  /** The outbox's upload of a record's file moved on: its bar, without rendering the whole list. */
+  showProgress(s, record, index, fraction) {
+    s.progress.set(`${record.key}:${index}`, fraction);
+    if (record.conv !== s.selected) return;
+    const item = $('messages').querySelector(`[data-key="${CSS.escape(record.key)}"] [data-index="${index}"]`);
+    if (item) this.setProgress(item, fraction);
+  }
+
+  /**
+   * A stored file: a picture shown inline and a link to download it, its
+   * name and size. The node is kept across renders (a picture is not
+   * fetched again), its URL from /download_url asked when first shown and
+   * again before it expires while shown (or when shown again later).
+   */
+  mediaNode(s, a) {
+    if (this.mediaOwner !== s) {
+      for (const entry of this.media.values()) clearTimeout(entry.timer);
+      this.media = new Map();
+      this.mediaOwner = s;
+    }
+    let entry = this.media.get(a.attachment_id);
+    if (!entry) {
+      entry = this.makeMedia(s, a);
+      this.media.set(a.attachment_id, entry);
+    }
+    if (!entry.gone && !entry.asking && entry.until - URL_MARGIN_MS < Date.now() && entry.retryAt <= Date.now()) {
+      this.refreshUrl(s, entry);
+    }
+    return entry.node;
+  }
+
+  makeMedia(s, a) {
+    const name = a.file_name || 'attachment';
+    const image = INLINE_IMAGES.has(a.content_type);
+    const link = el('a', { class: 'file-link', text: name, download: name, 'aria-label': `Download ${name}, ${formatBytes(a.size)}` });
+    const img = image ? el('img', { class: 'attachment-image', alt: name }) : null;
+    const status = el('span', { class: 'file-status', role: 'status' });
+    const node = el('div', { class: `attachment ${image ? 'picture' : 'file'}`, 'data-attachment': a.attachment_id },
+      img, el('div', { class: 'file-row' }, link, el('span', { class: 'file-size', text: formatBytes(a.size) }), status));
+    const entry = { id: a.attachment_id, node, link, img, status, url: null, until: 0, retryAt: 0, asking: null, timer: null,
+      failures: 0, gone: false };
+    // A URL that expired while nobody looked (a sleeping tab) is asked again before the download.
+    link.addEventListener('click', (event) => {
+      if (entry.url && entry.until > Date.now()) return;
+      event.preventDefault();
+      this.refreshUrl(s, entry).then(() => { if (entry.url && entry.until > Date.now()) link.click(); });
+    });
+    if (img) {
+      img.addEventListener('load', () => {
+        entry.failures = 0;
+        const list = $('messages');   // a picture that grows the list keeps the newest message in view
+        if (list.scrollHeight - list.scrollTop - list.clientHeight < img.clientHeight + 120) list.scrollTop = list.scrollHeight;
+      });
+      img.addEventListener('error', () => {
+        if (!entry.url) return;
+        entry.failures += 1;
+        if (entry.failures <= 2) this.refreshUrl(s, entry, true);   // expired, most likely
+        else status.textContent = 'The picture cannot be shown.';
+      });
+    }
+    return entry;
+  }
+
+  refreshUrl(s, entry, reload = false) {
+    if (entry.asking) return entry.asking;
+    entry.asking = this.on.downloadUrl(s, entry.id).then((answer) => {
+      entry.url = answer.url;
+      entry.until = Date.now() + answer.expires_in * 1000;
+      entry.link.href = answer.url;
+      entry.status.textContent = '';
+      if (entry.img && (reload || !entry.img.complete || entry.img.naturalWidth === 0)) entry.img.src = answer.url;
+      clearTimeout(entry.timer);
+      // While shown, the link is kept usable; a node not shown is asked again when it is.
+      entry.timer = setTimeout(() => {
+        if (entry.node.isConnected && s.alive) this.refreshUrl(s, entry);
+      }, Math.max(1000, entry.until - URL_MARGIN_MS - Date.now()));
+    }, (err) => {
+      if (!s.alive || (err && err.name === 'AbortError')) return;
+      entry.retryAt = Date.now() + URL_RETRY_MS;
+      if (err.code === 'AttachmentNotFound') {
+        entry.gone = true;
+        entry.link.removeAttribute('href');
+        if (entry.img) entry.img.hidden = true;
+      }
+      entry.status.textContent = err.code === 'AttachmentNotFound' ? 'No longer available.' : `Cannot get the file: ${describe(err)}`;
+    }).finally(() => { entry.asking = null; });
+    return entry.asking;
+  }
+
+  /** The files that go with the next message: name, size, and a button to take each one out. */
+  renderDraft(files) {
+    const list = $('composer-files');
+    list.hidden = files.length === 0;
+    list.replaceChildren(...files.map((file, index) => el('li', { class: 'draft-file' },
+      el('span', { class: 'file-name', text: file.name || 'file' }),
+      el('span', { class: 'file-size', text: formatBytes(file.size) }),
+      el('button', { type: 'button', class: 'link-button', text: 'Remove', 'aria-label': `Remove ${file.name || 'the file'}`,
+        onclick: () => { this.on.unattach(index); this.focusComposer(); } }))));
   }
 
   /** A direct chat's other person has read up to this message (their receipt). */
@@ -391,7 +564,8 @@ export class View {
 
   /** Edit and Delete on this account's own messages; Delete asks first, in the message itself. */
   renderActions(s, r) {
-    const clip = r.text.length > 40 ? `${r.text.slice(0, 40)}…` : r.text;
+    const line = summary(r);
+    const clip = line.length > 40 ? `${line.slice(0, 40)}…` : line;
     if (this.confirming === r.key) {
       const keep = el('button', {
         type: 'button', class: 'small-button', text: 'Keep', 'data-action': `keep:${r.key}`,
@@ -406,7 +580,7 @@ export class View {
         keep);
     }
     return el('div', { class: 'msg-actions' },
-      el('button', {
+      !r.text ? null : el('button', {
         type: 'button', class: 'link-button', text: 'Edit', 'aria-label': `Edit message: ${clip}`, 'data-action': `edit:${r.key}`,
         onclick: () => {
           this.editing = r.key;
@@ -569,7 +743,7 @@ export class View {
     this.announce(records.map((r) => {
       const conv = s.conversations.get(r.conv);
       const where = conv.kind === 'group' ? ` in ${s.displayName(conv)}` : '';
-      return `New message from ${s.senderName(r)}${where}: ${clip(r.text)}`;
+      return `New message from ${s.senderName(r)}${where}: ${clip(summary(r))}`;
     }).join(' '));
   }
 }
