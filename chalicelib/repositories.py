@@ -536,10 +536,19 @@ class Attachment:
     def key(self) -> str:
         return attachment_key(self.uploader_id, self.attachment_id)
 
+    @property
+    def upload_key(self) -> str:
+        return upload_key(self.uploader_id, self.attachment_id)
+
+
+def upload_key(uploader_id: str, attachment_id: str) -> str:
+    """Where the upload form writes (a day's lifecycle rule clears it deployed)."""
+    return f"attachments/uploads/{uploader_id}/{attachment_id}"
+
 
 def attachment_key(uploader_id: str, attachment_id: str) -> str:
-    """Where the file is stored (in the bucket, or under data/attachments)."""
-    return f"attachments/{uploader_id}/{attachment_id}"
+    """Where the file a message carries is kept and served from: no form writes here."""
+    return f"attachments/files/{uploader_id}/{attachment_id}"
 
 
 class Attachments(Repository):
@@ -558,12 +567,21 @@ class Attachments(Repository):
         return [Attachment(*row) for row in self._tx.all(self._ROW + f" WHERE a.id IN ({marks})",
                                                          tuple(attachment_ids))]
 
-    def claim(self, *, attachment_ids: Sequence[str], uploader_id: str, message_id: str) -> int:
-        """Attach these uploads of the uploader to the message, each once: how many were free to attach."""
+    def claim(self, *, attachment_ids: Sequence[str], uploader_id: str, message_id: str,
+              asked_after: datetime) -> int:
+        """Attach these uploads of the uploader to the message, each once and
+        only if asked for after `asked_after` (older ones are the sweep's):
+        how many were free to attach."""
         marks = ", ".join(["%s"] * len(attachment_ids))
         return self._tx.execute(f"UPDATE attachments SET message_id = %s WHERE id IN ({marks})"
-                                " AND uploader_id = %s AND message_id IS NULL",
-                                (message_id, *attachment_ids, uploader_id))
+                                " AND uploader_id = %s AND message_id IS NULL AND created_at > %s",
+                                (message_id, *attachment_ids, uploader_id, to_db_time(asked_after)))
+
+    def unheld_to(self, *, recipient_id: str) -> List[Attachment]:
+        """The attachments of direct messages to the user that no stream holds (a deleted account's)."""
+        return [Attachment(*row) for row in self._tx.all(
+            self._ROW + " JOIN messages m ON m.id = a.message_id WHERE m.recipient_id = %s"
+            " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = m.id)", (recipient_id,))]
 
     def held(self, *, attachment_id: str, user_id: str) -> Optional[Attachment]:
         """The attachment if the user's stream holds a message, not deleted, that carries it."""
@@ -589,6 +607,14 @@ class Attachments(Repository):
             return 0
         marks = ", ".join(["%s"] * len(attachment_ids))
         return self._tx.execute(f"DELETE FROM attachments WHERE id IN ({marks})", tuple(attachment_ids))
+
+    def remove_unattached(self, *, attachment_ids: Sequence[str]) -> int:
+        """Delete these rows if no message carries them."""
+        if not attachment_ids:
+            return 0
+        marks = ", ".join(["%s"] * len(attachment_ids))
+        return self._tx.execute(f"DELETE FROM attachments WHERE id IN ({marks}) AND message_id IS NULL",
+                                tuple(attachment_ids))
 
 
 class ReadMarkers(Repository):

@@ -1,7 +1,10 @@
 """Where attachments live: S3 deployed (boto3: presigned POST and GET,
-HeadObject, DeleteObjects), files under data/ on `make run`. Files never
-pass through the API: a client uploads with the form /upload_url hands out
-and downloads from the URL /download_url hands out.
+CopyObject, HeadObject, DeleteObjects), files under data/ on `make run`.
+Files never pass through the API: a client uploads with the form
+/upload_url hands out and downloads from the URL /download_url hands out.
+An upload lands under attachments/uploads/; a send copies it under
+attachments/files/, where no form can write, and only that copy is ever
+served.
 
 The local store answers the same flow with the development server's own
 endpoints (devserver/uploads.py): a form POST to /_uploads whose fields are
@@ -18,6 +21,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -50,8 +54,10 @@ class Storage(Protocol):
                     expires_in: int) -> Tuple[str, Dict[str, str]]:
         """(url, form fields) of a POST that stores one file at `key`."""
 
-    def head(self, *, key: str) -> Optional[Stored]:
-        """The stored object's size and type; None when nothing is there."""
+    def seal(self, *, upload_key: str, key: str) -> Optional[Stored]:
+        """Copy what was uploaded at `upload_key` to `key`, where no upload
+        form can write, and answer the copy's size and type (None when
+        nothing was uploaded): what was checked is what is served."""
 
     def download_url(self, *, key: str, content_type: str, file_name: Optional[str], expires_in: int) -> str:
         """A GET URL for the object, good for `expires_in` seconds."""
@@ -94,13 +100,16 @@ class S3Storage:
             ExpiresIn=expires_in)
         return post["url"], dict(post["fields"])
 
-    def head(self, *, key: str) -> Optional[Stored]:
+    def seal(self, *, upload_key: str, key: str) -> Optional[Stored]:
         from botocore.exceptions import ClientError
 
-        try:
+        try:  # within S3: no byte passes through the Lambda
+            self._s3().copy_object(Bucket=self._bucket, Key=key, MetadataDirective="COPY",
+                                   CopySource={"Bucket": self._bucket, "Key": upload_key})
             answer = self._s3().head_object(Bucket=self._bucket, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            # Without s3:ListBucket (the role has none) a missing key is a 403, not a 404.
+            if error.response.get("Error", {}).get("Code") in ("404", "403", "NoSuchKey", "NotFound", "AccessDenied"):
                 return None
             raise
         return Stored(int(answer["ContentLength"]), answer.get("ContentType", ""))
@@ -148,12 +157,18 @@ class LocalStorage:
         return UPLOAD_PATH, {"key": key, "Content-Type": content_type, "policy": policy,
                              "signature": self._sign(policy)}
 
-    def head(self, *, key: str) -> Optional[Stored]:
-        path = self._path(key)
+    def seal(self, *, upload_key: str, key: str) -> Optional[Stored]:
+        source, target = self._path(upload_key), self._path(key)
         try:
-            return Stored(path.stat().st_size, Path(f"{path}.type").read_text())
+            content_type = Path(f"{source}.type").read_text()
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = target.with_name(target.name + ".part")
+            shutil.copyfile(source, partial)
         except FileNotFoundError:
             return None
+        Path(f"{target}.type").write_text(content_type)
+        partial.replace(target)
+        return Stored(target.stat().st_size, content_type)
 
     def download_url(self, *, key: str, content_type: str, file_name: Optional[str], expires_in: int) -> str:
         query = {"expires": str(int(time.time()) + expires_in), "type": content_type,

@@ -2,7 +2,7 @@
 # from directly, with presigned POSTs and GETs the API Lambda signs (its role
 # is the signer: the renderer, scripts/deploy/render/policies.py, lets it
 # put, get and delete attachments/* and use the key through S3, nothing
-# else). Keys are attachments/<uploader_id>/<attachment_id>; the app reads
+# else). Keys are attachments/uploads/ and attachments/files/<uploader_id>/<attachment_id>; the app reads
 # the bucket's name from ATTACHMENTS_BUCKET (API and purge only). The
 # in-VPC Lambdas reach it through the S3 gateway endpoint (network.tf).
 # docs/deploy.md, "Attachments", says what it costs and why each setting.
@@ -75,6 +75,22 @@ resource "aws_s3_bucket_versioning" "attachments" {
 
 resource "aws_s3_bucket_lifecycle_configuration" "attachments" {
   bucket = aws_s3_bucket.attachments.id
+
+  # Uploads are copied under attachments/files/ when a message carries them
+  # (the app deletes the upload then): what is left under uploads/ after a
+  # day was never attached, or its deletion failed.
+  rule {
+    id     = "expire-uploads-after-a-day"
+    status = "Enabled"
+
+    filter {
+      prefix = "${local.attachments_prefix}uploads/"
+    }
+
+    expiration {
+      days = 1
+    }
+  }
 
   # Parts of an upload never completed are billed as storage until aborted.
   rule {
@@ -163,7 +179,7 @@ resource "aws_s3_bucket_cors_configuration" "attachments" {
 }
 
 locals {
-  # The app's key layout: attachments/<uploader_id>/<attachment_id>.
+  # The app's key layout: attachments/uploads/ and attachments/files/<uploader_id>/<attachment_id>.
   attachments_prefix = "attachments/"
 
   # What the roles, the endpoint and the key may touch: objects under the prefix only.

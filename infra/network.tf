@@ -127,14 +127,15 @@ resource "aws_vpc_endpoint" "s3" {
   # Only this account's principals, only the attachments: the VPC cannot be
   # used to read or write any other bucket (no exfiltration to a bucket of
   # another account), nor list or configure this one. GetObject is what
-  # HeadObject needs; nothing in the VPC uploads (browsers do, directly).
+  # HeadObject needs; PutObject is the app's CopyObject of an upload to where
+  # no upload form writes (browsers upload directly, not through the VPC).
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Sid       = "AttachmentsOnly"
       Effect    = "Allow"
       Principal = { AWS = "*" }
-      Action    = ["s3:GetObject", "s3:DeleteObject"]
+      Action    = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
       Resource  = local.attachments_objects_arn
       Condition = { StringEquals = { "aws:PrincipalAccount" = local.account_id } }
     }]

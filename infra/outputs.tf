@@ -102,7 +102,7 @@ output "push_function_name" {
 # attachments/* of the bucket and, the API's, use the key through S3.
 
 output "attachments_bucket_name" {
-  description = "Name of the private attachments bucket (objects attachments/<uploader_id>/<attachment_id>): ATTACHMENTS_BUCKET of the API handler and purge."
+  description = "Name of the private attachments bucket (objects attachments/uploads/ and attachments/files/<uploader_id>/<attachment_id>): ATTACHMENTS_BUCKET of the API handler and purge."
   value       = aws_s3_bucket.attachments.id
 }
 

@@ -18,6 +18,8 @@ from ..db import DuplicateKey, Tx
 from ..errors import BadCredentials, BadRequest, Forbidden, HandleTaken, Unauthorized, UserNotFound
 from ..repositories import (
     Account,
+    Attachment,
+    Attachments,
     Blocks,
     Deliveries,
     Groups,
@@ -30,6 +32,7 @@ from ..repositories import (
     Stream,
     Users,
 )
+from .attaching import Attaching
 from .deps import Deps
 from .fanout import publish
 from .results import (
@@ -203,12 +206,14 @@ class Accounts:
             self._check_password(account, password, "password", source_ip)
 
         left: Dict[str, Tuple[Optional[str], Dict[str, int]]] = {}  # group -> its name, each member's seq
+        files: List[Attachment] = []  # of the messages that go: no one holds them any more
 
         def work(tx: Tx) -> List[str]:
             sessions = [r.session_id for r in Sessions(tx).of_user(user_id=me.user_id)]
             Sessions(tx).revoke(session_ids=sessions, at=self._deps.now())
             LinkCodes(tx).remove_of(user_id=me.user_id)
             left.clear()
+            files.clear()
             groups = list(Members(tx).groups_of(user_id=me.user_id))
             names = Groups(tx).named(group_ids=groups)
             for group_id in groups:  # each group hears that the user left
@@ -221,6 +226,7 @@ class Accounts:
             Inbox(tx).remove_stream(user_id=me.user_id)
             Stream(tx).remove(user_id=me.user_id)
             InboxCounters(tx).remove(user_id=me.user_id)
+            files.extend(Attachments(tx).unheld_to(recipient_id=me.user_id))
             Messages(tx).remove_unheld_to(recipient_id=me.user_id)
             Users(tx).erase(user_id=me.user_id, deleted_at=self._deps.now())
             return sessions
@@ -228,6 +234,7 @@ class Accounts:
         self._signed_out(me.user_id, self._deps.db.run(work, write=True))
         if self._deps.cache is not None:
             self._deps.cache.forget([me.user_id])
+        Attaching(self._deps).forget(files)
         for group_id, (name, seqs) in left.items():
             publish(self._deps, member_event(0, group_id=group_id, group_name=name, user_id=me.user_id, member=False),
                     seqs)

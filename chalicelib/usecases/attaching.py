@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..contract import DOWNLOAD_URL_SECONDS, UPLOAD_URL_SECONDS
@@ -18,12 +19,17 @@ from ..errors import (
     ServiceUnavailable,
     UserNotFound,
 )
-from ..repositories import Attachment, Attachments, attachment_key
+from ..repositories import Attachment, Attachments, upload_key
 from ..storage import LocalStorage, Storage
 from .deps import Deps
 from .results import DownloadUrl, UploadUrl
 
 log = logging.getLogger(__name__)
+
+# An upload may be attached for a day after it was asked for; the purge
+# deletes those never attached an hour later, so the two never meet.
+ATTACHABLE = timedelta(days=1)
+SWEPT_AFTER = ATTACHABLE + timedelta(hours=1)
 
 
 class Attaching:
@@ -50,7 +56,7 @@ class Attaching:
                 raise UserNotFound(f"user_id: no user {user_id}") from None
 
         deps.db.run(work, write=True)
-        url, fields = storage.upload_form(key=attachment_key(user_id, attachment_id), content_type=content_type,
+        url, fields = storage.upload_form(key=upload_key(user_id, attachment_id), content_type=content_type,
                                           max_bytes=size, expires_in=UPLOAD_URL_SECONDS)
         return UploadUrl(attachment_id, {"url": url, "fields": fields}, UPLOAD_URL_SECONDS)
 
@@ -71,7 +77,9 @@ class Attaching:
         """The attachments as a message carries them, in the order given, if
         each is the uploader's, not attached yet, and stored with its
         declared type and within its declared size (asked of the store
-        itself: a presigned policy alone is not trusted). Else 409."""
+        itself: a presigned policy alone is not trusted). Each file is first
+        copied where no upload form writes, and the copy is what is checked
+        and served. Else 409."""
         if not attachment_ids:
             return ()
         storage = self._storage()
@@ -84,7 +92,7 @@ class Attaching:
                 raise AttachmentNotReady(f"attachment_ids: {attachment_id} is not an upload of yours")
             if row.message_id is not None:
                 raise AttachmentNotReady(f"attachment_ids: {attachment_id} is already attached to a message")
-            stored = storage.head(key=row.key)
+            stored = storage.seal(upload_key=row.upload_key, key=row.key)
             if stored is None:
                 raise AttachmentNotReady(f"attachment_ids: {attachment_id} has not been uploaded")
             if stored.content_type != row.content_type or not 0 < stored.size <= row.size:
@@ -99,7 +107,7 @@ class Attaching:
         if not attachments or self._deps.storage is None:
             return True
         try:
-            self._deps.storage.delete(keys=[a.key for a in attachments])
+            self._deps.storage.delete(keys=[k for a in attachments for k in (a.key, a.upload_key)])
         except Exception as error:  # noqa: BLE001 - the message is gone either way
             log.warning("attachments: deleting %d files failed (%s)", len(attachments), type(error).__name__)
             return False

@@ -25,7 +25,7 @@ from typing import List, Optional, Tuple
 from .. import timebudget
 from ..db import Tx
 from ..repositories import Attachment, Attachments, Events, Inbox, Messages
-from .attaching import Attaching
+from .attaching import SWEPT_AFTER, Attaching
 from .deps import Deps
 from .results import Result
 
@@ -120,7 +120,7 @@ class Retention:
         deps, batches = self._deps, 0
         while deps.storage is not None and timebudget.left() >= BATCH_SECONDS:
             stale = deps.db.run(lambda tx: Attachments(tx).unattached_before(
-                before=deps.now() - timedelta(days=1), limit=batch), write=False)
+                before=deps.now() - SWEPT_AFTER, limit=batch), write=False)
             if not stale or not Attaching(deps).forget(stale):
                 break
             batches += 1

@@ -13,17 +13,20 @@ included (again on a replay: the first attempt's commit may have landed
 while its reply was lost)."""
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..db import DuplicateKey, MissingReference, Tx
 from ..errors import AttachmentNotReady, BadRequest, Blocked, GroupNotFound, IdempotencyConflict, NotAMember
-from ..repositories import Attachments, Deliveries, Groups, Inbox, Messages, StoredMessage
-from .attaching import Attaching
+from ..repositories import Attachments, Deliveries, Groups, Inbox, Messages, StoredMessage, upload_key
+from .attaching import ATTACHABLE, Attaching
 from .deps import Deps, raise_unknown_users
 from .fanout import publish
 from .results import Sent, iso, message_event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,14 @@ class Sending:
         return Attaching(deps).ready(uploader_id=message.sender_id, attachment_ids=attachment_ids)
 
     def _after_commit(self, delivery: Delivery) -> None:
+        message = delivery.message
+        if message.attachments and not delivery.result.duplicate and self._deps.storage is not None:
+            try:  # the uploads were copied where the message's files are kept; a day's lifecycle rule backs this up
+                self._deps.storage.delete(keys=[upload_key(message.sender_id, a["attachment_id"])
+                                                for a in message.attachments])
+            except Exception as error:  # noqa: BLE001 - the message is sent; the uploads are only leftovers
+                log.warning("attachments: deleting %d uploads failed (%s)", len(message.attachments),
+                            type(error).__name__)
         publish(self._deps, message_event(0, delivery.message), delivery.seqs, version=delivery.message.version)
 
 
@@ -100,9 +111,11 @@ def _transaction(tx: Tx, message: StoredMessage, client_message_id: Optional[str
         raise
     if seqs is not None and message.attachments:
         ids = [a["attachment_id"] for a in message.attachments]
-        claimed = Attachments(tx).claim(attachment_ids=ids, uploader_id=message.sender_id, message_id=message.id)
+        claimed = Attachments(tx).claim(attachment_ids=ids, uploader_id=message.sender_id, message_id=message.id,
+                                        asked_after=message.sent_at - ATTACHABLE)
         if claimed != len(ids):
-            raise AttachmentNotReady("attachment_ids: attached to another message meanwhile")
+            raise AttachmentNotReady("attachment_ids: attached to another message meanwhile, or asked for more"
+                                     " than a day ago")
     if seqs is None:
         if client_message_id is not None and Messages(tx).by_client_id(
                 sender_id=message.sender_id, client_message_id=client_message_id):

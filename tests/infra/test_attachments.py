@@ -74,6 +74,8 @@ def test_lifecycle_aborts_uploads_and_expires_attachments_after_retention():
     expire = body[body.index('id     = "expire-attachments-after-retention"'):]
     assert "prefix = local.attachments_prefix" in expire and "days = rule.value" in expire
     assert 'attachments_prefix = "attachments/"' in ATTACHMENTS
+    uploads = body[body.index('id     = "expire-uploads-after-a-day"'):]
+    assert 'prefix = "${local.attachments_prefix}uploads/"' in uploads[:300] and "days = 1" in uploads[:300]
 
 
 def test_cors_allows_post_and_get_from_the_web_clients_origins_only():
@@ -90,7 +92,7 @@ def test_the_gateway_endpoint_reaches_the_attachments_only():
     assert 'service_name      = "com.amazonaws.${var.region}.s3"' in body
     # The route tables of the private subnets the in-VPC Lambdas use.
     assert "route_table_ids   = aws_route_table.private[*].id" in body
-    assert 'Action    = ["s3:GetObject", "s3:DeleteObject"]' in body
+    assert 'Action    = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]' in body  # PutObject: CopyObject
     assert "Resource  = local.attachments_objects_arn" in body
     assert 'Condition = { StringEquals = { "aws:PrincipalAccount" = local.account_id } }' in body
     assert 'attachments_objects_arn = "${aws_s3_bucket.attachments.arn}/${local.attachments_prefix}*"' in ATTACHMENTS
@@ -143,7 +145,7 @@ def test_terraform_evaluates_the_origins_lifecycle_and_policies(tmp_path: Path):
         "Resource": [bucket, f"{bucket}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
     assert values["endpoint_policy"]["Statement"] == [{
         "Sid": "AttachmentsOnly", "Effect": "Allow", "Principal": {"AWS": "*"},
-        "Action": ["s3:GetObject", "s3:DeleteObject"], "Resource": f"{bucket}/attachments/*",
+        "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": f"{bucket}/attachments/*",
         "Condition": {"StringEquals": {"aws:PrincipalAccount": "123456789012"}}}]
 
     # Before the first chalice deploy, and with every message kept: no origin

@@ -32,7 +32,7 @@ WS = ["websocket_connect", "websocket_message", "websocket_disconnect"]
 # Every policy file the renderer writes, by its suffix of policy-prod.
 SUFFIXES = ("", "-migrate", "-api", "-websocket", "-purge", "-push")
 BUCKET, BUCKET_ARN = OUT["attachments_bucket_name"], OUT["attachments_bucket_arn"]
-ATTACHMENTS = f"{BUCKET_ARN}/attachments/*"  # the app's keys: attachments/<uploader_id>/<attachment_id>
+ATTACHMENTS = f"{BUCKET_ARN}/attachments/*"  # the app's keys: attachments/uploads/… and attachments/files/…
 
 
 def run(project: Path, *args: str, outputs: Any = None) -> subprocess.CompletedProcess:

@@ -83,7 +83,13 @@ def uploaded(api: Api, user: User, data: bytes, content_type: str, file_name: Op
 
 
 def key_of(user: User, attachment_id: str) -> str:
-    return f"attachments/{user.id}/{attachment_id}"
+    """Where a file a message carries is kept (copied there from its upload at the send)."""
+    return f"attachments/files/{user.id}/{attachment_id}"
+
+
+def upload_key_of(user: User, attachment_id: str) -> str:
+    """Where the upload form writes."""
+    return f"attachments/uploads/{user.id}/{attachment_id}"
 
 
 def ids(*attachment_ids: str) -> str:
@@ -183,13 +189,13 @@ def test_upload_url_answers_a_presigned_post_whose_policy_pins_key_type_and_size
     assert set(upload) == {"url", "fields"}
     assert upload["url"] == f"{s3_bucket.endpoint}/{s3_bucket.name}", upload  # absolute, the bucket's
     fields = upload["fields"]
-    assert fields["key"] == key_of(alice, attachment_id)
+    assert fields["key"] == upload_key_of(alice, attachment_id)
     assert fields["Content-Type"] == "application/pdf"
     assert {"policy", "x-amz-signature", "x-amz-algorithm", "x-amz-credential", "x-amz-date"} <= set(fields)
 
     policy = json.loads(base64.b64decode(fields["policy"]))
     conditions = policy["conditions"]
-    assert {"key": key_of(alice, attachment_id)} in conditions, conditions
+    assert {"key": upload_key_of(alice, attachment_id)} in conditions, conditions
     assert {"bucket": s3_bucket.name} in conditions, conditions
     assert {"Content-Type": "application/pdf"} in conditions, conditions  # equality, not starts-with
     assert not any(isinstance(c, list) and c[0] == "starts-with" for c in conditions), conditions
@@ -204,7 +210,7 @@ def test_upload_url_answers_a_presigned_post_whose_policy_pins_key_type_and_size
 def test_upload_url_takes_the_user_id_of_the_token_and_refuses_another(aapi):
     alice, bob = aapi.register("alice"), aapi.register("bob")
     r = upload_url(aapi, alice, "image/png", 10, user_id=alice.id)
-    assert r.status == 200 and r.body["upload"]["fields"]["key"].startswith(f"attachments/{alice.id}/"), r
+    assert r.status == 200 and r.body["upload"]["fields"]["key"].startswith(f"attachments/uploads/{alice.id}/"), r
     r = upload_url(aapi, alice, "image/png", 10, user_id=bob.id)
     assert r.status == 403, r
 
@@ -216,7 +222,7 @@ def test_a_direct_message_carries_uploads_to_the_recipient_who_downloads_them(aa
     alice, bob, carol = aapi.register("alice"), aapi.register("bob"), aapi.register("carol")
     pdf = uploaded(aapi, alice, PDF, "application/pdf", "report ü.pdf")
     png = uploaded(aapi, alice, PNG, "image/png", "cat.png")
-    assert s3_bucket.keys() == sorted([key_of(alice, pdf), key_of(alice, png)])
+    assert s3_bucket.keys() == sorted([upload_key_of(alice, pdf), upload_key_of(alice, png)])
 
     r = send(aapi, alice, bob, "see attached", ids(pdf, png))
     assert r.status == 201 and r.body["duplicate"] is False, r
@@ -367,7 +373,7 @@ def test_the_purge_sweeps_uploads_never_attached_after_a_day_even_without_retent
     backdate_upload(app_env, attached, hours=48)  # attached: kept, however old
     result = run_purge()
     assert result["finished"] is True and result["batches"] >= 1, result
-    assert s3_bucket.keys() == sorted([key_of(alice, fresh), key_of(alice, attached)])
+    assert s3_bucket.keys() == sorted([upload_key_of(alice, fresh), key_of(alice, attached)])
     assert sorted(row[0] for row in uploads_of(app_env, alice)) == sorted([fresh, attached])
     assert_refused(send(aapi, alice, bob, None, stale), 409, "AttachmentNotReady")
     assert send(aapi, alice, bob, None, fresh).status == 201
@@ -389,7 +395,7 @@ def test_an_object_other_than_declared_is_refused_at_send_and_nothing_is_stored(
     assert r.status == 200, r
     attachment_id = r.body["attachment_id"]
     # straight into the bucket, as a client ignoring the form's conditions could (moto does not enforce them)
-    s3_bucket.s3.put_object(Bucket=s3_bucket.name, Key=key_of(alice, attachment_id), Body=body,
+    s3_bucket.s3.put_object(Bucket=s3_bucket.name, Key=upload_key_of(alice, attachment_id), Body=body,
                             ContentType=stored_as)
     assert_refused(send(aapi, alice, bob, "look", attachment_id), 409, "AttachmentNotReady", "attachment_ids")
     assert_refused(send_group(aapi, alice, group, "look", attachment_id), 409, "AttachmentNotReady")
@@ -400,7 +406,7 @@ def test_an_object_other_than_declared_is_refused_at_send_and_nothing_is_stored(
 def test_an_empty_object_is_refused_at_send(aapi, s3_bucket):  # noqa: F811
     alice, bob = aapi.register("alice"), aapi.register("bob")
     r = upload_url(aapi, alice, "text/plain", 10)
-    s3_bucket.s3.put_object(Bucket=s3_bucket.name, Key=key_of(alice, r.body["attachment_id"]), Body=b"",
+    s3_bucket.s3.put_object(Bucket=s3_bucket.name, Key=upload_key_of(alice, r.body["attachment_id"]), Body=b"",
                             ContentType="text/plain")
     assert_refused(send(aapi, alice, bob, "empty", r.body["attachment_id"]), 409, "AttachmentNotReady")
     assert_nothing_sent(aapi, alice, bob)
@@ -484,11 +490,9 @@ def test_ten_attachments_are_allowed(aapi):
     assert fetched(aapi, bob, ten[7]).content == b"line 7\n"
 
 
-# --------------------------------------------------------------------------- known gaps (strict xfail)
+# --------------------------------------------------------------------------- what was checked is what is served
 
 
-@pytest.mark.xfail(strict=True, reason="the presigned form stays good for 600 s after the send checked the object:"
-                                       " posting it again replaces the attached file")
 def test_an_attached_file_cannot_be_replaced_through_its_upload_form(aapi):
     alice, bob = aapi.register("alice"), aapi.register("bob")
     r = upload_url(aapi, alice, "image/png", len(PNG), "a.png")
@@ -498,8 +502,6 @@ def test_an_attached_file_cannot_be_replaced_through_its_upload_form(aapi):
     assert fetched(aapi, bob, r.body["attachment_id"]).content == PNG
 
 
-@pytest.mark.xfail(strict=True, reason="/delete_account removes messages no stream holds any more"
-                                       " (Messages.remove_unheld_to) but not their files or attachment rows")
 def test_a_message_gone_with_both_accounts_takes_its_files(aapi, s3_bucket, app_env):  # noqa: F811
     alice, bob = aapi.register("alice"), aapi.register("bob")
     pdf = uploaded(aapi, alice, PDF, "application/pdf")
@@ -512,8 +514,6 @@ def test_a_message_gone_with_both_accounts_takes_its_files(aapi, s3_bucket, app_
     assert s3_bucket.keys() == [] and uploads_of(app_env, alice) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the sweep deletes the files and rows it read as unattached without"
-                                       " checking they still are: a send claiming one meanwhile keeps a dangling id")
 def test_an_upload_attached_while_the_sweep_runs_keeps_its_file(aapi, s3_bucket, app_env, monkeypatch):  # noqa: F811
     from chalicelib.storage import S3Storage
 

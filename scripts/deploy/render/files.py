@@ -11,8 +11,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..functions import (API_HANDLER, FORGET_CONNECTIONS, FUNCTIONS, MIGRATE, PURGE, PUSH, WEBSOCKET_HANDLERS,
-                         function_name, log_group_name)
+from ..functions import (
+    API_HANDLER,
+    FORGET_CONNECTIONS,
+    FUNCTIONS,
+    MIGRATE,
+    PURGE,
+    PUSH,
+    WEBSOCKET_HANDLERS,
+    function_name,
+    log_group_name,
+)
 from .outputs import API_ID_PATTERN, OutputError, load_outputs
 from .policies import policy, push_policy, secrets_of
 from .roles import ATTACHMENT_ACCESS, ATTACHMENT_KEY_ACCESS, policy_file_name, policy_suffix

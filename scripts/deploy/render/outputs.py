@@ -163,7 +163,8 @@ def load_outputs(text: str) -> Dict[str, Any]:
     if bucket is None:  # its own check matched it already
         raise OutputError("output attachments_bucket_arn is not an S3 bucket ARN")
     if bucket.group("partition") != values["partition"]:
-        raise OutputError(f"the ARNs disagree on the partition: {sorted({bucket.group('partition'), values['partition']})}")
+        raise OutputError("the ARNs disagree on the partition: "
+                          f"{sorted({bucket.group('partition'), values['partition']})}")
     if bucket.group("bucket") != values["attachments_bucket_name"]:
         raise OutputError(f"output attachments_bucket_arn names bucket {bucket.group('bucket')!r}, "
                           f"attachments_bucket_name is {values['attachments_bucket_name']!r}")

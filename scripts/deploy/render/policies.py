@@ -95,7 +95,7 @@ def attachment_statements(out: Mapping[str, Any], actions: Sequence[str],
     context S3 sets is the bucket's ARN with a bucket key, the object's
     without one)."""
     bucket = out["attachments_bucket_arn"]
-    statements = [{
+    statements: List[Dict[str, Any]] = [{
         "Sid": "Attachments",
         "Effect": "Allow",
         "Action": list(actions),
