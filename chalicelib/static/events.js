@@ -228,7 +228,7 @@ function applyConversations(s, items, { meta = {}, partial = false } = {}) {
       conv.counted_seq = Math.max(conv.counted_seq || 0, counted);
       if (last && !s.messagesOf(id).size) {
         conv.last_seq = last.seq;
-        conv.last_text = last.deleted ? DELETED_TEXT : last.text;
+        conv.last_text = last.deleted ? DELETED_TEXT : summary(last);
         newest = Math.max(newest, last.seq);
         if (partial) conv.history = { loaded: false, before: null };   // its messages come from /history
       }

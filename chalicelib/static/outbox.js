@@ -38,7 +38,14 @@ export async function queueSend(s, conv, text, files = []) {
   conv.last_at = Date.now();
   conv.last_text = summary(record);
   // Stored with its key before it is sent: a reload mid-send retries under the same key.
-  await s.persist({ messages: [record], conversations: [conv] });
+  try {
+    await s.store.write({ messages: [record], conversations: [conv] });
+  } catch (_) {
+    // A browser that refuses to keep the files (a Blob in IndexedDB): the message is kept without them,
+    // and a reload before it is sent marks it failed (outbox: FileNotKept) rather than losing it.
+    const kept = { ...record, attachments: record.attachments.map(({ file, ...rest }) => rest) };
+    await s.persist({ messages: [kept], conversations: [conv] });
+  }
   s.messagesOf(conv.id).set(record.key, record);
   s.view.render(s);
   s.outbox.push(record);
@@ -162,6 +169,7 @@ async function settle(s, record, change) {
       remove.push(record.key);
     }
     await s.persist({ messages: [updated], remove });
+    if (change.state !== 'pending') (record.attachments || []).forEach((_, i) => s.progress.delete(`${record.key}:${i}`));
     map.delete(record.key);
     map.set(updated.key, updated);
     s.view.render(s);

@@ -4,6 +4,7 @@ other (loaded, not just an <img>), a PDF is a link with its name and size
 whose URL serves its bytes, the upload's progress is shown while it runs, a
 file dropped onto the conversation is attached, a send whose upload the
 page was reloaded in the middle of uploads its file again and is delivered,
+an upload the storage refuses for a while is tried again with a new form,
 the server's refusal of a type or of a size is told (and the message can be
 discarded), and deleting a message takes its files away on both sides."""
 from __future__ import annotations
@@ -213,3 +214,30 @@ def test_a_type_not_allowed_and_a_file_too_large_are_told_with_the_servers_reaso
     # Nothing reached Bob; a message after them does.
     alice.send("only this")
     expect(bob.texts()).to_have_text(["only this"])
+
+
+def test_an_upload_the_storage_fails_is_tried_again_with_a_new_form_and_the_message_goes_once(people):
+    alice, bob = _pair(people)
+    uploads = []
+
+    def first_fails(route):
+        uploads.append(route.request.url)
+        if len(uploads) == 1:
+            route.fulfill(status=503, content_type="application/xml",
+                          body="<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>")
+        else:
+            route.continue_()
+
+    forms = []
+    alice.page.on("request", lambda request: forms.append(request.url) if request.url.endswith("/upload_url") else None)
+    alice.page.route("**/_uploads", first_fails)
+    alice.page.locator("#composer-file").set_input_files(
+        {"name": "report.pdf", "mimeType": "application/pdf", "buffer": PDF})
+    alice.page.get_by_role("button", name="Send").click()
+    # Told while it waits, then sent.
+    expect(alice.page.locator("#composer-status")).to_have_text(
+        re.compile(r"“report\.pdf” is not uploaded: Please reduce your request rate\."))
+    expect(alice.mine().last).to_have_attribute("data-state", "sent")
+    expect(alice.page.locator("#composer-status")).to_have_text("")
+    assert len(uploads) == 2 and len(forms) == 2
+    expect(bob.page.locator("#messages .msg.theirs .file-link")).to_have_text(["report.pdf"])
