@@ -160,7 +160,18 @@ export function uploadFile(upload, file, { onProgress, signal } = {}) {
     form.append('file', file);
     const xhr = new XMLHttpRequest();
     const stop = () => xhr.abort();
-    const done = () => { if (signal) signal.removeEventListener('abort', stop); };
+    // The page's Content-Security-Policy (connect-src) may not allow the storage's origin: no network
+    // error, and retrying cannot help. The violation is told to the document, not to the request.
+    const origin = new URL(upload.url, window.location.href).origin;
+    let blocked = null;
+    const violation = (event) => {
+      if (event.blockedURI && event.blockedURI.startsWith(origin)) blocked = event.effectiveDirective || event.violatedDirective;
+    };
+    document.addEventListener('securitypolicyviolation', violation);
+    const done = () => {
+      document.removeEventListener('securitypolicyviolation', violation);
+      if (signal) signal.removeEventListener('abort', stop);
+    };
     xhr.open('POST', upload.url);
     xhr.upload.onprogress = (event) => { if (onProgress && event.lengthComputable) onProgress(event.loaded / event.total); };
     xhr.onload = () => {
@@ -169,10 +180,15 @@ export function uploadFile(upload, file, { onProgress, signal } = {}) {
       const rule = xhr.status >= 500 ? 'always' : 'never';
       reject(new ApiError(xhr.status, `Storage${xhr.status}`, storageMessage(xhr), { rule, safe: true }));
     };
-    xhr.onerror = () => {
+    xhr.onerror = () => setTimeout(() => {   // after the violation's event, when there is one
       done();
+      if (blocked) {
+        reject(new ApiError(0, 'UploadBlocked', `this page's Content-Security-Policy (${blocked}) does not allow uploads to ${origin}:`
+          + ' the server must allow it.', { rule: 'never' }));
+        return;
+      }
       reject(new ApiError(0, 'Offline', 'offline, or the storage cannot be reached', { rule: retryRule(0, null), safe: true }));
-    };
+    }, 0);
     xhr.onabort = () => { done(); reject(new DOMException('upload stopped', 'AbortError')); };
     if (signal) {
       if (signal.aborted) { reject(new DOMException('upload stopped', 'AbortError')); return; }

@@ -241,3 +241,25 @@ def test_an_upload_the_storage_fails_is_tried_again_with_a_new_form_and_the_mess
     expect(alice.page.locator("#composer-status")).to_have_text("")
     assert len(uploads) == 2 and len(forms) == 2
     expect(bob.page.locator("#messages .msg.theirs .file-link")).to_have_text(["report.pdf"])
+
+
+def test_an_upload_the_pages_policy_does_not_allow_is_told_not_retried_forever(people):
+    alice, bob = _pair(people)
+
+    def elsewhere(route):
+        # As a deployed server whose page policy does not name its bucket: the form points to another origin.
+        answer = route.fetch()
+        body = answer.json()
+        body["upload"]["url"] = "http://storage.invalid/_uploads"
+        route.fulfill(response=answer, json=body)
+
+    alice.page.route("**/upload_url", elsewhere)
+    alice.page.locator("#composer-file").set_input_files(
+        {"name": "report.pdf", "mimeType": "application/pdf", "buffer": PDF})
+    alice.page.get_by_role("button", name="Send").click()
+    expect(alice.mine().last).to_have_attribute("data-state", "failed")
+    expect(alice.page.locator("#composer-status")).to_have_text(re.compile(
+        r"“report\.pdf” is not uploaded: this page's Content-Security-Policy \(connect-src\) does not allow uploads"
+        r" to http://storage\.invalid"))
+    alice.errors.clear()  # the browser logs the refusal itself
+    alice.requests[:] = [u for u in alice.requests if "storage.invalid" not in u]
