@@ -794,6 +794,9 @@ def _watch(s: Session, conversation: Optional[str]) -> None:
     s.messenger.run(on_event=show)
 
 
+LISTENER_STOP_SECONDS = 10  # a WebSocket read returns within 1 s of a stop; a long-poll may not
+
+
 def _chat(s: Session, conversation: str) -> None:
     kind, _, target = conversation.partition(":")
     s.store.open_conversation(kind, target)
@@ -824,6 +827,9 @@ def _chat(s: Session, conversation: str) -> None:
             except Fail as fail:
                 print(f"error: {fail}", flush=True)
     s.messenger.stop()
+    # Let the listener leave its socket and the store before the interpreter
+    # shuts down: a daemon thread still inside them then can crash the process.
+    listener.join(timeout=LISTENER_STOP_SECONDS)
 
 
 def main() -> None:
