@@ -251,7 +251,8 @@ def health(call: Call):
     return use().health.check()
 
 
-edge.static_files(STATIC, websocket_url=lambda: use().live.websocket_url)  # the web client at GET /
+edge.static_files(STATIC, websocket_url=lambda: use().live.websocket_url,  # the web client at GET /
+                  file_origins=lambda: use().attaching.file_origins)
 edge.unknown_routes()
 
 

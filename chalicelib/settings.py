@@ -134,6 +134,7 @@ class Settings:
     edit_window_hours: int  # how long after sending a message can be edited
     attachments_bucket: Optional[str]  # S3; None: files under data/attachments (make run), none deployed
     attachments_s3_endpoint: Optional[str]  # another S3 endpoint (the tests' moto server)
+    aws_region: Optional[str]  # the Lambda's (AWS_REGION): presigned URLs name the regional endpoint
     max_attachment_bytes: int
     attachment_types: FrozenSet[str]  # the media types an upload may declare
     in_lambda: bool
@@ -191,6 +192,7 @@ class Settings:
             edit_window_hours=_int(env, "EDIT_WINDOW_HOURS", 48, 1, 876_000),
             attachments_bucket=_text(env, "ATTACHMENTS_BUCKET"),
             attachments_s3_endpoint=_url(env, "ATTACHMENTS_S3_ENDPOINT", ("http://", "https://")),
+            aws_region=_text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION"),
             max_attachment_bytes=_int(env, "MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, 1, 5 * 1024 ** 3),
             attachment_types=frozenset(t.strip().lower() for t in (
                 _text(env, "ATTACHMENT_TYPES") or ",".join(ATTACHMENT_TYPES)).split(",") if t.strip()),

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from .settings import private_dir
 
@@ -65,6 +65,9 @@ class Storage(Protocol):
     def delete(self, *, keys: Sequence[str]) -> None:
         """Delete these objects (missing ones are deleted enough)."""
 
+    def origins(self) -> List[str]:
+        """The origins its upload and download URLs have (none: the API's own)."""
+
 
 class S3Storage:
     """One bucket. The client is made once, lazily (boto3 costs ~100 ms to
@@ -78,6 +81,7 @@ class S3Storage:
         self._timeout = timeout_seconds
         self._client: Any = None
         self._lock = threading.Lock()
+        self._origins: Optional[List[str]] = None
 
     def _s3(self) -> Any:
         if self._client is None:
@@ -89,7 +93,9 @@ class S3Storage:
                     self._client = boto3.client(
                         "s3", endpoint_url=self._endpoint, region_name=self._region,
                         config=Config(connect_timeout=self._timeout, read_timeout=self._timeout,
-                                      retries={"max_attempts": 2, "mode": "standard"}, signature_version="s3v4"))
+                                      retries={"max_attempts": 2, "mode": "standard"}, signature_version="s3v4",
+                                      # The bucket's regional name: the global one redirects a new bucket's requests.
+                                      s3={"addressing_style": "virtual" if self._endpoint is None else "path"}))
         return self._client
 
     def upload_form(self, *, key: str, content_type: str, max_bytes: int,
@@ -99,6 +105,16 @@ class S3Storage:
             Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
             ExpiresIn=expires_in)
         return post["url"], dict(post["fields"])
+
+    def origins(self) -> List[str]:
+        """Worked out from URLs presigned here (no request is made): what
+        boto3 addresses for this bucket and region, virtual-hosted or path style."""
+        if self._origins is None:
+            post = self._s3().generate_presigned_post(Bucket=self._bucket, Key="attachments/probe", ExpiresIn=60)
+            get = self._s3().generate_presigned_url("get_object", Params={"Bucket": self._bucket,
+                                                                          "Key": "attachments/probe"}, ExpiresIn=60)
+            self._origins = sorted({_origin(post["url"]), _origin(get)})
+        return self._origins
 
     def seal(self, *, upload_key: str, key: str) -> Optional[Stored]:
         from botocore.exceptions import ClientError
@@ -126,6 +142,11 @@ class S3Storage:
             if chunk:
                 self._s3().delete_objects(Bucket=self._bucket,
                                           Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class Refused(Exception):
@@ -175,6 +196,9 @@ class LocalStorage:
                  "disposition": disposition(content_type, file_name)}
         query["signature"] = self._sign(self._download_text(key, query))
         return f"{FILES_PATH}{quote(key)}?{urlencode(query)}"
+
+    def origins(self) -> List[str]:
+        return []
 
     def delete(self, *, keys: Sequence[str]) -> None:
         for key in keys:

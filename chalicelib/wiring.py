@@ -100,7 +100,8 @@ def _storage(settings: Settings) -> Optional[Storage]:
     """S3 when a bucket is configured; files under data/ on `make run`; none
     in a Lambda without a bucket (its file system is not shared)."""
     if settings.attachments_bucket:
-        return S3Storage(settings.attachments_bucket, endpoint_url=settings.attachments_s3_endpoint)
+        return S3Storage(settings.attachments_bucket, endpoint_url=settings.attachments_s3_endpoint,
+                         region=settings.aws_region)
     if settings.in_lambda:
         return None
     # Beside the SQLite file (data/ by default; a test's own folder for its server).

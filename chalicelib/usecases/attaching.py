@@ -119,6 +119,11 @@ class Attaching:
         return Attachments(tx).of_messages(message_ids=message_ids)
 
     @property
+    def file_origins(self) -> List[str]:
+        """Where browsers upload and download files (the page's CSP allows them)."""
+        return [] if self._deps.storage is None else self._deps.storage.origins()
+
+    @property
     def local_store(self) -> Optional[LocalStorage]:
         """The files under data/, for the development server's upload and download endpoints."""
         return self._deps.storage if isinstance(self._deps.storage, LocalStorage) else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from chalice import Chalice, Response
 
@@ -31,8 +31,9 @@ EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", 
                 "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
 # The web client's page: its own scripts and styles only, and connections to
 # the API and to the app's own WebSocket origin, nowhere else.
-PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-               "connect-src 'self'{websocket}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{files}; "
+               "media-src 'self'{files}; connect-src 'self'{websocket}{files}; base-uri 'none'; form-action 'none';"
+               " frame-ancestors 'none'")
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".json": "application/json"}
 
@@ -142,10 +143,13 @@ class Edge:
 
         return decorate
 
-    def static_files(self, folder: Path, *, websocket_url: Callable[[], Optional[str]]) -> None:
+    def static_files(self, folder: Path, *, websocket_url: Callable[[], Optional[str]],
+                     file_origins: Callable[[], Sequence[str]] = lambda: ()) -> None:
         """The web client: GET / is folder/index.html, GET /static/<name> the
         other files of the folder (no sub-folders, nothing else). The page's
-        Content-Security-Policy lets it connect to `websocket_url`'s origin."""
+        Content-Security-Policy lets it connect to `websocket_url`'s origin,
+        and upload to, show pictures and play media from `file_origins`
+        (the attachments bucket; none when files are served by the app)."""
         files = {p.name: p for p in folder.iterdir() if p.is_file()}
 
         def serve(name: str) -> Response:
@@ -157,7 +161,9 @@ class Edge:
             if path.suffix == ".html":
                 url = websocket_url()
                 origin = "/".join(url.split("/")[:3]) if url else ""
-                headers["Content-Security-Policy"] = PAGE_POLICY.format(websocket=f" {origin}" if origin else "")
+                storage = "".join(f" {o}" for o in file_origins())
+                headers["Content-Security-Policy"] = PAGE_POLICY.format(websocket=f" {origin}" if origin else "",
+                                                                        files=storage)
             return Response(body=path.read_text(encoding="utf-8"), status_code=200, headers=headers)
 
         @self._guarded

@@ -36,6 +36,23 @@ def test_the_page_may_not_be_framed_and_connects_only_to_its_own_api_and_websock
     assert script.headers["X-Content-Type-Options"] == "nosniff" and script.headers["Cache-Control"] == "no-cache"
 
 
+def test_the_page_uploads_to_shows_and_plays_from_the_attachments_bucket_only_when_there_is_one(api, monkeypatch):
+    page = api.client.http.get("/")
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert (policy["img-src"], policy["media-src"], policy["connect-src"]) == ("'self' data:", "'self'", "'self'")
+    monkeypatch.setenv("ATTACHMENTS_BUCKET", "messaging-prod-attachments-5f3a9c1e")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # presigning signs locally: no request is made
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    wiring.reset()
+    page = api.client.http.get("/")
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    bucket = "https://messaging-prod-attachments-5f3a9c1e.s3.eu-west-1.amazonaws.com"
+    assert policy["connect-src"].split() == ["'self'", bucket]
+    assert policy["img-src"].split() == ["'self'", "data:", bucket]
+    assert policy["media-src"].split() == ["'self'", bucket]
+
+
 @pytest.mark.parametrize("encoded", ["%FF", "%ED%A0%80", "%C0%80", "caf%E9"])
 def test_text_that_is_not_utf8_once_percent_decoded_is_a_400_and_nothing_is_stored(api, encoded):
     alice, bob = api.register("alice"), api.register("bob")
