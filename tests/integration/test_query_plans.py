@@ -80,7 +80,9 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Messages.existing": lambda tx, ids: r.Messages(tx).existing(message_ids=[ids["group_message"]]),
     "Attachments.of_ids": lambda tx, ids: r.Attachments(tx).of_ids(attachment_ids=[ids["bob"], ids["alice"]]),
     "Attachments.claim": lambda tx, ids: r.Attachments(tx).claim(attachment_ids=[ids["bob"]], uploader_id=ids["bob"],
-                                                                 message_id=ids["group_message"]),
+                                                                 message_id=ids["group_message"],
+                                                                 asked_after=datetime(2024, 7, 1)),
+    "Attachments.unheld_to": lambda tx, ids: r.Attachments(tx).unheld_to(recipient_id=ids["bob"]),
     "Attachments.held": lambda tx, ids: r.Attachments(tx).held(attachment_id=ids["bob"], user_id=ids["bob"]),
     "Attachments.of_messages": lambda tx, ids: r.Attachments(tx).of_messages(message_ids=[ids["group_message"]]),
     "Attachments.unattached_before": lambda tx, ids: r.Attachments(tx).unattached_before(

@@ -306,7 +306,7 @@ def test_a_websocket_gets_every_event_and_messages_received_keep_their_original_
         received = bob_frames[1]
         assert received["type"] == "message" and received["message"] == {
             "seq": 2, "message_id": message, "kind": "direct", "sender_id": alice["user_id"], "group_id": None,
-            "text": "live words", "sent_at": received["event"]["sent_at"]}
+            "text": "live words", "sent_at": received["event"]["sent_at"], "attachments": []}
         assert received["event"]["type"] == "message" and received["event"]["text"] == "live words"
         assert [f["type"] for f in bob_frames] == ["event", "message", "event", "event", "event"]
         assert [f["event"]["type"] for f in bob_frames] == ["member", "message", "edit", "read", "delete"]

@@ -116,7 +116,7 @@ def test_each_stream_endpoint_answers_its_documented_status_and_body(sapi, app_e
     assert r.body["events"][1] == {
         "seq": 2, "type": "message", "message_id": direct, "kind": "direct", "sender_id": alice.id,
         "recipient_id": bob.id, "group_id": None, "text": "hello", "sent_at": r.body["events"][1]["sent_at"],
-        "edited_at": None, "deleted": False}
+        "edited_at": None, "deleted": False, "attachments": []}
 
     r = edit(sapi, alice, direct, "hello, edited")
     assert r.status == 200 and set(r.body) == {"message_id", "edited_at"}, r

@@ -46,7 +46,7 @@ def message_event(seq, sent, sender, *, recipient=None, group_id=None, text, edi
     return {"seq": seq, "type": "message", "message_id": sent.message_id,
             "kind": "group" if group_id else "direct", "sender_id": sender.user_id,
             "recipient_id": recipient.user_id if recipient else None, "group_id": group_id, "text": text,
-            "sent_at": sent.sent_at, "edited_at": edited_at, "deleted": deleted}
+            "sent_at": sent.sent_at, "edited_at": edited_at, "deleted": deleted, "attachments": []}
 
 
 def member_event(seq, group_id, name, who, member=True):
@@ -430,7 +430,8 @@ def test_read_messages_shows_only_received_messages_with_their_current_text(uc):
     page = uc.reading.read(caller=bob.user_id, user_id=bob.user_id, after=0, since=None, limit=100)
     assert [(m["seq"], m["message_id"], m["text"]) for m in page.messages] == [
         (3, kept.message_id, "kept"), (4, edited.message_id, "after"), (7, note.message_id, "bob's note")]
-    assert set(page.messages[0]) == {"seq", "message_id", "kind", "sender_id", "group_id", "text", "sent_at"}
+    assert set(page.messages[0]) == {"seq", "message_id", "kind", "sender_id", "group_id", "text", "sent_at",
+                                     "attachments"}
     assert (page.next_after, page.has_more) == (10, False)  # past what it does not show
     since = uc.reading.read(caller=bob.user_id, user_id=bob.user_id, after=None, since=DAY0 - timedelta(days=3650),
                             limit=100)
