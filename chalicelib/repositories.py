@@ -27,11 +27,6 @@ class StoredMessage:
     version: int = 0  # one more with each edit and the deletion
     attachments: Tuple[Dict[str, Any], ...] = ()  # as items show them: attachment_id, content_type, size, file_name
 
-    def peer_for(self, user_id: str) -> str:
-        """The conversation this message belongs to, from one holder's side:
-        the group, the other user, or the user (a note to self)."""
-        return self.group_id or (self.recipient_id if self.sender_id == user_id else self.sender_id) or ""
-
 
 @dataclass(frozen=True)
 class InboxEntry:
@@ -326,10 +321,6 @@ def attachments_json(message: StoredMessage) -> Optional[str]:
 
 
 class Messages(Repository):
-    def by_id(self, *, message_id: str) -> Optional[StoredMessage]:
-        row = self._tx.one(f"SELECT {_MESSAGE} FROM messages m WHERE m.id = %s", (message_id,))
-        return None if row is None else _message_of(row)
-
     def oldest_deliveries(self, *, before: datetime, limit: int) -> List[Tuple[str, int, str]]:
         """(user_id, seq, message_id) of up to `limit` inbox rows of the
         oldest messages sent before `before`, oldest first."""

@@ -115,9 +115,6 @@ class Attaching:
         self._deps.db.run(lambda tx: Attachments(tx).remove(attachment_ids=ids), write=True)
         return True
 
-    def of_messages(self, tx: Tx, message_ids: Sequence[str]) -> List[Attachment]:
-        return Attachments(tx).of_messages(message_ids=message_ids)
-
     @property
     def file_origins(self) -> List[str]:
         """Where browsers upload and download files (the page's CSP allows them)."""

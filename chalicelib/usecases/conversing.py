@@ -10,7 +10,7 @@ from typing import Optional
 
 from ..db import Tx
 from ..errors import BadRequest, EditWindowClosed, Forbidden, MessageDeleted, MessageNotFound
-from ..repositories import Change, Deliveries, Inbox, ReadMarkers, StoredMessage, Users
+from ..repositories import Attachments, Change, Deliveries, Inbox, ReadMarkers, StoredMessage, Users
 from .attaching import Attaching
 from .deps import Deps
 from .fanout import publish
@@ -59,8 +59,9 @@ class Conversing:
         change = deps.db.run(work, write=True)
         if change.changed and change.message is not None:
             publish(deps, delete_event(0, change.message), change.seqs, change.stale, change.message.version)
-            attaching = Attaching(deps)  # the files go with the message
-            attaching.forget(deps.db.run(lambda tx: attaching.of_messages(tx, [message_id]), write=False))
+            # The files go with the message.
+            Attaching(deps).forget(deps.db.run(lambda tx: Attachments(tx).of_messages(message_ids=[message_id]),
+                                               write=False))
         return Deleted(message_id, True)
 
     def mark_read(self, *, caller: Optional[str], user_id: str, with_user_id: Optional[str],

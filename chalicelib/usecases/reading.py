@@ -90,7 +90,8 @@ class Reading:
                 answer = page()
                 until = time.monotonic() + min(wait, max(0.0, timebudget.left()))
                 while empty(answer):
-                    woken = waiter.wait(until=until, newer_than=max(after, _newest_of(answer)))
+                    # Newer than what this answer has seen (a /read_messages page may have skipped events).
+                    woken = waiter.wait(until=until, newer_than=max(after, answer.next_after))
                     answer = page()
                     if not woken:
                         break
@@ -160,11 +161,6 @@ def _fit(items: List[Dict[str, Any]], has_more: bool) -> Tuple[List[Dict[str, An
         if total > MAX_PAGE_BYTES and n > 0:
             return items[:n], True
     return items, has_more
-
-
-def _newest_of(answer: "Page | Events") -> int:
-    """The newest seq an answer has seen: a wait is for a newer one."""
-    return answer.next_after
 
 
 def _next_after(items: List[Dict[str, Any]], after: int) -> int:
