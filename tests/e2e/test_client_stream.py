@@ -13,38 +13,17 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
 from messaging_client import Client, Messenger, Store
 from messaging_client.api import Forbidden, MessageDeleted, MessageNotFound
-from tests.support.devserver import PROJECT_ROOT, DevServer
+from tests.e2e.test_client import server, user  # noqa: F401,F811 - the same servers and users as the client tests
+from tests.support.devserver import PROJECT_ROOT
 from tests.support.servers import wait_until
 
-AUTH_SECRET = "client-stream-tests-secret-0123456789"
 DEADLINE_SECONDS = 15
-
-
-@pytest.fixture(params=["sqlite", "mysql+redis"])
-def server(request, tmp_path: Path) -> Iterator[DevServer]:
-    settings: Dict[str, str] = {"AUTH_SECRET": AUTH_SECRET, "SIGN_IN_FAILURES_PER_SOURCE": "100000"}
-    if request.param == "sqlite":
-        settings["DATABASE_URL"] = f"sqlite:///{tmp_path / 'stream.sqlite3'}"
-    else:
-        settings["DATABASE_URL"] = request.getfixturevalue("mysql_url")
-        settings["REDIS_URL"] = request.getfixturevalue("session_redis").url
-    running = DevServer(tmp_path / "server.log", **settings).start()
-    yield running
-    running.stop()
-
-
-def user(api: str, name: str, tmp_path: Path) -> Messenger:
-    client = Client(api, retries=2)
-    registered = client.register(name)
-    client.token = registered.token
-    return Messenger(client, Store(tmp_path / f"{name}-{registered.user_id[:8]}.sqlite3", registered.user_id),
-                     registered.user_id)
 
 
 def second_device(first: Messenger, tmp_path: Path, name: str) -> Messenger:
