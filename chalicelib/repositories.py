@@ -113,9 +113,6 @@ class Users(Repository):
             (name, handle, password_hash, receipts, user_id),
         )
 
-    def sends_receipts(self, *, user_id: str) -> bool:
-        row = self._tx.one("SELECT read_receipts FROM users WHERE id = %s", (user_id,))
-        return bool(row and row[0])
 
     def erase(self, *, user_id: str, deleted_at: datetime) -> None:
         """Delete the account: its name, handle (freed for others) and password go."""
@@ -392,11 +389,13 @@ class Inbox(Repository):
         return {user_id: int(seq) for user_id, seq in
                 self._tx.all("SELECT user_id, seq FROM inbox WHERE message_id = %s", (message_id,))}
 
-    def held(self, *, user_id: str, message_id: str) -> Optional[Tuple[int, str]]:
-        """(seq, conversation) of the message in the user's stream, or None when the stream does not hold it."""
-        row = self._tx.one("SELECT seq, peer_id FROM inbox WHERE message_id = %s AND user_id = %s",
-                           (message_id, user_id))
-        return None if row is None else (int(row[0]), row[1])
+    def held(self, *, user_id: str, message_id: str) -> Optional[Tuple[int, str, bool]]:
+        """(seq, conversation, whether the user sends read receipts) of the
+        message in the user's stream, or None when the stream does not hold
+        it: what a read marker needs, in one lookup."""
+        row = self._tx.one("SELECT i.seq, i.peer_id, u.read_receipts FROM inbox i JOIN users u ON u.id = i.user_id"
+                           " WHERE i.message_id = %s AND i.user_id = %s", (message_id, user_id))
+        return None if row is None else (int(row[0]), row[1], bool(row[2]))
 
     def received_since(self, *, user_id: str, since: datetime, limit: int) -> List[InboxEntry]:
         """Messages the user received (and notes to self) since a time, not deleted, in seq order."""

@@ -10,7 +10,7 @@ from typing import Optional
 
 from ..db import Tx
 from ..errors import BadRequest, EditWindowClosed, Forbidden, MessageDeleted, MessageNotFound
-from ..repositories import Attachments, Change, Deliveries, Inbox, ReadMarkers, StoredMessage, Users
+from ..repositories import Attachments, Change, Deliveries, Inbox, ReadMarkers, StoredMessage
 from .attaching import Attaching
 from .deps import Deps
 from .fanout import publish
@@ -84,7 +84,7 @@ class Conversing:
                 raise MessageNotFound(f"message_id: no message {message_id} in this conversation")
             if not ReadMarkers(tx).advance(user_id=user_id, peer_id=peer, seq=held[0], message_id=message_id):
                 return {}
-            to = receipt_to if receipt_to is not None and Users(tx).sends_receipts(user_id=user_id) else None
+            to = receipt_to if held[2] else None
             return Deliveries(tx).read(reader_id=user_id, peer_id=peer, message_id=message_id, receipt_to=to,
                                        marker=_marker(), at=at)
 

@@ -75,7 +75,6 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Members.page": lambda tx, ids: r.Members(tx).page(group_id=ids["group"], after_user_id="", limit=101),
     "Members.set_joined_seq": lambda tx, ids: r.Members(tx).set_joined_seq(group_id=ids["group"], user_id=ids["bob"],
                                                                           seq=3),
-    "Users.sends_receipts": lambda tx, ids: r.Users(tx).sends_receipts(user_id=ids["bob"]),
     "Messages.existing": lambda tx, ids: r.Messages(tx).existing(message_ids=[ids["group_message"]]),
     "Attachments.of_ids": lambda tx, ids: r.Attachments(tx).of_ids(attachment_ids=[ids["bob"], ids["alice"]]),
     "Attachments.claim": lambda tx, ids: r.Attachments(tx).claim(attachment_ids=[ids["bob"]], uploader_id=ids["bob"],
