@@ -6,7 +6,7 @@ database come from the dialect (dialects.py)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -542,7 +542,7 @@ def attachment_key(uploader_id: str, attachment_id: str) -> str:
 
 
 class Attachments(Repository):
-    _ROW = "SELECT a.id, a.uploader_id, a.content_type, a.size, a.file_name, a.message_id FROM attachments a"
+    ROW = "SELECT a.id, a.uploader_id, a.content_type, a.size, a.file_name, a.message_id FROM attachments a"
 
     def add(self, *, attachment_id: str, uploader_id: str, content_type: str, size: int, file_name: Optional[str],
             created_at: datetime) -> None:
@@ -554,7 +554,7 @@ class Attachments(Repository):
         if not attachment_ids:
             return []
         marks = ", ".join(["%s"] * len(attachment_ids))
-        return [Attachment(*row) for row in self._tx.all(self._ROW + f" WHERE a.id IN ({marks})",
+        return [Attachment(*row) for row in self._tx.all(self.ROW + f" WHERE a.id IN ({marks})",
                                                          tuple(attachment_ids))]
 
     def claim(self, *, attachment_ids: Sequence[str], uploader_id: str, message_id: str,
@@ -579,7 +579,7 @@ class Attachments(Repository):
 
     def held(self, *, attachment_id: str, user_id: str) -> Optional[Attachment]:
         """The attachment if the user's stream holds a message, not deleted, that carries it."""
-        row = self._tx.one(self._ROW + " JOIN inbox i ON i.message_id = a.message_id AND i.user_id = %s"
+        row = self._tx.one(self.ROW + " JOIN inbox i ON i.message_id = a.message_id AND i.user_id = %s"
                            " JOIN messages m ON m.id = a.message_id WHERE a.id = %s AND m.deleted_at IS NULL",
                            (user_id, attachment_id))
         return None if row is None else Attachment(*row)
@@ -588,12 +588,12 @@ class Attachments(Repository):
         if not message_ids:
             return []
         marks = ", ".join(["%s"] * len(message_ids))
-        return [Attachment(*row) for row in self._tx.all(self._ROW + f" WHERE a.message_id IN ({marks})",
+        return [Attachment(*row) for row in self._tx.all(self.ROW + f" WHERE a.message_id IN ({marks})",
                                                          tuple(message_ids))]
 
     def unattached_before(self, *, before: datetime, limit: int) -> List[Attachment]:
         return [Attachment(*row) for row in self._tx.all(
-            self._ROW + " WHERE a.created_at < %s AND a.message_id IS NULL ORDER BY a.created_at LIMIT %s",
+            self.ROW + " WHERE a.created_at < %s AND a.message_id IS NULL ORDER BY a.created_at LIMIT %s",
             (to_db_time(before), limit))]
 
     def remove(self, *, attachment_ids: Sequence[str]) -> int:
@@ -635,6 +635,7 @@ class Change:
     message: Optional[StoredMessage]  # as it is now; None: no such message
     seqs: Dict[str, int]  # each holder's seq of the event
     stale: Dict[str, List[int]]  # each holder's entries that showed the old text
+    files: List["Attachment"] = field(default_factory=list)  # a deleted message's attachments (its files go too)
 
 
 _NEW_MESSAGE = ("INSERT INTO messages (id, sender_id, recipient_id, group_id, body, sent_at, client_message_id,"
@@ -716,10 +717,12 @@ class Deliveries(Repository):
             message_id=message_id, kind="delete", marker=marker, at=at, changed="deleted_at",
             then=[("UPDATE inbox SET silent = 1 WHERE message_id = %s AND EXISTS"
                    " (SELECT 1 FROM messages x WHERE x.id = %s AND x.deleted_at = %s)",
-                   (message_id, message_id, to_db_time(at)))])
+                   (message_id, message_id, to_db_time(at))),
+                  (Attachments.ROW + " WHERE a.message_id = %s", (message_id,))],
+            files=True)
 
     def _change(self, change: Statement, *, message_id: str, kind: str, marker: str, at: datetime,
-                changed: str, then: Sequence[Statement] = ()) -> "Change":
+                changed: str, then: Sequence[Statement] = (), files: bool = False) -> "Change":
         """The change and its events in one batch: the events are taken only
         if the change's `changed` column now holds `at` (this write changed
         the row, which stays locked until commit). With the message as it is
@@ -727,7 +730,7 @@ class Deliveries(Repository):
         the change made stale (what showed the old text)."""
         dialect = self._tx.dialect
         holders = "FROM inbox i JOIN inbox_counters c ON c.user_id = i.user_id WHERE i.message_id = %s"
-        done, now, held, _, _, seqs, *_ = self._tx.batch([
+        done, now, held, _, _, seqs, *rest = self._tx.batch([
             change,
             (f"SELECT {_MESSAGE} FROM messages m WHERE m.id = %s", (message_id,)),
             ("SELECT user_id, seq FROM inbox WHERE message_id = %s UNION ALL"  # before this write's own event
@@ -743,7 +746,8 @@ class Deliveries(Repository):
         for user_id, seq in held.rows:
             if user_id in new:
                 stale.setdefault(user_id, []).append(int(seq))
-        return Change(done.rowcount == 1, _message_of(now.rows[0]) if now.rows else None, new, stale)
+        return Change(done.rowcount == 1, _message_of(now.rows[0]) if now.rows else None, new, stale,
+                      [Attachment(*row) for row in rest[-1].rows] if files else [])
 
     def to_members(self, *, group_id: str, kind: str, user_id: str, marker: str, at: datetime) -> Dict[str, int]:
         """A `join` or `leave` event of `user_id` for every member of the group (each one's seq)."""

@@ -10,7 +10,7 @@ from typing import Optional
 
 from ..db import Tx
 from ..errors import BadRequest, EditWindowClosed, Forbidden, MessageDeleted, MessageNotFound
-from ..repositories import Attachments, Change, Deliveries, Inbox, ReadMarkers, StoredMessage
+from ..repositories import Change, Deliveries, Inbox, ReadMarkers, StoredMessage
 from .attaching import Attaching
 from .deps import Deps
 from .fanout import publish
@@ -59,9 +59,7 @@ class Conversing:
         change = deps.db.run(work, write=True)
         if change.changed and change.message is not None:
             publish(deps, delete_event(0, change.message), change.seqs, change.stale, change.message.version)
-            # The files go with the message.
-            Attaching(deps).forget(deps.db.run(lambda tx: Attachments(tx).of_messages(message_ids=[message_id]),
-                                               write=False))
+            Attaching(deps).forget(change.files)  # the files go with the message
         return Deleted(message_id, True)
 
     def mark_read(self, *, caller: Optional[str], user_id: str, with_user_id: Optional[str],
