@@ -7,6 +7,7 @@ One Redis hash per user, its window (keys.window). Its fields:
     t        the ticket of a pending refill
     l        no entry below this seq is held (the window's low-water mark)
     z        the bytes of the entries held
+    e        when a delivery last pushed the window's expiry back (ms; see inbox_deliver.lua)
     <seq>    that stream entry (the /sync event) as UTF-8 JSON, for seqs in [l, m]
 
 A window holds at most `size` entries and `budget` bytes, the newest first:

@@ -172,9 +172,14 @@ class Wakeups:
         self._subscription = Subscription(link, self._wake) if link is not None else None
 
     def notify(self, user_ids: Iterable[str]) -> None:
-        """Wake this process's waiters of these users (after a commit)."""
-        for user_id in user_ids:
-            self._wake(keys.wake_channel(user_id))
+        """Wake this process's waiters of these users (after a commit): one
+        lock for a group send's many users, none when nobody waits here."""
+        with self._lock:
+            if not self._waiting:
+                return
+            channels = [c for c in map(keys.wake_channel, user_ids) if c in self._waiting]
+        for channel in channels:
+            self._wake(channel)
 
     def _wake(self, channel: str) -> None:
         with self._lock:

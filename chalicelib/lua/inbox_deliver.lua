@@ -17,6 +17,9 @@
 -- ARGV[12] that message's version in the event (messages.version)
 -- ARGV[13] '1' when the event changes that message (edit, delete)
 -- ARGV[14] the format of a message's change key (keys.changes), ARGV[15] its ttl
+-- A window's expiry is pushed back only when the last push (its field 'e',
+-- in ms) is a tenth of the ttl old: a window lives at least 0.9 ttl after
+-- its last write, and most deliveries save a command per recipient.
 -- A change records its version under the message's change key; an entry of
 -- the message from an older version, written after it (a delivery that
 -- arrived late), would bring back the text the change replaced, so no
@@ -27,6 +30,7 @@
 -- exists (writers never create one), and returns, flat, the position, count
 -- and ids of every recipient that has live connections (most have none).
 local size, ttl, budget, tail = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local refresh_ms = tonumber(ttl) * 100
 local superseded = false
 if ARGV[11] ~= '' then
   local change_key, version = string.format(ARGV[14], ARGV[11]), tonumber(ARGV[12])
@@ -52,7 +56,7 @@ for user in string.gmatch(ARGV[5], '[^,]+') do
     for _, id in ipairs(live) do out[#out + 1] = id end
   end
   -- m, l, z and t, b: all nil means the window does not exist
-  local meta = redis.call('HMGET', key, 'm', 'l', 'z', 't', 'b')
+  local meta = redis.call('HMGET', key, 'm', 'l', 'z', 't', 'b', 'e')
   if (meta[1] or meta[4] or meta[5]) and stale[i] and stale[i] ~= '' then
     local bytes = tonumber(meta[3] or 0)
     for old in string.gmatch(stale[i], '[^;]+') do
@@ -67,19 +71,22 @@ for user in string.gmatch(ARGV[5], '[^,]+') do
     local seq, newest = tonumber(seq_s), tonumber(meta[1] or 0)
     if seq > newest - size then
       local entry = '{"seq":' .. seq_s .. tail
-      local bytes = tonumber(meta[3] or 0) + #entry - redis.call('HSTRLEN', key, seq_s)
+      local bytes = tonumber(meta[3] or 0) + #entry
+      if seq <= newest then bytes = bytes - redis.call('HSTRLEN', key, seq_s) end  -- a replay's
       local low = tonumber(meta[2] or seq)
       if seq < low then low = seq end
       local top = math.max(newest, seq)
       -- seq is at or above the floor, so the size trim never drops it; the
-      -- entry and the window's bounds then go in one HSET.
+      -- entry, the window's bounds and its expiry mark then go in one HSET.
       low, bytes = trim_to_size(key, low, newest, top, size, bytes)
-      redis.call('HSET', key, seq_s, entry, 'm', top, 'l', low, 'z', bytes)
+      local pushed = tonumber(meta[6] or 0)
+      if now - pushed >= refresh_ms then pushed = now end
+      redis.call('HSET', key, seq_s, entry, 'm', top, 'l', low, 'z', bytes, 'e', pushed)
       if bytes > budget then
         low, bytes = trim_to_budget(key, low, top, budget, bytes)
         redis.call('HSET', key, 'l', low, 'z', bytes)
       end
-      redis.call('EXPIRE', key, ttl)
+      if pushed == now then redis.call('EXPIRE', key, ttl) end
     end
   end
 end

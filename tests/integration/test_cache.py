@@ -119,7 +119,7 @@ def test_a_window_keeps_the_newest_entries_and_older_ones_come_from_the_database
     for i in range(12):
         capi.send(alice, bob, f"m{i}")
     fields = {k.decode() for k in redis_client.hkeys(keys.window(bob.id))}
-    assert fields == {"b", "m", "l", "z", "8", "9", "10", "11", "12"}
+    assert fields == {"b", "m", "l", "z", "e", "8", "9", "10", "11", "12"}
     assert 0 < redis_client.ttl(keys.window(bob.id)) <= 600
     old = capi.read(bob, after=0)
     assert old.headers["X-Cache"] == "miss" and [m["text"] for m in old.body["messages"]] == [f"m{i}" for i in range(12)]
@@ -431,3 +431,27 @@ def test_a_cache_hit_cuts_a_page_of_large_messages_where_the_database_does(capi,
     miss = capi.read(bob, after=0, limit=100)
     assert (hit.headers["X-Cache"], miss.headers["X-Cache"]) == ("hit", "miss")
     assert hit.body == miss.body and hit.body["has_more"] is True and 0 < len(hit.body["messages"]) < 30
+
+
+def test_a_delivery_pushes_a_windows_expiry_back_only_when_a_tenth_of_its_ttl_has_passed(capi, monkeypatch,
+                                                                                          redis_client):
+    """Most deliveries leave the expiry alone (a command fewer per recipient);
+    the window still lives at least 0.9 of its ttl after its last write."""
+    from chalicelib import wiring
+
+    monkeypatch.setenv("CACHE_TTL_SECONDS", "1000")
+    wiring.reset()
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.read(bob)  # bob's window exists from here on
+    window = keys.window(bob.id)
+    capi.send(alice, bob, "first")
+    pushed = int(redis_client.hget(window, "e"))
+    redis_client.expire(window, 950)  # as if 50 s had passed: less than a tenth of the ttl
+    capi.send(alice, bob, "second")
+    assert int(redis_client.hget(window, "e")) == pushed
+    assert 900 < redis_client.ttl(window) <= 950
+    redis_client.hset(window, "e", pushed - 100_001)  # the last push was over 100 s ago
+    redis_client.expire(window, 850)
+    capi.send(alice, bob, "third")
+    assert int(redis_client.hget(window, "e")) > pushed - 100_001
+    assert redis_client.ttl(window) > 990
