@@ -77,9 +77,13 @@ class CountingCursor:
 class Tx:
     """The statements of one unit of work. SQL is written with %s placeholders."""
 
-    def __init__(self, conn: Any, dialect: Dialect) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, *, write: bool = False) -> None:
         self._dialect = dialect
         self._cur = CountingCursor(conn.cursor())
+        # A write's transaction: begun here (SQLite), or by a statement that
+        # goes out with the first one (MySQL). `open` once there is one to commit.
+        self._begin = dialect.begin(conn) if write else None
+        self.open = write and self._begin is None
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", self._dialect.placeholder)
@@ -93,17 +97,21 @@ class Tx:
                 raise
             raise failure from exc
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def _run(self, sql: str, params: Sequence[Any]) -> Result:
+        if self._begin is not None:
+            return self.batch([(sql, params)])[0]  # with the transaction's opening statement
         self._call(self._cur.execute, self._sql(sql), tuple(params))
-        return self._cur.rowcount
+        return Result(self._cur.rowcount, None, list(self._cur.fetchall() or ()))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._run(sql, params).rowcount
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Optional[Tuple[Any, ...]]:
-        self.execute(sql, params)
-        return self._cur.fetchone()
+        rows = self._run(sql, params).rows
+        return rows[0] if rows else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
-        self.execute(sql, params)
-        return list(self._cur.fetchall())
+        return self._run(sql, params).rows
 
     @property
     def dialect(self) -> Dialect:
@@ -114,7 +122,11 @@ class Tx:
         """Run statements in order, in one round trip where the dialect can
         (MySQL's multi-statement packets), and say what each did. A failing
         statement raises and the ones after it do not run."""
-        return self._call(self._dialect.batch, self._cur, [(self._sql(sql), tuple(p)) for sql, p in statements])
+        sent = [(self._sql(sql), tuple(p)) for sql, p in statements]
+        if self._begin is None:
+            return self._call(self._dialect.batch, self._cur, sent)
+        begin, self._begin, self.open = self._begin, None, True
+        return self._call(self._dialect.batch, self._cur, [(begin, ()), *sent])[1:]
 
 
 class Database:
@@ -172,13 +184,12 @@ class Database:
             committing = False
             try:
                 self.dialect.fit(conn, ends - time.monotonic())
-                if write:
-                    self.dialect.begin(conn)
-                result = work(Tx(conn, self.dialect))
+                tx = Tx(conn, self.dialect, write=write)
+                result = work(tx)
                 committing = write
-                if getattr(conn, "in_transaction", True):  # SQLite reads have nothing to commit
+                if tx.open:  # a read is autocommitted (MySQL) or took no transaction (SQLite)
                     count_statement("COMMIT")
-                conn.commit()
+                    conn.commit()
                 return result
             except Exception as exc:
                 # One classification for every step: BEGIN, the work, COMMIT.

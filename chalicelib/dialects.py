@@ -147,33 +147,31 @@ class MySQLDialect:
         user, password = self._credentials(refresh=refresh)
         if timebudget.left() <= 0:
             raise ServiceUnavailable("the database did not answer in time")
+        # Every session setting travels in one init command, and autocommit
+        # is the server's default: a new connection costs the handshake, the
+        # driver's SET NAMES and this one statement, nothing more.
         conn = self._pymysql.connect(
             host=t.host, port=t.port, user=user, password=password,
             database=t.database, unix_socket=t.unix_socket,
-            charset="utf8mb4", autocommit=False,
+            charset="utf8mb4", autocommit=True,
             # The greeting is read under the read timeout: both fit the budget.
             connect_timeout=timebudget.cap(s.db_connect_timeout),
             read_timeout=timebudget.cap(s.db_read_timeout), write_timeout=timebudget.cap(s.db_write_timeout),
-            # Strict mode: too-long or invalid data is an error, never truncated.
-            sql_mode="STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
-            # Each statement sees the latest commits and takes no gap locks.
-            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            # Strict mode: too-long or invalid data is an error, never
+            # truncated. Lock waits end (as a retryable error) well before the
+            # socket read timeout. A fan-out's seqs come back as one text (see
+            # seqs_as_text; MySQL's default is 1 KB). Each statement sees the
+            # latest commits and takes no gap locks.
+            init_command=(f"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION',"
+                          f" innodb_lock_wait_timeout = {self.lock_wait_seconds():d},"
+                          f" group_concat_max_len = {GROUP_CONCAT_BYTES:d};"
+                          " SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"),
             # A send's statements travel in one packet (Tx.batch); every value
             # in them is still escaped by the driver, never pasted in.
             client_flag=self._pymysql.constants.CLIENT.MULTI_STATEMENTS,
             **self._tls(),
         )
-        try:
-            with conn.cursor() as cur:
-                # End lock waits (as a retryable error) well before the socket read
-                # timeout; let a fan-out's seqs come back as one text (see
-                # seqs_as_text; MySQL's default is 1 KB).
-                cur.execute("SET SESSION innodb_lock_wait_timeout = %s, group_concat_max_len = %s",
-                            (self.lock_wait_seconds(), GROUP_CONCAT_BYTES))
-            conn.lock_wait = self.lock_wait_seconds()
-        except BaseException:
-            conn.close()
-            raise
+        conn.lock_wait = self.lock_wait_seconds()
         return conn
 
     def lock_wait_seconds(self) -> int:
@@ -194,9 +192,11 @@ class MySQLDialect:
                 cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (wait,))
             conn.lock_wait = wait
 
-    def begin(self, conn: Any) -> None:
-        # autocommit is off: the first statement opens the transaction.
-        pass
+    def begin(self, conn: Any) -> Optional[str]:
+        """The statement that opens a write's transaction, sent in one packet
+        with its first statement (Tx): a read is one autocommitted
+        statement, a write its statements and COMMIT, no BEGIN of its own."""
+        return "START TRANSACTION"
 
     def classify(self, exc: BaseException) -> Optional[str]:
         """DUPLICATE, MISSING_REFERENCE, RETRYABLE, LOST, or None for any other error."""
@@ -280,9 +280,11 @@ class SQLiteDialect:
             conn.execute("PRAGMA journal_mode = WAL")
         return conn
 
-    def begin(self, conn: Any) -> None:
-        # Take the write lock up front so two writers never deadlock on upgrade.
+    def begin(self, conn: Any) -> Optional[str]:
+        # Take the write lock up front so two writers never deadlock on
+        # upgrade (in-process: nothing to send with the first statement).
         conn.execute("BEGIN IMMEDIATE")
+        return None
 
     def fit(self, conn: Any, seconds: float) -> None:
         """The embedded default waits for a busy file under its own timeout."""

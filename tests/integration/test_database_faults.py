@@ -117,7 +117,7 @@ def test_a_send_interrupted_at_any_point_commits_fully_or_not_at_all_and_a_retry
     monkeypatch.setattr(pymysql.connections.Connection, "_execute_command", dying_command)
     monkeypatch.setattr(Database, "run", dying_commit_run)
     r = fapi.send(alice, bob, "exactly once", client_message_id="key-1")
-    assert batches == [4]  # the send's four statements in one batch
+    assert batches == [5]  # START TRANSACTION and the send's four statements in one batch
     monkeypatch.undo()
     # undo() also restored the environment: point the app at the private server again.
     monkeypatch.setenv("DATABASE_URL", f"{mariadb.url}/faults")
