@@ -5,6 +5,10 @@ Gateway proxy events, against MariaDB and Redis on loopback, and measures:
 
   endpoints  p50/p99 of every endpoint and of the three ways a read is answered
   stream     /conversations and /history of a user with 200 conversations and 100k events
+  distance   endpoints and stream again, with MariaDB and Redis reached through a
+             proxy that holds each direction's bytes for RTT/2 (--rtt-ms, default
+             0.5: what a Lambda sees of Aurora and ElastiCache in its AZ); the RTT
+             is checked with a PING and a SELECT 1 before anything is measured
   fanout     send_group latency as the group grows (2 .. 10,000 members)
   limits     Redis bytes per recipient of the largest message, the largest page, a held row lock
   delivery   from a send to a waiting long-poll and a WebSocket client, with and without Redis
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import delivery
+import distance
 import endpoints
 import limits
 import load
@@ -62,8 +67,27 @@ MODES: Dict[str, Dict[str, Any]] = {
 }
 # The big groups get fewer calls a round, so that part stays near a minute.
 FANOUT_CALLS = {1024: 100, 10000: 20}
-PARTS = ("endpoints", "stream", "fanout", "limits", "delivery", "startup", "load", "rows")
+PARTS = ("endpoints", "stream", "distance", "fanout", "limits", "delivery", "startup", "load", "rows")
 LOAD_FAULT_WORKERS = 4
+
+
+def at_distance(bench: Bench, main_env: Dict[str, Any], main_db: str, rtt_ms: float,
+                counts: Dict[str, int]) -> Dict[str, Any]:
+    """The endpoints and the stream's reads with the app's every database and
+    Redis byte through the delay proxies (connections included: each new
+    one pays its handshake's round trips, as deployed)."""
+    mysql_url = f"{MYSQL_URL}/{main_db}"
+    with distance.DelayProxy(*distance.mysql_upstream(mysql_url), rtt_ms=rtt_ms) as via_mysql, \
+            distance.DelayProxy(*distance.redis_upstream(REDIS_URL), rtt_ms=rtt_ms) as via_redis:
+        checked = distance.verified(mysql_url, REDIS_URL, via_mysql, via_redis)
+        bench.configure(**{**main_env, "DATABASE_URL": distance.proxied_mysql_url(mysql_url, via_mysql),
+                           "REDIS_URL": distance.proxied_redis_url(REDIS_URL, via_redis)})
+        try:
+            return {"rtt_ms": rtt_ms, "verified": checked,
+                    "endpoints": endpoints.run(bench, **counts),
+                    "stream": stream.run(bench, main_db, **counts)}
+        finally:
+            bench.configure(**main_env)  # off the proxies before they stop
 
 
 def main() -> int:
@@ -71,6 +95,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10k/100k rows, groups up to 100, fewer calls")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
     parser.add_argument("--calls", type=int, help="calls per round (default 300, quick 100)")
+    parser.add_argument("--rtt-ms", type=float, default=0.5, help="round-trip time of the distance part")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     parser.add_argument("--plots", default=str(ROOT / "docs" / "perf"), help="folder for the PNGs")
     args = parser.parse_args()
@@ -117,6 +142,11 @@ def main() -> int:
             print("== the stream at size: conversations and history of a user with 100k events", flush=True)
             bench.configure(**main_env)
             results["stream"] = stream.run(bench, main_db, **counts)
+        if "distance" in parts:
+            print(f"== at a distance: MariaDB and Redis through a proxy adding {args.rtt_ms} ms a round trip",
+                  flush=True)
+            results["distance"] = at_distance(bench, main_env, main_db, args.rtt_ms, counts)
+            bench.configure(**main_env)
         if "fanout" in parts:
             print("== send_group vs group size", flush=True)
             bench.configure(**main_env)
@@ -166,9 +196,13 @@ def main() -> int:
                               f"{mode['load_seconds']} s per point", plot_dir / "load_vs_workers.png")
 
     results["table_markdown"] = report.table(results)
+    results["distance_markdown"] = report.distance_table(results)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(results["table_markdown"])
+    if results["distance_markdown"]:
+        print()
+        print(results["distance_markdown"])
     print(f"\nwrote {out} in {results['wall_seconds']:.0f} s")
 
     scans = [e for at in results.get("read_latency_vs_rows", {}).get("sizes", {}).values()

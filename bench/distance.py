@@ -251,14 +251,35 @@ def describe(result: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The direct median it is compared with wanders by a few tens of µs on a
+# shared machine, while the proxy itself never delivers early.
+BELOW_MS, ABOVE_MS = 0.05, 0.15
+
+
 def check(result: Dict[str, Any], rtt_ms: float) -> None:
-    """Raise unless a round trip on an open connection costs between rtt_ms and rtt_ms + 0.15 ms more
-    through the proxies than direct."""
+    """Raise unless a round trip on an open connection costs rtt_ms more
+    through the proxies than direct, within BELOW_MS under and ABOVE_MS over."""
     for key in ("redis_ping", "mysql_select_1"):
         injected = result[key]["injected_ms"]
-        if not rtt_ms <= injected <= rtt_ms + 0.15:
+        if not rtt_ms - BELOW_MS <= injected <= rtt_ms + ABOVE_MS:
             raise RuntimeError(f"{LABELS[key]}: the proxy put in {injected:.3f} ms per round trip, not {rtt_ms} ms"
-                               f" (allowed up to +0.15 ms)")
+                               f" (allowed {BELOW_MS} ms under, {ABOVE_MS} ms over)")
+
+
+def verified(mysql_url: str, redis_url: str, proxy_mysql: DelayProxy, proxy_redis: DelayProxy,
+             attempts: int = 3) -> Dict[str, Any]:
+    """verify() until check() passes (a busy moment can skew one try), printing each try."""
+    for attempt in range(1, attempts + 1):
+        result = verify(mysql_url, redis_url, proxy_mysql, proxy_redis)
+        print(describe(result), flush=True)
+        try:
+            check(result, proxy_mysql.rtt_ms)
+            return result
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            print("  not within bounds: measuring again", flush=True)
+    raise AssertionError("unreachable")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

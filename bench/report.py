@@ -119,6 +119,33 @@ def table(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def distance_table(results: Dict[str, Any]) -> str:
+    """Each endpoint on loopback beside the same at the distance part's RTT,
+    with the round trips that make the difference."""
+    far = results.get("distance")
+    if not far:
+        return ""
+    v, rtt = far["verified"], far["rtt_ms"]
+    lines = [f"At {rtt:g} ms: MariaDB and Redis through the bench's delay proxy (bench/delayproxy.c), checked before "
+             f"measuring: a Redis PING {v['redis_ping']['direct']['median_ms']:.3f} ms direct, "
+             f"{v['redis_ping']['proxied']['median_ms']:.3f} ms through it; a MySQL SELECT 1 "
+             f"{v['mysql_select_1']['direct']['median_ms']:.3f} / {v['mysql_select_1']['proxied']['median_ms']:.3f} ms"
+             f" (+{v['redis_ping']['injected_ms']:.3f} / +{v['mysql_select_1']['injected_ms']:.3f} ms); a new MySQL "
+             f"connection {v['mysql_connect']['proxied']['median_ms']:.2f} ms, a new Redis client's first PING "
+             f"{v['redis_first_ping']['proxied']['median_ms']:.2f} ms through it.",
+             "",
+             f"| measurement | p50 loopback | p50 at {rtt:g} ms | p99 at {rtt:g} ms "
+             f"| DB statements in round trips/call | Redis round trips/call |",
+             "|---|---|---|---|---|---|"]
+    near = {**results.get("endpoints", {}), **results.get("stream", {}).get("results", {})}
+    for name, r in {**far["endpoints"], **far["stream"]["results"]}.items():
+        loop = _ms(near[name]["p50_ms"]) if name in near else ""
+        lines.append(f"| {name} | {loop} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | "
+                     f"{r['db_statements_per_call']:g} in {r['db_round_trips_per_call']:g} "
+                     f"| {r['redis_round_trips_per_call']:g} |")
+    return "\n".join(lines)
+
+
 def _triple(r: Dict[str, Any], key: str) -> str:
     """send / send_group / poll values of one run, in one cell (latencies with the unit once)."""
     values = [r["ops"][op][key] for op in ("send", "send_group", "poll")]
