@@ -77,13 +77,18 @@ class Users(Repository):
 
     _ACCOUNT = "SELECT id, name, handle, password_hash, read_receipts FROM users"
 
-    def add(self, *, user_id: str, name: str, created_at: datetime, handle: Optional[str] = None,
-            password_hash: Optional[str] = None) -> None:
-        """db.DuplicateKey when the handle is taken."""
-        self._tx.execute(
-            "INSERT INTO users (id, name, handle, password_hash, created_at) VALUES (%s, %s, %s, %s, %s)",
-            (user_id, name, handle, password_hash, to_db_time(created_at)),
-        )
+    def register(self, *, user_id: str, name: str, created_at: datetime, handle: Optional[str],
+                 password_hash: Optional[str], session_id: str, device_name: str) -> None:
+        """A new account with its stream's counter and its first session, in
+        one round trip; db.DuplicateKey (nothing written) when the handle is taken."""
+        at = to_db_time(created_at)
+        self._tx.batch([
+            ("INSERT INTO users (id, name, handle, password_hash, created_at) VALUES (%s, %s, %s, %s, %s)",
+             (user_id, name, handle, password_hash, at)),
+            ("INSERT INTO inbox_counters (user_id, last_seq) VALUES (%s, 0)", (user_id,)),
+            ("INSERT INTO sessions (id, user_id, device_name, created_at) VALUES (%s, %s, %s, %s)",
+             (session_id, user_id, device_name, at)),
+        ])
 
     def exists(self, *, user_id: str) -> bool:
         return self._tx.one("SELECT 1 FROM users WHERE id = %s AND deleted_at IS NULL", (user_id,)) is not None
@@ -183,9 +188,6 @@ class LinkCodes(Repository):
 
 
 class InboxCounters(Repository):
-    def add(self, *, user_id: str) -> None:
-        self._tx.execute("INSERT INTO inbox_counters (user_id, last_seq) VALUES (%s, 0)", (user_id,))
-
     def remove(self, *, user_id: str) -> None:
         """A deleted account's counter: nothing is delivered to it any more."""
         self._tx.execute("DELETE FROM inbox_counters WHERE user_id = %s", (user_id,))
@@ -196,11 +198,14 @@ class InboxCounters(Repository):
 
 
 class Blocks(Repository):
-    def add(self, *, blocker_id: str, blocked_id: str, created_at: datetime) -> None:
-        self._tx.execute(
-            "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (%s, %s, %s)",
-            (blocker_id, blocked_id, to_db_time(created_at)),
-        )
+    def add(self, *, blocker_id: str, blocked_id: str, created_at: datetime) -> bool:
+        """False when the blocked user is not someone (any more): a deleted
+        account keeps its row, which the foreign key alone would accept."""
+        return self._tx.execute(
+            "INSERT INTO blocks (blocker_id, blocked_id, created_at)"
+            " SELECT %s, id, %s FROM users WHERE id = %s AND deleted_at IS NULL",
+            (blocker_id, to_db_time(created_at), blocked_id),
+        ) == 1
 
     def remove(self, *, blocker_id: str, blocked_id: str) -> int:
         return self._tx.execute(

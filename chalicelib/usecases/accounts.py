@@ -84,13 +84,11 @@ class Accounts:
 
         def work(tx: Tx) -> None:
             try:
-                Users(tx).add(user_id=user_id, name=user_name, handle=handle, password_hash=password_hash,
-                              created_at=deps.now())
+                Users(tx).register(user_id=user_id, name=user_name, handle=handle, password_hash=password_hash,
+                                   created_at=deps.now(), session_id=session_id,
+                                   device_name=device_name or DEFAULT_DEVICE)
             except DuplicateKey:
                 raise HandleTaken(f"handle: {handle} is taken") from None
-            InboxCounters(tx).add(user_id=user_id)
-            Sessions(tx).add(session_id=session_id, user_id=user_id, device_name=device_name or DEFAULT_DEVICE,
-                             created_at=deps.now())
 
         deps.db.run(work, write=True)
         return self._signed_in(Account(user_id, user_name, handle, password_hash), session_id, new_account=True)

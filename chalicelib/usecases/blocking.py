@@ -26,15 +26,13 @@ class Blocking:
             blocks = Blocks(tx)
             if block:
                 try:
-                    blocks.add(blocker_id=blocking_user_id, blocked_id=blocked_user_id, created_at=self._deps.now())
+                    if not blocks.add(blocker_id=blocking_user_id, blocked_id=blocked_user_id,
+                                      created_at=self._deps.now()):
+                        raise_unknown_users(tx, blocked_user_id=blocked_user_id)
                 except DuplicateKey:
                     pass  # already blocked: blocking is idempotent
                 except MissingReference:
                     raise_unknown_users(tx, **users)
-                else:
-                    # A deleted account keeps its row (its messages name it), so
-                    # the foreign key finds it: check it is still someone.
-                    raise_unknown_users(tx, blocked_user_id=blocked_user_id)
             elif blocks.remove(blocker_id=blocking_user_id, blocked_id=blocked_user_id) == 0:
                 raise_unknown_users(tx, **users)
 
