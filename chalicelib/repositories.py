@@ -293,12 +293,19 @@ class Members(Repository):
         return {gid: int(seq) for gid, seq in self._tx.all(
             "SELECT group_id, joined_seq FROM group_members WHERE user_id = %s", (user_id,))}
 
-    def page(self, *, group_id: str, after_user_id: str, limit: int) -> List[Tuple[str, str, Optional[str]]]:
-        """(user id, name, handle) of up to `limit` members after `after_user_id`, in id order."""
-        return [(uid, name, handle) for uid, name, handle in self._tx.all(
-            "SELECT m.user_id, u.name, u.handle FROM group_members m JOIN users u ON u.id = m.user_id"
-            " WHERE m.group_id = %s AND m.user_id > %s ORDER BY m.user_id LIMIT %s",
-            (group_id, after_user_id, limit))]
+    def view(self, *, group_id: str, user_id: str, after_user_id: str,
+             limit: int) -> Tuple[Optional[Tuple[str, int]], bool, List[Tuple[str, str, Optional[str]]]]:
+        """The group's (name, member count) or None, whether `user_id` is a
+        member, and (user id, name, handle) of up to `limit` members after
+        `after_user_id` in id order: one round trip, whatever it finds."""
+        group, member, rows = self._tx.batch([
+            ("SELECT name, member_count FROM chat_groups WHERE id = %s", (group_id,)),
+            ("SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id)),
+            ("SELECT m.user_id, u.name, u.handle FROM group_members m JOIN users u ON u.id = m.user_id"
+             " WHERE m.group_id = %s AND m.user_id > %s ORDER BY m.user_id LIMIT %s", (group_id, after_user_id, limit)),
+        ])
+        named = (group.rows[0][0], int(group.rows[0][1])) if group.rows else None
+        return named, bool(member.rows), [(uid, name, handle) for uid, name, handle in rows.rows]
 
     def is_member(self, *, group_id: str, user_id: str) -> bool:
         return (

@@ -84,14 +84,14 @@ class Browsing:
         deps.limit(deps.limits.reads, user_id)
 
         def work(tx: Tx) -> GroupInfo:
-            named = Groups(tx).named(group_ids=[group_id])
-            if group_id not in named:
+            named, member, rows = Members(tx).view(group_id=group_id, user_id=user_id,
+                                                   after_user_id=after_user_id or "", limit=limit + 1)
+            if named is None:
                 raise GroupNotFound(f"group_id: no group {group_id}")
-            if not Members(tx).is_member(group_id=group_id, user_id=user_id):
+            if not member:
                 raise NotAMember("only members of the group can see its members")
-            rows = Members(tx).page(group_id=group_id, after_user_id=after_user_id or "", limit=limit + 1)
             members = [{"user_id": uid, "user_name": name, "handle": handle} for uid, name, handle in rows[:limit]]
-            name, count = named[group_id]
+            name, count = named
             return GroupInfo(group_id, name, count, members, members[-1]["user_id"] if len(rows) > limit else None)
 
         return deps.db.run(work, write=False)
