@@ -5,7 +5,9 @@ Gateway proxy events, against MariaDB and Redis on loopback, and measures:
 
   endpoints  p50/p99 of every endpoint and of the three ways a read is answered
   stream     /conversations and /history of a user with 200 conversations and 100k events
-  distance   endpoints and stream again, with MariaDB and Redis reached through a
+  attachments  /upload_url, sends with 1 and 3 attachments, /download_url against a
+             moto S3 server (real HTTP, its own port), beside a plain send
+  distance   endpoints, stream and attachments again, with MariaDB and Redis reached through a
              proxy that holds each direction's bytes for RTT/2 (--rtt-ms, default
              0.5: what a Lambda sees of Aurora and ElastiCache in its AZ); the RTT
              is checked with a PING and a SELECT 1 before anything is measured
@@ -35,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
+import attachments
 import delivery
 import distance
 import endpoints
@@ -67,7 +70,7 @@ MODES: Dict[str, Dict[str, Any]] = {
 }
 # The big groups get fewer calls a round, so that part stays near a minute.
 FANOUT_CALLS = {1024: 100, 10000: 20}
-PARTS = ("endpoints", "stream", "distance", "fanout", "limits", "delivery", "startup", "load", "rows")
+PARTS = ("endpoints", "stream", "attachments", "distance", "fanout", "limits", "delivery", "startup", "load", "rows")
 LOAD_FAULT_WORKERS = 4
 
 
@@ -83,9 +86,13 @@ def at_distance(bench: Bench, main_env: Dict[str, Any], main_db: str, rtt_ms: fl
         bench.configure(**{**main_env, "DATABASE_URL": distance.proxied_mysql_url(mysql_url, via_mysql),
                            "REDIS_URL": distance.proxied_redis_url(REDIS_URL, via_redis)})
         try:
-            return {"rtt_ms": rtt_ms, "verified": checked,
-                    "endpoints": endpoints.run(bench, **counts),
-                    "stream": stream.run(bench, main_db, **counts)}
+            far = {"rtt_ms": rtt_ms, "verified": checked,
+                   "endpoints": endpoints.run(bench, **counts),
+                   "stream": stream.run(bench, main_db, **counts)}
+            print("  attachments (S3 itself on loopback: only the database and Redis are far)", flush=True)
+            with attachments.start_s3() as s3:
+                far["attachments"] = attachments.run(bench, **counts, s3_endpoint=s3)
+            return far
         finally:
             bench.configure(**main_env)  # off the proxies before they stop
 
@@ -142,6 +149,10 @@ def main() -> int:
             print("== the stream at size: conversations and history of a user with 100k events", flush=True)
             bench.configure(**main_env)
             results["stream"] = stream.run(bench, main_db, **counts)
+        if "attachments" in parts:
+            print("== attachments: upload_url, sends with files, download_url (S3: a moto server)", flush=True)
+            with attachments.start_s3() as s3:
+                results["attachments"] = attachments.run(bench, **counts, s3_endpoint=s3)
         if "distance" in parts:
             print(f"== at a distance: MariaDB and Redis through a proxy adding {args.rtt_ms} ms a round trip",
                   flush=True)

@@ -56,6 +56,8 @@ def table(results: Dict[str, Any]) -> str:
         lines.append(_row(name, r))
     for name, r in results.get("stream", {}).get("results", {}).items():
         lines.append(_row(name, r))
+    for name, r in results.get("attachments", {}).items():
+        lines.append(_row(f"{name}, {r['s3_requests_per_call']:g} S3 requests", r))
     rows = results.get("read_latency_vs_rows")
     if rows:
         for size, at in rows["sizes"].items():
@@ -137,8 +139,9 @@ def distance_table(results: Dict[str, Any]) -> str:
              f"| measurement | p50 loopback | p50 at {rtt:g} ms | p99 at {rtt:g} ms "
              f"| DB statements in round trips/call | Redis round trips/call |",
              "|---|---|---|---|---|---|"]
-    near = {**results.get("endpoints", {}), **results.get("stream", {}).get("results", {})}
-    for name, r in {**far["endpoints"], **far["stream"]["results"]}.items():
+    near = {**results.get("endpoints", {}), **results.get("stream", {}).get("results", {}),
+            **results.get("attachments", {})}
+    for name, r in {**far["endpoints"], **far["stream"]["results"], **far.get("attachments", {})}.items():
         loop = _ms(near[name]["p50_ms"]) if name in near else ""
         lines.append(f"| {name} | {loop} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | "
                      f"{r['db_statements_per_call']:g} in {r['db_round_trips_per_call']:g} "
