@@ -9,9 +9,9 @@ the store for each file (CopyObject + HeadObject: `Attaching.ready`).
 S3 requests are not in the bench's counters (chalicelib.metering counts the
 database and Redis); they are counted here with a botocore `before-send`
 hook on the app's own S3 client, per timed call (warm-up calls included:
-the count is the same for every call). moto answers on loopback in a
-millisecond or two; S3 from a Lambda takes tens of milliseconds a request,
-so on AWS each S3 request adds far more than it does here.
+the count is the same for every call). moto (Python, on loopback) takes
+about 4 ms a request on the bench's VM; S3 from a Lambda takes ~10-50 ms
+(CopyObject the most), so there each S3 request adds several times more.
 
 `make bench` would run it as
     with attachments.start_s3() as endpoint:
