@@ -96,6 +96,7 @@ class MySQLDialect:
     name = "mysql"
     placeholder = "%s"
     inbox_by_peer = "inbox FORCE INDEX (ix_inbox_peer)"  # the inbox read through ix_inbox_peer alone
+    insert_ignore = "INSERT IGNORE"  # a row whose key is there already is skipped, not an error
     table_options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
     _KINDS = {
         1062: DUPLICATE,
@@ -260,6 +261,7 @@ class SQLiteDialect:
     name = "sqlite"
     placeholder = "?"
     inbox_by_peer = "inbox INDEXED BY ix_inbox_peer"
+    insert_ignore = "INSERT OR IGNORE"
     table_options = ""
 
     def __init__(self, settings: Settings) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .db import DuplicateKey, Tx
+from .db import Tx
 from .dialects import Result, Statement, from_db_time, to_db_time
 
 
@@ -401,13 +401,10 @@ class Inbox(Repository):
         return {user_id: int(seq) for user_id, seq in
                 self._tx.all("SELECT user_id, seq FROM inbox WHERE message_id = %s", (message_id,))}
 
-    def held(self, *, user_id: str, message_id: str) -> Optional[Tuple[int, str, bool]]:
-        """(seq, conversation, whether the user sends read receipts) of the
-        message in the user's stream, or None when the stream does not hold
-        it: what a read marker needs, in one lookup."""
-        row = self._tx.one("SELECT i.seq, i.peer_id, u.read_receipts FROM inbox i JOIN users u ON u.id = i.user_id"
-                           " WHERE i.message_id = %s AND i.user_id = %s", (message_id, user_id))
-        return None if row is None else (int(row[0]), row[1], bool(row[2]))
+    def holds(self, *, user_id: str, message_id: str) -> bool:
+        """Whether the user's stream holds the message."""
+        return self._tx.one("SELECT 1 FROM inbox WHERE message_id = %s AND user_id = %s",
+                            (message_id, user_id)) is not None
 
     def received_since(self, *, user_id: str, since: datetime, limit: int) -> List[InboxEntry]:
         """Messages the user received (and notes to self) since a time, not deleted, in seq order."""
@@ -625,19 +622,6 @@ class ReadMarkers(Repository):
             f"SELECT peer_id, seq, message_id FROM read_markers WHERE user_id = %s AND peer_id IN ({marks})",
             (user_id, *peer_ids))}
 
-    def advance(self, *, user_id: str, peer_id: str, seq: int, message_id: str) -> bool:
-        """Move the marker forward to `seq`; False when it is already there or beyond."""
-        move = ("UPDATE read_markers SET seq = %s, message_id = %s WHERE user_id = %s AND peer_id = %s AND seq < %s",
-                (seq, message_id, user_id, peer_id, seq))
-        if self._tx.execute(*move):
-            return True
-        try:
-            self._tx.execute("INSERT INTO read_markers (user_id, peer_id, seq, message_id) VALUES (%s, %s, %s, %s)",
-                             (user_id, peer_id, seq, message_id))
-            return True
-        except DuplicateKey:  # there already, or another read put it there just now
-            return self._tx.execute(*move) == 1
-
 
 @dataclass(frozen=True)
 class Change:
@@ -774,20 +758,38 @@ class Deliveries(Repository):
         return _seqs_of(seqs)
 
     def read(self, *, reader_id: str, peer_id: str, message_id: str, receipt_to: Optional[str], marker: str,
-             at: datetime) -> Dict[str, int]:
-        """A `read` event for the reader and, given `receipt_to`, a `receipt`
-        for that user (the other person of a direct conversation)."""
+             at: datetime) -> Optional[Dict[str, int]]:
+        """Move the reader's marker of the conversation forward to the
+        message (never back) and, if it moved, a `read` event for the reader
+        and, given `receipt_to`, a `receipt` for that user unless the reader
+        turned receipts off: one batch. Each holder's seq (none when the
+        marker was there already); None when the reader's stream does not
+        hold the message in this conversation."""
+        place = ("SELECT seq FROM inbox WHERE message_id = %s AND user_id = %s AND peer_id = %s",
+                 (message_id, reader_id, peer_id))
         users = [reader_id] if receipt_to is None else [reader_id, receipt_to]
         marks = ", ".join(["%s"] * len(users))
         mine = f"FROM inbox_counters c WHERE c.user_id IN ({marks}) AND c.last_message_id = %s"
-        _, _, seqs = self._tx.batch([
-            (f"UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s WHERE user_id IN ({marks})",
-             (marker, *users)),
+        held, _, _, _, _, seqs = self._tx.batch([
+            place,
+            # The conversation's first read: a marker at 0, moved below.
+            (f"{self._tx.dialect.insert_ignore} INTO read_markers (user_id, peer_id, seq, message_id)"
+             " SELECT user_id, peer_id, 0, message_id FROM inbox WHERE message_id = %s AND user_id = %s"
+             " AND peer_id = %s", place[1]),
+            (f"UPDATE read_markers SET seq = ({place[0]}), message_id = %s, moved_by = %s"
+             f" WHERE user_id = %s AND peer_id = %s AND seq < ({place[0]})",
+             (*place[1], message_id, marker, reader_id, peer_id, *place[1])),
+            (f"UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s WHERE user_id IN ({marks})"
+             " AND EXISTS (SELECT 1 FROM read_markers WHERE user_id = %s AND peer_id = %s AND moved_by = %s)"
+             " AND (user_id = %s OR EXISTS (SELECT 1 FROM users WHERE id = %s AND read_receipts = 1))",
+             (marker, *users, reader_id, peer_id, marker, reader_id, reader_id)),
             (_NEW_EVENTS + " SELECT c.user_id, c.last_seq, CASE WHEN c.user_id = %s THEN 'read' ELSE 'receipt' END,"
                            f" CASE WHEN c.user_id = %s THEN %s ELSE %s END, %s, %s, %s {mine}",
              (reader_id, reader_id, peer_id, reader_id, message_id, reader_id, to_db_time(at), *users, marker)),
             ("SELECT c.user_id, c.last_seq " + mine, (*users, marker)),
         ])
+        if not held.rows:
+            return None
         return {user_id: int(seq) for user_id, seq in seqs.rows}
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Optional
+from typing import Dict, Optional
 
 from ..db import Tx
 from ..errors import BadRequest, EditWindowClosed, Forbidden, MessageDeleted, MessageNotFound
-from ..repositories import Change, Deliveries, Inbox, ReadMarkers, StoredMessage
+from ..repositories import Change, Deliveries, Inbox, StoredMessage
 from .attaching import Attaching
 from .deps import Deps
 from .fanout import publish
@@ -76,15 +76,12 @@ class Conversing:
         receipt_to = with_user_id if with_user_id not in (None, user_id) else None
         at = deps.now()
 
-        def work(tx: Tx) -> dict:
-            held = Inbox(tx).held(user_id=user_id, message_id=message_id)
-            if held is None or held[1] != peer:
+        def work(tx: Tx) -> Dict[str, int]:
+            seqs = Deliveries(tx).read(reader_id=user_id, peer_id=peer, message_id=message_id,
+                                       receipt_to=receipt_to, marker=_marker(), at=at)
+            if seqs is None:
                 raise MessageNotFound(f"message_id: no message {message_id} in this conversation")
-            if not ReadMarkers(tx).advance(user_id=user_id, peer_id=peer, seq=held[0], message_id=message_id):
-                return {}
-            to = receipt_to if held[2] else None
-            return Deliveries(tx).read(reader_id=user_id, peer_id=peer, message_id=message_id, receipt_to=to,
-                                       marker=_marker(), at=at)
+            return seqs
 
         seqs = deps.db.run(work, write=True)
         if user_id in seqs:
@@ -104,7 +101,7 @@ def _own(tx: Tx, user_id: str, message_id: str, message: Optional[StoredMessage]
     """The message if it is the user's own; else 404 (the user does not hold
     it: its existence is not revealed) or 403 (someone else's)."""
     if message is None or (message.sender_id != user_id
-                           and Inbox(tx).held(user_id=user_id, message_id=message_id) is None):
+                           and not Inbox(tx).holds(user_id=user_id, message_id=message_id)):
         raise MessageNotFound(f"message_id: no message {message_id}")
     if message.sender_id != user_id:
         raise Forbidden("only the sender can edit or delete a message")

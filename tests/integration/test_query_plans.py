@@ -46,7 +46,7 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
         user_id=ids["bob"], since=datetime(2024, 7, 1, 9, 10), limit=101),
     "Blocks.add": lambda tx, ids: r.Blocks(tx).add(blocker_id=ids["alice"], blocked_id=ids["carol"],
                                                    created_at=datetime(2024, 7, 1)),
-    "Inbox.held": lambda tx, ids: r.Inbox(tx).held(user_id=ids["bob"], message_id=ids["group_message"]),
+    "Inbox.holds": lambda tx, ids: r.Inbox(tx).holds(user_id=ids["bob"], message_id=ids["group_message"]),
     "Inbox.history": lambda tx, ids: r.Inbox(tx).history(user_id=ids["bob"], peer_id=ids["alice"], before_seq=40,
                                                          limit=51),
     "Inbox.at": lambda tx, ids: r.Inbox(tx).at(user_id=ids["bob"], seqs=[30, 31, 32]),
@@ -59,8 +59,6 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
                                                                                limit=1000),
     "Events.remove": lambda tx, ids: r.Events(tx).remove(keys=[(ids["bob"], 1), (ids["carol"], 2)]),
     "ReadMarkers.of": lambda tx, ids: r.ReadMarkers(tx).of(user_id=ids["bob"], peer_ids=[ids["alice"], ids["group"]]),
-    "ReadMarkers.advance": lambda tx, ids: r.ReadMarkers(tx).advance(user_id=ids["bob"], peer_id=ids["alice"],
-                                                                     seq=99, message_id=ids["group_message"]),
     "Deliveries.edit": lambda tx, ids: r.Deliveries(tx).edit(
         message_id=ids["group_message"], sender_id=ids["alice"], body="y", at=datetime(2024, 7, 1, 9, 11),
         sent_after=datetime(2024, 6, 1), marker="00000000-0000-4000-8000-0000000000e1"),
@@ -71,7 +69,7 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
         group_id=ids["group"], kind="leave", user_id=ids["carol"], marker="00000000-0000-4000-8000-0000000000e3",
         at=datetime(2024, 7, 1, 9, 11)),
     "Deliveries.read": lambda tx, ids: r.Deliveries(tx).read(
-        reader_id=ids["bob"], peer_id=ids["alice"], message_id=ids["group_message"], receipt_to=ids["alice"],
+        reader_id=ids["bob"], peer_id=ids["group"], message_id=ids["group_message"], receipt_to=ids["alice"],
         marker="00000000-0000-4000-8000-0000000000e4", at=datetime(2024, 7, 1, 9, 11)),
     "Groups.named": lambda tx, ids: r.Groups(tx).named(group_ids=[ids["group"]]),
     "Members.groups_of": lambda tx, ids: r.Members(tx).groups_of(user_id=ids["bob"]),
