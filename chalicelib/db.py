@@ -12,7 +12,8 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 from . import dialects, timebudget
 from .dialects import Dialect, Result, Statement
@@ -74,6 +75,17 @@ class CountingCursor:
         return getattr(self._cursor, name)
 
 
+@dataclass(frozen=True)
+class Query(Generic[T]):
+    """A read and what its rows mean, so reads that do not depend on each
+    other go in one round trip (Tx.fetch). `sql` None: nothing to ask (an
+    empty IN list), `parse` gets no rows."""
+
+    sql: Optional[str]
+    params: Sequence[Any]
+    parse: Callable[[List[Tuple[Any, ...]]], T]
+
+
 class Tx:
     """The statements of one unit of work. SQL is written with %s placeholders."""
 
@@ -112,6 +124,12 @@ class Tx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
         return self._run(sql, params).rows
+
+    def fetch(self, *queries: Query[Any]) -> List[Any]:
+        """Each query's parsed answer, in order, from one batch."""
+        asked = [q for q in queries if q.sql is not None]
+        results = iter(self.batch([(q.sql, q.params) for q in asked if q.sql is not None]) if asked else [])
+        return [q.parse(next(results).rows if q.sql is not None else []) for q in queries]
 
     @property
     def dialect(self) -> Dialect:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .db import Tx
+from .db import Query, Tx
 from .dialects import Result, Statement, from_db_time, to_db_time
 
 
@@ -99,13 +99,12 @@ class Users(Repository):
     def by_handle(self, *, handle: str) -> Optional[Account]:
         return self._account(self._tx.one(self._ACCOUNT + " WHERE handle = %s", (handle,)))
 
-    def accounts(self, *, user_ids: Sequence[str]) -> List[Account]:
+    @staticmethod
+    def accounts(*, user_ids: Sequence[str]) -> Query[List[Account]]:
         """The accounts among these ids that exist and are not deleted (one primary-key lookup each)."""
-        if not user_ids:
-            return []
         marks = ", ".join(["%s"] * len(user_ids))
-        rows = self._tx.all(self._ACCOUNT + f" WHERE id IN ({marks}) AND deleted_at IS NULL", tuple(user_ids))
-        return [_account_of(row) for row in rows]
+        return Query(Users._ACCOUNT + f" WHERE id IN ({marks}) AND deleted_at IS NULL" if user_ids else None,
+                     tuple(user_ids), lambda rows: [_account_of(row) for row in rows])
 
     def update(self, *, user_id: str, name: Optional[str] = None, handle: Optional[str] = None,
                password_hash: Optional[str] = None, read_receipts: Optional[bool] = None) -> None:
@@ -228,13 +227,12 @@ class Groups(Repository):
     def exists(self, *, group_id: str) -> bool:
         return self._tx.one("SELECT 1 FROM chat_groups WHERE id = %s", (group_id,)) is not None
 
-    def named(self, *, group_ids: Sequence[str]) -> Dict[str, Tuple[str, int]]:
+    @staticmethod
+    def named(*, group_ids: Sequence[str]) -> Query[Dict[str, Tuple[str, int]]]:
         """{group id: (name, member count)} of those that exist."""
-        if not group_ids:
-            return {}
         marks = ", ".join(["%s"] * len(group_ids))
-        return {gid: (name, int(count)) for gid, name, count in self._tx.all(
-            f"SELECT id, name, member_count FROM chat_groups WHERE id IN ({marks})", tuple(group_ids))}
+        return Query(f"SELECT id, name, member_count FROM chat_groups WHERE id IN ({marks})" if group_ids else None,
+                     tuple(group_ids), lambda rows: {gid: (name, int(count)) for gid, name, count in rows})
 
     def take_seat(self, *, group_id: str, capacity: int) -> bool:
         """Count one more member if there is room; locks the group row."""
@@ -288,10 +286,11 @@ class Members(Repository):
         self._tx.execute("UPDATE group_members SET joined_seq = %s WHERE group_id = %s AND user_id = %s",
                          (seq, group_id, user_id))
 
-    def groups_of(self, *, user_id: str) -> Dict[str, int]:
+    @staticmethod
+    def groups_of(*, user_id: str) -> Query[Dict[str, int]]:
         """{group id: the seq of the user's join} of every group the user is in."""
-        return {gid: int(seq) for gid, seq in self._tx.all(
-            "SELECT group_id, joined_seq FROM group_members WHERE user_id = %s", (user_id,))}
+        return Query("SELECT group_id, joined_seq FROM group_members WHERE user_id = %s", (user_id,),
+                     lambda rows: {gid: int(seq) for gid, seq in rows})
 
     def view(self, *, group_id: str, user_id: str, after_user_id: str,
              limit: int) -> Tuple[Optional[Tuple[str, int]], bool, List[Tuple[str, str, Optional[str]]]]:
@@ -421,15 +420,10 @@ class Inbox(Repository):
             " WHERE i.user_id = %s AND i.peer_id = %s AND i.seq < %s ORDER BY i.seq DESC LIMIT %s",
             (user_id, peer_id, before_seq, limit))
 
-    def at(self, *, user_id: str, seqs: Sequence[int]) -> List[InboxEntry]:
-        """The user's message events at these seqs (primary-key lookups)."""
-        if not seqs:
-            return []
-        marks = ", ".join(["%s"] * len(seqs))
-        return self._entries(f"SELECT i.seq, {_MESSAGE} FROM inbox i JOIN messages m ON m.id = i.message_id"
-                             f" WHERE i.user_id = %s AND i.seq IN ({marks})", (user_id, *seqs))
+    # The conversation list's reads (usecases/browsing.py), as queries: it
+    # asks the first two together, then the rest together.
 
-    def newest_by_conversation(self, *, user_id: str) -> Dict[str, int]:
+    def newest_by_conversation(self, *, user_id: str) -> Query[Dict[str, int]]:
         """{conversation: the seq of its newest message} for the user, from
         ix_inbox_peer alone. MariaDB reads it as a loose index scan (one dive
         per conversation: 2 ms for 200 conversations in 100k rows) when its
@@ -437,24 +431,31 @@ class Inbox(Repository):
         user's index entries (40 ms at 100k); left to itself it may read the
         rows through the primary key instead. Grouped by user_id too: grouped
         by peer_id alone, it never takes the loose scan."""
-        return {peer: int(seq) for peer, seq in self._tx.all(
-            f"SELECT peer_id, MAX(seq) FROM {self._tx.dialect.inbox_by_peer}"
-            " WHERE user_id = %s GROUP BY user_id, peer_id", (user_id,))
-            if peer is not None}
+        return Query(f"SELECT peer_id, MAX(seq) FROM {self._tx.dialect.inbox_by_peer}"
+                     " WHERE user_id = %s GROUP BY user_id, peer_id", (user_id,),
+                     lambda rows: {peer: int(seq) for peer, seq in rows if peer is not None})
 
-    def unread(self, *, user_id: str, read_up_to: Dict[str, int], most: int) -> Dict[str, int]:
-        """{conversation: messages from others after the seq given, not
-        deleted, counted up to `most`}: one range scan of ix_inbox_peer alone per conversation
-        (no row read), in one statement."""
-        if not read_up_to:
-            return {}
-        part = ("SELECT %s, COUNT(*) FROM (SELECT 1 FROM inbox WHERE user_id = %s AND peer_id = %s AND seq > %s"
+    @staticmethod
+    def at(*, user_id: str, seqs: Sequence[int]) -> Query[List[InboxEntry]]:
+        """The user's message events at these seqs (primary-key lookups)."""
+        marks = ", ".join(["%s"] * len(seqs))
+        return Query(f"SELECT i.seq, {_MESSAGE} FROM inbox i JOIN messages m ON m.id = i.message_id"
+                     f" WHERE i.user_id = %s AND i.seq IN ({marks})" if seqs else None, (user_id, *seqs),
+                     lambda rows: [InboxEntry(int(row[0]), _message_of(row[1:])) for row in rows])
+
+    @staticmethod
+    def unread(*, user_id: str, peer_ids: Sequence[str], most: int) -> Query[Dict[str, int]]:
+        """{conversation: messages from others after the user's read marker
+        of it, not deleted, counted up to `most`}: one range scan of
+        ix_inbox_peer alone per conversation (no row read), in one statement."""
+        part = ("SELECT %s, COUNT(*) FROM (SELECT 1 FROM inbox WHERE user_id = %s AND peer_id = %s AND seq >"
+                " COALESCE((SELECT seq FROM read_markers WHERE user_id = %s AND peer_id = %s), 0)"
                 " AND silent = 0 LIMIT %s) x")
         params: List[Any] = []
-        for peer, seq in read_up_to.items():
-            params += [peer, user_id, peer, seq, most]
-        return {peer: int(count) for peer, count in
-                self._tx.all(" UNION ALL ".join([part] * len(read_up_to)), tuple(params))}
+        for peer in peer_ids:
+            params += [peer, user_id, peer, user_id, peer, most]
+        return Query(" UNION ALL ".join([part] * len(peer_ids)) if peer_ids else None, tuple(params),
+                     lambda rows: {peer: int(count) for peer, count in rows})
 
     def _entries(self, sql: str, params: Sequence[object]) -> List[InboxEntry]:
         return [InboxEntry(int(row[0]), _message_of(row[1:])) for row in self._tx.all(sql, params)]
@@ -613,14 +614,13 @@ class Attachments(Repository):
 
 
 class ReadMarkers(Repository):
-    def of(self, *, user_id: str, peer_ids: Sequence[str]) -> Dict[str, Tuple[int, str]]:
+    @staticmethod
+    def of(*, user_id: str, peer_ids: Sequence[str]) -> Query[Dict[str, Tuple[int, str]]]:
         """{conversation: (seq, message id) read up to} of those the user has read."""
-        if not peer_ids:
-            return {}
         marks = ", ".join(["%s"] * len(peer_ids))
-        return {peer: (int(seq), mid) for peer, seq, mid in self._tx.all(
-            f"SELECT peer_id, seq, message_id FROM read_markers WHERE user_id = %s AND peer_id IN ({marks})",
-            (user_id, *peer_ids))}
+        return Query(f"SELECT peer_id, seq, message_id FROM read_markers WHERE user_id = %s AND peer_id IN ({marks})"
+                     if peer_ids else None, (user_id, *peer_ids),
+                     lambda rows: {peer: (int(seq), mid) for peer, seq, mid in rows})
 
 
 @dataclass(frozen=True)

@@ -212,8 +212,9 @@ class Accounts:
             LinkCodes(tx).remove_of(user_id=me.user_id)
             left.clear()
             files.clear()
-            groups = list(Members(tx).groups_of(user_id=me.user_id))
-            names = Groups(tx).named(group_ids=groups)
+            [joined] = tx.fetch(Members.groups_of(user_id=me.user_id))
+            groups = list(joined)
+            [names] = tx.fetch(Groups.named(group_ids=groups))
             for group_id in groups:  # each group hears that the user left
                 seqs = Deliveries(tx).to_members(group_id=group_id, kind="leave", user_id=me.user_id,
                                                  marker=str(uuid.uuid4()), at=self._deps.now())
@@ -242,7 +243,7 @@ class Accounts:
 
     def users(self, *, user_ids: List[str]) -> Profiles:
         """Names and handles of these users; unknown and deleted ones are left out."""
-        found = self._deps.db.run(lambda tx: Users(tx).accounts(user_ids=user_ids), write=False)
+        [found] = self._deps.db.run(lambda tx: tx.fetch(Users.accounts(user_ids=user_ids)), write=False)
         by_id = {a.user_id: a for a in found}
         return Profiles([Profile(u, by_id[u].name, by_id[u].handle) for u in user_ids if u in by_id])
 

@@ -27,19 +27,23 @@ class Browsing:
         deps.limit(deps.limits.reads, user_id)
 
         def work(tx: Tx) -> Conversations:
-            newest = Inbox(tx).newest_by_conversation(user_id=user_id)
-            for group_id, joined in Members(tx).groups_of(user_id=user_id).items():
-                newest.setdefault(group_id, joined)
+            # Two round trips: where each conversation is, then what the page shows of them.
+            newest, joined = tx.fetch(Inbox(tx).newest_by_conversation(user_id=user_id),
+                                      Members.groups_of(user_id=user_id))
+            for group_id, seq in joined.items():
+                newest.setdefault(group_id, seq)
             order = sorted(((seq, peer) for peer, seq in newest.items() if before is None or seq < before),
                            reverse=True)
             page, more = order[:limit], len(order) > limit
             peers = [peer for _, peer in page]
-            last = {e.seq: e.message for e in Inbox(tx).at(user_id=user_id, seqs=[seq for seq, _ in page])}
-            groups = Groups(tx).named(group_ids=peers)
-            people = {a.user_id: a.name for a in Users(tx).accounts(user_ids=[p for p in peers if p not in groups])}
-            markers = ReadMarkers(tx).of(user_id=user_id, peer_ids=peers)
-            unread = Inbox(tx).unread(user_id=user_id, read_up_to={p: markers.get(p, (0, ""))[0] for p in peers},
-                                      most=MAX_UNREAD_COUNTED)
+            entries, groups, accounts, markers, unread = tx.fetch(
+                Inbox.at(user_id=user_id, seqs=[seq for seq, _ in page]),
+                Groups.named(group_ids=peers),
+                Users.accounts(user_ids=peers),  # the direct ones among them (a group id is no user's)
+                ReadMarkers.of(user_id=user_id, peer_ids=peers),
+                Inbox.unread(user_id=user_id, peer_ids=peers, most=MAX_UNREAD_COUNTED))
+            last = {e.seq: e.message for e in entries}
+            people = {a.user_id: a.name for a in accounts}
             items: List[Dict[str, Any]] = []
             for seq, peer in page:
                 message = last.get(seq)

@@ -35,7 +35,8 @@ class Membership:
 
         def event(tx: Tx, kind: str) -> Dict[str, int]:
             """The join or leave, to every member (the user included)."""
-            name.update((gid, n) for gid, (n, _) in Groups(tx).named(group_ids=[group_id]).items())
+            [named] = tx.fetch(Groups.named(group_ids=[group_id]))
+            name.update((gid, n) for gid, (n, _) in named.items())
             return Deliveries(tx).to_members(group_id=group_id, kind=kind, user_id=user_id, marker=str(uuid.uuid4()),
                                              at=at)
 

@@ -49,16 +49,17 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Inbox.holds": lambda tx, ids: r.Inbox(tx).holds(user_id=ids["bob"], message_id=ids["group_message"]),
     "Inbox.history": lambda tx, ids: r.Inbox(tx).history(user_id=ids["bob"], peer_id=ids["alice"], before_seq=40,
                                                          limit=51),
-    "Inbox.at": lambda tx, ids: r.Inbox(tx).at(user_id=ids["bob"], seqs=[30, 31, 32]),
-    "Inbox.newest_by_conversation": lambda tx, ids: r.Inbox(tx).newest_by_conversation(user_id=ids["bob"]),
-    "Inbox.unread": lambda tx, ids: r.Inbox(tx).unread(user_id=ids["bob"], read_up_to={ids["alice"]: 30,
-                                                                                     ids["group"]: 0}, most=999),
+    "Inbox.at": lambda tx, ids: tx.fetch(r.Inbox.at(user_id=ids["bob"], seqs=[30, 31, 32])),
+    "Inbox.newest_by_conversation": lambda tx, ids: tx.fetch(r.Inbox(tx).newest_by_conversation(user_id=ids["bob"])),
+    "Inbox.unread": lambda tx, ids: tx.fetch(r.Inbox.unread(user_id=ids["bob"], peer_ids=[ids["alice"], ids["group"]],
+                                                          most=999)),
     "Events.holders_of": lambda tx, ids: r.Events(tx).holders_of(message_ids=[ids["group_message"]]),
     "Events.remove_unheld_of": lambda tx, ids: r.Events(tx).remove_unheld_of(message_ids=[ids["group_message"]]),
     "Events.oldest_unattached": lambda tx, ids: r.Events(tx).oldest_unattached(before=datetime(2024, 7, 1),
                                                                                limit=1000),
     "Events.remove": lambda tx, ids: r.Events(tx).remove(keys=[(ids["bob"], 1), (ids["carol"], 2)]),
-    "ReadMarkers.of": lambda tx, ids: r.ReadMarkers(tx).of(user_id=ids["bob"], peer_ids=[ids["alice"], ids["group"]]),
+    "ReadMarkers.of": lambda tx, ids: tx.fetch(r.ReadMarkers.of(user_id=ids["bob"], peer_ids=[ids["alice"],
+                                                                                                ids["group"]])),
     "Deliveries.edit": lambda tx, ids: r.Deliveries(tx).edit(
         message_id=ids["group_message"], sender_id=ids["alice"], body="y", at=datetime(2024, 7, 1, 9, 11),
         sent_after=datetime(2024, 6, 1), marker="00000000-0000-4000-8000-0000000000e1"),
@@ -71,8 +72,8 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Deliveries.read": lambda tx, ids: r.Deliveries(tx).read(
         reader_id=ids["bob"], peer_id=ids["group"], message_id=ids["group_message"], receipt_to=ids["alice"],
         marker="00000000-0000-4000-8000-0000000000e4", at=datetime(2024, 7, 1, 9, 11)),
-    "Groups.named": lambda tx, ids: r.Groups(tx).named(group_ids=[ids["group"]]),
-    "Members.groups_of": lambda tx, ids: r.Members(tx).groups_of(user_id=ids["bob"]),
+    "Groups.named": lambda tx, ids: tx.fetch(r.Groups.named(group_ids=[ids["group"]])),
+    "Members.groups_of": lambda tx, ids: tx.fetch(r.Members.groups_of(user_id=ids["bob"])),
     "Members.view": lambda tx, ids: r.Members(tx).view(group_id=ids["group"], user_id=ids["bob"], after_user_id="",
                                                         limit=101),
     "Members.set_joined_seq": lambda tx, ids: r.Members(tx).set_joined_seq(group_id=ids["group"], user_id=ids["bob"],
@@ -117,7 +118,7 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Messages.remove_unheld_to": lambda tx, ids: r.Messages(tx).remove_unheld_to(recipient_id=ids["bob"]),
     "Users.account": lambda tx, ids: r.Users(tx).account(user_id=ids["bob"]),
     "Users.by_handle": lambda tx, ids: r.Users(tx).by_handle(handle="somebody"),
-    "Users.accounts": lambda tx, ids: r.Users(tx).accounts(user_ids=[ids["bob"], ids["carol"]]),
+    "Users.accounts": lambda tx, ids: tx.fetch(r.Users.accounts(user_ids=[ids["bob"], ids["carol"]])),
     "Users.update": lambda tx, ids: r.Users(tx).update(user_id=ids["bob"], name="bobby"),
     "Users.erase": lambda tx, ids: r.Users(tx).erase(user_id=ids["dave"], deleted_at=datetime(2024, 7, 1)),
     "Sessions.live": lambda tx, ids: r.Sessions(tx).live(session_id=ids["bob"]),
@@ -231,7 +232,7 @@ def test_the_conversation_list_reads_one_index_of_the_users_entries_and_no_row(p
                         rows)
         cur.execute("ANALYZE TABLE inbox")
         cur.fetchall()
-        [(sql, params)] = _statements(mysql_url, lambda tx: r.Inbox(tx).newest_by_conversation(user_id=bob))
+        [(sql, params)] = _statements(mysql_url, lambda tx: tx.fetch(r.Inbox(tx).newest_by_conversation(user_id=bob)))
         cur.execute("EXPLAIN " + sql, params)
         [plan] = cur.fetchall()
     finally:
