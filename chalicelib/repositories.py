@@ -292,25 +292,16 @@ class Members(Repository):
         return Query("SELECT group_id, joined_seq FROM group_members WHERE user_id = %s", (user_id,),
                      lambda rows: {gid: int(seq) for gid, seq in rows})
 
-    def view(self, *, group_id: str, user_id: str, after_user_id: str,
-             limit: int) -> Tuple[Optional[Tuple[str, int]], bool, List[Tuple[str, str, Optional[str]]]]:
-        """The group's (name, member count) or None, whether `user_id` is a
-        member, and (user id, name, handle) of up to `limit` members after
-        `after_user_id` in id order: one round trip, whatever it finds."""
-        group, member, rows = self._tx.batch([
-            ("SELECT name, member_count FROM chat_groups WHERE id = %s", (group_id,)),
-            ("SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id)),
-            ("SELECT m.user_id, u.name, u.handle FROM group_members m JOIN users u ON u.id = m.user_id"
-             " WHERE m.group_id = %s AND m.user_id > %s ORDER BY m.user_id LIMIT %s", (group_id, after_user_id, limit)),
-        ])
-        named = (group.rows[0][0], int(group.rows[0][1])) if group.rows else None
-        return named, bool(member.rows), [(uid, name, handle) for uid, name, handle in rows.rows]
+    @staticmethod
+    def page(*, group_id: str, after_user_id: str, limit: int) -> Query[List[Tuple[str, str, Optional[str]]]]:
+        """(user id, name, handle) of up to `limit` members after `after_user_id`, in id order."""
+        return Query("SELECT m.user_id, u.name, u.handle FROM group_members m JOIN users u ON u.id = m.user_id"
+                     " WHERE m.group_id = %s AND m.user_id > %s ORDER BY m.user_id LIMIT %s",
+                     (group_id, after_user_id, limit), lambda rows: [(uid, name, handle) for uid, name, handle in rows])
 
-    def is_member(self, *, group_id: str, user_id: str) -> bool:
-        return (
-            self._tx.one("SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id))
-            is not None
-        )
+    @staticmethod
+    def is_member(*, group_id: str, user_id: str) -> Query[bool]:
+        return Query("SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id), bool)
 
 
 _MESSAGE = ("m.id, m.sender_id, m.recipient_id, m.group_id, m.body, m.sent_at, m.edited_at, m.deleted_at, m.version,"

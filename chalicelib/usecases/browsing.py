@@ -88,14 +88,16 @@ class Browsing:
         deps.limit(deps.limits.reads, user_id)
 
         def work(tx: Tx) -> GroupInfo:
-            named, member, rows = Members(tx).view(group_id=group_id, user_id=user_id,
-                                                   after_user_id=after_user_id or "", limit=limit + 1)
-            if named is None:
+            named, member, rows = tx.fetch(Groups.named(group_ids=[group_id]),
+                                           Members.is_member(group_id=group_id, user_id=user_id),
+                                           Members.page(group_id=group_id, after_user_id=after_user_id or "",
+                                                        limit=limit + 1))
+            if group_id not in named:
                 raise GroupNotFound(f"group_id: no group {group_id}")
             if not member:
                 raise NotAMember("only members of the group can see its members")
             members = [{"user_id": uid, "user_name": name, "handle": handle} for uid, name, handle in rows[:limit]]
-            name, count = named
+            name, count = named[group_id]
             return GroupInfo(group_id, name, count, members, members[-1]["user_id"] if len(rows) > limit else None)
 
         return deps.db.run(work, write=False)

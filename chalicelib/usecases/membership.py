@@ -45,7 +45,7 @@ class Membership:
             if not groups.take_seat(group_id=group_id, capacity=capacity):
                 if not groups.exists(group_id=group_id):
                     raise GroupNotFound(f"group_id: no group {group_id}")
-                if members.is_member(group_id=group_id, user_id=user_id):
+                if tx.fetch(Members.is_member(group_id=group_id, user_id=user_id))[0]:
                     return {}
                 raise GroupFull(f"group {group_id} has {capacity} members, the maximum")
             try:
