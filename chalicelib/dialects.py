@@ -216,13 +216,15 @@ class MySQLDialect:
         """The next seq of every member, marked with `marker`, in one
         statement whatever the group's size. For a message (`unless_blocking`
         is its sender): not of those who block the sender, and only if the
-        message row exists (the sender is a member). STRAIGHT_JOIN: counters
-        lock in user_id order (the group_members key), so fan-outs never
-        deadlock with each other."""
+        message row exists (the sender is a member); else (a join or a
+        leave) only if this write changed the member count (chat_groups.
+        changed_by is `marker`). STRAIGHT_JOIN: counters lock in user_id
+        order (the group_members key), so fan-outs never deadlock with each other."""
         if unless_blocking is None:
             return ("UPDATE group_members m STRAIGHT_JOIN inbox_counters c ON c.user_id = m.user_id"
-                    " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s WHERE m.group_id = %s",
-                    (marker, group_id))
+                    " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s WHERE m.group_id = %s"
+                    " AND EXISTS (SELECT 1 FROM chat_groups g WHERE g.id = %s AND g.changed_by = %s)",
+                    (marker, group_id, group_id, marker))
         return ("UPDATE group_members m STRAIGHT_JOIN inbox_counters c ON c.user_id = m.user_id"
                 " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"
                 " SET c.last_seq = c.last_seq + 1, c.last_message_id = %s"
@@ -308,7 +310,9 @@ class SQLiteDialect:
         """As MySQL's; SQLite has no multi-table UPDATE (and one writer at a time: no lock order)."""
         if unless_blocking is None:
             return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
-                    " WHERE user_id IN (SELECT user_id FROM group_members WHERE group_id = %s)", (marker, group_id))
+                    " WHERE user_id IN (SELECT user_id FROM group_members WHERE group_id = %s)"
+                    " AND EXISTS (SELECT 1 FROM chat_groups g WHERE g.id = %s AND g.changed_by = %s)",
+                    (marker, group_id, group_id, marker))
         return ("UPDATE inbox_counters SET last_seq = last_seq + 1, last_message_id = %s"
                 " WHERE user_id IN (SELECT m.user_id FROM group_members m"
                 " LEFT JOIN blocks b ON b.blocker_id = m.user_id AND b.blocked_id = %s"

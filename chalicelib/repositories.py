@@ -234,57 +234,12 @@ class Groups(Repository):
         return Query(f"SELECT id, name, member_count FROM chat_groups WHERE id IN ({marks})" if group_ids else None,
                      tuple(group_ids), lambda rows: {gid: (name, int(count)) for gid, name, count in rows})
 
-    def take_seat(self, *, group_id: str, capacity: int) -> bool:
-        """Count one more member if there is room; locks the group row."""
-        return (
-            self._tx.execute(
-                "UPDATE chat_groups SET member_count = member_count + 1 WHERE id = %s AND member_count < %s",
-                (group_id, capacity),
-            )
-            == 1
-        )
-
     def free_seat(self, *, group_id: str) -> None:
         self._tx.execute("UPDATE chat_groups SET member_count = member_count - 1 WHERE id = %s", (group_id,))
 
-    def free_seat_of(self, *, group_id: str, user_id: str) -> bool:
-        """Count one member less if `user_id` is one; locks the group row
-        first, as a join and a group send do, so the three never deadlock."""
-        return (
-            self._tx.execute(
-                "UPDATE chat_groups SET member_count = member_count - 1 WHERE id = %s"
-                " AND EXISTS (SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s)",
-                (group_id, group_id, user_id),
-            )
-            == 1
-        )
-
 
 class Members(Repository):
-    def add(self, *, group_id: str, user_id: str, joined_at: datetime) -> None:
-        self._tx.execute(
-            "INSERT INTO group_members (group_id, user_id, joined_at) VALUES (%s, %s, %s)",
-            (group_id, user_id, to_db_time(joined_at)),
-        )
-
-    def remove(self, *, group_id: str, user_id: str) -> int:
-        return self._tx.execute(
-            "DELETE FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id)
-        )
-
-    def leave_all(self, *, user_id: str) -> None:
-        """The user leaves every group, each one's seat freed."""
-        groups = [row[0] for row in self._tx.all("SELECT group_id FROM group_members WHERE user_id = %s",
-                                                  (user_id,))]
-        if groups:  # by their keys: an IN (subquery) would be planned as a scan of chat_groups
-            marks = ", ".join(["%s"] * len(groups))
-            self._tx.execute(f"UPDATE chat_groups SET member_count = member_count - 1 WHERE id IN ({marks})",
-                             tuple(groups))
-        self._tx.execute("DELETE FROM group_members WHERE user_id = %s", (user_id,))
-
-    def set_joined_seq(self, *, group_id: str, user_id: str, seq: int) -> None:
-        self._tx.execute("UPDATE group_members SET joined_seq = %s WHERE group_id = %s AND user_id = %s",
-                         (seq, group_id, user_id))
+    """Reads of memberships; a join and a leave are Deliveries' (each tells every member)."""
 
     @staticmethod
     def groups_of(*, user_id: str) -> Query[Dict[str, int]]:
@@ -736,17 +691,50 @@ class Deliveries(Repository):
         return Change(done.rowcount == 1, _message_of(now.rows[0]) if now.rows else None, new, stale,
                       [Attachment(*row) for row in rest[-1].rows] if files else [])
 
-    def to_members(self, *, group_id: str, kind: str, user_id: str, marker: str, at: datetime) -> Dict[str, int]:
-        """A `join` or `leave` event of `user_id` for every member of the group (each one's seq)."""
+    def join(self, *, group_id: str, user_id: str, capacity: int, marker: str,
+             at: datetime) -> Optional[MemberChange]:
+        """Take a seat if there is room, add the member, a `join` event to
+        every member (the user included) and the join's seq on the member's
+        row, in one batch; each step after the seat only if this write took
+        it (chat_groups.changed_by). None when no seat was taken (no such
+        group, or it is full). db.DuplicateKey when the user is a member
+        already (the seat taken is then the caller's to give back),
+        db.MissingReference when there is no such user."""
+        seat = ("UPDATE chat_groups SET member_count = member_count + 1, changed_by = %s WHERE id = %s"
+                " AND member_count < %s", (marker, group_id, capacity))
+        add = ("INSERT INTO group_members (group_id, user_id, joined_at) SELECT id, %s, %s FROM chat_groups"
+               " WHERE id = %s AND changed_by = %s", (user_id, to_db_time(at), group_id, marker))
+        joined_seq = ("UPDATE group_members SET joined_seq = (SELECT last_seq FROM inbox_counters WHERE user_id = %s"
+                      " AND last_message_id = %s) WHERE group_id = %s AND user_id = %s AND EXISTS"
+                      " (SELECT 1 FROM chat_groups WHERE id = %s AND changed_by = %s)",
+                      (user_id, marker, group_id, user_id, group_id, marker))
+        seated, _, name, *_, seqs, _ = self._tx.batch(
+            [seat, add, _group_name(group_id), *self._member_event("join", group_id, user_id, marker, at), joined_seq])
+        return MemberChange(_seqs_of(seqs), name.rows[0][0]) if seated.rowcount == 1 else None
+
+    def leave(self, *, group_id: str, user_id: str, marker: str, at: datetime) -> Optional[MemberChange]:
+        """Give the user's seat back, a `leave` event to every member (the
+        user included: its other devices hear it) and the membership gone,
+        in one batch. None when the user is no member (or no such group)."""
+        seat = ("UPDATE chat_groups SET member_count = member_count - 1, changed_by = %s WHERE id = %s"
+                " AND EXISTS (SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s)",
+                (marker, group_id, group_id, user_id))
+        gone = ("DELETE FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id))
+        seated, name, *_, seqs, _ = self._tx.batch(
+            [seat, _group_name(group_id), *self._member_event("leave", group_id, user_id, marker, at), gone])
+        return MemberChange(_seqs_of(seqs), name.rows[0][0]) if seated.rowcount == 1 else None
+
+    def _member_event(self, kind: str, group_id: str, user_id: str, marker: str, at: datetime) -> List[Statement]:
+        """A `join` or `leave` event of `user_id` for every member of the group
+        (if this write changed the member count), and each one's seq."""
         dialect = self._tx.dialect
         members = "FROM group_members m JOIN inbox_counters c ON c.user_id = m.user_id WHERE m.group_id = %s"
-        _, _, seqs = self._tx.batch([
+        return [
             dialect.take_member_seqs(group_id=group_id, marker=marker, unless_blocking=None),
             (_NEW_EVENTS + f" SELECT c.user_id, c.last_seq, %s, %s, NULL, %s, %s {members} AND c.last_message_id = %s",
              (kind, group_id, user_id, to_db_time(at), group_id, marker)),
             _seqs_select(dialect, members, group_id, marker),
-        ])
-        return _seqs_of(seqs)
+        ]
 
     def read(self, *, reader_id: str, peer_id: str, message_id: str, receipt_to: Optional[str], marker: str,
              at: datetime) -> Optional[Dict[str, int]]:
@@ -782,6 +770,18 @@ class Deliveries(Repository):
         if not held.rows:
             return None
         return {user_id: int(seq) for user_id, seq in seqs.rows}
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """What a join or a leave did (Deliveries.join, leave)."""
+
+    seqs: Dict[str, int]  # each member's seq of the event
+    group_name: str
+
+
+def _group_name(group_id: str) -> Statement:
+    return ("SELECT name FROM chat_groups WHERE id = %s", (group_id,))
 
 
 def _seqs_select(dialect: Any, source: str, target: str, marker: str) -> Statement:

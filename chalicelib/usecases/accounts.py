@@ -22,7 +22,6 @@ from ..repositories import (
     Attachments,
     Blocks,
     Deliveries,
-    Groups,
     Inbox,
     InboxCounters,
     LinkCodes,
@@ -213,14 +212,12 @@ class Accounts:
             left.clear()
             files.clear()
             [joined] = tx.fetch(Members.groups_of(user_id=me.user_id))
-            groups = list(joined)
-            [names] = tx.fetch(Groups.named(group_ids=groups))
-            for group_id in groups:  # each group hears that the user left
-                seqs = Deliveries(tx).to_members(group_id=group_id, kind="leave", user_id=me.user_id,
-                                                 marker=str(uuid.uuid4()), at=self._deps.now())
-                seqs.pop(me.user_id, None)  # the user's own stream goes below
-                left[group_id] = (names.get(group_id, (None, 0))[0], seqs)
-            Members(tx).leave_all(user_id=me.user_id)
+            for group_id in joined:  # the user leaves each group, which hears it
+                done = Deliveries(tx).leave(group_id=group_id, user_id=me.user_id, marker=str(uuid.uuid4()),
+                                            at=self._deps.now())
+                if done is not None:
+                    done.seqs.pop(me.user_id, None)  # the user's own stream goes below
+                    left[group_id] = (done.group_name, done.seqs)
             Blocks(tx).remove_all_of(user_id=me.user_id)
             Inbox(tx).remove_stream(user_id=me.user_id)
             Stream(tx).remove(user_id=me.user_id)

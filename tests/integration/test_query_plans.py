@@ -66,8 +66,11 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Deliveries.erase": lambda tx, ids: r.Deliveries(tx).erase(
         message_id=ids["group_message"], sender_id=ids["alice"], at=datetime(2024, 7, 1, 9, 11),
         marker="00000000-0000-4000-8000-0000000000e2"),
-    "Deliveries.to_members": lambda tx, ids: r.Deliveries(tx).to_members(
-        group_id=ids["group"], kind="leave", user_id=ids["carol"], marker="00000000-0000-4000-8000-0000000000e3",
+    "Deliveries.join": lambda tx, ids: r.Deliveries(tx).join(
+        group_id=ids["group"], user_id=ids["outsider"], capacity=1000, marker="00000000-0000-4000-8000-0000000000e5",
+        at=datetime(2024, 7, 1, 9, 11)),
+    "Deliveries.leave": lambda tx, ids: r.Deliveries(tx).leave(
+        group_id=ids["group"], user_id=ids["carol"], marker="00000000-0000-4000-8000-0000000000e3",
         at=datetime(2024, 7, 1, 9, 11)),
     "Deliveries.read": lambda tx, ids: r.Deliveries(tx).read(
         reader_id=ids["bob"], peer_id=ids["group"], message_id=ids["group_message"], receipt_to=ids["alice"],
@@ -75,8 +78,6 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Groups.named": lambda tx, ids: tx.fetch(r.Groups.named(group_ids=[ids["group"]])),
     "Members.groups_of": lambda tx, ids: tx.fetch(r.Members.groups_of(user_id=ids["bob"])),
     "Members.page": lambda tx, ids: tx.fetch(r.Members.page(group_id=ids["group"], after_user_id="", limit=101)),
-    "Members.set_joined_seq": lambda tx, ids: r.Members(tx).set_joined_seq(group_id=ids["group"], user_id=ids["bob"],
-                                                                          seq=3),
     "Messages.existing": lambda tx, ids: r.Messages(tx).existing(message_ids=[ids["group_message"]]),
     "Attachments.of_ids": lambda tx, ids: r.Attachments(tx).of_ids(attachment_ids=[ids["bob"], ids["alice"]]),
     "Attachments.claim": lambda tx, ids: r.Attachments(tx).claim(attachment_ids=[ids["bob"]], uploader_id=ids["bob"],
@@ -103,14 +104,11 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "Inbox.remove_of": lambda tx, ids: r.Inbox(tx).remove_of(message_ids=[ids["group_message"]]),
     "Inbox.remove_some_of": lambda tx, ids: r.Inbox(tx).remove_some_of(message_id=ids["group_message"],
                                                                        user_ids=[ids["bob"], ids["carol"]]),
-    "Groups.free_seat_of": lambda tx, ids: r.Groups(tx).free_seat_of(group_id=ids["group"], user_id=ids["carol"]),
     "Members.is_member": lambda tx, ids: tx.fetch(r.Members.is_member(group_id=ids["group"], user_id=ids["bob"])),
-    "Members.remove": lambda tx, ids: r.Members(tx).remove(group_id=ids["group"], user_id=ids["carol"]),
     "InboxCounters.last_seq": lambda tx, ids: r.InboxCounters(tx).last_seq(user_id=ids["bob"]),
     "Users.exists": lambda tx, ids: r.Users(tx).exists(user_id=ids["bob"]),
     "Blocks.remove": lambda tx, ids: r.Blocks(tx).remove(blocker_id=ids["carol"], blocked_id=ids["alice"]),
     "Groups.exists": lambda tx, ids: r.Groups(tx).exists(group_id=ids["group"]),
-    "Groups.take_seat": lambda tx, ids: r.Groups(tx).take_seat(group_id=ids["group"], capacity=1000),
     "Groups.free_seat": lambda tx, ids: r.Groups(tx).free_seat(group_id=ids["group"]),
     "Messages.by_client_id": lambda tx, ids: r.Messages(tx).by_client_id(
         sender_id=ids["alice"], client_message_id="key-3"),
@@ -129,14 +127,13 @@ QUERIES: Dict[str, Callable[[Tx, Dict[str, str]], Any]] = {
     "LinkCodes.remove_of": lambda tx, ids: r.LinkCodes(tx).remove_of(user_id=ids["bob"]),
     "InboxCounters.remove": lambda tx, ids: r.InboxCounters(tx).remove(user_id=ids["dave"]),
     "Blocks.remove_all_of": lambda tx, ids: r.Blocks(tx).remove_all_of(user_id=ids["carol"]),
-    "Members.leave_all": lambda tx, ids: r.Members(tx).leave_all(user_id=ids["carol"]),
     "Inbox.remove_stream": lambda tx, ids: r.Inbox(tx).remove_stream(user_id=ids["bob"]),
 }
 
 
 # Methods that only INSERT a row by its key: nothing for EXPLAIN to find.
 PLAIN_INSERT = re.compile(r"INSERT INTO \w+ \([^)]*\) VALUES ")
-INSERTS = {"Users.register", "Groups.add", "Members.add", "Sessions.add",
+INSERTS = {"Users.register", "Groups.add", "Sessions.add",
            "Attachments.add"}
 
 
@@ -182,7 +179,8 @@ def populated(api) -> Dict[str, str]:
     assert api.post("/delete_message", {"message_id": direct[5]["message_id"]}, token=users["alice"].token).status == 200
     assert api.post("/mark_read", {"with_user_id": users["alice"].id, "message_id": direct[6]["message_id"]},
                     token=users["bob"].token).status == 200
-    return {**{name: u.id for name, u in users.items()}, "group": group, "group_message": sent.body["message_id"]}
+    return {**{name: u.id for name, u in users.items()}, "group": group, "group_message": sent.body["message_id"],
+            "outsider": api.register("outsider").id}
 
 
 @pytest.mark.parametrize("query", sorted(QUERIES))
