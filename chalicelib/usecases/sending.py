@@ -91,6 +91,8 @@ class Sending:
 
     def _after_commit(self, delivery: Delivery) -> None:
         message = delivery.message
+        # The recipients first; the uploads' clean-up (an S3 request) after.
+        publish(self._deps, message_event(0, delivery.message), delivery.seqs, version=delivery.message.version)
         if message.attachments and not delivery.result.duplicate and self._deps.storage is not None:
             try:  # the uploads were copied where the message's files are kept; a day's lifecycle rule backs this up
                 self._deps.storage.delete(keys=[upload_key(message.sender_id, a["attachment_id"])
@@ -98,7 +100,6 @@ class Sending:
             except Exception as error:  # noqa: BLE001 - the message is sent; the uploads are only leftovers
                 log.warning("attachments: deleting %d uploads failed (%s)", len(message.attachments),
                             type(error).__name__)
-        publish(self._deps, message_event(0, delivery.message), delivery.seqs, version=delivery.message.version)
 
 
 def _transaction(tx: Tx, message: StoredMessage, client_message_id: Optional[str]) -> Delivery:
