@@ -5,6 +5,8 @@ a kill timeout (proc.py)."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any, List, Optional
 
 from . import proc
@@ -12,10 +14,23 @@ from .plan import CHALICE_DEPLOYED, ROOT, Context, DeployError
 from .render.outputs import API_ID_PATTERN
 
 URL_TIMEOUT = 60  # seconds
+BYTECODE = "scripts.deploy.bytecode"  # chalice whose zips carry compiled bytecode (bytecode.py)
+PACKAGING = ("package", "deploy")
 
 
 def chalice_command(chalice: str, command: str, stage: str, *extra: str) -> List[str]:
-    return [chalice, "--project-dir", str(ROOT), command, "--stage", stage, *extra]
+    """`chalice <command>` of the project's stage; package and deploy
+    through bytecode.py, by the Python of that chalice (run in the project
+    root, as proc.run does), so that the zip they build ships .pyc."""
+    head = [python_of(chalice), "-m", BYTECODE] if command in PACKAGING else [chalice]
+    return [*head, "--project-dir", str(ROOT), command, "--stage", stage, *extra]
+
+
+def python_of(chalice: str) -> str:
+    """The python beside the chalice executable (a virtualenv's; pipx's
+    behind its link), else this one."""
+    beside = Path(chalice).resolve().parent / "python"
+    return str(beside) if beside.is_file() else sys.executable
 
 
 def deployed_ids(deployed_text: str, kind: str) -> List[Any]:
