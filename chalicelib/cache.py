@@ -78,6 +78,16 @@ def entry_tail(item: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One event for its recipients (InboxCache.deliver)."""
+
+    item: Mapping[str, Any]  # the event as /sync shows it
+    seqs: Mapping[str, int]  # each recipient's seq of it
+    stale: Mapping[str, Sequence[int]]  # each recipient's entries it makes stale
+    version: int = 0  # the version of its message it shows
+
+
+@dataclass(frozen=True)
 class Hit:
     newest: int
     items: List[Dict[str, Any]]  # the page, in seq order
@@ -116,36 +126,38 @@ class InboxCache:
             args += [item["seq"], entry]
         self._link.guard(lambda: self._link.run(REFILL, [keys.window(user_id)], args))
 
-    def deliver(self, item: Mapping[str, Any], seqs: Mapping[str, int],
-                stale: Optional[Mapping[str, Sequence[int]]] = None,
-                version: int = 0) -> Optional[Dict[str, List[str]]]:
-        """After the commit, in one round trip: one event's entry into each
-        recipient's window (its `stale` entries dropped first), each
-        recipient's long-polls woken, and each recipient's live WebSocket
-        connections returned (None when Redis was skipped or failed). `item`
-        is the event as /sync returns it, `seqs` each recipient's seq of it,
-        `version` the version of its message the event shows."""
-        if not seqs:
-            return {}
-        users, tail, stale = list(seqs), entry_tail(item), stale or {}
-        # Entries that show a message's text, and the changes that replace it.
-        message = item.get("message_id") if item.get("type") in ("message", "edit", "delete") else None
-        change = "1" if item.get("type") in ("edit", "delete") else "0"
-        chunks = [users[start:start + DELIVER_CHUNK] for start in range(0, len(users), DELIVER_CHUNK)]
-        calls: List[Tuple[List[str], List[Any]]] = [([], [self._size, self._ttl, self._budget, tail, ",".join(chunk),
-                       ",".join(str(seqs[u]) for u in chunk), *_DELIVER_FORMATS,
-                       ",".join(";".join(map(str, stale.get(u, ()))) for u in chunk), message or "", version,
-                       change, _CHANGES_FORMAT, CHANGE_TTL_SECONDS])
-                 for chunk in chunks]
+    def deliver_all(self, deliveries: Sequence["Delivery"]) -> Optional[List[Dict[str, List[str]]]]:
+        """After the commit, in one round trip for all: each event's entry
+        into each of its recipients' windows (the entries it makes stale
+        dropped first), each recipient's long-polls woken, and each one's live
+        WebSocket connections returned, per event (None when Redis was
+        skipped or failed)."""
+        chunks: List[Tuple[int, List[str]]] = []  # (which delivery, its recipients in this call)
+        calls: List[Tuple[List[str], List[Any]]] = []
+        for n, d in enumerate(deliveries):
+            users, tail = list(d.seqs), entry_tail(d.item)
+            # Entries that show a message's text, and the changes that replace it.
+            kind = d.item.get("type")
+            message = d.item.get("message_id") if kind in ("message", "edit", "delete") else None
+            change = "1" if kind in ("edit", "delete") else "0"
+            for start in range(0, len(users), DELIVER_CHUNK):
+                chunk = users[start:start + DELIVER_CHUNK]
+                chunks.append((n, chunk))
+                calls.append(([], [self._size, self._ttl, self._budget, tail, ",".join(chunk),
+                                   ",".join(str(d.seqs[u]) for u in chunk), *_DELIVER_FORMATS,
+                                   ",".join(";".join(map(str, d.stale.get(u, ()))) for u in chunk), message or "",
+                                   d.version, change, _CHANGES_FORMAT, CHANGE_TTL_SECONDS]))
+        if not calls:
+            return [{} for _ in deliveries]
         replies = self._link.guard(lambda: self._link.run_many(DELIVER, calls))
         if replies is SKIPPED:
             return None
-        live: Dict[str, List[str]] = {}
-        for chunk, reply in zip(chunks, replies, strict=True):
+        live: List[Dict[str, List[str]]] = [{} for _ in deliveries]
+        for (n, chunk), reply in zip(chunks, replies, strict=True):
             at = 0
             while at < len(reply):  # position (1-based), count, ids ...
                 position, count = int(reply[at]), int(reply[at + 1])
-                live[chunk[position - 1]] = [c.decode() for c in reply[at + 2:at + 2 + count]]
+                live[n][chunk[position - 1]] = [c.decode() for c in reply[at + 2:at + 2 + count]]
                 at += 2 + count
         return live
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, List, Optional, Sequence, Tuple, TypeVar
 
-from . import dialects, timebudget
+from . import checks, dialects, timebudget
 from .dialects import Dialect, Result, Statement
 from .errors import ServiceUnavailable
 from .metering import count_statement
@@ -192,6 +192,8 @@ class Database:
         leaves the outcome unknown: that is a 503, and the client's retry is
         made safe by its idempotency key.
         """
+        if write:
+            checks.flush()  # a refused session or an exhausted limit writes nothing
         reconnected = False
         ends = time.monotonic() + min(timebudget.left(), self._unit_seconds)
         for attempt in range(1, MAX_ATTEMPTS + 1):

@@ -14,9 +14,9 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from . import keys
+from . import checks, keys
 from .errors import RateLimited
 from .redislink import SKIPPED, RedisLink, Script
 
@@ -63,6 +63,23 @@ class RateLimiter:
     def check(self, limit: Optional[Limit], subject: str) -> None:
         """Take one token for `subject`, or raise RateLimited."""
         self._raise_if_waiting(limit, self._take(limit, subject, 1))
+
+    def require(self, limit: Optional[Limit], subject: str) -> None:
+        """As check(), with the request's next Redis round trip (checks.py);
+        at once without Redis."""
+        link = self._link
+        if limit is None or link is None or not link.available:
+            self.check(limit, subject)
+            return
+        key = keys.bucket(subject, limit.name)
+
+        def verdict(wait_ms: Any) -> None:
+            if not isinstance(wait_ms, int):  # SKIPPED: this process's own bucket
+                wait_ms = self._local.take(key, limit, 1)
+            self._raise_if_waiting(limit, wait_ms)
+
+        checks.add(checks.Check(link, lambda pipe: pipe.evalsha(TAKE.sha, 1, key, limit.capacity, limit.window_ms, 1),
+                                verdict, scripts=(TAKE,)))
 
     def peek(self, limit: Optional[Limit], subject: str) -> None:
         """Raise RateLimited when `subject` has no token left; take none

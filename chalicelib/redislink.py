@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
+from . import checks
 from .metering import count_redis_round_trip
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class RedisLink:
     def guard(self, call: Callable[[], T]) -> Any:
         """Run `call` (Redis round trips); SKIPPED if Redis is skipped or failed."""
         if not self.available:
+            self._skip(checks.take(self))
             return SKIPPED
         try:
             result = call()
@@ -150,29 +152,56 @@ class RedisLink:
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """One script call (unguarded: callers wrap it in guard())."""
-        try:
-            count_redis_round_trip()
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
-        except self._no_script:  # a restarted or failed-over Redis forgot it
-            self._load(script)
-            count_redis_round_trip()
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+        return self.run_many(script, [(keys, args)])[0]
 
     def run_many(self, script: Script, calls: Sequence[Tuple[Sequence[str], Sequence[Any]]]) -> List[Any]:
-        """The same script for many key sets, pipelined into one round trip."""
+        """The same script for many key sets, pipelined into one round trip
+        with the request's pending checks (checks.py), whose verdicts run first."""
+        riders = checks.take(self)
+        try:
+            results = self._pipelined(riders, [script], lambda pipe: [
+                pipe.evalsha(script.sha, len(keys), *keys, *args) for keys, args in calls])
+        except BaseException:
+            self._skip(riders)
+            raise
+        for check, reply in zip(riders, results[:len(riders)], strict=True):
+            check.verdict(SKIPPED if isinstance(reply, Exception) else reply)
+        mine = results[len(riders):]
+        failures = [r for r in mine if isinstance(r, Exception)]
+        if failures:
+            raise failures[0]
+        return mine
+
+    def ask(self, riders: Sequence[checks.Check]) -> None:
+        """These checks in one round trip of their own (checks.flush)."""
+        if not riders:
+            return
+        results = self.guard(lambda: self._pipelined(riders, [], lambda pipe: None))
+        for n, check in enumerate(riders):
+            reply = SKIPPED if results is SKIPPED else results[n]
+            check.verdict(SKIPPED if isinstance(reply, Exception) else reply)
+
+    def _skip(self, riders: Sequence[checks.Check]) -> None:
+        """Redis failed (or is skipped) under these checks: each decides without it."""
+        for check in riders:
+            check.verdict(SKIPPED)
+
+    def _pipelined(self, riders: Sequence[checks.Check], scripts: Sequence[Script],
+                   queue: Callable[[Any], Any]) -> List[Any]:
+        """The checks' commands, then `queue`'s, in one round trip; once more
+        after loading the scripts if Redis forgot them (a restart or failover)."""
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            for check in riders:
+                check.queue(pipe)
+            queue(pipe)
             count_redis_round_trip()
             results = pipe.execute(raise_on_error=False)
-            failures = [r for r in results if isinstance(r, Exception)]
-            if not failures:
-                return results
-            if attempt == 1 and all(isinstance(r, self._no_script) for r in failures):
-                self._load(script)
+            if attempt == 1 and any(isinstance(r, self._no_script) for r in results):
+                for script in {*scripts, *(s for check in riders for s in check.scripts)}:
+                    self._load(script)
                 continue
-            raise failures[0]
+            return list(results)
         raise AssertionError("unreachable")
 
     def ping(self) -> bool:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
-from . import keys
+from . import checks, keys
 from .db import Database
+from .errors import Unauthorized
 from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink
 from .repositories import Sessions
@@ -47,12 +48,37 @@ class SessionStates:
         self._local: Dict[str, Tuple[bool, float]] = {}  # session -> (live, until)
 
     def live(self, session_id: str) -> bool:
-        now = self._clock()
+        known = self._known(session_id)
+        if known is not None:
+            return known
+        answer = self._from_redis(session_id)
+        return self._decided(session_id, answer)
+
+    def require(self, session_id: str) -> None:
+        """Refuse (Unauthorized) a session that is not live: at once when
+        this container knows, else with the request's next Redis round trip
+        (checks.py), else (no Redis) from the database."""
+        known = self._known(session_id)
+        if known is None and self._link is not None:
+            key = keys.session(session_id)
+            checks.add(checks.Check(self._link, lambda pipe: pipe.get(key),
+                                    lambda reply: self._refuse_unless(self._decided(session_id, _answer(reply)))))
+            return
+        self._refuse_unless(known if known is not None else self._decided(session_id, None))
+
+    @staticmethod
+    def _refuse_unless(live: bool) -> None:
+        if not live:
+            raise Unauthorized("this device was signed out: sign in again")
+
+    def _known(self, session_id: str) -> Optional[bool]:
+        """This container's answer, if it has a fresh one."""
         with self._lock:
             known = self._local.get(session_id)
-        if known is not None and known[1] > now:
-            return known[0]
-        answer = self._from_redis(session_id)
+        return known[0] if known is not None and known[1] > self._clock() else None
+
+    def _decided(self, session_id: str, answer: Optional[bool]) -> bool:
+        """Redis's answer, or the database's when Redis had none (given to Redis), remembered here."""
         if answer is None:
             answer = bool(self._lookup(session_id))
             self._to_redis({session_id: answer})
@@ -101,8 +127,7 @@ class SessionStates:
             count_redis_round_trip()
             return link.client.get(keys.session(session_id))
 
-        value = link.guard(get)
-        return None if value is SKIPPED or value is None else value == b"1"
+        return _answer(link.guard(get))
 
     def _to_redis(self, states: Dict[str, bool]) -> None:
         link = self._link
@@ -117,3 +142,8 @@ class SessionStates:
             pipe.execute()
 
         link.guard(put)
+
+
+def _answer(reply: Any) -> Optional[bool]:
+    """A session key's value: "1" live, "0" revoked, None not known to Redis (or Redis was SKIPPED)."""
+    return None if reply is SKIPPED or reply is None else reply == b"1"

@@ -22,7 +22,7 @@ import threading
 import uuid
 from typing import Dict, Iterator, Optional
 
-from . import keys
+from . import checks, keys
 from .metering import count_redis_round_trip
 from .redislink import SKIPPED, RedisLink, Script
 
@@ -74,6 +74,7 @@ class WaitSlots:
         """"redis" or "local" for where the slot was taken; None when the user holds the most."""
         link = self._link
         if link is not None:
+            checks.flush()  # a refused request takes no slot
             ttl_ms = int(seconds * 1000) + MARGIN_MS
             taken = link.guard(lambda: link.run(ENTER, [keys.waits(user_id)], [token, ttl_ms, self._per_user]))
             if taken is not SKIPPED:

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import passwords
 from ..auth import Identity
+from ..cache import Delivery
 from ..contract import LINK_CODE_SECONDS
 from ..db import DuplicateKey, Tx
 from ..errors import BadCredentials, BadRequest, Forbidden, HandleTaken, Unauthorized, UserNotFound
@@ -33,7 +34,7 @@ from ..repositories import (
 )
 from .attaching import Attaching
 from .deps import Deps
-from .fanout import publish
+from .fanout import publish_all
 from .results import (
     Deleted,
     LinkCode,
@@ -66,8 +67,7 @@ class Accounts:
         if not self._deps.auth_enabled:
             return None
         identity = self._deps.signer.identity_from_header(authorization)
-        if not self._deps.session_states().live(identity.session_id):
-            raise Unauthorized("this device was signed out: sign in again")
+        self._deps.session_states().require(identity.session_id)
         return identity
 
     # ------------------------------------------------------------ signing in
@@ -231,9 +231,9 @@ class Accounts:
         if self._deps.cache is not None:
             self._deps.cache.forget([me.user_id])
         Attaching(self._deps).forget(files)
-        for group_id, (name, seqs) in left.items():
-            publish(self._deps, member_event(0, group_id=group_id, group_name=name, user_id=me.user_id, member=False),
-                    seqs)
+        publish_all(self._deps, [Delivery(member_event(0, group_id=group_id, group_name=name, user_id=me.user_id,
+                                                       member=False), seqs, {})
+                                 for group_id, (name, seqs) in left.items()])
         return Deleted(deleted=True)
 
     # ------------------------------------------------------------ people

@@ -8,12 +8,13 @@ import uuid
 from datetime import timedelta
 from typing import Dict, Optional
 
+from ..cache import Delivery
 from ..db import Tx
 from ..errors import BadRequest, EditWindowClosed, Forbidden, MessageDeleted, MessageNotFound
 from ..repositories import Change, Deliveries, Inbox, StoredMessage
 from .attaching import Attaching
 from .deps import Deps
-from .fanout import publish
+from .fanout import publish, publish_all
 from .results import Edited, MarkedRead, delete_event, edit_event, iso, read_event, receipt_event
 from .results import MessageDeleted as Deleted
 
@@ -84,11 +85,10 @@ class Conversing:
             return seqs
 
         seqs = deps.db.run(work, write=True)
-        if user_id in seqs:
-            publish(deps, read_event(0, peer_id=peer, is_group=group_id is not None, message_id=message_id),
-                    {user_id: seqs[user_id]})
-        if receipt_to is not None and receipt_to in seqs:
-            publish(deps, receipt_event(0, reader_id=user_id, message_id=message_id), {receipt_to: seqs[receipt_to]})
+        read = read_event(0, peer_id=peer, is_group=group_id is not None, message_id=message_id)
+        receipt = receipt_event(0, reader_id=user_id, message_id=message_id)
+        publish_all(deps, [Delivery(read, {u: s for u, s in seqs.items() if u == user_id}, {}),
+                           Delivery(receipt, {u: s for u, s in seqs.items() if u != user_id}, {})])
         return MarkedRead(message_id)
 
 

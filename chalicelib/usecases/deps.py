@@ -82,7 +82,7 @@ class Deps:
             raise Forbidden(f"{parameter} must be the user the token was issued to")
 
     def limit(self, limit: Optional[Limit], subject: str) -> None:
-        self.limiter.check(limit, subject)
+        self.limiter.require(limit, subject)  # asked with the request's next Redis round trip
 
 
 def raise_unknown_users(tx: Tx, **users: str) -> None:

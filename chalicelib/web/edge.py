@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from chalice import Chalice, Response
 
-from .. import timebudget
+from .. import checks, timebudget
 from ..auth import Identity
 from ..errors import BadRequest, DomainError, Forbidden, MethodNotAllowed, NotFound
 from ..params import RequestParams
@@ -231,14 +231,28 @@ def _answer(context: Any, run: Callable[[], Response]) -> Response:
     become the error envelope, anything else a 500 that carries only a
     request id."""
     timebudget.begin(context)
+    checks.clear()
     try:
-        return run()
+        response = run()
+        checks.flush()  # nothing is answered before the request's checks pass
+        return response
     except DomainError as error:
-        return envelope.error(error)
+        return envelope.error(_checked(error))
     except Exception as exc:  # noqa: BLE001 - the edge of the app
         return envelope.internal_error(context, exc)
     finally:
+        checks.clear()
         timebudget.end()
+
+
+def _checked(error: DomainError) -> DomainError:
+    """A refused session or an exhausted rate limit answers before any other
+    error a request met (a signed-out device learns nothing else)."""
+    try:
+        checks.flush()
+    except DomainError as refused:
+        return refused
+    return error
 
 
 def _every_answer(request: Any, get_response: Callable[[Any], Response]) -> Response:

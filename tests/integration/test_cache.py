@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 
 from chalicelib import keys
-from chalicelib.cache import Hit, InboxCache, Miss
+from chalicelib.cache import Delivery, Hit, InboxCache, Miss
 from chalicelib.redislink import RedisLink
 from tests.support.servers import RedisServer, wait_until
 
@@ -138,10 +138,10 @@ def test_timestamp_reads_are_served_by_the_database(capi):
 def test_a_lost_cache_write_is_found_as_a_gap_when_the_next_message_arrives(capi, monkeypatch):
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
-    original_add = InboxCache.deliver
-    monkeypatch.setattr(InboxCache, "deliver", lambda self, *event: None)  # the write after commit is lost
+    original_add = InboxCache.deliver_all
+    monkeypatch.setattr(InboxCache, "deliver_all", lambda self, *event: None)  # the write after commit is lost
     assert capi.send(alice, bob, "lost in the cache").status == 201
-    monkeypatch.setattr(InboxCache, "deliver", original_add)
+    monkeypatch.setattr(InboxCache, "deliver_all", original_add)
     assert capi.send(alice, bob, "written").status == 201
     r = capi.read(bob, after=0)
     assert r.headers["X-Cache"] == "miss"
@@ -156,7 +156,7 @@ def test_a_lost_cache_write_of_the_newest_message_is_delivered_once_the_window_e
     wiring.reset()
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
-    monkeypatch.setattr(InboxCache, "deliver", lambda self, *event: None)
+    monkeypatch.setattr(InboxCache, "deliver_all", lambda self, *event: None)
     assert capi.send(alice, bob, "late but once").status == 201
     seen = []
 
@@ -173,18 +173,18 @@ def test_a_cache_write_that_fails_because_redis_stopped_after_the_commit_still_d
         capi, monkeypatch, redis_server):
     alice, bob = capi.register("alice"), capi.register("bob")
     capi.read(bob)
-    original_add = InboxCache.deliver
+    original_add = InboxCache.deliver_all
 
-    def stop_redis_then_add(self, *event):
+    def stop_redis_then_add(self, *events):
         redis_server.stop()
-        original_add(self, *event)
+        return original_add(self, *events)
 
-    monkeypatch.setattr(InboxCache, "deliver", stop_redis_then_add)
+    monkeypatch.setattr(InboxCache, "deliver_all", stop_redis_then_add)
     try:
         assert capi.send(alice, bob, "committed, not cached").status == 201
     finally:
         redis_server.start()
-    monkeypatch.setattr(InboxCache, "deliver", original_add)
+    monkeypatch.setattr(InboxCache, "deliver_all", original_add)
     messages = []
     wait_until(lambda: messages.extend(capi.read(bob, after=0).body["messages"]) or messages, 10, "no delivery")
     assert [m["text"] for m in messages] == ["committed, not cached"]
@@ -236,10 +236,10 @@ def test_writes_arriving_out_of_order_leave_a_gap_that_is_a_miss_not_a_wrong_ans
     assert isinstance(miss, Miss) and miss.ticket
     cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])
     assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=0, items=[])
-    cache.deliver({"seq": 2}, {user: 2})
+    cache.deliver_all([Delivery({"seq": 2}, {user: 2}, {})])
     assert isinstance(cache.read(user_id=user, after=0, limit=10), Miss)
     assert cache.read(user_id=user, after=1, limit=10) == Hit(newest=2, items=[{"seq": 2}])
-    cache.deliver({"seq": 1}, {user: 1})
+    cache.deliver_all([Delivery({"seq": 1}, {user: 1}, {})])
     assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=2, items=[{"seq": 1}, {"seq": 2}])
 
 
@@ -247,7 +247,7 @@ def test_a_refill_never_lowers_what_a_newer_write_put_in_the_window(redis_server
     cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000002"
     miss = cache.read(user_id=user, after=0, limit=10)
-    cache.deliver({"seq": 1}, {user: 1})  # committed after the refill's database read
+    cache.deliver_all([Delivery({"seq": 1}, {user: 1}, {})])  # committed after the refill's database read
     cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])
     assert cache.read(user_id=user, after=0, limit=10) == Hit(newest=1, items=[{"seq": 1}])
 
@@ -256,7 +256,7 @@ def test_a_refill_whose_key_was_evicted_meanwhile_is_dropped(redis_server, redis
     cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000003"
     miss = cache.read(user_id=user, after=0, limit=10)
-    cache.deliver({"seq": 1}, {user: 1})
+    cache.deliver_all([Delivery({"seq": 1}, {user: 1}, {})])
     redis_client.delete(keys.window(user))  # evicted, with the write above
     cache.refill(user_id=user, ticket=miss.ticket, newest=0, items=[])  # built before the write
     assert redis_client.exists(keys.window(user)) == 0
@@ -266,7 +266,7 @@ def test_a_refill_whose_key_was_evicted_meanwhile_is_dropped(redis_server, redis
 def test_a_write_to_a_user_without_a_window_creates_nothing(redis_server, redis_client):
     cache = cache_on(redis_server.url)
     user = "00000000-0000-4000-8000-000000000004"
-    cache.deliver({"seq": 5}, {user: 5})
+    cache.deliver_all([Delivery({"seq": 5}, {user: 5}, {})])
     assert redis_client.exists(keys.window(user)) == 0
 
 
@@ -455,3 +455,74 @@ def test_a_delivery_pushes_a_windows_expiry_back_only_when_a_tenth_of_its_ttl_ha
     capi.send(alice, bob, "third")
     assert int(redis_client.hget(window, "e")) > pushed - 100_001
     assert redis_client.ttl(window) > 990
+
+
+def _registered(api, name):
+    """A user, and the id of the session its token names."""
+    from tests.conftest import User
+
+    r = api.post("/register", {"user_name": name})
+    assert r.status == 201, r
+    return User(r.body["user_id"], r.body["user_name"], r.body["token"]), r.body["session_id"]
+
+
+def _new_container():
+    """As a container that has not seen any session: it must ask about each."""
+    from chalicelib import wiring
+
+    wiring.service().accounts._deps.session_states().forget_local()
+
+
+def _last_line(caplog):
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "chalicelib.requests"][-1]
+
+
+def test_a_cache_hit_asks_about_its_session_and_its_rate_limit_in_its_one_redis_round_trip(capi, monkeypatch,
+                                                                                           caplog):
+    from chalicelib import wiring
+
+    monkeypatch.setenv("RATE_LIMIT_READS_PER_MINUTE", "600")
+    wiring.reset()
+    caplog.set_level(logging.INFO)
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.send(alice, bob, "one")
+    assert capi.read(bob).headers["X-Cache"] == "miss"  # the refill makes the window
+    _new_container()
+    hit = capi.read(bob)
+    assert hit.status == 200 and hit.headers["X-Cache"] == "hit" and [m["text"] for m in hit.body["messages"]] == ["one"]
+    line = _last_line(caplog)
+    assert (line["RedisRoundTrips"], line["DbRoundTrips"]) == (1, 0)
+
+
+def test_a_session_signed_out_elsewhere_is_refused_on_a_cache_hit_with_nothing_of_the_page(capi, redis_client):
+    alice = capi.register("alice")
+    bob, session = _registered(capi, "bob")
+    capi.send(alice, bob, "private")
+    assert capi.read(bob).status == 200
+    redis_client.set(keys.session(session), "0")  # another container signed the device out
+    _new_container()
+    refused = capi.read(bob)
+    assert refused.status == 401 and "private" not in json.dumps(refused.body)
+
+
+def test_a_write_of_a_session_signed_out_elsewhere_writes_nothing(capi, redis_client):
+    alice, session = _registered(capi, "alice")
+    bob = capi.register("bob")
+    redis_client.set(keys.session(session), "0")
+    _new_container()
+    assert capi.send(alice, bob, "after signing out").status == 401
+    assert capi.read(bob).body["messages"] == []
+
+
+def test_an_exhausted_read_limit_refuses_a_cache_hit_in_that_same_round_trip(capi, monkeypatch, caplog):
+    from chalicelib import wiring
+
+    monkeypatch.setenv("RATE_LIMIT_READS_PER_MINUTE", "3")
+    wiring.reset()
+    caplog.set_level(logging.INFO)
+    alice, bob = capi.register("alice"), capi.register("bob")
+    capi.send(alice, bob, "one")
+    assert [capi.read(bob).status for _ in range(3)] == [200, 200, 200]
+    refused = capi.read(bob)
+    assert refused.status == 429 and "messages" not in refused.body
+    assert _last_line(caplog)["RedisRoundTrips"] == 1

@@ -170,16 +170,16 @@ def test_an_edit_whose_cache_write_comes_after_a_later_deletions_leaves_no_old_t
     message = sent_id(capi.send(alice, bob, "first words"))
     for u in (alice, bob):
         stream(capi, u)
-    original = InboxCache.deliver
+    original = InboxCache.deliver_all
     edit_committed, deletion_done = threading.Event(), threading.Event()
 
-    def deliver(self, item, seqs, *rest):
-        if item.get("type") == "edit":
+    def deliver(self, deliveries):
+        if any(d.item.get("type") == "edit" for d in deliveries):
             edit_committed.set()
             assert deletion_done.wait(10), "the deletion did not finish"
-        return original(self, item, seqs, *rest)
+        return original(self, deliveries)
 
-    monkeypatch.setattr(InboxCache, "deliver", deliver)
+    monkeypatch.setattr(InboxCache, "deliver_all", deliver)
     edited = in_background(lambda: capi.post("/edit_message", {"message_id": message,
                                                                "message_text": "regretted words"},
                                              token=alice.token), timeout=20)
