@@ -13,6 +13,8 @@ the throughput is what this one box does, not what Lambda would scale to.
 """
 from __future__ import annotations
 
+import bisect
+
 import json
 import multiprocessing
 import os
@@ -158,15 +160,16 @@ def _worker(index: int, env: Dict[str, str], plan: Dict[str, Any], log_path: str
         user = rng.choice(mine)
         after = cursor[user]
         began = time.time()  # one clock for all processes: compared with other workers' acknowledgements
-        status, body, headers, _ = call("poll", "/read_messages", {"user_id": user, "after": after}, user)
+        # A device polls its whole stream (/sync), as the clients do: a page continues the cursor, gapless.
+        status, body, headers, _ = call("poll", "/sync", {"user_id": user, "after": after}, user)
         if status != 200:
             failed.append({"op": "poll", "status": status, "body": body})
             return
         x_cache[headers.get("X-Cache")] += 1
-        seqs = [item["seq"] for item in body["messages"]]
-        if seqs != list(range(after + 1, after + 1 + len(seqs))):  # a page continues the cursor, gapless
+        seqs = [item["seq"] for item in body["events"]]
+        if seqs != list(range(after + 1, after + 1 + len(seqs))):
             poll_gaps.append({"user": user, "after": after, "seqs": seqs[:10], "x_cache": headers.get("X-Cache")})
-        seen.extend((user, item["seq"], item["message_id"]) for item in body["messages"])
+        seen.extend((user, item["seq"], item.get("message_id")) for item in body["events"])
         cursor[user] = body["next_after"]
         if not body["has_more"]:
             complete.append((user, began, body["next_after"]))
@@ -273,16 +276,23 @@ def _kill_connections(database: str, t0: float, moments: Sequence[float], events
 # --------------------------------------------------------------------------- verification, through the API
 
 
-def _read_all(bench: Bench, user: str, token: str) -> List[Dict[str, Any]]:
+def _read_all(bench: Bench, user: str, token: str, path: str = "/read_messages",
+              key: str = "messages") -> List[Dict[str, Any]]:
+    """Everything after cursor 0: the messages the user received (/read_messages), or its whole stream (/sync)."""
     items: List[Dict[str, Any]] = []
     after = 0
     while True:
-        r = bench.call("/read_messages", {"user_id": user, "after": after, "limit": PAGE}, token)
+        r = bench.call(path, {"user_id": user, "after": after, "limit": PAGE}, token)
         assert r["statusCode"] == 200, r
-        items += r["json"]["messages"]
+        items += r["json"][key]
         after = r["json"]["next_after"]
         if not r["json"]["has_more"]:
             return items
+
+
+def _after(items: List[Dict[str, Any]], cursor: int) -> List[Dict[str, Any]]:
+    """The items (in seq order) past a cursor."""
+    return items[bisect.bisect_right([i["seq"] for i in items], cursor):]
 
 
 def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: Dict[str, Any],
@@ -301,13 +311,20 @@ def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: 
                               f" and {a['key']}")
         by_id[a["message_id"]] = a
 
+    # Each user's stream holds every event (its own sends, the joins of its
+    # groups' members too) under gapless seqs; /read_messages shows the
+    # messages it received among them, in the same seqs.
     bench.configure(**{**env, "REDIS_URL": None})
     inbox = {u: _read_all(bench, u, t) for u, t in plan["users"]}
-    for u, items in inbox.items():
-        seqs = [i["seq"] for i in items]
+    streams = {u: _read_all(bench, u, t, "/sync", "events") for u, t in plan["users"]}
+    for u, events in streams.items():
+        seqs = [e["seq"] for e in events]
         if seqs != list(range(1, len(seqs) + 1)):
             missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs))
-            violations.append(f"user {u}: seqs are not 1..n: {len(seqs)} entries, missing {missing[:10]}")
+            violations.append(f"user {u}: stream seqs are not 1..n: {len(seqs)} events, missing {missing[:10]}")
+        received = [(e["seq"], e["message_id"]) for e in events if e["type"] == "message" and e["sender_id"] != u]
+        if received != [(i["seq"], i["message_id"]) for i in inbox[u]]:
+            violations.append(f"user {u}: /read_messages does not show the messages its stream received")
     with admin.cursor() as cur:
         cur.execute(f"SELECT user_id, last_seq FROM `{database}`.inbox_counters")
         last_seq = {u: int(s) for u, s in cur.fetchall()}
@@ -315,9 +332,9 @@ def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: 
         inbox_rows = int(cur.fetchone()[0])
         cur.execute(f"SELECT COUNT(*) FROM `{database}`.messages")
         message_rows = int(cur.fetchone()[0])
-    for u, items in inbox.items():
-        if last_seq.get(u) != len(items):
-            violations.append(f"user {u}: counter says {last_seq.get(u)}, the inbox read back has {len(items)}")
+    for u, events in streams.items():
+        if last_seq.get(u) != len(events):
+            violations.append(f"user {u}: counter says {last_seq.get(u)}, the stream read back has {len(events)}")
 
     landed: Dict[str, Counter] = defaultdict(Counter)
     for u, items in inbox.items():
@@ -351,14 +368,16 @@ def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: 
                    else "no request that sent it was acknowledged or failed")
             violations.append(f"UNACKNOWLEDGED message {key} is in {sum(where.values())} inboxes: {why}")
     read_back = sum(len(items) for items in inbox.values())
-    if not inbox_rows == deliveries == read_back:
-        violations.append(f"inbox rows {inbox_rows}, deliveries acknowledged {deliveries}, read back {read_back}")
+    # Each message has its sender's own row beside its recipients'.
+    if not inbox_rows - len(acked) == deliveries == read_back:
+        violations.append(f"inbox rows {inbox_rows} (less {len(acked)} of senders), deliveries acknowledged"
+                          f" {deliveries}, read back {read_back}")
     if message_rows != len(acked):
         violations.append(f"messages rows {message_rows}, acknowledged messages {len(acked)}")
     for o in outs:
         for gap in o["poll_gaps"]:
             violations.append(f"a poll's page did not continue the cursor: {gap}")
-        wrong = [(u, s, mid) for u, s, mid in o["seen"] if s > len(inbox[u]) or inbox[u][s - 1]["message_id"] != mid]
+        wrong = [(u, s, mid) for u, s, mid in o["seen"] if s > len(streams[u]) or streams[u][s - 1].get("message_id") != mid]
         if wrong:
             violations.append(f"{len(wrong)} polled entries differ from the inbox at their seq, e.g. {wrong[:3]}")
 
@@ -368,19 +387,11 @@ def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: 
     # message is known committed when its send was answered, or, when a
     # retry answered duplicate, when the 503 before that retry came back.
     # Only a window that missed the message's cache write can fall short.
-    committed = {u: [by_id[i["message_id"]]["committed_by"] if i["message_id"] in by_id else float("inf")
-                     for i in items] for u, items in inbox.items()}
-    earliest_after: Dict[str, List[float]] = {}  # per user: the earliest acknowledgement among seqs > k
-    for u, times in committed.items():
-        suffix, low = [float("inf")] * (len(times) + 1), float("inf")
-        for k in range(len(times) - 1, -1, -1):
-            low = min(low, times[k])
-            suffix[k] = low
-        earliest_after[u] = suffix
     short_polls: List[float] = []
     for o in outs:
         for u, began, next_after in o["complete"]:
-            oldest = earliest_after[u][next_after]
+            oldest = min((by_id[i["message_id"]]["committed_by"] for i in _after(inbox[u], next_after)
+                          if i["message_id"] in by_id), default=float("inf"))
             if oldest < began:
                 short_polls.append(began - oldest)
 
@@ -392,8 +403,8 @@ def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: 
     stale: List[Tuple[str, int]] = []
     stale_at_end: List[Tuple[str, int]] = []
     for u, t in plan["users"]:
-        want = inbox[u][max(0, len(inbox[u]) - CACHE_SIZE):]
-        after = want[0]["seq"] - 1 if want else 0
+        after = max(0, len(streams[u]) - CACHE_SIZE)  # the newest page: the window's seqs
+        want = _after(inbox[u], after)
         r = bench.call("/read_messages", {"user_id": u, "after": after, "limit": CACHE_SIZE}, t)
         got, path = r["json"]["messages"], r["headers"].get("X-Cache")
         if got == want:
@@ -406,15 +417,15 @@ def _verify(bench: Bench, admin: Any, database: str, env: Dict[str, str], plan: 
         while True:
             r = bench.call("/read_messages", {"user_id": u, "after": after}, t)
             page, path = r["json"], r["headers"].get("X-Cache")
-            want = inbox[u][after:after + len(page["messages"])]
+            want = [i for i in _after(inbox[u], after) if i["seq"] <= page["next_after"]]
             if page["messages"] != want:
                 violations.append(f"user {u}: the {path} answer for seqs > {after} differs from the database's")
                 break
             after = page["next_after"]
             if not page["has_more"]:
                 break
-        if after < len(inbox[u]):
-            stale_at_end.append((u, len(inbox[u]) - after))
+        if _after(inbox[u], after):
+            stale_at_end.append((u, len(_after(inbox[u], after))))
     return {
         "ok": not violations,
         "violations": violations,
@@ -622,7 +633,7 @@ def _print_run(label: str, r: Dict[str, Any]) -> None:
               f"it, else after CACHE_TTL_SECONDS)", flush=True)
     if r["pass"]:
         print(f"  {'':22s} PASS: every acknowledged message is in exactly its inboxes, once; seqs gapless; "
-              f"{v['inbox_rows']} inbox rows = deliveries", flush=True)
+              f"{v['deliveries']} deliveries = inbox rows less the senders' own", flush=True)
         return
     print(f"  {'':22s} !!!!!!!! FAIL: {len(v['violations'])} violations, {r['other_5xx']} other 5xx, "
           f"{r['failed_operations']} failed operations{'' if r['fault_met'] else ', no worker met the fault'}",
